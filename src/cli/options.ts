@@ -1,0 +1,184 @@
+// Options shared by `events` and `dump`: filters, output formats, namespace.
+import { Command, Option } from 'commander';
+import { AF_INET, AF_INET6 } from '../netlink/constants.js';
+import { PROTO_NAMES } from '../conntrack/constants.js';
+import type { FlowEvent, FlowEventType } from '../conntrack/record.js';
+import { emptyFilter, type FlowFilter, type MarkMatch, type PortRange } from '../pipeline/filter.js';
+import { parseCidr, type Cidr } from '../util/ip.js';
+import { UsageError } from '../util/errors.js';
+import { formatConntrack, loadLabelMap, type ConntrackFormatOptions } from '../formats/conntrack.js';
+import { formatVyos } from '../formats/vyos.js';
+import { formatJson } from '../formats/json.js';
+import { prognameOf } from '../util/progname.js';
+
+export const FORMATS = ['conntrack', 'vyos', 'json'] as const;
+export type FormatName = (typeof FORMATS)[number];
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const list = (vals: string[] | undefined) => (vals ?? []).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
+
+export function addFilterOptions(cmd: Command, withEvents: boolean): Command {
+  if (withEvents) {
+    cmd.option('-e, --event <types>', 'event types to show: NEW,UPDATE,DESTROY or ALL (comma-separated)', 'ALL');
+  }
+  return cmd
+    .option('-f, --family <family>', 'ipv4 or ipv6 only')
+    .option('-p, --proto <proto>', 'only this layer-4 protocol: name or number (repeatable, comma-separated)', collect)
+    .option('--not-proto <proto>', 'never this protocol (repeatable)', collect)
+    .option('-s, --src <cidr>', 'original source address or CIDR (repeatable: any of them)', collect)
+    .option('-d, --dst <cidr>', 'original destination address or CIDR (repeatable)', collect)
+    .option('--not-src <cidr>', 'original source not in this address or CIDR (repeatable)', collect)
+    .option('--not-dst <cidr>', 'original destination not in this address or CIDR (repeatable)', collect)
+    .option('--port <port>', 'a port or range LO-HI on either side of either tuple (repeatable)', collect)
+    .option('--not-port <port>', 'no port of either tuple in this port or range (repeatable)', collect)
+    .option('-m, --mark <value[/mask]>', 'connection mark: (mark & mask) == value (repeatable)', collect)
+    .option('-w, --zone <zone>', 'conntrack zone (repeatable)', collect)
+    .option('--netns <name>', 'read the conntrack table of this network namespace (/run/netns/NAME or a path)')
+    .addOption(new Option('--format <format>', 'output format').choices([...FORMATS]).default('conntrack'))
+    .option('-o, --output <opts>', 'conntrack format options: extended,id,timestamp,ktimestamp,labels (comma-separated)')
+    .option('--stats', 'print counters to stderr on exit');
+}
+
+const PROTO_BY_NAME = new Map<string, number>(Object.entries(PROTO_NAMES).map(([n, name]) => [name, Number(n)]));
+PROTO_BY_NAME.set('ipv6-icmp', 58);
+
+export function parseProto(text: string, opt: string): number {
+  const t = text.toLowerCase();
+  const byName = PROTO_BY_NAME.get(t);
+  if (byName !== undefined) return byName;
+  if (/^\d{1,3}$/.test(t) && Number(t) <= 255) return Number(t);
+  throw new UsageError(`${opt}: "${text}" is not a protocol (${[...PROTO_BY_NAME.keys()].join(', ')} or a number 0-255)`);
+}
+
+function parsePort(text: string, opt: string): PortRange {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
+  const lo = m ? Number(m[1]) : NaN;
+  const hi = m ? Number(m[2] ?? m[1]) : NaN;
+  if (!m || lo > 65535 || hi > 65535 || lo > hi) {
+    throw new UsageError(`${opt}: "${text}" is not a port (0-65535) or range LO-HI`);
+  }
+  return { lo, hi };
+}
+
+function parseU32(text: string, opt: string, what: string): number {
+  const n = /^0x[0-9a-f]{1,8}$/i.test(text) ? parseInt(text, 16) : /^\d{1,10}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n > 0xffffffff) throw new UsageError(`${opt}: "${text}" is not a ${what} (0-4294967295 or 0x hex)`);
+  return n;
+}
+
+function parseMark(text: string): MarkMatch {
+  const [v, m] = text.split('/');
+  const mask = m === undefined ? 0xffffffff : parseU32(m, '--mark', 'mask');
+  const value = parseU32(v, '--mark', 'mark');
+  return { value: (value & mask) >>> 0, mask };
+}
+
+function parseCidrs(vals: string[] | undefined, opt: string): Cidr[] {
+  return list(vals).map((v) => {
+    try {
+      return parseCidr(v);
+    } catch (e) {
+      throw new UsageError(`${opt}: ${(e as Error).message}`);
+    }
+  });
+}
+
+export interface FilterCliOptions {
+  event?: string;
+  family?: string;
+  proto?: string[];
+  notProto?: string[];
+  src?: string[];
+  dst?: string[];
+  notSrc?: string[];
+  notDst?: string[];
+  port?: string[];
+  notPort?: string[];
+  mark?: string[];
+  zone?: string[];
+  netns?: string;
+  format: FormatName;
+  output?: string;
+  stats?: boolean;
+}
+
+export function buildFilter(o: FilterCliOptions): FlowFilter {
+  const f = emptyFilter();
+  if (o.event !== undefined) {
+    const types = list([o.event]).map((t) => t.toUpperCase());
+    if (!types.includes('ALL')) {
+      const ok = new Set<FlowEventType>();
+      for (const t of types) {
+        if (t !== 'NEW' && t !== 'UPDATE' && t !== 'DESTROY') {
+          throw new UsageError(`--event: "${t}" is not an event type (NEW, UPDATE, DESTROY or ALL)`);
+        }
+        ok.add(t);
+      }
+      f.events = ok;
+    }
+  }
+  if (o.family !== undefined) {
+    const fam = o.family.toLowerCase();
+    if (fam === 'ipv4' || fam === 'inet') f.family = AF_INET;
+    else if (fam === 'ipv6' || fam === 'inet6') f.family = AF_INET6;
+    else throw new UsageError(`--family: "${o.family}" is not ipv4 or ipv6`);
+  }
+  f.protos = list(o.proto).map((p) => parseProto(p, '--proto'));
+  f.notProtos = list(o.notProto).map((p) => parseProto(p, '--not-proto'));
+  f.src = parseCidrs(o.src, '--src');
+  f.dst = parseCidrs(o.dst, '--dst');
+  f.notSrc = parseCidrs(o.notSrc, '--not-src');
+  f.notDst = parseCidrs(o.notDst, '--not-dst');
+  f.ports = list(o.port).map((p) => parsePort(p, '--port'));
+  f.notPorts = list(o.notPort).map((p) => parsePort(p, '--not-port'));
+  f.marks = list(o.mark).map(parseMark);
+  f.zones = list(o.zone).map((z) => {
+    const n = parseU32(z, '--zone', 'zone');
+    if (n > 65535) throw new UsageError(`--zone: "${z}" is not a zone (0-65535)`);
+    return n;
+  });
+  if (f.family !== undefined) {
+    const want = f.family === AF_INET ? 4 : 6;
+    for (const [opt, l] of [['--src', f.src], ['--dst', f.dst], ['--not-src', f.notSrc], ['--not-dst', f.notDst]] as const) {
+      for (const c of l) {
+        if (c.family !== want) throw new UsageError(`${opt}: "${c.text}" is not an ${o.family} address`);
+      }
+    }
+  }
+  return f;
+}
+
+const OUTPUT_OPTS = ['extended', 'id', 'timestamp', 'ktimestamp', 'labels', 'xml', 'save', 'userspace'];
+
+export function buildFormatter(o: FilterCliOptions): (ev: FlowEvent) => string {
+  const out = list(o.output ? [o.output] : []);
+  for (const x of out) {
+    if (!OUTPUT_OPTS.includes(x)) {
+      throw new UsageError(`--output: "${x}" is not an output option (extended, id, timestamp, ktimestamp, labels)`);
+    }
+    if (x === 'xml' || x === 'save' || x === 'userspace') {
+      throw new UsageError(`--output: "${x}" is not supported by conntrail (use --format json for structured output)`);
+    }
+  }
+  if (out.length && o.format !== 'conntrack') {
+    throw new UsageError(`--output applies to --format conntrack only, not "${o.format}"`);
+  }
+  switch (o.format) {
+    case 'vyos':
+      return formatVyos;
+    case 'json':
+      return formatJson;
+    default: {
+      const opts: ConntrackFormatOptions = {
+        extended: out.includes('extended'),
+        id: out.includes('id'),
+        timestamp: out.includes('timestamp'),
+        ktimestamp: out.includes('ktimestamp'),
+        labelMap: out.includes('labels') ? loadLabelMap() : undefined,
+        // progname lookup reads this process's namespace's /proc/net/netlink
+        progname: o.netns ? undefined : prognameOf,
+      };
+      return (ev) => formatConntrack(ev, opts);
+    }
+  }
+}

@@ -1,0 +1,177 @@
+// ctnetlink constants, from the kernel UAPI headers
+// (linux/netfilter/nfnetlink.h, nfnetlink_conntrack.h, nf_conntrack_common.h,
+// nf_conntrack_tcp.h, nf_conntrack_sctp.h).
+
+export const NFNL_SUBSYS_CTNETLINK = 1;
+export const NFNETLINK_V0 = 0;
+export const NFGENMSG_LEN = 4;
+
+export const IPCTNL_MSG_CT_NEW = 0;
+export const IPCTNL_MSG_CT_GET = 1;
+export const IPCTNL_MSG_CT_DELETE = 2;
+
+export const CT_MSG_NEW = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
+export const CT_MSG_DELETE = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
+export const CT_MSG_GET = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+
+/** multicast groups (nfnetlink_groups) */
+export const NFNLGRP_CONNTRACK_NEW = 1;
+export const NFNLGRP_CONNTRACK_UPDATE = 2;
+export const NFNLGRP_CONNTRACK_DESTROY = 3;
+
+// enum ctattr_type
+export const CTA_TUPLE_ORIG = 1;
+export const CTA_TUPLE_REPLY = 2;
+export const CTA_STATUS = 3;
+export const CTA_PROTOINFO = 4;
+export const CTA_HELP = 5;
+export const CTA_NAT_SRC = 6;
+export const CTA_TIMEOUT = 7;
+export const CTA_MARK = 8;
+export const CTA_COUNTERS_ORIG = 9;
+export const CTA_COUNTERS_REPLY = 10;
+export const CTA_USE = 11;
+export const CTA_ID = 12;
+export const CTA_NAT_DST = 13;
+export const CTA_TUPLE_MASTER = 14;
+export const CTA_SEQ_ADJ_ORIG = 15;
+export const CTA_SEQ_ADJ_REPLY = 16;
+export const CTA_SECMARK = 17;
+export const CTA_ZONE = 18;
+export const CTA_SECCTX = 19;
+export const CTA_TIMESTAMP = 20;
+export const CTA_MARK_MASK = 21;
+export const CTA_LABELS = 22;
+export const CTA_LABELS_MASK = 23;
+export const CTA_SYNPROXY = 24;
+export const CTA_FILTER = 25;
+export const CTA_STATUS_MASK = 26;
+export const CTA_TIMESTAMP_EVENT = 27;
+
+// enum ctattr_tuple
+export const CTA_TUPLE_IP = 1;
+export const CTA_TUPLE_PROTO = 2;
+export const CTA_TUPLE_ZONE = 3;
+
+// enum ctattr_ip
+export const CTA_IP_V4_SRC = 1;
+export const CTA_IP_V4_DST = 2;
+export const CTA_IP_V6_SRC = 3;
+export const CTA_IP_V6_DST = 4;
+
+// enum ctattr_l4proto
+export const CTA_PROTO_NUM = 1;
+export const CTA_PROTO_SRC_PORT = 2;
+export const CTA_PROTO_DST_PORT = 3;
+export const CTA_PROTO_ICMP_ID = 4;
+export const CTA_PROTO_ICMP_TYPE = 5;
+export const CTA_PROTO_ICMP_CODE = 6;
+export const CTA_PROTO_ICMPV6_ID = 7;
+export const CTA_PROTO_ICMPV6_TYPE = 8;
+export const CTA_PROTO_ICMPV6_CODE = 9;
+
+// enum ctattr_protoinfo
+export const CTA_PROTOINFO_TCP = 1;
+export const CTA_PROTOINFO_DCCP = 2;
+export const CTA_PROTOINFO_SCTP = 3;
+export const CTA_PROTOINFO_TCP_STATE = 1;
+export const CTA_PROTOINFO_TCP_WSCALE_ORIGINAL = 2;
+export const CTA_PROTOINFO_TCP_WSCALE_REPLY = 3;
+export const CTA_PROTOINFO_TCP_FLAGS_ORIGINAL = 4;
+export const CTA_PROTOINFO_TCP_FLAGS_REPLY = 5;
+export const CTA_PROTOINFO_DCCP_STATE = 1;
+export const CTA_PROTOINFO_SCTP_STATE = 1;
+export const CTA_PROTOINFO_SCTP_VTAG_ORIGINAL = 2;
+export const CTA_PROTOINFO_SCTP_VTAG_REPLY = 3;
+
+// enum ctattr_counters
+export const CTA_COUNTERS_PACKETS = 1;
+export const CTA_COUNTERS_BYTES = 2;
+export const CTA_COUNTERS32_PACKETS = 3;
+export const CTA_COUNTERS32_BYTES = 4;
+
+// enum ctattr_tstamp
+export const CTA_TIMESTAMP_START = 1;
+export const CTA_TIMESTAMP_STOP = 2;
+
+export const CTA_HELP_NAME = 1;
+export const CTA_SECCTX_NAME = 1;
+
+// enum ip_conntrack_status
+export const IPS_EXPECTED = 1 << 0;
+export const IPS_SEEN_REPLY = 1 << 1;
+export const IPS_ASSURED = 1 << 2;
+export const IPS_CONFIRMED = 1 << 3;
+export const IPS_SRC_NAT = 1 << 4;
+export const IPS_DST_NAT = 1 << 5;
+export const IPS_SEQ_ADJUST = 1 << 6;
+export const IPS_SRC_NAT_DONE = 1 << 7;
+export const IPS_DST_NAT_DONE = 1 << 8;
+export const IPS_DYING = 1 << 9;
+export const IPS_FIXED_TIMEOUT = 1 << 10;
+export const IPS_TEMPLATE = 1 << 11;
+export const IPS_UNTRACKED = 1 << 12;
+export const IPS_HELPER = 1 << 13;
+export const IPS_OFFLOAD = 1 << 14;
+export const IPS_HW_OFFLOAD = 1 << 15;
+
+export const STATUS_NAMES: ReadonlyArray<readonly [number, string]> = [
+  [IPS_EXPECTED, 'EXPECTED'],
+  [IPS_SEEN_REPLY, 'SEEN_REPLY'],
+  [IPS_ASSURED, 'ASSURED'],
+  [IPS_CONFIRMED, 'CONFIRMED'],
+  [IPS_SRC_NAT, 'SRC_NAT'],
+  [IPS_DST_NAT, 'DST_NAT'],
+  [IPS_SEQ_ADJUST, 'SEQ_ADJUST'],
+  [IPS_SRC_NAT_DONE, 'SRC_NAT_DONE'],
+  [IPS_DST_NAT_DONE, 'DST_NAT_DONE'],
+  [IPS_DYING, 'DYING'],
+  [IPS_FIXED_TIMEOUT, 'FIXED_TIMEOUT'],
+  [IPS_TEMPLATE, 'TEMPLATE'],
+  [IPS_UNTRACKED, 'UNTRACKED'],
+  [IPS_HELPER, 'HELPER'],
+  [IPS_OFFLOAD, 'OFFLOAD'],
+  [IPS_HW_OFFLOAD, 'HW_OFFLOAD'],
+];
+
+export const IPPROTO_ICMP = 1;
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
+export const IPPROTO_DCCP = 33;
+export const IPPROTO_GRE = 47;
+export const IPPROTO_ICMPV6 = 58;
+export const IPPROTO_SCTP = 132;
+export const IPPROTO_UDPLITE = 136;
+
+/** protocol names as conntrack-tools prints and parses them */
+export const PROTO_NAMES: Readonly<Record<number, string>> = {
+  [IPPROTO_TCP]: 'tcp',
+  [IPPROTO_UDP]: 'udp',
+  [IPPROTO_UDPLITE]: 'udplite',
+  [IPPROTO_ICMP]: 'icmp',
+  [IPPROTO_ICMPV6]: 'icmpv6',
+  [IPPROTO_SCTP]: 'sctp',
+  [IPPROTO_GRE]: 'gre',
+  [IPPROTO_DCCP]: 'dccp',
+};
+
+export function protoName(num: number): string {
+  return PROTO_NAMES[num] ?? 'unknown';
+}
+
+/** TCP conntrack states (nf_conntrack_tcp.h; 9 was LISTEN, now SYN_SENT2) */
+export const TCP_STATES = [
+  'NONE', 'SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT',
+  'LAST_ACK', 'TIME_WAIT', 'CLOSE', 'SYN_SENT2',
+] as const;
+
+export const SCTP_STATES = [
+  'NONE', 'CLOSED', 'COOKIE_WAIT', 'COOKIE_ECHOED', 'ESTABLISHED',
+  'SHUTDOWN_SENT', 'SHUTDOWN_RECD', 'SHUTDOWN_ACK_SENT', 'HEARTBEAT_SENT',
+  'HEARTBEAT_ACKED',
+] as const;
+
+export const DCCP_STATES = [
+  'NONE', 'REQUEST', 'RESPOND', 'PARTOPEN', 'OPEN', 'CLOSEREQ', 'CLOSING',
+  'TIMEWAIT', 'IGNORE', 'INVALID',
+] as const;

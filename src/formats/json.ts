@@ -1,0 +1,68 @@
+// conntrail's own JSON line: one object per event, every decoded field.
+// Schema: docs/json-format.md.
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, STATUS_NAMES, protoName, TCP_STATES, SCTP_STATES, DCCP_STATES } from '../conntrack/constants.js';
+import type { FlowEvent, Tuple } from '../conntrack/record.js';
+import { isoMicros, isoNanos } from '../util/time.js';
+
+const EVENT: Record<string, string> = {
+  NEW: '{"event":"new"', UPDATE: '{"event":"update"', DESTROY: '{"event":"destroy"', DUMP: '{"event":"dump"',
+};
+
+function statusList(status: number): string {
+  let s = '[';
+  for (const [bit, name] of STATUS_NAMES) {
+    if (status & bit) s += (s.length > 1 ? ',"' : '"') + name + '"';
+  }
+  return s + ']';
+}
+
+function tuple(t: Tuple, proto: number, packets: number | undefined, bytes: number | undefined): string {
+  let s = '{"src":"' + t.src + '","dst":"' + t.dst + '"';
+  if (proto === IPPROTO_ICMP || proto === IPPROTO_ICMPV6) {
+    if (t.icmpType !== undefined) s += ',"type":' + t.icmpType;
+    if (t.icmpCode !== undefined) s += ',"code":' + t.icmpCode;
+    if (t.icmpId !== undefined) s += ',"id":' + t.icmpId;
+  } else {
+    if (t.sport !== undefined) s += ',"sport":' + t.sport;
+    if (t.dport !== undefined) s += ',"dport":' + t.dport;
+  }
+  if (t.zone !== undefined) s += ',"zone":' + t.zone;
+  if (packets !== undefined) s += ',"packets":' + packets;
+  if (bytes !== undefined) s += ',"bytes":' + bytes;
+  return s + '}';
+}
+
+function nsTime(name: string, ns: bigint): string {
+  return ',"' + name + '":"' + isoNanos(ns) + '","' + name + '_ns":' + ns;
+}
+
+export function formatJson(ev: FlowEvent): string {
+  let s = EVENT[ev.type];
+  s += ',"time":"' + isoMicros(ev.recvTime) + '","time_us":' + ev.recvTime;
+  s += ev.family === 2 ? ',"family":"ipv4"' : ',"family":"ipv6"';
+  s += ',"proto":"' + protoName(ev.proto) + '","proto_num":' + ev.proto;
+  if (ev.id !== undefined) s += ',"id":' + ev.id;
+  if (ev.tcpState !== undefined) s += ',"state":"' + (TCP_STATES[ev.tcpState] ?? ev.tcpState) + '"';
+  else if (ev.sctpState !== undefined) s += ',"state":"' + (SCTP_STATES[ev.sctpState] ?? ev.sctpState) + '"';
+  else if (ev.dccpState !== undefined) s += ',"state":"' + (DCCP_STATES[ev.dccpState] ?? ev.dccpState) + '"';
+  if (ev.timeout !== undefined) s += ',"timeout":' + ev.timeout;
+  s += ',"orig":' + tuple(ev.orig, ev.proto, ev.origPackets, ev.origBytes);
+  s += ',"reply":' + tuple(ev.reply, ev.proto, ev.replyPackets, ev.replyBytes);
+  if (ev.status !== undefined) s += ',"status":' + statusList(ev.status) + ',"status_bits":' + ev.status;
+  if (ev.mark !== undefined) s += ',"mark":' + ev.mark;
+  if (ev.secmark !== undefined) s += ',"secmark":' + ev.secmark;
+  if (ev.secctx !== undefined) s += ',"secctx":' + JSON.stringify(ev.secctx);
+  if (ev.zone !== undefined) s += ',"zone":' + ev.zone;
+  if (ev.use !== undefined) s += ',"use":' + ev.use;
+  if (ev.helper !== undefined) s += ',"helper":' + JSON.stringify(ev.helper);
+  if (ev.labels !== undefined) s += ',"labels":"' + Buffer.from(ev.labels).toString('hex') + '"';
+  if (ev.start !== undefined) s += nsTime('start', ev.start);
+  if (ev.stop !== undefined) s += nsTime('stop', ev.stop);
+  if (ev.start !== undefined && ev.stop !== undefined) {
+    s += ',"duration_s":' + Number(ev.stop - ev.start) / 1e9;
+  }
+  if (ev.eventTime !== undefined) s += nsTime('event_time', ev.eventTime);
+  if (ev.portid !== 0) s += ',"portid":' + ev.portid;
+  if (ev.netns !== '') s += ',"netns":' + JSON.stringify(ev.netns);
+  return s + '}';
+}

@@ -1,0 +1,67 @@
+// Loads the native addon (built by node-gyp at install into build/Release).
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeStats {
+  datagrams: number;
+  bytes: number;
+  batches: number;
+  enobufs: number;
+  truncated: number;
+  wakeups: number;
+  recvCalls: number;
+  /** the kernel's drop count for this socket (SO_MEMINFO), -1 if unknown */
+  kernelDrops: number;
+  rmemAlloc: number;
+}
+
+export interface NativeSocketOptions {
+  protocol: number;
+  netns?: string;
+  groups?: number;
+  slotSize?: number;
+  slots?: number;
+  bufferSize?: number;
+  coalesceMs?: number;
+}
+
+export interface NativeNetlinkSocket {
+  readonly portid: number;
+  readonly fd: number;
+  addMembership(group: number): void;
+  dropMembership(group: number): void;
+  setRcvbuf(bytes: number): number;
+  getRcvbuf(): number;
+  setsockoptInt(level: number, opt: number, value: number): void;
+  getsockoptInt(level: number, opt: number): number;
+  attachFilter(program: Buffer): void;
+  detachFilter(): void;
+  send(msg: Buffer): number;
+  start(onBatch: (len: number, count: number) => void, onError: (err: Error) => void): Buffer;
+  pause(): void;
+  resume(): void;
+  stats(): NativeStats;
+  close(): void;
+}
+
+interface NativeModule {
+  NetlinkSocket: new (opts: NativeSocketOptions) => NativeNetlinkSocket;
+}
+
+function findAddon(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const p = join(dir, 'build', 'Release', 'conntrail_native.node');
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
+  throw new Error('native addon not built: run "npm install" (node-gyp rebuild) in the conntrail directory');
+}
+
+let cached: NativeModule | undefined;
+export function native(): NativeModule {
+  if (!cached) cached = createRequire(import.meta.url)(findAddon()) as NativeModule;
+  return cached;
+}
