@@ -33,7 +33,8 @@ function tuple(t: Tuple, proto: number, packets: number | undefined, bytes: numb
 }
 
 function nsTime(name: string, ns: bigint): string {
-  return ',"' + name + '":"' + isoNanos(ns) + '","' + name + '_ns":' + ns;
+  // ns since the epoch exceed 2^53: a string, so every JSON parser keeps them exact
+  return ',"' + name + '":"' + isoNanos(ns) + '","' + name + '_ns":"' + ns + '"';
 }
 
 export function formatJson(ev: FlowEvent): string {
