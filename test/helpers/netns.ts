@@ -157,8 +157,12 @@ export async function waitFor(pred: () => boolean, maxMs = 10000): Promise<boole
   return pred();
 }
 
-/** Waits until a process in `ns` has a NETLINK_NETFILTER socket subscribed to conntrack groups. */
-export async function waitSubscribed(pid: number, maxMs = 10000): Promise<boolean> {
+/**
+ * Waits until process `pid` has a NETLINK_NETFILTER socket subscribed to
+ * conntrack groups. `ns`: the namespace the socket lives in, when it is not
+ * the process's own (conntrail --netns).
+ */
+export async function waitSubscribed(pid: number, maxMs = 10000, ns?: string): Promise<boolean> {
   const { readFileSync, readdirSync, readlinkSync } = await import('node:fs');
   const inodes = (p: number): Set<string> => {
     const s = new Set<string>();
@@ -185,7 +189,8 @@ export async function waitSubscribed(pid: number, maxMs = 10000): Promise<boolea
     })();
     for (const q of [pid, ...kids.map(Number)]) {
       let text = '';
-      try { text = readFileSync(`/proc/${q}/net/netlink`, 'utf8'); } catch { continue; }
+      if (ns) text = sh(['ip', 'netns', 'exec', ns, 'cat', '/proc/net/netlink'], { allowFail: true });
+      else try { text = readFileSync(`/proc/${q}/net/netlink`, 'utf8'); } catch { continue; }
       for (const line of text.split('\n').slice(1)) {
         const f = line.trim().split(/\s+/);
         if (f.length >= 10 && f[1] === '12' && f[3] !== '00000000' && ino.has(f[9])) return true;
