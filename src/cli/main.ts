@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 // conntrail: connection-tracking and flow logger.
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';

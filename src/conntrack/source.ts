@@ -51,7 +51,8 @@ export class ConntrackEventSource {
       netns: opts.netns,
       groups: 0,
       coalesceMs: opts.coalesceMs ?? 0,
-      slotSize: 16384,
+      // event messages are a few hundred bytes (a truncated one is counted)
+      slotSize: 4096,
       slots: 256,
     });
     try {

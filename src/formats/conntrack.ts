@@ -24,12 +24,14 @@ export interface ConntrackFormatOptions {
   progname?: (portid: number) => string | undefined;
 }
 
-const PREFIX: Record<string, string> = {
-  NEW: '    [NEW] ',
-  UPDATE: ' [UPDATE] ',
-  DESTROY: '[DESTROY] ',
-  DUMP: '',
-};
+function prefix(type: FlowEvent['type']): string {
+  switch (type) {
+    case 'NEW': return '    [NEW] ';
+    case 'UPDATE': return ' [UPDATE] ';
+    case 'DESTROY': return '[DESTROY] ';
+    default: return '';
+  }
+}
 
 function padRight(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
@@ -84,7 +86,7 @@ export function formatConntrack(ev: FlowEvent, o: ConntrackFormatOptions = {}): 
     const usec = us - sec * 1e6;
     s += '[' + String(sec).padStart(8, '0') + '.' + String(usec).padStart(6, '0') + ']\t';
   }
-  s += PREFIX[ev.type];
+  s += prefix(ev.type);
   if (o.extended) s += ev.family === 2 ? 'ipv4     2 ' : ev.family === 10 ? 'ipv6     10 ' : padRight('unknown', 8) + ' ' + ev.family + ' ';
   s += l4Head(ev.proto);
   if (ev.timeout !== undefined) s += ev.timeout + ' ';

@@ -4,16 +4,28 @@ import { IPPROTO_ICMP, IPPROTO_ICMPV6, STATUS_NAMES, protoName, TCP_STATES, SCTP
 import type { FlowEvent, Tuple } from '../conntrack/record.js';
 import { isoMicros, isoNanos } from '../util/time.js';
 
-const EVENT: Record<string, string> = {
-  NEW: '{"event":"new"', UPDATE: '{"event":"update"', DESTROY: '{"event":"destroy"', DUMP: '{"event":"dump"',
-};
-
-function statusList(status: number): string {
-  let s = '[';
-  for (const [bit, name] of STATUS_NAMES) {
-    if (status & bit) s += (s.length > 1 ? ',"' : '"') + name + '"';
+function head(type: FlowEvent['type']): string {
+  switch (type) {
+    case 'NEW': return '{"event":"new","time":"';
+    case 'UPDATE': return '{"event":"update","time":"';
+    case 'DESTROY': return '{"event":"destroy","time":"';
+    default: return '{"event":"dump","time":"';
   }
-  return s + ']';
+}
+
+const statusCache = new Map<number, string>();
+/** ',"status":[names],"status_bits":N', cached per value (few values occur) */
+function statusText(status: number): string {
+  let t = statusCache.get(status);
+  if (t === undefined) {
+    let s = '[';
+    for (const [bit, name] of STATUS_NAMES) {
+      if (status & bit) s += (s.length > 1 ? ',"' : '"') + name + '"';
+    }
+    t = ',"status":' + s + '],"status_bits":' + status;
+    if (statusCache.size < 4096) statusCache.set(status, t);
+  }
+  return t;
 }
 
 function tuple(t: Tuple, proto: number, packets: number | undefined, bytes: number | undefined): string {
@@ -38,8 +50,7 @@ function nsTime(name: string, ns: bigint): string {
 }
 
 export function formatJson(ev: FlowEvent): string {
-  let s = EVENT[ev.type];
-  s += ',"time":"' + isoMicros(ev.recvTime) + '","time_us":' + ev.recvTime;
+  let s = head(ev.type) + isoMicros(ev.recvTime) + '","time_us":' + ev.recvTime;
   s += ev.family === 2 ? ',"family":"ipv4"' : ',"family":"ipv6"';
   s += ',"proto":"' + protoName(ev.proto) + '","proto_num":' + ev.proto;
   if (ev.id !== undefined) s += ',"id":' + ev.id;
@@ -49,7 +60,7 @@ export function formatJson(ev: FlowEvent): string {
   if (ev.timeout !== undefined) s += ',"timeout":' + ev.timeout;
   s += ',"orig":' + tuple(ev.orig, ev.proto, ev.origPackets, ev.origBytes);
   s += ',"reply":' + tuple(ev.reply, ev.proto, ev.replyPackets, ev.replyBytes);
-  if (ev.status !== undefined) s += ',"status":' + statusList(ev.status) + ',"status_bits":' + ev.status;
+  if (ev.status !== undefined) s += statusText(ev.status);
   if (ev.mark !== undefined) s += ',"mark":' + ev.mark;
   if (ev.secmark !== undefined) s += ',"secmark":' + ev.secmark;
   if (ev.secctx !== undefined) s += ',"secctx":' + JSON.stringify(ev.secctx);

@@ -1,8 +1,20 @@
 // IP address text <-> bytes, as inet_ntop/inet_pton do it, and CIDRs.
 import { isIPv4, isIPv6 } from 'node:net';
 
+// Recently seen IPv4 addresses keep their text: a flood of events mostly
+// repeats a small set of addresses, and building the text is the costly part.
+const V4_CACHE_MAX = 1 << 16;
+let v4cache = new Map<number, string>();
+
 export function ipv4ToString(b: Uint8Array, o: number): string {
-  return b[o] + '.' + b[o + 1] + '.' + b[o + 2] + '.' + b[o + 3];
+  const key = ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+  let s = v4cache.get(key);
+  if (s === undefined) {
+    s = b[o] + '.' + b[o + 1] + '.' + b[o + 2] + '.' + b[o + 3];
+    if (v4cache.size >= V4_CACHE_MAX) v4cache = new Map();
+    v4cache.set(key, s);
+  }
+  return s;
 }
 
 /** IPv6 text exactly as glibc's inet_ntop writes it (RFC 5952 style). */

@@ -1,26 +1,24 @@
-// Buffered line output to a file descriptor with synchronous writes: one
-// write per batch, nothing held back when the process exits.
+// Buffered line output to a file descriptor with synchronous writes: lines
+// are concatenated and written once per batch (or every 256 KiB), so
+// nothing is held back when the process exits.
 import { writeSync } from 'node:fs';
 
 export class ClosedOutputError extends Error {}
 
 export class LineWriter {
-  private parts: string[] = [];
-  private size = 0;
+  private pending = '';
 
   constructor(private readonly fd: number, private readonly highWater = 256 * 1024) {}
 
   line(s: string): void {
-    this.parts.push(s);
-    this.size += s.length + 1;
-    if (this.size >= this.highWater) this.flush();
+    this.pending += s + '\n';
+    if (this.pending.length >= this.highWater) this.flush();
   }
 
   flush(): void {
-    if (this.parts.length === 0) return;
-    const data = Buffer.from(this.parts.join('\n') + '\n');
-    this.parts = [];
-    this.size = 0;
+    if (this.pending.length === 0) return;
+    const data = Buffer.from(this.pending);
+    this.pending = '';
     let off = 0;
     while (off < data.length) {
       try {

@@ -23,11 +23,23 @@ export function isoMicros(us: number): string {
   return isoPrefix + String(us - sec * 1e6).padStart(6, '0') + 'Z';
 }
 
+const secPrefix = new Map<number, string>();
+/** "YYYY-MM-DDTHH:MM:SS." for an epoch second, from a small cache */
+function prefixOf(sec: number): string {
+  let p = secPrefix.get(sec);
+  if (p === undefined) {
+    if (secPrefix.size > 4096) secPrefix.clear();
+    p = new Date(sec * 1000).toISOString().slice(0, 19) + '.';
+    secPrefix.set(sec, p);
+  }
+  return p;
+}
+
 /** ISO 8601 UTC with nanoseconds from a ns bigint. */
 export function isoNanos(ns: bigint): string {
   const sec = ns / 1000000000n;
-  const frac = ns - sec * 1000000000n;
-  return new Date(Number(sec) * 1000).toISOString().slice(0, 19) + '.' + String(frac).padStart(9, '0') + 'Z';
+  const frac = Number(ns - sec * 1000000000n);
+  return prefixOf(Number(sec)) + String(frac).padStart(9, '0') + 'Z';
 }
 
 /** Current time in µs since the epoch. */

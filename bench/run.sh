@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs conntrail through the shared conntrack-logger benchmark
+# (../shared/bench, see its README) at the given rates, beside any peers.
+#
+# usage: bench/run.sh [--rates "20000 35000"] [--duration 10] [--mode syn]
+#                     [--formats "conntrack json"] [--peers "conntrack-E ..."]
+#                     [--results FILE] [-- extra run.sh arguments]
+# conntrail runs with its defaults (16 MiB buffer, 1 ms batch delay), writing
+# to $CTB_OUT; its event subscription is NEW,DESTROY like the peers'.
+# CONNTRAIL_ARGS adds options to its command line (experiments).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+BENCH=${CTB_BENCH_DIR:-$ROOT/../shared/bench}
+RATES="20000 35000"
+DURATION=10
+MODE=syn
+FORMATS="conntrack json"
+PEERS=""
+RESULTS=/tmp/bench/conntrail-$(date +%Y%m%d-%H%M%S).jsonl
+EXTRA=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --rates) RATES=$2; shift 2 ;;
+        --duration) DURATION=$2; shift 2 ;;
+        --mode) MODE=$2; shift 2 ;;
+        --formats) FORMATS=$2; shift 2 ;;
+        --peers) PEERS=$2; shift 2 ;;
+        --results) RESULTS=$2; shift 2 ;;
+        --) shift; EXTRA=("$@"); break ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+[ -f "$ROOT/dist/src/cli/main.js" ] || { echo "bench/run.sh: build first (bash scripts/install.sh)" >&2; exit 1; }
+mkdir -p /tmp/bench
+CLI="$ROOT/dist/src/cli/main.js"   # its shebang carries the V8 flags
+for rate in $RATES; do
+    for fmt in $FORMATS; do
+        case $fmt in
+            conntrack) COUNT='$CTB_BENCH/lib/count-lines.sh $CTB_OUT "\[NEW\]" "\[UPDATE\]" "\[DESTROY\]"' ;;
+            json) COUNT='$CTB_BENCH/lib/count-lines.sh $CTB_OUT "\"event\":\"new\"" "\"event\":\"update\"" "\"event\":\"destroy\""' ;;
+            vyos) COUNT='$CTB_BENCH/lib/count-lines.sh $CTB_OUT "^\[NEW\]" "^\[UPDATE\]" "^\[DESTROY\]"' ;;
+            *) echo "bench/run.sh: unknown format $fmt" >&2; exit 2 ;;
+        esac
+        "$BENCH/run.sh" --name "conntrail-$fmt" --mode "$MODE" --rate "$rate" --duration "$DURATION" \
+            --logger "exec $CLI events -e NEW,DESTROY --format $fmt ${CONNTRAIL_ARGS:-} > \$CTB_OUT" \
+            --count-cmd "$COUNT" --results "$RESULTS" "${EXTRA[@]}"
+    done
+done
+if [ -n "$PEERS" ]; then
+    "$BENCH/peers.sh" --rates "$RATES" --duration "$DURATION" --mode "$MODE" --peers "$PEERS" --results "$RESULTS" -- "${EXTRA[@]}"
+fi
+python3 "$BENCH/lib/report.py" "$RESULTS"
