@@ -30,7 +30,17 @@ const u16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
 const be16 = (b: Uint8Array, o: number) => (b[o] << 8) | b[o + 1];
 const be32 = (b: Uint8Array, o: number) => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 const be64n = (b: Uint8Array, o: number) => be32(b, o) * 4294967296 + be32(b, o + 4);
-const be64 = (b: Uint8Array, o: number) => (BigInt(be32(b, o)) << 32n) | BigInt(be32(b, o + 4));
+// 64-bit timestamps through a DataView over the (reused) receive buffer:
+// one bigint allocation instead of four.
+let dvBuf: ArrayBufferLike | undefined;
+let dv: DataView | undefined;
+function be64(b: Uint8Array, o: number): bigint {
+  if (b.buffer !== dvBuf) {
+    dvBuf = b.buffer;
+    dv = new DataView(b.buffer);
+  }
+  return dv!.getBigUint64(b.byteOffset + o);
+}
 const u32 = (b: Uint8Array, o: number) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
 
 function need(len: number, n: number): void {
@@ -41,7 +51,9 @@ function cstring(b: Uint8Array, o: number, len: number): string {
   let end = o;
   const max = o + len;
   while (end < max && b[end] !== 0) end++;
-  return Buffer.from(b.buffer, b.byteOffset + o, end - o).toString('utf8');
+  // one char per byte: printed back byte for byte (as conntrack does);
+  // formats that need Unicode (JSON) reinterpret it as UTF-8
+  return Buffer.from(b.buffer, b.byteOffset + o, end - o).toString('latin1');
 }
 
 function decodeIp(b: Uint8Array, start: number, end: number, t: Tuple): void {

@@ -2,7 +2,7 @@
 // Schema: docs/json-format.md.
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, STATUS_NAMES, protoName, TCP_STATES, SCTP_STATES, DCCP_STATES } from '../conntrack/constants.js';
 import type { FlowEvent, Tuple } from '../conntrack/record.js';
-import { isoMicros, isoNanos } from '../util/time.js';
+import { isoMicros, isoNanos, isoPrefix } from '../util/time.js';
 
 function head(type: FlowEvent['type']): string {
   switch (type) {
@@ -44,15 +44,54 @@ function tuple(t: Tuple, proto: number, packets: number | undefined, bytes: numb
   return s + '}';
 }
 
+/**
+ * A JSON string in pure ASCII. Kernel strings (helper, secctx) arrive one
+ * char per byte: read them as the UTF-8 they are.
+ */
+function jsonStr(s: string, kernelBytes = false): string {
+  const u = kernelBytes ? Buffer.from(s, 'latin1').toString('utf8') : s;
+  return JSON.stringify(u).replace(/[\u007f-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+}
+
+/** "<iso>","<name>_ns":"<ns>" from the decimal digits, without bigint arithmetic */
 function nsTime(name: string, ns: bigint): string {
+  const d = ns.toString();
+  if (d.length > 9 && d.length <= 19) {
+    return ',"' + name + '":"' + isoPrefix(Number(d.slice(0, -9))) + d.slice(-9) + 'Z","' + name + '_ns":"' + d + '"';
+  }
+  return nsTimeSlow(name, ns);
+}
+
+function nsTimeSlow(name: string, ns: bigint): string {
   // ns since the epoch exceed 2^53: a string, so every JSON parser keeps them exact
   return ',"' + name + '":"' + isoNanos(ns) + '","' + name + '_ns":"' + ns + '"';
 }
 
+// the receive time is the same for every event of a batch
+let lastRecv = -1;
+let lastRecvText = '';
+function recvText(us: number): string {
+  if (us !== lastRecv) {
+    lastRecv = us;
+    lastRecvText = isoMicros(us) + '","time_us":' + us;
+  }
+  return lastRecvText;
+}
+
+const familyProto: string[] = [];
+function familyProtoText(family: number, proto: number): string {
+  const k = (family << 8) | proto;
+  let t = familyProto[k];
+  if (t === undefined) {
+    t = (family === 2 ? ',"family":"ipv4"' : family === 10 ? ',"family":"ipv6"' : ',"family":' + family) +
+      ',"proto":"' + protoName(proto) + '","proto_num":' + proto;
+    familyProto[k] = t;
+  }
+  return t;
+}
+
 export function formatJson(ev: FlowEvent): string {
-  let s = head(ev.type) + isoMicros(ev.recvTime) + '","time_us":' + ev.recvTime;
-  s += ev.family === 2 ? ',"family":"ipv4"' : ',"family":"ipv6"';
-  s += ',"proto":"' + protoName(ev.proto) + '","proto_num":' + ev.proto;
+  let s = head(ev.type) + recvText(ev.recvTime) + familyProtoText(ev.family, ev.proto);
   if (ev.id !== undefined) s += ',"id":' + ev.id;
   if (ev.tcpState !== undefined) s += ',"state":"' + (TCP_STATES[ev.tcpState] ?? ev.tcpState) + '"';
   else if (ev.sctpState !== undefined) s += ',"state":"' + (SCTP_STATES[ev.sctpState] ?? ev.sctpState) + '"';
@@ -63,10 +102,10 @@ export function formatJson(ev: FlowEvent): string {
   if (ev.status !== undefined) s += statusText(ev.status);
   if (ev.mark !== undefined) s += ',"mark":' + ev.mark;
   if (ev.secmark !== undefined) s += ',"secmark":' + ev.secmark;
-  if (ev.secctx !== undefined) s += ',"secctx":' + JSON.stringify(ev.secctx);
+  if (ev.secctx !== undefined) s += ',"secctx":' + jsonStr(ev.secctx, true);
   if (ev.zone !== undefined) s += ',"zone":' + ev.zone;
   if (ev.use !== undefined) s += ',"use":' + ev.use;
-  if (ev.helper !== undefined) s += ',"helper":' + JSON.stringify(ev.helper);
+  if (ev.helper !== undefined) s += ',"helper":' + jsonStr(ev.helper, true);
   if (ev.labels !== undefined) s += ',"labels":"' + Buffer.from(ev.labels).toString('hex') + '"';
   if (ev.start !== undefined) s += nsTime('start', ev.start);
   if (ev.stop !== undefined) s += nsTime('stop', ev.stop);
@@ -75,6 +114,6 @@ export function formatJson(ev: FlowEvent): string {
   }
   if (ev.eventTime !== undefined) s += nsTime('event_time', ev.eventTime);
   if (ev.portid !== 0) s += ',"portid":' + ev.portid;
-  if (ev.netns !== '') s += ',"netns":' + JSON.stringify(ev.netns);
+  if (ev.netns !== '') s += ',"netns":' + jsonStr(ev.netns);
   return s + '}';
 }

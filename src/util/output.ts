@@ -1,6 +1,7 @@
 // Buffered line output to a file descriptor with synchronous writes: lines
 // are concatenated and written once per batch (or every 256 KiB), so
-// nothing is held back when the process exits.
+// nothing is held back when the process exits. Every char of a line must be
+// < 256 (one byte each): the formats guarantee it.
 import { writeSync } from 'node:fs';
 
 export class ClosedOutputError extends Error {}
@@ -17,7 +18,9 @@ export class LineWriter {
 
   flush(): void {
     if (this.pending.length === 0) return;
-    const data = Buffer.from(this.pending);
+    // Lines are one byte per char by contract (formats write ASCII, and
+    // kernel strings hold one char per byte): latin1 copies them straight.
+    const data = Buffer.from(this.pending, 'latin1');
     this.pending = '';
     let off = 0;
     while (off < data.length) {

@@ -11,21 +11,9 @@ export function ctime(epochSec: number): string {
     p2(d.getHours()) + ':' + p2(d.getMinutes()) + ':' + p2(d.getSeconds()) + ' ' + d.getFullYear();
 }
 
-let isoSec = -1;
-let isoPrefix = '';
-/** ISO 8601 UTC with microseconds: 2026-11-23T19:39:37.123456Z */
-export function isoMicros(us: number): string {
-  const sec = Math.floor(us / 1e6);
-  if (sec !== isoSec) {
-    isoSec = sec;
-    isoPrefix = new Date(sec * 1000).toISOString().slice(0, 19) + '.';
-  }
-  return isoPrefix + String(us - sec * 1e6).padStart(6, '0') + 'Z';
-}
-
 const secPrefix = new Map<number, string>();
 /** "YYYY-MM-DDTHH:MM:SS." for an epoch second, from a small cache */
-function prefixOf(sec: number): string {
+export function isoPrefix(sec: number): string {
   let p = secPrefix.get(sec);
   if (p === undefined) {
     if (secPrefix.size > 4096) secPrefix.clear();
@@ -35,11 +23,17 @@ function prefixOf(sec: number): string {
   return p;
 }
 
+/** ISO 8601 UTC with microseconds: 2026-11-23T19:39:37.123456Z */
+export function isoMicros(us: number): string {
+  const sec = Math.floor(us / 1e6);
+  return isoPrefix(sec) + String(us - sec * 1e6).padStart(6, '0') + 'Z';
+}
+
 /** ISO 8601 UTC with nanoseconds from a ns bigint. */
 export function isoNanos(ns: bigint): string {
   const sec = ns / 1000000000n;
   const frac = Number(ns - sec * 1000000000n);
-  return prefixOf(Number(sec)) + String(frac).padStart(9, '0') + 'Z';
+  return isoPrefix(Number(sec)) + String(frac).padStart(9, '0') + 'Z';
 }
 
 /** Current time in µs since the epoch. */
