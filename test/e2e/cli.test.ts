@@ -9,7 +9,7 @@ import { CONNTRAIL } from '../helpers/cli.js';
 
 const lines = (s: string) => s.split('\n').filter(Boolean);
 
-describe('conntrail events: operation', () => {
+describe('conntrail events: operation', { timeout: 180_000 }, () => {
   const t = new Topology('cl');
   before(() => t.up());
   after(() => t.down());

@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ADDR, collect, Topology, waitFor, waitSubscribed } from '../helpers/netns.js';
-import { gre, ping, reapExpired, sctp, shortTimeouts, tcp, udp } from '../helpers/traffic.js';
+import { gre, ping, rawProto, reapExpired, sctp, shortTimeouts, tcp, udp } from '../helpers/traffic.js';
 import { CONNTRAIL } from '../helpers/cli.js';
 
 const env = { ...process.env, TZ: 'UTC' };
@@ -31,9 +31,11 @@ async function allTraffic(t: Topology): Promise<void> {
   sctp(t, 5000, 6000);
   await tcp(t, 8080, false, 'dnat\n', ADDR.rtrIn, 80);
   await udp(t, 7777, false, false);
+  rawProto(t, 33); // DCCP: tracked by the generic tracker on this kernel
+  rawProto(t, 253); // a number no tracker knows
 }
 
-describe('conntrail events vs conntrack -E', () => {
+describe('conntrail events vs conntrack -E', { timeout: 180_000 }, () => {
   const t = new Topology('ev');
   before(() => { t.up({ nft: rules(t) }); shortTimeouts(t); });
   after(() => t.down());
@@ -57,7 +59,7 @@ describe('conntrail events vs conntrack -E', () => {
 
     const expected = lines(r.out());
     assert.ok(expected.length >= 30, `conntrack saw ${expected.length} events`);
-    for (const proto of ['tcp', 'udp', 'icmp ', 'icmpv6', 'gre', 'sctp']) {
+    for (const proto of ['tcp', 'udp', 'icmp ', 'icmpv6', 'gre', 'sctp', 'dccp', 'unknown  253']) {
       assert.ok(expected.some((l) => l.includes(` ${proto}`)), `traffic covered ${proto}`);
     }
     assert.ok(expected.some((l) => l.includes('zone=5') && l.includes('mark=16')));

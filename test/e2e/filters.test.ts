@@ -50,7 +50,7 @@ const CASES: Record<string, Case> = {
   'proto tcp, user space only': { args: ['-p', 'tcp', '--no-kernel-filter'], want: (p) => p.proto === 'tcp', kernel: false },
 };
 
-describe('filters', () => {
+describe('filters', { timeout: 180_000 }, () => {
   const t = new Topology('fl');
   before(() => {
     t.up({

@@ -112,12 +112,17 @@ export class Topology {
     return child;
   }
 
-  /** Stops a process started with spawn() and waits for it to exit. */
+  /**
+   * Stops a process started with spawn() and waits for it to exit; one that
+   * ignores the signal for 10 s is killed (and the caller sees exit null).
+   */
   async stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
     const exited = once(child, 'exit');
     child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     const [code] = await exited;
+    clearTimeout(timer);
     return code as number | null;
   }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sends one raw GRE or SCTP-INIT packet (for protocols this kernel has no
 sockets or tunnels for; conntrack on the router still tracks them).
-usage: rawsend.py gre DST [KEY] | rawsend.py sctp DST SPORT DPORT"""
+usage: rawsend.py gre DST | rawsend.py sctp DST SPORT DPORT | rawsend.py proto DST NUM"""
 import socket
 import struct
 import sys
@@ -28,6 +28,10 @@ def main():
         init = struct.pack('!BBHIIHHI', 1, 0, 20, 0x11223344, 65535, 1, 1, 0x01020304)
         crc = crc32c(struct.pack('!HHII', sport, dport, 0, 0) + init)
         s.sendto(struct.pack('!HHI', sport, dport, 0) + struct.pack('<I', crc) + init, (dst, 0))
+    elif kind == 'proto':
+        # any IP protocol number, 8 bytes of payload (conntrack's generic tracker)
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, int(sys.argv[3]))
+        s.sendto(struct.pack('!HHHH', 4000, 5000, 8, 0), (dst, 0))
     else:
         sys.exit('unknown kind ' + kind)
 

@@ -27,6 +27,11 @@ export function gre(t: Topology): void {
   t.exec(t.cli, ['python3', RAW_SENDER, 'gre', ADDR.srv]);
 }
 
+/** One raw packet of any IP protocol number (DCCP 33, or one no tracker knows). */
+export function rawProto(t: Topology, proto: number): void {
+  t.exec(t.cli, ['python3', RAW_SENDER, 'proto', ADDR.srv, String(proto)]);
+}
+
 export function sctp(t: Topology, sport: number, dport: number): void {
   t.exec(t.cli, ['python3', RAW_SENDER, 'sctp', ADDR.srv, String(sport), String(dport)]);
 }

@@ -1,0 +1,60 @@
+// --format vyos side by side with VyOS's own conntrack logger
+// (vyos-conntrack-logger, rebuilt from the reference copy in
+// ../shared/reference by ../shared/bench/peers/vyos/prepare.py, running on
+// Debian's python3-pyroute2) on the same traffic.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { collect, sh, Topology, waitFor, waitSubscribed } from '../helpers/netns.js';
+import { gre, ping, rawProto, reapExpired, sctp, shortTimeouts, tcp, udp } from '../helpers/traffic.js';
+import { CONNTRAIL } from '../helpers/cli.js';
+
+const SHARED = join(process.cwd(), '..', 'shared');
+const PREPARE = join(SHARED, 'bench', 'peers', 'vyos', 'prepare.py');
+const SOURCE = join(SHARED, 'reference', '000_120ff0aaa19cf175.txt');
+const lines = (s: string) => s.split('\n').filter((l) => l.startsWith('['));
+
+describe('vyos format vs vyos-conntrack-logger', { skip: !existsSync(PREPARE) && 'no ../shared/bench beside the project', timeout: 120_000 }, () => {
+  const t = new Topology('vy');
+  const dir = mkdtempSync(join(tmpdir(), 'conntrail-vyos-'));
+  before(() => {
+    sh(['/usr/bin/python3', PREPARE, SOURCE, dir]);
+    writeFileSync(join(dir, 'all.json'), JSON.stringify({ event: { new: {}, update: {}, destroy: {} }, queue_size: 10000, log_level: 'info' }));
+    t.up();
+    shortTimeouts(t);
+  });
+  after(() => { t.down(); rmSync(dir, { recursive: true, force: true }); });
+
+  it('logs the same lines for the same events (counters aside, which VyOS drops)', async () => {
+    const ref = t.spawn(t.rtr, ['env', `PYTHONPATH=${join(dir, 'pylib')}`, '/usr/bin/python3',
+      join(dir, 'vyos-conntrack-logger'), '-c', join(dir, 'all.json')]);
+    const ours = t.spawn(t.rtr, [...CONNTRAIL, 'events', '--format', 'vyos']);
+    const [r, c] = [ref, ours].map(collect);
+    assert.ok(await waitSubscribed(ours.pid!));
+    // the VyOS logger subscribes from its main process, then forks workers
+    assert.ok(await waitFor(() => /listening for messages/.test(r.err())), r.err());
+
+    await tcp(t, 8080);
+    await udp(t, 5353);
+    await tcp(t, 8081, true);
+    ping(t);
+    ping(t, true);
+    gre(t);
+    sctp(t, 5000, 6000);
+    rawProto(t, 253);
+    await reapExpired(t);
+    await waitFor(() => lines(c.out()).length >= 20 && lines(r.err()).length >= lines(c.out()).length);
+    await t.stop(ref);
+    await t.stop(ours);
+    await Promise.all([r.done, c.done]);
+
+    const theirs = lines(r.err());
+    const mine = lines(c.out());
+    assert.ok(mine.length >= 20, `${mine.length} events`);
+    assert.ok(mine.some((l) => / packets=\d+ bytes=\d+ /.test(l)), 'conntrail prints the counters');
+    // VyOS runs one worker per CPU, so its order can differ: compare sorted
+    assert.deepEqual(mine.map((l) => l.replace(/ packets=\d+ bytes=\d+/g, '')).sort(), [...theirs].sort());
+  });
+});
