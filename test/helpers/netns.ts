@@ -105,8 +105,9 @@ export class Topology {
 
   /** Starts a command in a namespace; killed by PID in down(). */
   spawn(ns: string, cmd: string[], opts: { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+    // its own process group, so down() can remove whatever it forked too
     const child = spawn('ip', ['netns', 'exec', ns, ...cmd], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, detached: true,
     });
     this.procs.push(child);
     return child;
@@ -128,8 +129,8 @@ export class Topology {
 
   down(): void {
     for (const c of this.procs) {
-      if (c.exitCode === null && c.signalCode === null && c.pid) {
-        try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ }
+      if (c.pid) {
+        try { process.kill(-c.pid, 'SIGKILL'); } catch { /* group gone */ }
       }
     }
     this.procs = [];
