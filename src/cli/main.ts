@@ -42,5 +42,6 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-process.on('uncaughtException', (e) => fail(`internal error: ${e?.stack ?? e}`, 70));
+// A bug still ends with one line; CONNTRAIL_DEBUG=1 shows where it happened.
+process.on('uncaughtException', (e) => fail(`internal error: ${process.env.CONNTRAIL_DEBUG ? e?.stack : e?.message ?? e}`, 70));
 await main(process.argv);

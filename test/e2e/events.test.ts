@@ -2,42 +2,16 @@
 // the same namespace and the same traffic: the same events, the same lines.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADDR, collect, Topology, waitFor, waitSubscribed } from '../helpers/netns.js';
-import { gre, ping, rawProto, reapExpired, sctp, shortTimeouts, tcp, udp } from '../helpers/traffic.js';
+import { collect, Topology, waitFor, waitSubscribed } from '../helpers/netns.js';
+import { mixedRules, mixedTraffic, reapExpired, shortTimeouts, udp } from '../helpers/traffic.js';
 import { CONNTRAIL } from '../helpers/cli.js';
 
 const env = { ...process.env, TZ: 'UTC' };
 const lines = (s: string) => s.split('\n').filter(Boolean);
 
-function rules(t: Topology): string {
-  return `table inet ctt {
-  chain prerouting { type nat hook prerouting priority -100; ip daddr ${ADDR.rtrIn} tcp dport 80 dnat ip to ${ADDR.srv}:8080; }
-  chain forward { type filter hook forward priority 0; policy accept; udp dport 7777 ct mark set 0x10; }
-  chain postrouting { type nat hook postrouting priority 100; oifname "${t.prefix}r1" masquerade; }
-}
-table ip ctz {
-  chain pre { type filter hook prerouting priority -300; udp dport 7777 ct zone set 5; }
-}`;
-}
-
-async function allTraffic(t: Topology): Promise<void> {
-  await tcp(t, 8080);
-  await tcp(t, 8081, true);
-  await udp(t, 5353);
-  await udp(t, 5354, true);
-  ping(t);
-  ping(t, true);
-  gre(t);
-  sctp(t, 5000, 6000);
-  await tcp(t, 8080, false, 'dnat\n', ADDR.rtrIn, 80);
-  await udp(t, 7777, false, false);
-  rawProto(t, 33); // DCCP: tracked by the generic tracker on this kernel
-  rawProto(t, 253); // a number no tracker knows
-}
-
 describe('conntrail events vs conntrack -E', { timeout: 180_000 }, () => {
   const t = new Topology('ev');
-  before(() => { t.up({ nft: rules(t) }); shortTimeouts(t); });
+  before(() => { t.up({ nft: mixedRules(t) }); shortTimeouts(t); });
   after(() => t.down());
 
   it('prints the same lines for every event (tcp, udp, icmp, v4, v6, gre, sctp, NAT, zone, mark)', async () => {
@@ -50,7 +24,7 @@ describe('conntrail events vs conntrack -E', { timeout: 180_000 }, () => {
     const [r, c, j, v, s] = [ref, ours, json, vyos, stamped].map(collect);
     for (const p of [ref, ours, json, vyos, stamped]) assert.ok(await waitSubscribed(p.pid!), 'listener subscribed');
 
-    await allTraffic(t);
+    await mixedTraffic(t);
     await reapExpired(t);
     const want = () => lines(r.out()).length;
     await waitFor(() => want() >= 30 && [c, j, v, s].every((x) => lines(x.out()).length >= want()));
@@ -109,7 +83,7 @@ describe('conntrail events vs conntrack -E', { timeout: 180_000 }, () => {
 
   it('dump prints what conntrack -L prints', async () => {
     t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_timestamp': '0', 'net.netfilter.nf_conntrack_udp_timeout': '60', 'net.netfilter.nf_conntrack_icmp_timeout': '60', 'net.netfilter.nf_conntrack_icmpv6_timeout': '60', 'net.netfilter.nf_conntrack_tcp_timeout_time_wait': '60', 'net.netfilter.nf_conntrack_gre_timeout': '60', 'net.netfilter.nf_conntrack_sctp_timeout_closed': '60' });
-    await allTraffic(t);
+    await mixedTraffic(t);
     // Timeouts count down per entry, each on its own sub-second phase: the
     // two reads can differ by one tick. Compare with the timeout masked, and
     // the timeouts entry by entry within one tick.

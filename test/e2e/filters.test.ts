@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { ADDR, collect, Topology, waitFor, waitSubscribed } from '../helpers/netns.js';
-import { gre, ping, reapExpired, sctp, shortTimeouts, tcp, udp } from '../helpers/traffic.js';
+import { mixedRules, mixedTraffic, reapExpired, shortTimeouts } from '../helpers/traffic.js';
 import { CONNTRAIL } from '../helpers/cli.js';
 
 const lines = (s: string) => s.split('\n').filter(Boolean);
@@ -53,16 +53,7 @@ const CASES: Record<string, Case> = {
 describe('filters', { timeout: 180_000 }, () => {
   const t = new Topology('fl');
   before(() => {
-    t.up({
-      nft: `table inet ctt {
-  chain prerouting { type nat hook prerouting priority -100; ip daddr ${ADDR.rtrIn} tcp dport 80 dnat ip to ${ADDR.srv}:8080; }
-  chain forward { type filter hook forward priority 0; policy accept; udp dport 7777 ct mark set 0x10; }
-  chain postrouting { type nat hook postrouting priority 100; oifname "${t.prefix}r1" masquerade; }
-}
-table ip ctz {
-  chain pre { type filter hook prerouting priority -300; udp dport 7777 ct zone set 5; }
-}`,
-    });
+    t.up({ nft: mixedRules(t) });
     shortTimeouts(t);
   });
   after(() => t.down());
@@ -77,16 +68,7 @@ table ip ctz {
     }
     for (const p of [ref, ...procs.map((x) => x[1])]) assert.ok(await waitSubscribed(p.pid!), 'subscribed');
 
-    await tcp(t, 8080);
-    await tcp(t, 8081, true);
-    await udp(t, 5353);
-    await udp(t, 5354, true);
-    ping(t);
-    ping(t, true);
-    gre(t);
-    sctp(t, 5000, 6000);
-    await tcp(t, 8080, false, 'dnat\n', ADDR.rtrIn, 80);
-    await udp(t, 7777, false, false);
+    await mixedTraffic(t);
     await reapExpired(t);
 
     const all = () => lines(r.out());

@@ -62,3 +62,34 @@ export async function reapExpired(t: Topology): Promise<void> {
   await new Promise((r) => setTimeout(r, 2200));
   t.exec(t.rtr, ['conntrack', '-L'], { allowFail: true });
 }
+
+/**
+ * The router ruleset most end-to-end tests use: masquerade out, a DNAT port
+ * forward (router:80 -> server:8080), and mark 0x10 + zone 5 on UDP to 7777.
+ */
+export function mixedRules(t: Topology): string {
+  return `table inet ctt {
+  chain prerouting { type nat hook prerouting priority -100; ip daddr ${ADDR.rtrIn} tcp dport 80 dnat ip to ${ADDR.srv}:8080; }
+  chain forward { type filter hook forward priority 0; policy accept; udp dport 7777 ct mark set 0x10; }
+  chain postrouting { type nat hook postrouting priority 100; oifname "${t.prefix}r1" masquerade; }
+}
+table ip ctz {
+  chain pre { type filter hook prerouting priority -300; udp dport 7777 ct zone set 5; }
+}`;
+}
+
+/** One flow of each kind: tcp, udp, icmp (v4 and v6), gre, sctp, DNAT, zone+mark, DCCP, an unknown protocol. */
+export async function mixedTraffic(t: Topology): Promise<void> {
+  await tcp(t, 8080);
+  await tcp(t, 8081, true);
+  await udp(t, 5353);
+  await udp(t, 5354, true);
+  ping(t);
+  ping(t, true);
+  gre(t);
+  sctp(t, 5000, 6000);
+  await tcp(t, 8080, false, 'dnat\n', ADDR.rtrIn, 80);
+  await udp(t, 7777, false, false);
+  rawProto(t, 33); // DCCP: tracked by the generic tracker on this kernel
+  rawProto(t, 253); // a number no tracker knows
+}
