@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-pkgs=(conntrack nftables iproute2 ncat iputils-ping python3 python3-pyroute2 g++ make util-linux procps)
+pkgs=(conntrack ulogd2 ulogd2-json nftables iproute2 ncat iputils-ping python3 python3-pyroute2 g++ make util-linux procps)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

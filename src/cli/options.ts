@@ -9,9 +9,10 @@ import { UsageError } from '../util/errors.js';
 import { formatConntrack, loadLabelMap, type ConntrackFormatOptions } from '../formats/conntrack.js';
 import { formatVyos } from '../formats/vyos.js';
 import { formatJson } from '../formats/json.js';
+import { formatLogemu, formatUlogdJson, shortHostname } from '../formats/ulogd.js';
 import { prognameOf } from '../util/progname.js';
 
-export const FORMATS = ['conntrack', 'vyos', 'json'] as const;
+export const FORMATS = ['conntrack', 'vyos', 'json', 'logemu', 'ulogd-json'] as const;
 export type FormatName = (typeof FORMATS)[number];
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -36,6 +37,8 @@ export function addFilterOptions(cmd: Command, withEvents: boolean): Command {
     .option('--netns <name>', 'read the conntrack table of this network namespace (/run/netns/NAME or a path)')
     .addOption(new Option('--format <format>', 'output format').choices([...FORMATS]).default('conntrack'))
     .option('-o, --output <opts>', 'conntrack format options: extended,id,timestamp,ktimestamp,labels (comma-separated)')
+    .option('--ulogd-device <name>', 'ulogd-json: the "dvc" value, as ulogd\'s JSON device option', 'Netfilter')
+    .option('--ulogd-eventv1', 'ulogd-json: Logstash event v1 ("@version", "@timestamp"), as ulogd\'s eventv1 option')
     .option('--stats', 'print counters to stderr on exit');
 }
 
@@ -99,6 +102,8 @@ export interface FilterCliOptions {
   netns?: string;
   format: FormatName;
   output?: string;
+  ulogdDevice?: string;
+  ulogdEventv1?: boolean;
   stats?: boolean;
 }
 
@@ -168,6 +173,14 @@ export function buildFormatter(o: FilterCliOptions): (ev: FlowEvent) => string {
       return formatVyos;
     case 'json':
       return formatJson;
+    case 'logemu': {
+      const host = shortHostname();
+      return (ev) => formatLogemu(ev, { hostname: host });
+    }
+    case 'ulogd-json': {
+      const opts = { device: o.ulogdDevice ?? 'Netfilter', eventv1: o.ulogdEventv1 === true };
+      return (ev) => formatUlogdJson(ev, opts);
+    }
     default: {
       const opts: ConntrackFormatOptions = {
         extended: out.includes('extended'),

@@ -3,6 +3,7 @@
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, STATUS_NAMES, protoName, TCP_STATES, SCTP_STATES, DCCP_STATES } from '../conntrack/constants.js';
 import type { FlowEvent, Tuple } from '../conntrack/record.js';
 import { isoMicros, isoNanos, isoPrefix } from '../util/time.js';
+import { asciiJsonString } from '../util/json.js';
 
 function head(type: FlowEvent['type']): string {
   switch (type) {
@@ -42,15 +43,6 @@ function tuple(t: Tuple, proto: number, packets: number | undefined, bytes: numb
   if (packets !== undefined) s += ',"packets":' + packets;
   if (bytes !== undefined) s += ',"bytes":' + bytes;
   return s + '}';
-}
-
-/**
- * A JSON string in pure ASCII. Kernel strings (helper, secctx) arrive one
- * char per byte: read them as the UTF-8 they are.
- */
-function jsonStr(s: string, kernelBytes = false): string {
-  const u = kernelBytes ? Buffer.from(s, 'latin1').toString('utf8') : s;
-  return JSON.stringify(u).replace(/[\u007f-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
 }
 
 /** "<iso>","<name>_ns":"<ns>" from the decimal digits, without bigint arithmetic */
@@ -102,10 +94,10 @@ export function formatJson(ev: FlowEvent): string {
   if (ev.status !== undefined) s += statusText(ev.status);
   if (ev.mark !== undefined) s += ',"mark":' + ev.mark;
   if (ev.secmark !== undefined) s += ',"secmark":' + ev.secmark;
-  if (ev.secctx !== undefined) s += ',"secctx":' + jsonStr(ev.secctx, true);
+  if (ev.secctx !== undefined) s += ',"secctx":' + asciiJsonString(ev.secctx, true);
   if (ev.zone !== undefined) s += ',"zone":' + ev.zone;
   if (ev.use !== undefined) s += ',"use":' + ev.use;
-  if (ev.helper !== undefined) s += ',"helper":' + jsonStr(ev.helper, true);
+  if (ev.helper !== undefined) s += ',"helper":' + asciiJsonString(ev.helper, true);
   if (ev.labels !== undefined) s += ',"labels":"' + Buffer.from(ev.labels).toString('hex') + '"';
   if (ev.start !== undefined) s += nsTime('start', ev.start);
   if (ev.stop !== undefined) s += nsTime('stop', ev.stop);
@@ -114,6 +106,6 @@ export function formatJson(ev: FlowEvent): string {
   }
   if (ev.eventTime !== undefined) s += nsTime('event_time', ev.eventTime);
   if (ev.portid !== 0) s += ',"portid":' + ev.portid;
-  if (ev.netns !== '') s += ',"netns":' + jsonStr(ev.netns);
+  if (ev.netns !== '') s += ',"netns":' + asciiJsonString(ev.netns);
   return s + '}';
 }
