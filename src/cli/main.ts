@@ -4,6 +4,8 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { eventsCommand } from './events.js';
 import { dumpCommand } from './dump.js';
+import { runCommand } from './run.js';
+import { checkConfigCommand } from './check-config.js';
 
 function version(): string {
   try {
@@ -25,7 +27,7 @@ async function main(argv: string[]): Promise<void> {
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s.replace(/^error: /, 'conntrail: ')) });
-  for (const c of [eventsCommand(), dumpCommand()]) {
+  for (const c of [eventsCommand(), dumpCommand(), runCommand(), checkConfigCommand()]) {
     c.exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s.replace(/^error: /, 'conntrail: ')) });
     program.addCommand(c);
   }

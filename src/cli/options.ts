@@ -6,14 +6,8 @@ import type { FlowEvent, FlowEventType } from '../conntrack/record.js';
 import { emptyFilter, type FlowFilter, type MarkMatch, type PortRange } from '../pipeline/filter.js';
 import { parseCidr, type Cidr } from '../util/ip.js';
 import { UsageError } from '../util/errors.js';
-import { formatConntrack, loadLabelMap, type ConntrackFormatOptions } from '../formats/conntrack.js';
-import { formatVyos } from '../formats/vyos.js';
-import { formatJson } from '../formats/json.js';
-import { formatLogemu, formatUlogdJson, shortHostname } from '../formats/ulogd.js';
-import { prognameOf } from '../util/progname.js';
+import { CONNTRACK_OUTPUT_OPTIONS, FORMATS, makeFormatter, type FormatName } from '../formats/index.js';
 
-export const FORMATS = ['conntrack', 'vyos', 'json', 'logemu', 'ulogd-json'] as const;
-export type FormatName = (typeof FORMATS)[number];
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const list = (vals: string[] | undefined) => (vals ?? []).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
@@ -69,10 +63,10 @@ function parseU32(text: string, opt: string, what: string): number {
   return n;
 }
 
-function parseMark(text: string): MarkMatch {
+function parseMark(text: string, opt: string): MarkMatch {
   const [v, m] = text.split('/');
-  const mask = m === undefined ? 0xffffffff : parseU32(m, '--mark', 'mask');
-  const value = parseU32(v, '--mark', 'mark');
+  const mask = m === undefined ? 0xffffffff : parseU32(m, opt, 'mask');
+  const value = parseU32(v, opt, 'mark');
   return { value: (value & mask) >>> 0, mask };
 }
 
@@ -107,7 +101,11 @@ export interface FilterCliOptions {
   stats?: boolean;
 }
 
-export function buildFilter(o: FilterCliOptions): FlowFilter {
+/**
+ * Builds a filter from option values. `label` names an option in error
+ * messages (the CLI flag, or a configuration key).
+ */
+export function buildFilter(o: FilterCliOptions, label: (flag: string) => string = (f) => f): FlowFilter {
   const f = emptyFilter();
   if (o.event !== undefined) {
     const types = list([o.event]).map((t) => t.toUpperCase());
@@ -115,7 +113,7 @@ export function buildFilter(o: FilterCliOptions): FlowFilter {
       const ok = new Set<FlowEventType>();
       for (const t of types) {
         if (t !== 'NEW' && t !== 'UPDATE' && t !== 'DESTROY') {
-          throw new UsageError(`--event: "${t}" is not an event type (NEW, UPDATE, DESTROY or ALL)`);
+          throw new UsageError(`${label('--event')}: "${t}" is not an event type (NEW, UPDATE, DESTROY or ALL)`);
         }
         ok.add(t);
       }
@@ -126,34 +124,34 @@ export function buildFilter(o: FilterCliOptions): FlowFilter {
     const fam = o.family.toLowerCase();
     if (fam === 'ipv4' || fam === 'inet') f.family = AF_INET;
     else if (fam === 'ipv6' || fam === 'inet6') f.family = AF_INET6;
-    else throw new UsageError(`--family: "${o.family}" is not ipv4 or ipv6`);
+    else throw new UsageError(`${label('--family')}: "${o.family}" is not ipv4 or ipv6`);
   }
-  f.protos = list(o.proto).map((p) => parseProto(p, '--proto'));
-  f.notProtos = list(o.notProto).map((p) => parseProto(p, '--not-proto'));
-  f.src = parseCidrs(o.src, '--src');
-  f.dst = parseCidrs(o.dst, '--dst');
-  f.notSrc = parseCidrs(o.notSrc, '--not-src');
-  f.notDst = parseCidrs(o.notDst, '--not-dst');
-  f.ports = list(o.port).map((p) => parsePort(p, '--port'));
-  f.notPorts = list(o.notPort).map((p) => parsePort(p, '--not-port'));
-  f.marks = list(o.mark).map(parseMark);
+  f.protos = list(o.proto).map((p) => parseProto(p, label('--proto')));
+  f.notProtos = list(o.notProto).map((p) => parseProto(p, label('--not-proto')));
+  f.src = parseCidrs(o.src, label('--src'));
+  f.dst = parseCidrs(o.dst, label('--dst'));
+  f.notSrc = parseCidrs(o.notSrc, label('--not-src'));
+  f.notDst = parseCidrs(o.notDst, label('--not-dst'));
+  f.ports = list(o.port).map((p) => parsePort(p, label('--port')));
+  f.notPorts = list(o.notPort).map((p) => parsePort(p, label('--not-port')));
+  f.marks = list(o.mark).map((m) => parseMark(m, label('--mark')));
   f.zones = list(o.zone).map((z) => {
-    const n = parseU32(z, '--zone', 'zone');
-    if (n > 65535) throw new UsageError(`--zone: "${z}" is not a zone (0-65535)`);
+    const n = parseU32(z, label('--zone'), 'zone');
+    if (n > 65535) throw new UsageError(`${label('--zone')}: "${z}" is not a zone (0-65535)`);
     return n;
   });
   if (f.family !== undefined) {
     const want = f.family === AF_INET ? 4 : 6;
     for (const [opt, l] of [['--src', f.src], ['--dst', f.dst], ['--not-src', f.notSrc], ['--not-dst', f.notDst]] as const) {
       for (const c of l) {
-        if (c.family !== want) throw new UsageError(`${opt}: "${c.text}" is not an ${o.family} address`);
+        if (c.family !== want) throw new UsageError(`${label(opt)}: "${c.text}" is not an ${o.family} address`);
       }
     }
   }
   return f;
 }
 
-const OUTPUT_OPTS = ['extended', 'id', 'timestamp', 'ktimestamp', 'labels', 'xml', 'save', 'userspace'];
+const OUTPUT_OPTS = [...CONNTRACK_OUTPUT_OPTIONS, 'xml', 'save', 'userspace'];
 
 export function buildFormatter(o: FilterCliOptions): (ev: FlowEvent) => string {
   const out = list(o.output ? [o.output] : []);
@@ -168,30 +166,5 @@ export function buildFormatter(o: FilterCliOptions): (ev: FlowEvent) => string {
   if (out.length && o.format !== 'conntrack') {
     throw new UsageError(`--output applies to --format conntrack only, not "${o.format}"`);
   }
-  switch (o.format) {
-    case 'vyos':
-      return formatVyos;
-    case 'json':
-      return formatJson;
-    case 'logemu': {
-      const host = shortHostname();
-      return (ev) => formatLogemu(ev, { hostname: host });
-    }
-    case 'ulogd-json': {
-      const opts = { device: o.ulogdDevice ?? 'Netfilter', eventv1: o.ulogdEventv1 === true };
-      return (ev) => formatUlogdJson(ev, opts);
-    }
-    default: {
-      const opts: ConntrackFormatOptions = {
-        extended: out.includes('extended'),
-        id: out.includes('id'),
-        timestamp: out.includes('timestamp'),
-        ktimestamp: out.includes('ktimestamp'),
-        labelMap: out.includes('labels') ? loadLabelMap() : undefined,
-        // progname lookup reads this process's namespace's /proc/net/netlink
-        progname: o.netns ? undefined : prognameOf,
-      };
-      return (ev) => formatConntrack(ev, opts);
-    }
-  }
+  return makeFormatter({ format: o.format, output: out, netns: o.netns, ulogdDevice: o.ulogdDevice, ulogdEventv1: o.ulogdEventv1 });
 }

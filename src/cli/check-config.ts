@@ -1,0 +1,15 @@
+// `conntrail check-config FILE`: the validation of `run`, alone.
+import { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { DEFAULT_CONFIG } from './run.js';
+
+export function checkConfigCommand(): Command {
+  return new Command('check-config')
+    .description('validate a configuration file and exit (0: valid)')
+    .argument('[file]', 'the file', DEFAULT_CONFIG)
+    .action((file: string) => {
+      const plan = loadConfig(file);
+      process.stdout.write(`${file}: valid (${plan.kind === 'vyos' ? 'VyOS conntrack-logger configuration' : 'TOML'}; ` +
+        `${plan.config.source.length} source(s), ${plan.config.sink.length} sink(s))\n`);
+    });
+}

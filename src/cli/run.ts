@@ -1,0 +1,71 @@
+// `conntrail run`: the daemon, from a validated configuration file.
+import { Command } from 'commander';
+import { loadConfig } from '../config/load.js';
+import { Pipeline, type DaemonStats } from '../daemon/daemon.js';
+import { Logger } from '../daemon/log.js';
+
+export const DEFAULT_CONFIG = '/etc/conntrail/conntrail.toml';
+
+export function statsText(s: DaemonStats): string {
+  const src = s.sources.map((x) => `source ${x.name}: events=${x.events} datagrams=${x.datagrams} enobufs=${x.enobufs} ` +
+    `kernel_drops=${x.kernelDrops} malformed=${x.malformed} rcvbuf=${x.rcvbuf}`);
+  const snk = s.sinks.map((x) => `sink ${x.name}: written=${x.written} dropped=${x.dropped} queued=${x.queued} errors=${x.errors}`);
+  return [...src, ...snk].join('; ');
+}
+
+export function runCommand(): Command {
+  return new Command('run')
+    .description('run the daemon: sources -> filters -> sinks, as the configuration file says')
+    .option('-c, --config <file>', 'TOML configuration, or a VyOS conntrack-logger JSON file', DEFAULT_CONFIG)
+    .action((o: { config: string }) => runDaemon(o.config));
+}
+
+export async function runDaemon(file: string): Promise<void> {
+  const plan = loadConfig(file);
+  const log = new Logger(plan.config.log_level);
+  let pipeline = new Pipeline(plan, log);
+  pipeline.start();
+  log.info(`started with ${file} (${plan.kind === 'vyos' ? 'VyOS conntrack-logger configuration' : 'TOML'}): ` +
+    `${plan.config.source.length} source(s), ${plan.config.sink.length} sink(s)`);
+  if (plan.kind === 'vyos') log.info('Conntrack socket bound and listening for messages.');
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = async (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info(`${sig}: stopping, writing out what is queued`);
+      const st = await pipeline.stop();
+      log.info(`stopped: ${statsText(st)}`);
+      resolve();
+    };
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGUSR1', () => log.info(`counters: ${statsText(pipeline.stats())}`));
+    process.on('SIGHUP', () => {
+      if (stopping) return;
+      let next;
+      try {
+        next = loadConfig(file);
+      } catch (e) {
+        log.error(`SIGHUP: new configuration rejected, the running one stays: ${(e as Error).message}`);
+        pipeline.reopen();
+        return;
+      }
+      const fresh = new Pipeline(next, log);
+      try {
+        // the new subscriptions exist before the old ones close: records of
+        // that instant may be written twice, none is lost
+        fresh.start();
+      } catch (e) {
+        log.error(`SIGHUP: new configuration could not start, the running one stays: ${(e as Error).message}`);
+        pipeline.reopen();
+        return;
+      }
+      const old = pipeline;
+      pipeline = fresh;
+      log.level = next.config.log_level;
+      void old.stop().then(() => log.info(`SIGHUP: configuration reloaded from ${file}, files reopened`));
+    });
+  });
+}

@@ -1,0 +1,108 @@
+// The daemon's configuration: one JSON Schema, the single source of
+// validation and of docs/config.md (generated from it; a test checks the
+// page is current).
+import { FORMATS } from '../formats/index.js';
+
+export const SINK_TYPES = ['stdout', 'file'] as const;
+export type SinkType = (typeof SINK_TYPES)[number];
+
+export interface SourceConfig {
+  name: string;
+  type: 'conntrack';
+  netns?: string;
+  buffer_size: number;
+  batch_delay_ms: number;
+  events: Array<'new' | 'update' | 'destroy'>;
+  family?: 'ipv4' | 'ipv6';
+  proto: Array<string | number>;
+  not_proto: Array<string | number>;
+  src: string[];
+  dst: string[];
+  not_src: string[];
+  not_dst: string[];
+  port: string[];
+  not_port: string[];
+  mark: string[];
+  zone: number[];
+}
+
+export interface SinkConfig {
+  name: string;
+  type: SinkType;
+  sources: string[];
+  format: (typeof FORMATS)[number];
+  output: string[];
+  path?: string;
+  mode: string;
+  fsync: 'never' | 'batch';
+  queue_size: number;
+  when_full: 'block' | 'drop';
+  ulogd_device: string;
+  ulogd_eventv1: boolean;
+}
+
+export interface DaemonConfig {
+  log_level: 'error' | 'warn' | 'info' | 'debug';
+  source: SourceConfig[];
+  sink: SinkConfig[];
+}
+
+const strList = (description: string) => ({ type: 'array', items: { type: 'string' }, default: [], description });
+
+export const SOURCE_SCHEMA = {
+  type: 'object',
+  description: 'A conntrack event source: one netlink subscription in one network namespace, with its filters (evaluated in the kernel where possible, as for `conntrail events`).',
+  additionalProperties: false,
+  required: [],
+  properties: {
+    name: { type: 'string', minLength: 1, default: 'conntrack', description: 'Name that sinks refer to in `sources`.' },
+    type: { const: 'conntrack', default: 'conntrack', description: 'The kind of source (conntrack events).' },
+    netns: { type: 'string', minLength: 1, description: 'Network namespace to read (`/run/netns/NAME` or a path); default: the daemon\'s own.' },
+    buffer_size: { type: 'integer', minimum: 4096, default: 16777216, description: 'Netlink receive buffer to ask for, in bytes.' },
+    batch_delay_ms: { type: 'integer', minimum: 0, maximum: 1000, default: 1, description: 'After a wake-up, wait this long before reading again.' },
+    events: { type: 'array', items: { enum: ['new', 'update', 'destroy'] }, minItems: 1, uniqueItems: true, default: ['new', 'update', 'destroy'], description: 'Event types to subscribe to.' },
+    family: { enum: ['ipv4', 'ipv6'], description: 'Only this address family.' },
+    proto: { type: 'array', items: { type: ['string', 'integer'] }, default: [], description: 'Only these layer-4 protocols (names or numbers).' },
+    not_proto: { type: 'array', items: { type: ['string', 'integer'] }, default: [], description: 'Never these protocols.' },
+    src: strList('Original source in one of these addresses or CIDRs.'),
+    dst: strList('Original destination in one of these addresses or CIDRs.'),
+    not_src: strList('Original source in none of these.'),
+    not_dst: strList('Original destination in none of these.'),
+    port: strList('A port of either tuple in one of these ports or ranges ("80", "1000-2000").'),
+    not_port: strList('No port of either tuple in these.'),
+    mark: strList('Connection mark: "VALUE[/MASK]", any of them.'),
+    zone: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 65535 }, default: [], description: 'Conntrack zones, any of them.' },
+  },
+} as const;
+
+export const SINK_SCHEMA = {
+  type: 'object',
+  description: 'Where records go, in which format. Each sink has its own bounded queue.',
+  additionalProperties: false,
+  required: ['type'],
+  properties: {
+    name: { type: 'string', minLength: 1, description: 'Name in logs and counters (default: TYPE and its index).' },
+    type: { enum: [...SINK_TYPES], description: '`stdout`, or `file` (append to `path`).' },
+    sources: strList('Names of the sources to take records from; empty: all.'),
+    format: { enum: [...FORMATS], default: 'conntrack', description: 'Line format, as `conntrail events --format`.' },
+    output: { type: 'array', items: { enum: ['extended', 'id', 'timestamp', 'ktimestamp', 'labels'] }, default: [], description: 'conntrack format options, as `-o`.' },
+    path: { type: 'string', minLength: 1, description: 'file: the file to append to (created with `mode`; reopened on SIGHUP).' },
+    mode: { type: 'string', pattern: '^0?[0-7]{3}$', default: '0640', description: 'file: permissions of a file the sink creates (octal).' },
+    fsync: { enum: ['never', 'batch'], default: 'never', description: 'file: `batch` calls fsync after every written batch.' },
+    queue_size: { type: 'integer', minimum: 1, default: 65536, description: 'Records the sink may hold before it is full.' },
+    when_full: { enum: ['block', 'drop'], default: 'block', description: '`block`: pause the sources until the sink catches up (the kernel buffer absorbs, then overruns are counted); `drop`: drop new records and count them.' },
+    ulogd_device: { type: 'string', default: 'Netfilter', description: 'ulogd-json: the "dvc" value.' },
+    ulogd_eventv1: { type: 'boolean', default: false, description: 'ulogd-json: Logstash event v1 fields.' },
+  },
+} as const;
+
+export const CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['sink'],
+  properties: {
+    log_level: { enum: ['error', 'warn', 'info', 'debug'], default: 'info', description: 'Level of the daemon\'s own log (stderr).' },
+    source: { type: 'array', items: SOURCE_SCHEMA, default: [{}], description: '`[[source]]` tables; default: one conntrack source with no filter.' },
+    sink: { type: 'array', items: SINK_SCHEMA, minItems: 1, description: '`[[sink]]` tables.' },
+  },
+} as const;

@@ -1,0 +1,151 @@
+// The daemon: sources -> filters -> sinks, built from a validated plan.
+// A source never knows its sinks' formats; a sink never decodes netlink.
+import { ConntrackEventSource, type SourceStats } from '../conntrack/source.js';
+import { compileMatcher } from '../pipeline/filter.js';
+import { makeFormatter, type Formatter } from '../formats/index.js';
+import { FileSink } from '../sinks/file.js';
+import type { Sink, SinkStats } from '../sinks/sink.js';
+import type { Plan } from '../config/load.js';
+import { explainSocketError } from '../util/errors.js';
+import type { Logger } from './log.js';
+
+interface Route { sink: Sink; format: Formatter }
+
+interface RunningSource {
+  name: string;
+  src: ConntrackEventSource;
+  routes: Route[];
+  reportedEnobufs: number;
+}
+
+export interface DaemonStats {
+  sources: Array<{ name: string } & SourceStats>;
+  sinks: SinkStats[];
+}
+
+export class Pipeline {
+  private sources: RunningSource[] = [];
+  private sinks: Sink[] = [];
+  private paused = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly plan: Plan, private readonly log: Logger) {}
+
+  /** Opens every sink, then every source (so no record has nowhere to go). */
+  start(): void {
+    const { config } = this.plan;
+    try {
+      for (const k of config.sink) {
+        const sink = new FileSink({
+          name: k.name,
+          target: k.type === 'stdout' ? 1 : k.path!,
+          mode: parseInt(k.mode, 8),
+          fsync: k.fsync,
+          queueSize: k.queue_size,
+          whenFull: k.when_full,
+          warn: (m) => this.log.warn(m),
+        });
+        sink.onDrain(() => this.maybeResume());
+        this.sinks.push(sink);
+      }
+    } catch (e) {
+      this.closeSinksNow();
+      const err = e as NodeJS.ErrnoException;
+      throw Object.assign(new Error(`cannot open sink file: ${err.path ?? ''} (${err.code ?? err.message})`), { exitCode: 1 });
+    }
+    for (const ps of this.plan.sources) {
+      const sc = ps.config;
+      let src: ConntrackEventSource;
+      try {
+        src = new ConntrackEventSource({
+          netns: sc.netns, rcvbuf: sc.buffer_size, filter: ps.filter, coalesceMs: sc.batch_delay_ms,
+        });
+      } catch (e) {
+        this.stopSources();
+        this.closeSinksNow();
+        throw explainSocketError(e, sc.netns);
+      }
+      const routes: Route[] = [];
+      config.sink.forEach((k, i) => {
+        if (k.sources.length && !k.sources.includes(sc.name)) return;
+        routes.push({
+          sink: this.sinks[i],
+          format: makeFormatter({ format: k.format, output: k.output, netns: sc.netns, ulogdDevice: k.ulogd_device, ulogdEventv1: k.ulogd_eventv1 }),
+        });
+      });
+      const match = compileMatcher(ps.filter, src.kernelFiltered);
+      const select = ps.select;
+      const rs: RunningSource = { name: sc.name, src, routes, reportedEnobufs: 0 };
+      src.start({
+        event: (ev) => {
+          if (!match(ev) || (select && !select(ev))) return;
+          for (let i = 0; i < routes.length; i++) routes[i].sink.push(routes[i].format(ev));
+        },
+        batchEnd: () => this.afterBatch(),
+      }, (err) => this.log.error(`source ${sc.name}: ${explainSocketError(err, sc.netns).message}`));
+      this.sources.push(rs);
+      this.log.info(`source ${sc.name}: listening to conntrack ${sc.events.join(',')} events` +
+        `${sc.netns ? ` in network namespace ${sc.netns}` : ''} (receive buffer ${src.rcvbuf} bytes` +
+        `${src.filterInsns ? `, socket filter of ${src.filterInsns} instructions` : ''})`);
+    }
+    this.timer = setInterval(() => this.checkOverruns(), 1000);
+    this.timer.unref();
+  }
+
+  private afterBatch(): void {
+    for (const s of this.sinks) s.flush();
+    if (!this.paused && this.sinks.some((s) => s.blocking && s.full())) {
+      this.paused = true;
+      for (const s of this.sources) s.src.pause();
+      this.log.debug('a blocking sink is full: sources paused');
+    }
+  }
+
+  private maybeResume(): void {
+    if (this.paused && !this.sinks.some((s) => s.blocking && s.full())) {
+      this.paused = false;
+      for (const s of this.sources) s.src.resume();
+      this.log.debug('sinks caught up: sources resumed');
+    }
+  }
+
+  private checkOverruns(): void {
+    for (const s of this.sources) {
+      const st = s.src.sock.stats();
+      if (st.enobufs > s.reportedEnobufs) {
+        this.log.warn(`source ${s.name}: netlink overrun (ENOBUFS) x${st.enobufs - s.reportedEnobufs}, ` +
+          `kernel dropped ${st.kernelDrops} events so far (receive buffer ${s.src.rcvbuf} bytes)`);
+        s.reportedEnobufs = st.enobufs;
+      }
+    }
+  }
+
+  stats(): DaemonStats {
+    return {
+      sources: this.sources.map((s) => ({ name: s.name, ...s.src.stats() })),
+      sinks: this.sinks.map((s) => s.stats()),
+    };
+  }
+
+  reopen(): void {
+    for (const s of this.sinks) s.reopen();
+  }
+
+  private stopSources(): void {
+    for (const s of this.sources) s.src.close();
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  private closeSinksNow(): void {
+    for (const s of this.sinks) void s.close();
+  }
+
+  /** Stops reading, then writes out everything queued. */
+  async stop(): Promise<DaemonStats> {
+    this.checkOverruns();
+    const final = this.stats();
+    this.stopSources();
+    await Promise.all(this.sinks.map((s) => s.close()));
+    return { sources: final.sources, sinks: this.sinks.map((s) => s.stats()) };
+  }
+}
