@@ -1,0 +1,167 @@
+// conntrail run: configuration checking, file and stdout sinks against
+// conntrack -E, SIGHUP (log rotation, reload, a bad new configuration),
+// SIGTERM, and the VyOS conntrack-logger drop-in against the real logger.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { collect, sh, Topology, waitFor, waitSubscribed } from '../helpers/netns.js';
+import { mixedRules, mixedTraffic, ping, reapExpired, shortTimeouts, tcp, udp } from '../helpers/traffic.js';
+import { CONNTRAIL } from '../helpers/cli.js';
+
+const lines = (s: string) => s.split('\n').filter(Boolean);
+const read = (p: string) => (existsSync(p) ? lines(readFileSync(p, 'utf8')) : []);
+
+describe('conntrail run', { timeout: 180_000 }, () => {
+  const t = new Topology('dm');
+  const dir = mkdtempSync(join(tmpdir(), 'conntrail-run-'));
+  before(() => { t.up({ nft: mixedRules(t) }); shortTimeouts(t); });
+  after(() => { t.down(); rmSync(dir, { recursive: true, force: true }); });
+
+  it('file and stdout sinks write what conntrack -E prints; SIGTERM writes out the queue', async () => {
+    const conf = join(dir, 'a.toml');
+    const log = join(dir, 'events.log');
+    writeFileSync(conf, `# test
+log_level = "info"
+
+[[source]]
+name = "ct"
+
+[[sink]]
+type = "file"
+path = "${log}"
+format = "conntrack"
+output = ["extended", "id", "ktimestamp"]
+
+[[sink]]
+type = "stdout"
+format = "json"
+sources = ["ct"]
+`);
+    const env = { ...process.env, TZ: 'UTC' };
+    const ref = t.spawn(t.rtr, ['conntrack', '-E', '-o', 'extended,id,ktimestamp'], { env });
+    const d = t.spawn(t.rtr, [...CONNTRAIL, 'run', '--config', conf], { env });
+    const [r, o] = [ref, d].map(collect);
+    for (const p of [ref, d]) assert.ok(await waitSubscribed(p.pid!));
+    await mixedTraffic(t);
+    await reapExpired(t);
+    await waitFor(() => lines(r.out()).length >= 30 && read(log).length >= lines(r.out()).length);
+    assert.equal(await t.stop(d), 0, o.err());
+    await t.stop(ref);
+    await Promise.all([r.done, o.done]);
+    const expected = lines(r.out());
+    assert.deepEqual(read(log), expected);
+    assert.equal(lines(o.out()).length, expected.length);
+    assert.ok(lines(o.out()).every((l) => JSON.parse(l).orig.src));
+    assert.equal(statSync(log).mode & 0o777, 0o640);
+    assert.match(o.err(), /info: started with .*a\.toml \(TOML\): 1 source\(s\), 2 sink\(s\)/);
+    assert.match(o.err(), /stopped: source ct: events=\d+ .*sink file0: written=\d+ dropped=0 queued=0/);
+  });
+
+  it('SIGHUP: a renamed log file is reopened, a bad new configuration is rejected and the old one keeps running', async () => {
+    const conf = join(dir, 'b.toml');
+    const log = join(dir, 'b.log');
+    const good = `[[sink]]\ntype = "file"\npath = "${log}"\nformat = "json"\n`;
+    writeFileSync(conf, good);
+    const d = t.spawn(t.rtr, [...CONNTRAIL, 'run', '-c', conf]);
+    const o = collect(d);
+    assert.ok(await waitSubscribed(d.pid!));
+    await udp(t, 6001, false, false);
+    await waitFor(() => read(log).length >= 1);
+    renameSync(log, `${log}.1`);
+    d.kill('SIGHUP');
+    await waitFor(() => /configuration reloaded/.test(o.err()));
+    await udp(t, 6002, false, false);
+    await waitFor(() => read(log).length >= 1);
+    writeFileSync(conf, good + 'bogus = 1\n');
+    d.kill('SIGHUP');
+    await waitFor(() => /new configuration rejected/.test(o.err()));
+    await udp(t, 6003, false, false);
+    await waitFor(() => read(log).length >= 2);
+    assert.equal(await t.stop(d), 0);
+    await o.done;
+    const before = read(`${log}.1`).map((l) => JSON.parse(l).orig.dport);
+    const afterRot = read(log).map((l) => JSON.parse(l).orig.dport);
+    assert.deepEqual(before, [6001]);
+    assert.deepEqual(afterRot, [6002, 6003]);
+    assert.match(o.err(), new RegExp(`error: SIGHUP: new configuration rejected, the running one stays: ${conf.replace(/[.]/g, '\\.')}:5: sink\\[0\\]\\.bogus: unknown key`));
+  });
+
+  it('the VyOS conntrack-logger configuration, side by side with the VyOS logger', async () => {
+    const prepare = join(process.cwd(), '..', 'shared', 'bench', 'peers', 'vyos', 'prepare.py');
+    assert.ok(existsSync(prepare), 'the VyOS logger is rebuilt from ../shared (as CI has it)');
+    const vy = join(dir, 'vyos');
+    sh(['/usr/bin/python3', prepare, join(process.cwd(), '..', 'shared', 'reference', '000_120ff0aaa19cf175.txt'), vy]);
+    // the example of issue #3: every NEW, UPDATE of tcp only, DESTROY of udp and "other"
+    const conf = join(dir, 'vyos-conntrack-logger.conf');
+    writeFileSync(conf, JSON.stringify({ event: { new: {}, update: { tcp: {} }, destroy: { udp: {}, other: {} } }, queue_size: 10000, log_level: 'info' }));
+    const ref = t.spawn(t.rtr, ['env', `PYTHONPATH=${join(vy, 'pylib')}`, '/usr/bin/python3', join(vy, 'vyos-conntrack-logger'), '-c', conf]);
+    const d = t.spawn(t.rtr, [...CONNTRAIL, 'run', '--config', conf]);
+    const [r, o] = [ref, d].map(collect);
+    assert.ok(await waitSubscribed(d.pid!));
+    assert.ok(await waitFor(() => /listening for messages/.test(r.err())));
+    await tcp(t, 8080);
+    await udp(t, 5353);
+    ping(t);
+    t.exec(t.cli, ['python3', join(process.cwd(), 'test', 'helpers', 'rawsend.py'), 'gre', '10.99.2.2']);
+    t.exec(t.rtr, ['conntrack', '-F'], { allowFail: true });
+    const vyLines = () => lines(r.err()).filter((l) => l.startsWith('['));
+    // the VyOS logger is the slower one: wait until it has caught up with us
+    await waitFor(() => lines(o.out()).length >= 8 && vyLines().length >= lines(o.out()).length);
+    await t.stop(ref);
+    await t.stop(d);
+    await Promise.all([r.done, o.done]);
+    const ours = lines(o.out());
+    assert.ok(ours.some((l) => l.startsWith('[UPDATE]') && l.includes(' tcp ')));
+    assert.ok(!ours.some((l) => l.startsWith('[UPDATE]') && !l.includes(' tcp ')), 'UPDATE: tcp only');
+    assert.ok(ours.some((l) => l.startsWith('[DESTROY]') && l.includes(' gre ')), 'DESTROY: "other" protocols');
+    assert.ok(!ours.some((l) => l.startsWith('[DESTROY]') && / (tcp|icmp) /.test(l)), 'DESTROY: no tcp or icmp');
+    assert.deepEqual(ours.map((l) => l.replace(/ packets=\d+ bytes=\d+/g, '')).sort(), vyLines().sort());
+    assert.match(o.err(), /VyOS conntrack-logger configuration/);
+  });
+});
+
+describe('configuration errors: one line naming file, line and key; exit 2', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'conntrail-conf-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const cases: Array<[string, string, RegExp]> = [
+    ['unknown key', '[[sink]]\ntype = "stdout"\nformt = "json"\n', /:3: sink\[0\]\.formt: unknown key$/],
+    ['wrong type', 'log_level = "info"\n[[source]]\nbuffer_size = "big"\n[[sink]]\ntype = "stdout"\n', /:3: source\[0\]\.buffer_size: must be integer$/],
+    ['bad enum', '[[sink]]\ntype = "stdout"\nformat = "xml"\n', /:3: sink\[0\]\.format: must be one of "conntrack", "vyos", "json", "logemu", "ulogd-json"$/],
+    ['bad CIDR', '[[source]]\nnot_dst = ["fd00::/200"]\n[[sink]]\ntype = "stdout"\n', /:2: source\[0\]\.not_dst: "fd00::\/200": prefix length must be 0\.\.128$/],
+    ['bad protocol', '[[source]]\nproto = ["tcpp"]\n[[sink]]\ntype = "stdout"\n', /:2: source\[0\]\.proto: "tcpp" is not a protocol/],
+    ['no sink', 'log_level = "debug"\n', /: \(top level\)\.sink: is required|: sink: is required$/],
+    ['file sink without path', '[[sink]]\ntype = "file"\n', /:1: sink\[0\]\.path: is required for a file sink$/],
+    ['unknown source name', '[[source]]\nname = "a"\n[[sink]]\ntype = "stdout"\nsources = ["b"]\n', /:5: sink\[0\]\.sources: no source is named "b" \(sources: a\)$/],
+    ['not TOML', '[[sink]\n', /:1: not valid TOML: /],
+    ['VyOS: empty event filter', '{"event": {}}', /: event: must be an object with at least one of "new", "update", "destroy"/],
+    ['VyOS: bad protocol', '{"event": {"new": {"sctp": {}}}}', /: event\.new\.sctp: must be one of "tcp", "udp", "icmp", "other"$/],
+  ];
+  for (const [name, text, re] of cases) {
+    it(name, () => {
+      const f = join(dir, `${name.replace(/\W+/g, '-')}.${text.startsWith('{') ? 'json' : 'toml'}`);
+      writeFileSync(f, text);
+      for (const cmd of [['check-config', f], ['run', '--config', f]]) {
+        const r = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), ...cmd], { encoding: 'utf8' });
+        assert.equal(r.status, 2, r.stderr);
+        assert.equal(lines(r.stderr).length, 1, r.stderr);
+        assert.ok(r.stderr.startsWith(`conntrail: ${f}`), r.stderr);
+        assert.match(r.stderr.trim(), re);
+      }
+    });
+  }
+  it('a missing file', () => {
+    const r = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'check-config', join(dir, 'nope.toml')], { encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    assert.equal(r.stderr, `conntrail: ${join(dir, 'nope.toml')}: cannot read the configuration file (no such file)\n`);
+  });
+  it('a valid file', () => {
+    const f = join(dir, 'ok.toml');
+    writeFileSync(f, '[[source]]\nproto = ["tcp"]\n[[sink]]\ntype = "stdout"\n');
+    const r = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'check-config', f], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /valid \(TOML; 1 source\(s\), 1 sink\(s\)\)/);
+  });
+});
