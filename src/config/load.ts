@@ -199,7 +199,8 @@ function loadVyos(file: string, text: string): Plan {
   if (typeof level !== 'string') bad('log_level', 'must be a string');
   const events = [...select.keys()].map((t) => t.toLowerCase() as 'new' | 'update' | 'destroy');
   const source: SourceConfig = {
-    name: 'conntrack', type: 'conntrack', buffer_size: 16777216, batch_delay_ms: 1, events,
+    name: 'conntrack', type: 'conntrack', buffer_size: 16777216, batch_delay_ms: 1, buffer_max: 268435456,
+    resync: true, reliable: false, events,
     proto: [], not_proto: [], src: [], dst: [], not_src: [], not_dst: [], port: [], not_port: [], mark: [], zone: [],
   };
   const sink: SinkConfig = {

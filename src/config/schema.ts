@@ -12,6 +12,9 @@ export interface SourceConfig {
   netns?: string;
   buffer_size: number;
   batch_delay_ms: number;
+  buffer_max: number;
+  resync: boolean;
+  reliable: boolean;
   events: Array<'new' | 'update' | 'destroy'>;
   family?: 'ipv4' | 'ipv6';
   proto: Array<string | number>;
@@ -60,6 +63,9 @@ export const SOURCE_SCHEMA = {
     netns: { type: 'string', minLength: 1, description: 'Network namespace to read (`/run/netns/NAME` or a path); default: the daemon\'s own.' },
     buffer_size: { type: 'integer', minimum: 4096, default: 16777216, description: 'Netlink receive buffer to ask for, in bytes.' },
     batch_delay_ms: { type: 'integer', minimum: 0, maximum: 1000, default: 1, description: 'After a wake-up, wait this long before reading again.' },
+    buffer_max: { type: 'integer', minimum: 4096, default: 268435456, description: 'After an overrun (ENOBUFS) the receive buffer is doubled, up to this many bytes.' },
+    resync: { type: 'boolean', default: true, description: 'After an overrun, dump the conntrack table and pass every entry on (as `dump` records), so the flows open after the loss are known again.' },
+    reliable: { type: 'boolean', default: false, description: 'Reliable event delivery (NETLINK_BROADCAST_ERROR + NETLINK_NO_ENOBUFS): the kernel keeps an event it cannot deliver and retries it, which can make it drop packets instead of events under extreme load.' },
     events: { type: 'array', items: { enum: ['new', 'update', 'destroy'] }, minItems: 1, uniqueItems: true, default: ['new', 'update', 'destroy'], description: 'Event types to subscribe to.' },
     family: { enum: ['ipv4', 'ipv6'], description: 'Only this address family.' },
     proto: { type: 'array', items: { type: ['string', 'integer'] }, default: [], description: 'Only these layer-4 protocols (names or numbers).' },

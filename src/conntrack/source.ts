@@ -2,7 +2,7 @@
 // dumps, read in batches through the native netlink socket and decoded
 // straight from the receive buffer.
 import { native, type NativeNetlinkSocket, type NativeStats } from '../netlink/native.js';
-import { AF_UNSPEC, NETLINK_NETFILTER, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN } from '../netlink/constants.js';
+import { AF_UNSPEC, NETLINK_BROADCAST_ERROR, NETLINK_NETFILTER, NETLINK_NO_ENOBUFS, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN, SOL_NETLINK } from '../netlink/constants.js';
 import { CT_MSG_GET, NFGENMSG_LEN, NFNETLINK_V0 } from './constants.js';
 import { decodeBatch, newDecodeStats, type DecodeStats } from './decode.js';
 import type { FlowEvent } from './record.js';
@@ -27,6 +27,8 @@ export interface ConntrackSourceOptions {
   coalesceMs?: number;
   /** do not attach the socket filter (everything is checked in user space) */
   noKernelFilter?: boolean;
+  /** reliable delivery: NETLINK_BROADCAST_ERROR + NETLINK_NO_ENOBUFS */
+  reliable?: boolean;
 }
 
 export interface SourceStats extends NativeStats, DecodeStats {
@@ -39,7 +41,7 @@ export interface SourceStats extends NativeStats, DecodeStats {
 export class ConntrackEventSource {
   readonly sock: NativeNetlinkSocket;
   readonly decodeStats: DecodeStats = newDecodeStats();
-  readonly rcvbuf: number;
+  rcvbuf: number;
   readonly kernelFiltered: boolean;
   readonly filterInsns: number;
   private closed = false;
@@ -65,6 +67,10 @@ export class ConntrackEventSource {
       }
       this.filterInsns = insns;
       this.kernelFiltered = insns > 0;
+      if (opts.reliable) {
+        this.sock.setsockoptInt(SOL_NETLINK, NETLINK_BROADCAST_ERROR, 1);
+        this.sock.setsockoptInt(SOL_NETLINK, NETLINK_NO_ENOBUFS, 1);
+      }
       // Join the groups last, with the filter already in place.
       for (const g of groups) this.sock.addMembership(g);
     } catch (e) {
@@ -87,6 +93,12 @@ export class ConntrackEventSource {
       sink.batchEnd();
     };
     buf = this.sock.start(onBatch, onError);
+  }
+
+  /** Asks for a larger receive buffer; returns what the kernel granted. */
+  growBuffer(bytes: number): number {
+    this.rcvbuf = this.sock.setRcvbuf(bytes);
+    return this.rcvbuf;
   }
 
   pause(): void { this.sock.pause(); }

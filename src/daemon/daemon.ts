@@ -1,11 +1,12 @@
 // The daemon: sources -> filters -> sinks, built from a validated plan.
 // A source never knows its sinks' formats; a sink never decodes netlink.
-import { ConntrackEventSource, type SourceStats } from '../conntrack/source.js';
+import { ConntrackEventSource, dumpConntrack, type SourceStats } from '../conntrack/source.js';
+import type { FlowEvent } from '../conntrack/record.js';
 import { compileMatcher } from '../pipeline/filter.js';
 import { makeFormatter, type Formatter } from '../formats/index.js';
 import { FileSink } from '../sinks/file.js';
 import type { Sink, SinkStats } from '../sinks/sink.js';
-import type { Plan } from '../config/load.js';
+import type { Plan, PlannedSource } from '../config/load.js';
 import { explainSocketError } from '../util/errors.js';
 import type { Logger } from './log.js';
 
@@ -13,13 +14,17 @@ interface Route { sink: Sink; format: Formatter }
 
 interface RunningSource {
   name: string;
+  config: PlannedSource['config'];
   src: ConntrackEventSource;
   routes: Route[];
+  deliverDump: (ev: FlowEvent) => void;
   reportedEnobufs: number;
+  resyncs: number;
+  resyncing: boolean;
 }
 
 export interface DaemonStats {
-  sources: Array<{ name: string } & SourceStats>;
+  sources: Array<{ name: string; resyncs: number } & SourceStats>;
   sinks: SinkStats[];
 }
 
@@ -58,7 +63,7 @@ export class Pipeline {
       let src: ConntrackEventSource;
       try {
         src = new ConntrackEventSource({
-          netns: sc.netns, rcvbuf: sc.buffer_size, filter: ps.filter, coalesceMs: sc.batch_delay_ms,
+          netns: sc.netns, rcvbuf: sc.buffer_size, filter: ps.filter, coalesceMs: sc.batch_delay_ms, reliable: sc.reliable,
         });
       } catch (e) {
         this.stopSources();
@@ -75,12 +80,20 @@ export class Pipeline {
       });
       const match = compileMatcher(ps.filter, src.kernelFiltered);
       const select = ps.select;
-      const rs: RunningSource = { name: sc.name, src, routes, reportedEnobufs: 0 };
+      const route = (ev: FlowEvent) => {
+        for (let i = 0; i < routes.length; i++) routes[i].sink.push(routes[i].format(ev));
+      };
+      const deliver = (ev: FlowEvent) => {
+        if (match(ev) && (!select || select(ev))) route(ev);
+      };
+      // table entries of a resync were not seen by the socket filter
+      const matchAll = compileMatcher(ps.filter, false);
+      const deliverDump = (ev: FlowEvent) => {
+        if (matchAll(ev)) route(ev);
+      };
+      const rs: RunningSource = { name: sc.name, config: sc, src, routes, deliverDump, reportedEnobufs: 0, resyncs: 0, resyncing: false };
       src.start({
-        event: (ev) => {
-          if (!match(ev) || (select && !select(ev))) return;
-          for (let i = 0; i < routes.length; i++) routes[i].sink.push(routes[i].format(ev));
-        },
+        event: deliver,
         batchEnd: () => this.afterBatch(),
       }, (err) => this.log.error(`source ${sc.name}: ${explainSocketError(err, sc.netns).message}`));
       this.sources.push(rs);
@@ -109,20 +122,46 @@ export class Pipeline {
     }
   }
 
+  /**
+   * Overruns: one warning with the counts, a larger receive buffer (up to
+   * buffer_max), and a resync: the table is dumped and every entry passed
+   * on, so the flows that were open when events were lost are known again.
+   */
   private checkOverruns(): void {
     for (const s of this.sources) {
       const st = s.src.sock.stats();
-      if (st.enobufs > s.reportedEnobufs) {
-        this.log.warn(`source ${s.name}: netlink overrun (ENOBUFS) x${st.enobufs - s.reportedEnobufs}, ` +
-          `kernel dropped ${st.kernelDrops} events so far (receive buffer ${s.src.rcvbuf} bytes)`);
-        s.reportedEnobufs = st.enobufs;
+      if (st.enobufs <= s.reportedEnobufs) continue;
+      const before = s.src.rcvbuf;
+      let grown = '';
+      if (before / 2 < s.config.buffer_max) {
+        const got = s.src.growBuffer(Math.min(before, s.config.buffer_max)); // the kernel doubles the request
+        if (got > before) grown = `; receive buffer grown from ${before} to ${got} bytes`;
       }
+      this.log.warn(`source ${s.name}: netlink overrun (ENOBUFS) x${st.enobufs - s.reportedEnobufs}, ` +
+        `kernel dropped ${st.kernelDrops} events so far${grown || ` (receive buffer ${before} bytes)`}` +
+        `${s.config.resync ? '; resyncing from a table dump' : ''}`);
+      s.reportedEnobufs = st.enobufs;
+      if (s.config.resync) this.resync(s);
     }
+  }
+
+  private resync(s: RunningSource): void {
+    if (s.resyncing) return;
+    s.resyncing = true;
+    let n = 0;
+    dumpConntrack({ netns: s.config.netns }, (ev) => { n++; s.deliverDump(ev); })
+      .then(() => {
+        s.resyncs++;
+        this.afterBatch();
+        this.log.info(`source ${s.name}: resync done, ${n} table entries passed on`);
+      })
+      .catch((e: Error) => this.log.error(`source ${s.name}: resync failed: ${e.message}`))
+      .finally(() => { s.resyncing = false; });
   }
 
   stats(): DaemonStats {
     return {
-      sources: this.sources.map((s) => ({ name: s.name, ...s.src.stats() })),
+      sources: this.sources.map((s) => ({ name: s.name, resyncs: s.resyncs, ...s.src.stats() })),
       sinks: this.sinks.map((s) => s.stats()),
     };
   }

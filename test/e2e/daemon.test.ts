@@ -165,3 +165,47 @@ describe('configuration errors: one line naming file, line and key; exit 2', () 
     assert.match(r.stdout, /valid \(TOML; 1 source\(s\), 1 sink\(s\)\)/);
   });
 });
+
+describe('conntrail run: overruns', { timeout: 120_000 }, () => {
+  const t = new Topology('ov');
+  const dir = mkdtempSync(join(tmpdir(), 'conntrail-ov-'));
+  before(() => t.up());
+  after(() => { t.down(); rmSync(dir, { recursive: true, force: true }); });
+
+  it('an overrun is reported with counts, the buffer grows, and a resync makes every open flow known', async () => {
+    const conf = join(dir, 'ov.toml');
+    const log = join(dir, 'ov.log');
+    writeFileSync(conf, `[[source]]
+buffer_size = 4096
+buffer_max = 1048576
+batch_delay_ms = 300
+events = ["new"]
+proto = ["udp"]
+
+[[sink]]
+type = "file"
+path = "${log}"
+format = "json"
+`);
+    const d = t.spawn(t.rtr, [...CONNTRAIL, 'run', '-c', conf]);
+    const o = collect(d);
+    assert.ok(await waitSubscribed(d.pid!));
+    const N = 3000;
+    t.exec(t.cli, ['python3', '-c', `
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(${N}): s.sendto(b'x', ('10.99.2.2', 20000 + i))
+`]);
+    assert.ok(await waitFor(() => /resync done/.test(o.err())), o.err());
+    assert.equal(await t.stop(d), 0);
+    await o.done;
+    assert.match(o.err(), /warning: source conntrack: netlink overrun \(ENOBUFS\) x\d+, kernel dropped \d+ events so far; receive buffer grown from 8192 to 16384 bytes; resyncing from a table dump/);
+    assert.match(o.err(), /resync done, \d+ table entries passed on/);
+    assert.match(o.err(), /stopped: source conntrack: events=\d+ datagrams=\d+ enobufs=[1-9]\d* kernel_drops=[1-9]\d* resyncs=1 /);
+    // every flow of the burst is in the output: as its NEW event, or from the resync dump
+    const seen = new Set(read(log).map((l) => JSON.parse(l)).filter((r) => r.proto === 'udp').map((r) => r.orig.dport));
+    const missing = Array.from({ length: N }, (_, i) => 20000 + i).filter((p) => !seen.has(p));
+    assert.deepEqual(missing, []);
+    assert.ok(read(log).some((l) => JSON.parse(l).event === 'dump'));
+  });
+});
