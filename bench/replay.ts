@@ -9,13 +9,14 @@ import { decodeBatch, newDecodeStats } from '../src/conntrack/decode.js';
 import { formatConntrack } from '../src/formats/conntrack.js';
 import { formatJson } from '../src/formats/json.js';
 import { formatVyos } from '../src/formats/vyos.js';
+import { formatLogemu, formatUlogdJson } from '../src/formats/ulogd.js';
 import { LineWriter } from '../src/util/output.js';
 import { readFixture } from '../test/helpers/fixtures.js';
 import { nowMicros } from '../src/util/time.js';
 
 const fmtName = process.argv[2] ?? 'conntrack';
 const total = Number(process.argv[3] ?? 1_000_000);
-const fmt = fmtName === 'json' ? formatJson : fmtName === 'vyos' ? formatVyos
+const fmt = fmtName === 'json' ? formatJson : fmtName === 'vyos' ? formatVyos : fmtName === 'ulogd-json' ? (ev: Parameters<typeof formatConntrack>[0]) => formatUlogdJson(ev) : fmtName === 'logemu' ? (ev: Parameters<typeof formatConntrack>[0]) => formatLogemu(ev, { hostname: 'h' })
   : (ev: Parameters<typeof formatConntrack>[0]) => formatConntrack(ev, {});
 const msgs = ['ipv4-masq-acct-ts', 'ipv6-masq-acct-ts', 'snat-dnat']
   .flatMap((n) => readFixture(join(process.cwd(), 'test', 'fixtures', `${n}.bin`)).map((m) => m.bytes));

@@ -3,11 +3,13 @@
 # (../shared/bench, see its README) at the given rates, beside any peers.
 #
 # usage: bench/run.sh [--rates "20000 35000"] [--duration 10] [--mode syn]
-#                     [--formats "conntrack json"] [--peers "conntrack-E ..."]
+#                     [--formats "conntrack json run-ulogd-json"] [--peers "conntrack-E ..."]
 #                     [--results FILE] [-- extra run.sh arguments]
 # conntrail runs with its defaults (16 MiB buffer, 1 ms batch delay), writing
 # to $CTB_OUT; its event subscription is NEW,DESTROY like the peers'.
 # CONNTRAIL_ARGS adds options to its command line (experiments).
+# Format run-ulogd-json runs the daemon (conntrail run) with a file sink in
+# ulogd's JSON instead of `conntrail events`.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -37,14 +39,20 @@ mkdir -p /tmp/bench
 CLI="$ROOT/dist/src/cli/main.js"   # its shebang carries the V8 flags
 for rate in $RATES; do
     for fmt in $FORMATS; do
+        LOGGER="exec $CLI events -e NEW,DESTROY --format $fmt ${CONNTRAIL_ARGS:-} > \$CTB_OUT"
         case $fmt in
             conntrack) COUNT='$CTB_BENCH/lib/count-lines.sh $CTB_OUT "\[NEW\]" "\[UPDATE\]" "\[DESTROY\]"' ;;
+            ulogd-json|logemu) COUNT='$CTB_BENCH/lib/count-lines.sh $CTB_OUT "ct\.event\": 1[,}]|\[NEW\]" "ct\.event\": 2[,}]|\[UPDATE\]" "ct\.event\": 4[,}]|\[DESTROY\]"' ;;
             json) COUNT='$CTB_BENCH/lib/count-lines.sh $CTB_OUT "\"event\":\"new\"" "\"event\":\"update\"" "\"event\":\"destroy\""' ;;
             vyos) COUNT='$CTB_BENCH/lib/count-lines.sh $CTB_OUT "^\[NEW\]" "^\[UPDATE\]" "^\[DESTROY\]"' ;;
+            run-ulogd-json)
+                # the daemon (conntrail run) with a file sink in ulogd's JSON
+                LOGGER="printf '[[source]]\\nevents = [\"new\", \"destroy\"]\\n[[sink]]\\ntype = \"file\"\\npath = \"%s\"\\nformat = \"ulogd-json\"\\n' \$CTB_OUT > \$CTB_RUN/conntrail.toml && exec $CLI run -c \$CTB_RUN/conntrail.toml"
+                COUNT='$CTB_BENCH/lib/count-lines.sh $CTB_OUT "\"ct\.event\": 1[,}]" "\"ct\.event\": 2[,}]" "\"ct\.event\": 4[,}]"' ;;
             *) echo "bench/run.sh: unknown format $fmt" >&2; exit 2 ;;
         esac
         "$BENCH/run.sh" --name "conntrail-$fmt" --mode "$MODE" --rate "$rate" --duration "$DURATION" \
-            --logger "exec $CLI events -e NEW,DESTROY --format $fmt ${CONNTRAIL_ARGS:-} > \$CTB_OUT" \
+            --logger "$LOGGER" \
             --count-cmd "$COUNT" --results "$RESULTS" "${EXTRA[@]}"
     done
 done

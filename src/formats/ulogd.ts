@@ -53,11 +53,27 @@ export interface UlogdJsonOptions {
 }
 
 const p2 = (n: number) => (n < 10 ? '0' + n : String(n));
-/** local time, "%Y-%m-%dT%H:%M:%S" */
+let stampSec = -1;
+let stampText = '';
+/** local time, "%Y-%m-%dT%H:%M:%S" (the last second's text is kept) */
 function localStamp(sec: number): string {
-  const d = new Date(sec * 1000);
-  return d.getFullYear() + '-' + p2(d.getMonth() + 1) + '-' + p2(d.getDate()) + 'T' +
-    p2(d.getHours()) + ':' + p2(d.getMinutes()) + ':' + p2(d.getSeconds());
+  if (sec !== stampSec) {
+    const d = new Date(sec * 1000);
+    stampText = d.getFullYear() + '-' + p2(d.getMonth() + 1) + '-' + p2(d.getDate()) + 'T' +
+      p2(d.getHours()) + ':' + p2(d.getMinutes()) + ':' + p2(d.getSeconds());
+    stampSec = sec;
+  }
+  return stampText;
+}
+
+const dvcCache = new Map<string, string>();
+function dvcText(device: string): string {
+  let t = dvcCache.get(device);
+  if (t === undefined) {
+    t = '", "dvc": ' + asciiJsonString(device);
+    dvcCache.set(device, t);
+  }
+  return t;
 }
 
 function hasPorts(proto: number): boolean {
@@ -74,7 +90,7 @@ function secUsec(ns: bigint): [number, number] {
 export function formatUlogdJson(ev: FlowEvent, o: UlogdJsonOptions = {}): string {
   const recvSec = Math.floor(ev.recvTime / 1e6);
   let s = o.eventv1 ? '{"@version": 1, "@timestamp": "' : '{"timestamp": "';
-  s += localStamp(recvSec) + '", "dvc": ' + asciiJsonString(o.device ?? 'Netfilter');
+  s += localStamp(recvSec) + dvcText(o.device ?? 'Netfilter');
   const ports = hasPorts(ev.proto);
   s += ', "orig.ip.protocol": ' + ev.proto;
   if (ports) s += ', "orig.l4.sport": ' + (ev.orig.sport ?? 0) + ', "orig.l4.dport": ' + (ev.orig.dport ?? 0);

@@ -1,6 +1,8 @@
-// The file and stdout sinks: lines appended with asynchronous writes, one
-// write per batch, a bounded queue, fsync policy, reopen on SIGHUP.
-import { close as fsClose, fsync, openSync, write, closeSync } from 'node:fs';
+// The file and stdout sinks: lines appended with asynchronous writes. Each
+// batch is encoded into one buffer when it ends (no string kept across
+// batches), queued buffers go out in one writev; a bounded queue (in
+// records), fsync policy, reopen on SIGHUP.
+import { close as fsClose, closeSync, fsync, openSync, writev } from 'node:fs';
 import type { Sink, SinkStats } from './sink.js';
 
 export interface FileSinkOptions {
@@ -20,7 +22,12 @@ export class FileSink implements Sink {
   readonly name: string;
   readonly blocking: boolean;
   private fd: number;
-  private queue: string[] = [];
+  /** lines of the batch in progress */
+  private batch: string[] = [];
+  /** encoded batches waiting to be written (compact, off the JS heap) */
+  private chunks: Buffer[] = [];
+  private chunkLines: number[] = [];
+  private queued = 0;
   private writing = false;
   private closing: (() => void) | undefined;
   private drainCb: (() => void) | undefined;
@@ -42,52 +49,66 @@ export class FileSink implements Sink {
   }
 
   push(line: string): void {
-    if (this.queue.length >= this.o.queueSize) {
+    if (this.queued >= this.o.queueSize) {
       if (!this.blocking) { this.st.dropped++; return; }
       // block: the pipeline pauses the sources after this batch; what the
       // batch still carries is kept (the queue may exceed its size by one batch)
       this.wasFull = true;
     }
-    this.queue.push(line);
+    this.batch.push(line);
+    this.queued++;
   }
 
   full(): boolean {
-    return this.queue.length >= this.o.queueSize;
+    return this.queued >= this.o.queueSize;
   }
 
   onDrain(cb: () => void): void {
     this.drainCb = cb;
   }
 
+  /** Ends the batch: its lines become one buffer; writing starts if idle. */
   flush(): void {
-    if (this.writing || this.queue.length === 0 || this.retryTimer) return;
-    const lines = this.queue;
-    this.queue = [];
+    if (this.batch.length) {
+      // formats write one byte per char (see util/output.ts)
+      this.chunks.push(Buffer.from(this.batch.join('\n') + '\n', 'latin1'));
+      this.chunkLines.push(this.batch.length);
+      this.batch = [];
+    }
+    if (this.writing || this.chunks.length === 0 || this.retryTimer) return;
+    const bufs = this.chunks;
+    const lines = this.chunkLines.reduce((a, b) => a + b, 0);
+    this.chunks = [];
+    this.chunkLines = [];
     this.writing = true;
-    // formats write one byte per char (see util/output.ts)
-    const data = Buffer.from(lines.join('\n') + '\n', 'latin1');
-    this.writeChunk(data, 0, lines);
+    this.writeBufs(bufs, lines);
   }
 
-  private writeChunk(data: Buffer, off: number, lines: string[]): void {
-    write(this.fd, data, off, data.length - off, null, (err, n) => {
+  private writeBufs(bufs: Buffer[], lines: number): void {
+    writev(this.fd, bufs, (err, n) => {
       if (err) {
         this.st.errors++;
         if (!this.failing) this.o.warn(`sink ${this.name}: write failed (${err.code ?? err.message}); retrying every second, records are kept`);
         this.failing = true;
-        this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.writeChunk(data, off, lines); }, 1000);
+        this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.writeBufs(bufs, lines); }, 1000);
         return;
       }
-      if (off + n < data.length) { this.writeChunk(data, off + n, lines); return; }
+      const total = bufs.reduce((a, b) => a + b.length, 0);
+      if (n < total) {
+        // a short write: the rest, as one buffer
+        this.writeBufs([Buffer.concat(bufs).subarray(n)], lines);
+        return;
+      }
       if (this.failing) { this.o.warn(`sink ${this.name}: writing again`); this.failing = false; }
       const done = () => {
-        this.st.written += lines.length;
+        this.st.written += lines;
+        this.queued -= lines;
         this.writing = false;
-        if (this.wasFull && this.queue.length < this.o.queueSize / 2) {
+        if (this.wasFull && this.queued < this.o.queueSize / 2) {
           this.wasFull = false;
           this.drainCb?.();
         }
-        if (this.queue.length) this.flush();
+        if (this.chunks.length || this.batch.length) this.flush();
         else if (this.closing) this.closing();
       };
       if (this.o.fsync === 'batch' && typeof this.o.target === 'string') fsync(this.fd, () => done());
@@ -101,8 +122,8 @@ export class FileSink implements Sink {
     this.fd = this.open();
     // an in-flight write finishes on the old descriptor first
     const closeOld = () => fsClose(old, () => {});
-    if (this.writing) setImmediate(function wait(this: FileSink) { if (this.writing) setTimeout(wait.bind(this), 5); else closeOld(); }.bind(this));
-    else closeOld();
+    const wait = () => { if (this.writing) setTimeout(wait, 5); else closeOld(); };
+    wait();
   }
 
   close(): Promise<void> {
@@ -113,13 +134,13 @@ export class FileSink implements Sink {
         }
         resolve();
       };
-      if (!this.writing && this.queue.length === 0) { finish(); return; }
+      if (!this.writing && this.queued === 0) { finish(); return; }
       this.closing = finish;
       this.flush();
     });
   }
 
   stats(): SinkStats {
-    return { ...this.st, queued: this.queue.length };
+    return { ...this.st, queued: this.queued };
   }
 }
