@@ -49,14 +49,11 @@ export class FileSink implements Sink {
   }
 
   push(line: string): void {
-    if (this.queued >= this.o.queueSize) {
-      if (!this.blocking) { this.st.dropped++; return; }
-      // block: the pipeline pauses the sources after this batch; what the
-      // batch still carries is kept (the queue may exceed its size by one batch)
-      this.wasFull = true;
-    }
+    if (this.queued >= this.o.queueSize && !this.blocking) { this.st.dropped++; return; }
+    // block: the pipeline pauses the sources after this batch; what the
+    // batch still carries is kept (the queue may exceed its size by one batch)
     this.batch.push(line);
-    this.queued++;
+    if (++this.queued >= this.o.queueSize) this.wasFull = true;
   }
 
   full(): boolean {
