@@ -1,7 +1,8 @@
 // The file and stdout sinks: lines appended with asynchronous writes. Each
-// batch is encoded into one buffer when it ends (no string kept across
-// batches), queued buffers go out in one writev; a bounded queue (in
-// records), fsync policy, reopen on SIGHUP.
+// line is encoded into a reusable buffer as it arrives (no string is kept,
+// so the garbage collector has little to do), each batch becomes one queued
+// buffer, queued buffers go out in one writev; a bounded queue (in records),
+// fsync policy, reopen on SIGHUP.
 import { close as fsClose, closeSync, fsync, openSync, writev } from 'node:fs';
 import type { Sink, SinkStats } from './sink.js';
 
@@ -18,12 +19,16 @@ export interface FileSinkOptions {
   warn: (msg: string) => void;
 }
 
+const CHUNK = 256 * 1024;
+
 export class FileSink implements Sink {
   readonly name: string;
   readonly blocking: boolean;
   private fd: number;
-  /** lines of the batch in progress */
-  private batch: string[] = [];
+  /** the batch in progress, encoded as lines arrive (no string outlives its push) */
+  private cur = Buffer.allocUnsafe(CHUNK);
+  private curOff = 0;
+  private curLines = 0;
   /** encoded batches waiting to be written (compact, off the JS heap) */
   private chunks: Buffer[] = [];
   private chunkLines: number[] = [];
@@ -52,8 +57,26 @@ export class FileSink implements Sink {
     if (this.queued >= this.o.queueSize && !this.blocking) { this.st.dropped++; return; }
     // block: the pipeline pauses the sources after this batch; what the
     // batch still carries is kept (the queue may exceed its size by one batch)
-    this.batch.push(line);
+    if (this.curOff + line.length + 1 > this.cur.length) this.seal();
+    if (line.length + 1 > this.cur.length) {
+      this.chunks.push(Buffer.from(line + '\n', 'latin1'));
+      this.chunkLines.push(1);
+    } else {
+      // formats write one byte per char (see util/output.ts)
+      this.curOff += this.cur.write(line, this.curOff, 'latin1');
+      this.cur[this.curOff++] = 10;
+      this.curLines++;
+    }
     if (++this.queued >= this.o.queueSize) this.wasFull = true;
+  }
+
+  /** Moves the batch in progress to the write queue (a compact copy). */
+  private seal(): void {
+    if (this.curLines === 0) return;
+    this.chunks.push(Buffer.from(this.cur.subarray(0, this.curOff)));
+    this.chunkLines.push(this.curLines);
+    this.curOff = 0;
+    this.curLines = 0;
   }
 
   full(): boolean {
@@ -64,14 +87,9 @@ export class FileSink implements Sink {
     this.drainCb = cb;
   }
 
-  /** Ends the batch: its lines become one buffer; writing starts if idle. */
+  /** Ends the batch: it joins the write queue; writing starts if idle. */
   flush(): void {
-    if (this.batch.length) {
-      // formats write one byte per char (see util/output.ts)
-      this.chunks.push(Buffer.from(this.batch.join('\n') + '\n', 'latin1'));
-      this.chunkLines.push(this.batch.length);
-      this.batch = [];
-    }
+    this.seal();
     if (this.writing || this.chunks.length === 0 || this.retryTimer) return;
     const bufs = this.chunks;
     const lines = this.chunkLines.reduce((a, b) => a + b, 0);
@@ -105,7 +123,7 @@ export class FileSink implements Sink {
           this.wasFull = false;
           this.drainCb?.();
         }
-        if (this.chunks.length || this.batch.length) this.flush();
+        if (this.chunks.length || this.curLines) this.flush();
         else if (this.closing) this.closing();
       };
       if (this.o.fsync === 'batch' && typeof this.o.target === 'string') fsync(this.fd, () => done());
