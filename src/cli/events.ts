@@ -24,7 +24,7 @@ export function positiveInt(what: string, min = 1) {
 
 export function statsLine(shown: number, s: SourceStats): string {
   return `conntrail: stats shown=${shown} events=${s.events} datagrams=${s.datagrams} bytes=${s.bytes} ` +
-    `batches=${s.batches} enobufs=${s.enobufs} kernel_drops=${s.kernelDrops} truncated=${s.truncated} ` +
+    `batches=${s.batches} overflows=${s.enobufs} kernel_drops=${s.kernelDrops} truncated=${s.truncated} ` +
     `malformed=${s.malformed} unknown=${s.unknown} rcvbuf=${s.rcvbuf} filter_insns=${s.filterInsns}`;
 }
 

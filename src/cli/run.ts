@@ -7,7 +7,7 @@ import { Logger } from '../daemon/log.js';
 export const DEFAULT_CONFIG = '/etc/conntrail/conntrail.toml';
 
 export function statsText(s: DaemonStats): string {
-  const src = s.sources.map((x) => `source ${x.name}: events=${x.events} datagrams=${x.datagrams} overruns=${x.enobufs} ` +
+  const src = s.sources.map((x) => `source ${x.name}: events=${x.events} datagrams=${x.datagrams} overflows=${x.enobufs} ` +
     `kernel_drops=${x.kernelDrops} resyncs=${x.resyncs} malformed=${x.malformed} rcvbuf=${x.rcvbuf}`);
   const snk = s.sinks.map((x) => `sink ${x.name}: written=${x.written} dropped=${x.dropped} queued=${x.queued} errors=${x.errors}`);
   return [...src, ...snk].join('; ');

@@ -201,7 +201,7 @@ for i in range(${N}): s.sendto(b'x', ('10.99.2.2', 20000 + i))
     await o.done;
     assert.match(o.err(), /warning: source conntrack: netlink overrun \(ENOBUFS\) x\d+, kernel dropped \d+ events so far; receive buffer grown from 8192 to 16384 bytes; resyncing from a table dump/);
     assert.match(o.err(), /resync done, \d+ table entries passed on/);
-    assert.match(o.err(), /stopped: source conntrack: events=\d+ datagrams=\d+ overruns=[1-9]\d* kernel_drops=[1-9]\d* resyncs=1 /);
+    assert.match(o.err(), /stopped: source conntrack: events=\d+ datagrams=\d+ overflows=[1-9]\d* kernel_drops=[1-9]\d* resyncs=1 /);
     // every flow of the burst is in the output: as its NEW event, or from the resync dump
     const seen = new Set(read(log).map((l) => JSON.parse(l)).filter((r) => r.proto === 'udp').map((r) => r.orig.dport));
     const missing = Array.from({ length: N }, (_, i) => 20000 + i).filter((p) => !seen.has(p));

@@ -39,7 +39,7 @@ describe('conntrail events vs conntrack -E', { timeout: 180_000 }, () => {
     assert.ok(expected.some((l) => l.includes('zone=5') && l.includes('mark=16')));
     assert.ok(expected.some((l) => l.startsWith('[DESTROY]') && l.includes('[start=')));
     assert.deepEqual(lines(c.out()), expected);
-    assert.match(c.err(), /stats shown=\d+ .*enobufs=0 kernel_drops=0/);
+    assert.match(c.err(), /stats shown=\d+ .*overflows=0 kernel_drops=0/);
 
     const js = lines(j.out()).map((l) => JSON.parse(l));
     assert.equal(js.length, expected.length);
