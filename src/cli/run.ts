@@ -3,6 +3,9 @@ import { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { Pipeline, type DaemonStats } from '../daemon/daemon.js';
 import { Logger } from '../daemon/log.js';
+import { createMetrics, serveMetrics } from '../daemon/metrics.js';
+import { FatalError } from '../util/errors.js';
+import type { Server } from 'node:http';
 
 export const DEFAULT_CONFIG = '/etc/conntrail/conntrail.toml';
 
@@ -25,6 +28,16 @@ export async function runDaemon(file: string): Promise<void> {
   const log = new Logger(plan.config.log_level);
   let pipeline = new Pipeline(plan, log);
   pipeline.start();
+  let metrics: Server | undefined;
+  if (plan.config.listen) {
+    try {
+      metrics = await serveMetrics(plan.config.listen, createMetrics(() => pipeline.stats()));
+    } catch (e) {
+      await pipeline.stop();
+      throw new FatalError(`metrics: cannot listen on ${plan.config.listen}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    log.info(`metrics at http://${plan.config.listen}/metrics`);
+  }
   log.info(`started with ${file} (${plan.kind === 'vyos' ? 'VyOS conntrack-logger configuration' : 'TOML'}): ` +
     `${plan.config.source.length} source(s), ${plan.config.sink.length} sink(s)`);
   if (plan.kind === 'vyos') log.info('Conntrack socket bound and listening for messages.');
@@ -36,6 +49,7 @@ export async function runDaemon(file: string): Promise<void> {
       stopping = true;
       log.info(`${sig}: stopping, writing out what is queued`);
       const st = await pipeline.stop();
+      metrics?.close();
       log.info(`stopped: ${statsText(st)}`);
       resolve();
     };

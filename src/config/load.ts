@@ -91,7 +91,10 @@ function describe(e: ErrorObject): { key: string; message: string } {
     case 'type':
       return { key: keyPath(e.instancePath), message: `must be ${(e.params as { type: string | string[] }).type.toString().replace(',', ' or ')}` };
     case 'pattern':
-      return { key: keyPath(e.instancePath), message: 'must be an octal mode such as "0640"' };
+      return {
+        key: keyPath(e.instancePath),
+        message: e.instancePath.endsWith('/listen') ? 'must be ADDRESS:PORT, e.g. "127.0.0.1:9405" or "[::1]:9405"' : 'must be an octal mode such as "0640"',
+      };
     default:
       return { key: keyPath(e.instancePath), message: e.message ?? 'is not valid' };
   }

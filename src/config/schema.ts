@@ -46,6 +46,7 @@ export interface SinkConfig {
 
 export interface DaemonConfig {
   log_level: 'error' | 'warn' | 'info' | 'debug';
+  listen?: string;
   source: SourceConfig[];
   sink: SinkConfig[];
 }
@@ -108,6 +109,7 @@ export const CONFIG_SCHEMA = {
   required: ['sink'],
   properties: {
     log_level: { enum: ['error', 'warn', 'info', 'debug'], default: 'info', description: 'Level of the daemon\'s own log (stderr).' },
+    listen: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[0-9.]+|localhost):[0-9]{1,5}$', description: 'Serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. "127.0.0.1:9405"); default: no metrics server.' },
     source: { type: 'array', items: SOURCE_SCHEMA, default: [{}], description: '`[[source]]` tables; default: one conntrack source with no filter.' },
     sink: { type: 'array', items: SINK_SCHEMA, minItems: 1, description: '`[[sink]]` tables.' },
   },

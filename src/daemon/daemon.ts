@@ -21,10 +21,12 @@ interface RunningSource {
   reportedEnobufs: number;
   resyncs: number;
   resyncing: boolean;
+  /** events received per type (before filters) */
+  byType: Record<FlowEvent['type'], number>;
 }
 
 export interface DaemonStats {
-  sources: Array<{ name: string; resyncs: number } & SourceStats>;
+  sources: Array<{ name: string; resyncs: number; byType: Record<FlowEvent['type'], number> } & SourceStats>;
   sinks: SinkStats[];
 }
 
@@ -83,7 +85,9 @@ export class Pipeline {
       const route = (ev: FlowEvent) => {
         for (let i = 0; i < routes.length; i++) routes[i].sink.push(routes[i].format(ev));
       };
+      const byType = { NEW: 0, UPDATE: 0, DESTROY: 0, DUMP: 0 };
       const deliver = (ev: FlowEvent) => {
+        byType[ev.type]++;
         if (match(ev) && (!select || select(ev))) route(ev);
       };
       // table entries of a resync were not seen by the socket filter
@@ -91,7 +95,7 @@ export class Pipeline {
       const deliverDump = (ev: FlowEvent) => {
         if (matchAll(ev)) route(ev);
       };
-      const rs: RunningSource = { name: sc.name, config: sc, src, routes, deliverDump, reportedEnobufs: 0, resyncs: 0, resyncing: false };
+      const rs: RunningSource = { name: sc.name, config: sc, src, routes, deliverDump, reportedEnobufs: 0, resyncs: 0, resyncing: false, byType };
       src.start({
         event: deliver,
         batchEnd: () => this.afterBatch(),
@@ -161,7 +165,7 @@ export class Pipeline {
 
   stats(): DaemonStats {
     return {
-      sources: this.sources.map((s) => ({ name: s.name, resyncs: s.resyncs, ...s.src.stats() })),
+      sources: this.sources.map((s) => ({ name: s.name, resyncs: s.resyncs, byType: { ...s.byType }, ...s.src.stats() })),
       sinks: this.sinks.map((s) => s.stats()),
     };
   }

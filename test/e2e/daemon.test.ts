@@ -3,7 +3,7 @@
 // SIGTERM, and the VyOS conntrack-logger drop-in against the real logger.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -209,3 +209,55 @@ for i in range(${N}): s.sendto(b'x', ('10.99.2.2', 20000 + i))
     assert.ok(read(log).some((l) => JSON.parse(l).event === 'dump'));
   });
 });
+
+describe('conntrail run: metrics and a source in another namespace', { timeout: 60_000 }, () => {
+  const t = new Topology('mt');
+  const dir = mkdtempSync(join(tmpdir(), 'conntrail-mt-'));
+  before(() => t.up());
+  after(() => { t.down(); rmSync(dir, { recursive: true, force: true }); });
+
+  it('serves Prometheus counters that match what was written', async () => {
+    const port = 20000 + (process.pid % 30000);
+    const conf = join(dir, 'm.toml');
+    const log = join(dir, 'm.log');
+    writeFileSync(conf, `listen = "127.0.0.1:${port}"
+
+[[source]]
+name = "rtr"
+netns = "${t.rtr}"
+proto = ["udp"]
+
+[[sink]]
+name = "file"
+type = "file"
+path = "${log}"
+format = "json"
+`);
+    // the daemon runs in this namespace, its source reads the router's
+    const d = spawnDaemon(conf);
+    const o = collect(d.child);
+    assert.ok(await waitSubscribed(d.child.pid!, 10000, t.rtr));
+    for (let i = 0; i < 5; i++) await udp(t, 7100 + i, false, false);
+    ping(t); // kept out by the socket filter: never received
+    await waitFor(() => read(log).length >= 5);
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    const metric = (re: RegExp) => Number(re.exec(text)?.[1]);
+    assert.equal(metric(/^conntrail_sink_written_total\{sink="file"\} (\d+)$/m), read(log).length);
+    assert.equal(metric(/^conntrail_events_received_total\{source="rtr",type="new"\} (\d+)$/m), 5);
+    assert.equal(metric(/^conntrail_sink_dropped_total\{sink="file"\} (\d+)$/m), 0);
+    assert.equal(metric(/^conntrail_kernel_drops_total\{source="rtr"\} (\d+)$/m), 0);
+    assert.match(text, /^conntrail_sink_queue_depth\{sink="file"\} 0$/m);
+    assert.match(text, /^conntrail_process_resident_memory_bytes /m);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 404);
+    d.child.kill('SIGTERM');
+    assert.equal(await o.done, 0, o.err());
+    assert.match(o.err(), new RegExp(`metrics at http://127\\.0\\.0\\.1:${port}/metrics`));
+  });
+});
+
+function spawnDaemon(conf: string) {
+  const child = spawn(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'run', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return { child };
+}

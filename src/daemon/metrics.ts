@@ -1,0 +1,54 @@
+// Prometheus metrics of the daemon (prom-client), read from the pipeline's
+// own counters when scraped: GET http://LISTEN/metrics.
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DaemonStats } from './daemon.js';
+
+export function createMetrics(stats: () => DaemonStats): Registry {
+  const reg = new Registry();
+  collectDefaultMetrics({ register: reg, prefix: 'conntrail_' });
+  // counters read at scrape time: reset, then set to the pipeline's totals
+  const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter, s: DaemonStats) => void) =>
+    new Counter({ name, help, labelNames, registers: [reg], collect(this: Counter) { this.reset(); fill(this, stats()); } });
+  counter('conntrail_events_received_total', 'conntrack events received, by source and type (before filters)', ['source', 'type'], (c, s) => {
+    for (const src of s.sources) for (const [t, n] of Object.entries(src.byType)) c.inc({ source: src.name, type: t.toLowerCase() }, n);
+  });
+  counter('conntrail_netlink_datagrams_total', 'netlink datagrams read', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, x.datagrams); });
+  counter('conntrail_netlink_bytes_total', 'netlink bytes read', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, x.bytes); });
+  counter('conntrail_netlink_overflows_total', 'receive buffer overruns (ENOBUFS) reported by the socket', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, x.enobufs); });
+  counter('conntrail_kernel_drops_total', 'events the kernel could not queue for the socket (SO_MEMINFO)', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, Math.max(0, x.kernelDrops)); });
+  counter('conntrail_resyncs_total', 'table dumps after an overrun', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, x.resyncs); });
+  counter('conntrail_decode_malformed_total', 'messages the decoder rejected', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, x.malformed); });
+  counter('conntrail_sink_written_total', 'records written, by sink', ['sink'], (c, s) => { for (const k of s.sinks) c.inc({ sink: k.name }, k.written); });
+  counter('conntrail_sink_dropped_total', 'records dropped because the sink was full', ['sink'], (c, s) => { for (const k of s.sinks) c.inc({ sink: k.name }, k.dropped); });
+  counter('conntrail_sink_errors_total', 'write errors (retried)', ['sink'], (c, s) => { for (const k of s.sinks) c.inc({ sink: k.name }, k.errors); });
+  new Gauge({
+    name: 'conntrail_sink_queue_depth', help: 'records waiting in the sink queue', labelNames: ['sink'], registers: [reg],
+    collect(this: Gauge) { this.reset(); for (const k of stats().sinks) this.set({ sink: k.name }, k.queued); },
+  });
+  new Gauge({
+    name: 'conntrail_receive_buffer_bytes', help: 'receive buffer granted by the kernel', labelNames: ['source'], registers: [reg],
+    collect(this: Gauge) { this.reset(); for (const x of stats().sources) this.set({ source: x.name }, x.rcvbuf); },
+  });
+  return reg;
+}
+
+/** Serves /metrics on "HOST:PORT"; resolves once listening. */
+export function serveMetrics(listen: string, reg: Registry): Promise<Server> {
+  const i = listen.lastIndexOf(':');
+  const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(listen.slice(i + 1));
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) {
+      reg.metrics().then((text) => { res.writeHead(200, { 'Content-Type': reg.contentType }); res.end(text); },
+        (e: Error) => { res.writeHead(500); res.end(e.message); });
+    } else {
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      res.end('conntrail: metrics are at /metrics\n');
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => { server.off('error', reject); resolve(server); });
+  });
+}
