@@ -2,9 +2,11 @@
 #include <napi.h>
 
 #include "netlink_socket.h"
+#include "unix_dgram.h"
 
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   NetlinkSocket::Init(env, exports);
+  exports.Set("unixDatagramSend", Napi::Function::New(env, UnixDatagramSend));
   return exports;
 }
 

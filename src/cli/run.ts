@@ -5,6 +5,7 @@ import { Pipeline, type DaemonStats } from '../daemon/daemon.js';
 import { Logger } from '../daemon/log.js';
 import { createMetrics, serveMetrics } from '../daemon/metrics.js';
 import { FatalError } from '../util/errors.js';
+import { Notifier } from '../daemon/notify.js';
 import type { Server } from 'node:http';
 
 export const DEFAULT_CONFIG = '/etc/conntrail/conntrail.toml';
@@ -41,6 +42,8 @@ export async function runDaemon(file: string): Promise<void> {
   log.info(`started with ${file} (${plan.kind === 'vyos' ? 'VyOS conntrack-logger configuration' : 'TOML'}): ` +
     `${plan.config.source.length} source(s), ${plan.config.sink.length} sink(s)`);
   if (plan.kind === 'vyos') log.info('Conntrack socket bound and listening for messages.');
+  const notify = new Notifier((m) => log.warn(m));
+  notify.ready(`${plan.config.source.length} source(s), ${plan.config.sink.length} sink(s)`);
 
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -48,6 +51,7 @@ export async function runDaemon(file: string): Promise<void> {
       if (stopping) return;
       stopping = true;
       log.info(`${sig}: stopping, writing out what is queued`);
+      notify.stopping();
       const st = await pipeline.stop();
       metrics?.close();
       log.info(`stopped: ${statsText(st)}`);
@@ -79,7 +83,10 @@ export async function runDaemon(file: string): Promise<void> {
       const old = pipeline;
       pipeline = fresh;
       log.level = next.config.log_level;
-      void old.stop().then(() => log.info(`SIGHUP: configuration reloaded from ${file}, files reopened`));
+      void old.stop().then(() => {
+        log.info(`SIGHUP: configuration reloaded from ${file}, files reopened`);
+        notify.send('READY=1\nSTATUS=reloaded');
+      });
     });
   });
 }

@@ -48,6 +48,8 @@ export interface NativeNetlinkSocket {
 
 interface NativeModule {
   NetlinkSocket: new (opts: NativeSocketOptions) => NativeNetlinkSocket;
+  /** one datagram to a unix socket path ("@name": abstract) */
+  unixDatagramSend(path: string, data: Buffer): void;
 }
 
 function findAddon(): string {
