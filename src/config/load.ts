@@ -7,6 +7,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { CONFIG_SCHEMA, type DaemonConfig, type SinkConfig, type SourceConfig } from './schema.js';
 import { UsageError } from '../util/errors.js';
+import { parseAddress } from '../sinks/syslog.js';
 import { buildFilter } from '../cli/options.js';
 import type { FlowFilter } from '../pipeline/filter.js';
 import type { FlowEvent, FlowEventType } from '../conntrack/record.js';
@@ -93,7 +94,8 @@ function describe(e: ErrorObject): { key: string; message: string } {
     case 'pattern':
       return {
         key: keyPath(e.instancePath),
-        message: e.instancePath.endsWith('/listen') ? 'must be ADDRESS:PORT, e.g. "127.0.0.1:9405" or "[::1]:9405"' : 'must be an octal mode such as "0640"',
+        message: e.instancePath.endsWith('/listen') ? 'must be ADDRESS:PORT, e.g. "127.0.0.1:9405" or "[::1]:9405"'
+          : e.instancePath.endsWith('/tag') ? 'must be 1 to 48 printable characters without spaces' : 'must be an octal mode such as "0640"',
       };
     default:
       return { key: keyPath(e.instancePath), message: e.message ?? 'is not valid' };
@@ -163,6 +165,9 @@ function plan(file: string, text: string, config: DaemonConfig): PlannedSource[]
     if (k.type === 'file' && !k.path) fail(file, text, `sink[${i}].path`, 'is required for a file sink');
     if (k.type !== 'file' && k.path) fail(file, text, `sink[${i}].path`, `only a file sink has a path (this one is ${k.type})`);
     if (k.output.length && k.format !== 'conntrack') fail(file, text, `sink[${i}].output`, `applies to format "conntrack" only, not "${k.format}"`);
+    if (k.type === 'syslog') {
+      try { parseAddress(k.address); } catch (e) { fail(file, text, `sink[${i}].address`, (e as Error).message); }
+    }
   });
   return sources;
 }
@@ -209,6 +214,7 @@ function loadVyos(file: string, text: string): Plan {
   const sink: SinkConfig = {
     name: 'stdout', type: 'stdout', sources: [], format: 'vyos', output: [], mode: '0640', fsync: 'never',
     queue_size: (qs as number | undefined) ?? 65536, when_full: 'block', ulogd_device: 'Netfilter', ulogd_eventv1: false,
+    address: '/dev/log', protocol: 'rfc3164', facility: 'daemon', severity: 'info', tag: 'conntrail',
   };
   const config: DaemonConfig = { log_level: level === 'debug' ? 'debug' : 'info', source: [source], sink: [sink] };
   const filter = buildFilter({ event: events.join(','), format: 'conntrack' });

@@ -2,8 +2,9 @@
 // validation and of docs/config.md (generated from it; a test checks the
 // page is current).
 import { FORMATS } from '../formats/index.js';
+import { FACILITIES, SEVERITIES } from '../sinks/syslog.js';
 
-export const SINK_TYPES = ['stdout', 'file'] as const;
+export const SINK_TYPES = ['stdout', 'file', 'syslog'] as const;
 export type SinkType = (typeof SINK_TYPES)[number];
 
 export interface SourceConfig {
@@ -42,6 +43,11 @@ export interface SinkConfig {
   when_full: 'block' | 'drop';
   ulogd_device: string;
   ulogd_eventv1: boolean;
+  address: string;
+  protocol: 'rfc3164' | 'rfc5424';
+  facility: string;
+  severity: string;
+  tag: string;
 }
 
 export interface DaemonConfig {
@@ -89,7 +95,7 @@ export const SINK_SCHEMA = {
   required: ['type'],
   properties: {
     name: { type: 'string', minLength: 1, description: 'Name in logs and counters (default: TYPE and its index).' },
-    type: { enum: [...SINK_TYPES], description: '`stdout`, or `file` (append to `path`).' },
+    type: { enum: [...SINK_TYPES], description: '`stdout`, `file` (append to `path`), or `syslog` (one message per record to `address`).' },
     sources: strList('Names of the sources to take records from; empty: all.'),
     format: { enum: [...FORMATS], default: 'conntrack', description: 'Line format, as `conntrail events --format`.' },
     output: { type: 'array', items: { enum: ['extended', 'id', 'timestamp', 'ktimestamp', 'labels'] }, default: [], description: 'conntrack format options, as `-o`.' },
@@ -98,6 +104,11 @@ export const SINK_SCHEMA = {
     fsync: { enum: ['never', 'batch'], default: 'never', description: 'file: `batch` calls fsync after every written batch.' },
     queue_size: { type: 'integer', minimum: 1, default: 65536, description: 'Records the sink may hold before it is full.' },
     when_full: { enum: ['block', 'drop'], default: 'block', description: '`block`: pause the sources until the sink catches up (the kernel buffer absorbs, then overruns are counted); `drop`: drop new records and count them.' },
+    address: { type: 'string', default: '/dev/log', description: 'syslog: a local unix datagram socket path, `udp://HOST:PORT` or `tcp://HOST:PORT` (TCP reconnects with backoff; records wait in the queue).' },
+    protocol: { enum: ['rfc3164', 'rfc5424'], default: 'rfc3164', description: 'syslog: message format.' },
+    facility: { enum: Object.keys(FACILITIES), default: 'daemon', description: 'syslog: facility.' },
+    severity: { enum: Object.keys(SEVERITIES), default: 'info', description: 'syslog: severity.' },
+    tag: { type: 'string', pattern: '^[!-~]{1,48}$', default: 'conntrail', description: 'syslog: tag (APP-NAME).' },
     ulogd_device: { type: 'string', default: 'Netfilter', description: 'ulogd-json: the "dvc" value.' },
     ulogd_eventv1: { type: 'boolean', default: false, description: 'ulogd-json: Logstash event v1 fields.' },
   },

@@ -5,6 +5,7 @@ import type { FlowEvent } from '../conntrack/record.js';
 import { compileMatcher } from '../pipeline/filter.js';
 import { makeFormatter, type Formatter } from '../formats/index.js';
 import { FileSink } from '../sinks/file.js';
+import { SyslogSink } from '../sinks/syslog.js';
 import type { Sink, SinkStats } from '../sinks/sink.js';
 import type { Plan, PlannedSource } from '../config/load.js';
 import { explainSocketError } from '../util/errors.js';
@@ -43,7 +44,10 @@ export class Pipeline {
     const { config } = this.plan;
     try {
       for (const k of config.sink) {
-        const sink = new FileSink({
+        const sink: Sink = k.type === 'syslog' ? new SyslogSink({
+          name: k.name, address: k.address, protocol: k.protocol, facility: k.facility, severity: k.severity,
+          tag: k.tag, queueSize: k.queue_size, whenFull: k.when_full, warn: (m) => this.log.warn(m),
+        }) : new FileSink({
           name: k.name,
           target: k.type === 'stdout' ? 1 : k.path!,
           mode: parseInt(k.mode, 8),

@@ -320,3 +320,89 @@ while True:
     assert.match(r.stderr, /permission denied: reading conntrack events needs root or CAP_NET_ADMIN/);
   });
 });
+
+describe('conntrail run: syslog sink', { timeout: 60_000 }, () => {
+  const t = new Topology('sl');
+  const dir = mkdtempSync(join(tmpdir(), 'conntrail-sl-'));
+  before(() => t.up());
+  after(() => { t.down(); rmSync(dir, { recursive: true, force: true }); });
+
+  it('sends to a local unix socket, over UDP, and over TCP (a collector that comes up late gets every record)', async () => {
+    const { createSocket } = await import('node:dgram');
+    const { createServer } = await import('node:net');
+    const unixPath = join(dir, 'log.sock');
+    const ux = spawn('/usr/bin/python3', ['-u', '-c', `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print('bound', flush=True)
+while True: print(s.recv(65536).decode(), flush=True)
+`, unixPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const uxOut = collect(ux);
+    await waitFor(() => uxOut.out().includes('bound'));
+    const udpMsgs: string[] = [];
+    const udpSrv = createSocket('udp4');
+    udpSrv.on('message', (m) => udpMsgs.push(m.toString()));
+    await new Promise<void>((r) => udpSrv.bind(0, '127.0.0.1', () => r()));
+    const udpPort = udpSrv.address().port;
+    // a TCP port nobody listens on yet
+    const tcpSrv = createServer();
+    await new Promise<void>((r) => tcpSrv.listen(0, '127.0.0.1', () => r()));
+    const tcpPort = (tcpSrv.address() as { port: number }).port;
+    await new Promise<void>((r) => tcpSrv.close(() => r()));
+
+    const conf = join(dir, 's.toml');
+    writeFileSync(conf, `[[source]]
+netns = "${t.rtr}"
+proto = ["udp"]
+events = ["new"]
+
+[[sink]]
+type = "syslog"
+address = "${unixPath}"
+
+[[sink]]
+type = "syslog"
+address = "udp://127.0.0.1:${udpPort}"
+protocol = "rfc5424"
+facility = "local3"
+severity = "notice"
+format = "json"
+
+[[sink]]
+type = "syslog"
+address = "tcp://127.0.0.1:${tcpPort}"
+tag = "ct-fw1"
+format = "vyos"
+`);
+    const d = spawn(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'run', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const o = collect(d);
+    assert.ok(await waitSubscribed(d.pid!, 10000, t.rtr));
+    for (let i = 0; i < 3; i++) await udp(t, 7300 + i, false, false);
+    // now the collector comes up
+    let tcpData = '';
+    const late = createServer((c) => c.on('data', (b) => { tcpData += b.toString(); }));
+    await new Promise<void>((r) => late.listen(tcpPort, '127.0.0.1', () => r()));
+    await waitFor(() => lines(tcpData).length >= 3 && udpMsgs.length >= 3 && lines(uxOut.out()).length >= 4);
+    d.kill('SIGTERM');
+    assert.equal(await o.done, 0, o.err());
+    ux.kill();
+    udpSrv.close();
+    late.close();
+
+    const local = lines(uxOut.out()).slice(1);
+    assert.equal(local.length, 3);
+    for (const m of local) assert.match(m, new RegExp(`^<30>[A-Z][a-z]{2} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d conntrail\\[${d.pid}\\]: +\\[NEW\\] udp +17 \\d+ src=10\\.99\\.1\\.2 dst=10\\.99\\.2\\.2 sport=\\d+ dport=730\\d `));
+    assert.equal(udpMsgs.length, 3);
+    for (const m of udpMsgs) {
+      const mm = new RegExp(`^<157>1 \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z \\S+ conntrail ${d.pid} - - (\\{.*\\})$`).exec(m);
+      assert.ok(mm, m);
+      assert.equal(JSON.parse(mm[1]).orig.dst, '10.99.2.2');
+    }
+    const viaTcp = lines(tcpData);
+    assert.equal(viaTcp.length, 3);
+    for (const m of viaTcp) assert.match(m, /^<30>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ ct-fw1\[\d+\]: \[NEW\] {5}\d+ udp {6}17 /);
+    assert.deepEqual(viaTcp.map((l) => /dport=(730\d)/.exec(l)![1]).sort(), ['7300', '7301', '7302']);
+    assert.match(o.err(), /warning: sink syslog2: tcp:\/\/127\.0\.0\.1:\d+: ECONNREFUSED; records are kept/);
+  });
+});
