@@ -7,6 +7,7 @@
 static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   NetlinkSocket::Init(env, exports);
   exports.Set("unixDatagramSend", Napi::Function::New(env, UnixDatagramSend));
+  exports.Set("unixDatagramSendMemfd", Napi::Function::New(env, UnixDatagramSendMemfd));
   return exports;
 }
 

@@ -215,6 +215,7 @@ function loadVyos(file: string, text: string): Plan {
     name: 'stdout', type: 'stdout', sources: [], format: 'vyos', output: [], mode: '0640', fsync: 'never',
     queue_size: (qs as number | undefined) ?? 65536, when_full: 'block', ulogd_device: 'Netfilter', ulogd_eventv1: false,
     address: '/dev/log', protocol: 'rfc3164', facility: 'daemon', severity: 'info', tag: 'conntrail',
+    journal_socket: '/run/systemd/journal/socket', memfd_threshold: 0,
   };
   const config: DaemonConfig = { log_level: level === 'debug' ? 'debug' : 'info', source: [source], sink: [sink] };
   const filter = buildFilter({ event: events.join(','), format: 'conntrack' });

@@ -4,7 +4,7 @@
 import { FORMATS } from '../formats/index.js';
 import { FACILITIES, SEVERITIES } from '../sinks/syslog.js';
 
-export const SINK_TYPES = ['stdout', 'file', 'syslog'] as const;
+export const SINK_TYPES = ['stdout', 'file', 'syslog', 'journal'] as const;
 export type SinkType = (typeof SINK_TYPES)[number];
 
 export interface SourceConfig {
@@ -48,6 +48,8 @@ export interface SinkConfig {
   facility: string;
   severity: string;
   tag: string;
+  journal_socket: string;
+  memfd_threshold: number;
 }
 
 export interface DaemonConfig {
@@ -95,7 +97,7 @@ export const SINK_SCHEMA = {
   required: ['type'],
   properties: {
     name: { type: 'string', minLength: 1, description: 'Name in logs and counters (default: TYPE and its index).' },
-    type: { enum: [...SINK_TYPES], description: '`stdout`, `file` (append to `path`), or `syslog` (one message per record to `address`).' },
+    type: { enum: [...SINK_TYPES], description: '`stdout`, `file` (append to `path`), `syslog` (one message per record to `address`), or `journal` (systemd-journald, with a CT_* field for every record field).' },
     sources: strList('Names of the sources to take records from; empty: all.'),
     format: { enum: [...FORMATS], default: 'conntrack', description: 'Line format, as `conntrail events --format`.' },
     output: { type: 'array', items: { enum: ['extended', 'id', 'timestamp', 'ktimestamp', 'labels'] }, default: [], description: 'conntrack format options, as `-o`.' },
@@ -107,8 +109,10 @@ export const SINK_SCHEMA = {
     address: { type: 'string', default: '/dev/log', description: 'syslog: a local unix datagram socket path, `udp://HOST:PORT` or `tcp://HOST:PORT` (TCP reconnects with backoff; records wait in the queue).' },
     protocol: { enum: ['rfc3164', 'rfc5424'], default: 'rfc3164', description: 'syslog: message format.' },
     facility: { enum: Object.keys(FACILITIES), default: 'daemon', description: 'syslog: facility.' },
-    severity: { enum: Object.keys(SEVERITIES), default: 'info', description: 'syslog: severity.' },
-    tag: { type: 'string', pattern: '^[!-~]{1,48}$', default: 'conntrail', description: 'syslog: tag (APP-NAME).' },
+    severity: { enum: Object.keys(SEVERITIES), default: 'info', description: 'syslog: severity; journal: PRIORITY.' },
+    tag: { type: 'string', pattern: '^[!-~]{1,48}$', default: 'conntrail', description: 'syslog: tag (APP-NAME); journal: SYSLOG_IDENTIFIER.' },
+    journal_socket: { type: 'string', minLength: 1, default: '/run/systemd/journal/socket', description: 'journal: journald\'s native socket.' },
+    memfd_threshold: { type: 'integer', minimum: 0, default: 0, description: 'journal: send entries of this many bytes or more in a sealed memfd (0: only those too large for one datagram).' },
     ulogd_device: { type: 'string', default: 'Netfilter', description: 'ulogd-json: the "dvc" value.' },
     ulogd_eventv1: { type: 'boolean', default: false, description: 'ulogd-json: Logstash event v1 fields.' },
   },

@@ -6,6 +6,7 @@ import { compileMatcher } from '../pipeline/filter.js';
 import { makeFormatter, type Formatter } from '../formats/index.js';
 import { FileSink } from '../sinks/file.js';
 import { SyslogSink } from '../sinks/syslog.js';
+import { JournalSink } from '../sinks/journal.js';
 import type { Sink, SinkStats } from '../sinks/sink.js';
 import type { Plan, PlannedSource } from '../config/load.js';
 import { explainSocketError } from '../util/errors.js';
@@ -47,6 +48,9 @@ export class Pipeline {
         const sink: Sink = k.type === 'syslog' ? new SyslogSink({
           name: k.name, address: k.address, protocol: k.protocol, facility: k.facility, severity: k.severity,
           tag: k.tag, queueSize: k.queue_size, whenFull: k.when_full, warn: (m) => this.log.warn(m),
+        }) : k.type === 'journal' ? new JournalSink({
+          name: k.name, socket: k.journal_socket, identifier: k.tag, severity: k.severity, memfdThreshold: k.memfd_threshold,
+          queueSize: k.queue_size, whenFull: k.when_full, warn: (m) => this.log.warn(m),
         }) : new FileSink({
           name: k.name,
           target: k.type === 'stdout' ? 1 : k.path!,
@@ -87,7 +91,7 @@ export class Pipeline {
       const match = compileMatcher(ps.filter, src.kernelFiltered);
       const select = ps.select;
       const route = (ev: FlowEvent) => {
-        for (let i = 0; i < routes.length; i++) routes[i].sink.push(routes[i].format(ev));
+        for (let i = 0; i < routes.length; i++) routes[i].sink.push(routes[i].format(ev), ev);
       };
       const byType = { NEW: 0, UPDATE: 0, DESTROY: 0, DUMP: 0 };
       const deliver = (ev: FlowEvent) => {

@@ -50,6 +50,8 @@ interface NativeModule {
   NetlinkSocket: new (opts: NativeSocketOptions) => NativeNetlinkSocket;
   /** one datagram to a unix socket path ("@name": abstract) */
   unixDatagramSend(path: string, data: Buffer): void;
+  /** the payload in a sealed memfd, its descriptor in the datagram (journald) */
+  unixDatagramSendMemfd(path: string, data: Buffer): void;
 }
 
 function findAddon(): string {

@@ -1,3 +1,5 @@
+import type { FlowEvent } from '../conntrack/record.js';
+
 // The sink interface: formatted lines in, written somewhere, through a
 // bounded queue with a declared policy when it is full.
 
@@ -17,8 +19,10 @@ export interface Sink {
   readonly name: string;
   /** "block": the pipeline pauses its sources while this sink is full */
   readonly blocking: boolean;
-  /** Takes one line (no newline). Never throws; counts a drop if it must. */
-  push(line: string): void;
+  /** Takes one record: its line in the sink's format (no newline), and the
+   * record itself for sinks with structured fields. Never throws; counts a
+   * drop if it must. */
+  push(line: string, ev?: FlowEvent): void;
   /** Starts writing what is queued (called at the end of each batch). */
   flush(): void;
   /** Is the queue at its limit? */

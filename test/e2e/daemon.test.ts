@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { collect, sh, Topology, waitFor, waitSubscribed } from '../helpers/netns.js';
 import { mixedRules, mixedTraffic, ping, reapExpired, shortTimeouts, tcp, udp } from '../helpers/traffic.js';
 import { CONNTRAIL } from '../helpers/cli.js';
+import { ensureJournald, journalEntries } from '../helpers/journald.js';
 
 const lines = (s: string) => s.split('\n').filter(Boolean);
 const read = (p: string) => (existsSync(p) ? lines(readFileSync(p, 'utf8')) : []);
@@ -404,5 +405,68 @@ format = "vyos"
     for (const m of viaTcp) assert.match(m, /^<30>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ ct-fw1\[\d+\]: \[NEW\] {5}\d+ udp {6}17 /);
     assert.deepEqual(viaTcp.map((l) => /dport=(730\d)/.exec(l)![1]).sort(), ['7300', '7301', '7302']);
     assert.match(o.err(), /warning: sink syslog2: tcp:\/\/127\.0\.0\.1:\d+: ECONNREFUSED; records are kept/);
+  });
+});
+
+describe('conntrail run: journal sink', { timeout: 60_000 }, () => {
+  const t = new Topology('jr');
+  const dir = mkdtempSync(join(tmpdir(), 'conntrail-jr-'));
+  let stopJournald = () => {};
+  before(async () => { t.up({ nft: mixedRules(t) }); stopJournald = await ensureJournald(); });
+  after(() => { t.down(); stopJournald(); rmSync(dir, { recursive: true, force: true }); });
+
+  it('writes structured entries read back with journalctl, also through a sealed memfd', async () => {
+    const tag = `conntrail-test-${process.pid}-${Date.now()}`;
+    const conf = join(dir, 'j.toml');
+    writeFileSync(conf, `[[source]]
+netns = "${t.rtr}"
+events = ["new"]
+proto = ["tcp", "icmp"]
+
+[[sink]]
+type = "journal"
+tag = "${tag}"
+format = "conntrack"
+output = ["id"]
+
+[[sink]]
+type = "journal"
+tag = "${tag}-memfd"
+severity = "notice"
+memfd_threshold = 1
+`);
+    const d = spawn(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'run', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const o = collect(d);
+    assert.ok(await waitSubscribed(d.pid!, 10000, t.rtr));
+    await tcp(t, 8080);
+    await tcp(t, 8080, false, 'dnat\n', '10.99.1.1', 80);
+    ping(t);
+    await waitFor(() => journalEntries(tag).length >= 3 && journalEntries(`${tag}-memfd`).length >= 3);
+    d.kill('SIGTERM');
+    assert.equal(await o.done, 0, o.err());
+    const es = journalEntries(tag);
+    assert.equal(es.length, 3);
+    for (const e of es) {
+      assert.equal(e.PRIORITY, '6');
+      assert.equal(e.CT_EVENT, 'new');
+      assert.equal(e.CT_ORIG_SRC, '10.99.1.2');
+      assert.match(e.MESSAGE, new RegExp(`^ +\\[NEW\\] ${e.CT_PROTO} .* id=${e.CT_ID}$`));
+      assert.ok(Number(e.CT_RECEIVED_US) > 1.7e15);
+    }
+    const masq = es.find((e) => e.CT_PROTO === 'tcp' && e.CT_ORIG_DPORT === '8080')!;
+    assert.equal(masq.CT_NAT, 'snat');
+    assert.equal(masq.CT_SNAT_INSIDE, `10.99.1.2:${masq.CT_ORIG_SPORT}`);
+    assert.equal(masq.CT_SNAT_PUBLIC, `10.99.2.1:${masq.CT_REPLY_DPORT}`);
+    assert.equal(masq.CT_STATE, 'SYN_SENT');
+    const fwd = es.find((e) => e.CT_ORIG_DPORT === '80')!;
+    assert.equal(fwd.CT_NAT, 'both');
+    assert.equal(fwd.CT_DNAT_PUBLIC, '10.99.1.1:80');
+    assert.equal(fwd.CT_DNAT_INSIDE, '10.99.2.2:8080');
+    const icmp = es.find((e) => e.CT_PROTO === 'icmp')!;
+    assert.equal(icmp.CT_ORIG_ICMP_TYPE, '8');
+    const viaMemfd = journalEntries(`${tag}-memfd`);
+    assert.equal(viaMemfd.length, 3);
+    assert.ok(viaMemfd.every((e) => e.PRIORITY === '5' && e.CT_ORIG_SRC === '10.99.1.2'));
+    assert.deepEqual(viaMemfd.map((e) => e.CT_ID).sort(), es.map((e) => e.CT_ID).sort());
   });
 });
