@@ -72,6 +72,47 @@ uint32_t GetU32(const Napi::Object& o, const char* key, uint32_t def) {
 
 }  // namespace
 
+// writeSysctl(netns | "", name, value): writes /proc/sys/<name> ("net.netfilter.x"
+// -> net/netfilter/x) as seen from that network namespace. /proc/sys/net is
+// the namespace of the task that opens it, so a helper thread enters the
+// namespace, opens and writes; the JS thread never moves.
+Napi::Value WriteSysctl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString() || !info[2].IsString()) {
+    Napi::TypeError::New(env, "writeSysctl(netns, name, value) expected").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string ns = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  std::string value = info[2].As<Napi::String>().Utf8Value();
+  if (name.find("..") != std::string::npos || name.find('/') != std::string::npos) {
+    Napi::RangeError::New(env, "writeSysctl: bad name").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string path = "/proc/sys/";
+  for (char c : name) path += (c == '.' ? '/' : c);
+  int err = 0;
+  const char* where = "open";
+  std::thread t([&]() {
+    if (!ns.empty()) {
+      std::string nspath = ns.find('/') == std::string::npos ? "/run/netns/" + ns : ns;
+      int nsfd = open(nspath.c_str(), O_RDONLY | O_CLOEXEC);
+      if (nsfd < 0) { err = errno; where = "open netns"; return; }
+      int r = setns(nsfd, CLONE_NEWNET);
+      int e = errno;
+      close(nsfd);
+      if (r != 0) { err = e; where = "setns"; return; }
+    }
+    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) { err = errno; where = "open"; return; }
+    if (write(fd, value.data(), value.size()) < 0) { err = errno; where = "write"; }
+    close(fd);
+  });
+  t.join();
+  if (err) ErrnoError(env, where, err, path).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
 Napi::Object NetlinkSocket::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function fn = DefineClass(
       env, "NetlinkSocket",
@@ -94,6 +135,7 @@ Napi::Object NetlinkSocket::Init(Napi::Env env, Napi::Object exports) {
           InstanceAccessor("fd", &NetlinkSocket::GetFd, nullptr),
       });
   exports.Set("NetlinkSocket", fn);
+  exports.Set("writeSysctl", Napi::Function::New(env, WriteSysctl));
   return exports;
 }
 

@@ -15,6 +15,9 @@ export interface SourceConfig {
   batch_delay_ms: number;
   buffer_max: number;
   resync: boolean;
+  sync_at_start: boolean;
+  enable_accounting: boolean;
+  enable_timestamps: boolean;
   reliable: boolean;
   events: Array<'new' | 'update' | 'destroy'>;
   family?: 'ipv4' | 'ipv6';
@@ -74,6 +77,9 @@ export const SOURCE_SCHEMA = {
     batch_delay_ms: { type: 'integer', minimum: 0, maximum: 1000, default: 1, description: 'After a wake-up, wait this long before reading again.' },
     buffer_max: { type: 'integer', minimum: 4096, default: 268435456, description: 'After an overrun (ENOBUFS) the receive buffer is doubled, up to this many bytes.' },
     resync: { type: 'boolean', default: true, description: 'After an overrun, dump the conntrack table and pass every entry on (as `dump` records), so the flows open after the loss are known again.' },
+    sync_at_start: { type: 'boolean', default: false, description: 'At start, dump the table and pass every entry on (as `dump` records), so flows that began earlier are known.' },
+    enable_accounting: { type: 'boolean', default: false, description: 'At start, turn on nf_conntrack_acct in the source\'s namespace (packet and byte counters on DESTROY), and say so in the log.' },
+    enable_timestamps: { type: 'boolean', default: false, description: 'At start, turn on nf_conntrack_timestamp in the source\'s namespace (start/stop times, so DESTROY carries the duration), and say so in the log.' },
     reliable: { type: 'boolean', default: false, description: 'Reliable event delivery (NETLINK_BROADCAST_ERROR + NETLINK_NO_ENOBUFS): the kernel keeps an event it cannot deliver and retries it, which can make it drop packets instead of events under extreme load.' },
     events: { type: 'array', items: { enum: ['new', 'update', 'destroy'] }, minItems: 1, uniqueItems: true, default: ['new', 'update', 'destroy'], description: 'Event types to subscribe to.' },
     family: { enum: ['ipv4', 'ipv6'], description: 'Only this address family.' },

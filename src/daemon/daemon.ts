@@ -10,6 +10,7 @@ import { JournalSink } from '../sinks/journal.js';
 import type { Sink, SinkStats } from '../sinks/sink.js';
 import type { Plan, PlannedSource } from '../config/load.js';
 import { explainSocketError } from '../util/errors.js';
+import { native } from '../netlink/native.js';
 import type { Logger } from './log.js';
 
 interface Route { sink: Sink; format: Formatter }
@@ -70,6 +71,15 @@ export class Pipeline {
     }
     for (const ps of this.plan.sources) {
       const sc = ps.config;
+      for (const [on, name, what] of [[sc.enable_accounting, 'nf_conntrack_acct', 'accounting'], [sc.enable_timestamps, 'nf_conntrack_timestamp', 'timestamps']] as const) {
+        if (!on) continue;
+        try {
+          native().writeSysctl(sc.netns ?? '', `net.netfilter.${name}`, '1');
+          this.log.info(`source ${sc.name}: turned on conntrack ${what} (net.netfilter.${name}=1)${sc.netns ? ` in network namespace ${sc.netns}` : ''}`);
+        } catch (e) {
+          this.log.warn(`source ${sc.name}: could not turn on net.netfilter.${name}: ${(e as Error).message}`);
+        }
+      }
       let src: ConntrackEventSource;
       try {
         src = new ConntrackEventSource({
@@ -113,6 +123,7 @@ export class Pipeline {
         `${sc.netns ? ` in network namespace ${sc.netns}` : ''} (receive buffer ${src.rcvbuf} bytes` +
         `${src.filterInsns ? `, socket filter of ${src.filterInsns} instructions` : ''})`);
     }
+    for (const s of this.sources) if (s.config.sync_at_start) this.resync(s, 'start-up sync');
     this.timer = setInterval(() => this.checkOverruns(), 1000);
     this.timer.unref();
   }
@@ -157,17 +168,17 @@ export class Pipeline {
     }
   }
 
-  private resync(s: RunningSource): void {
+  private resync(s: RunningSource, why = 'resync'): void {
     if (s.resyncing) return;
     s.resyncing = true;
     let n = 0;
     dumpConntrack({ netns: s.config.netns }, (ev) => { n++; s.deliverDump(ev); })
       .then(() => {
-        s.resyncs++;
+        if (why === 'resync') s.resyncs++;
         this.afterBatch();
-        this.log.info(`source ${s.name}: resync done, ${n} table entries passed on`);
+        this.log.info(`source ${s.name}: ${why} done, ${n} table entries passed on`);
       })
-      .catch((e: Error) => this.log.error(`source ${s.name}: resync failed: ${e.message}`))
+      .catch((e: Error) => this.log.error(`source ${s.name}: ${why} failed: ${e.message}`))
       .finally(() => { s.resyncing = false; });
   }
 

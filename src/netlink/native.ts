@@ -52,6 +52,8 @@ interface NativeModule {
   unixDatagramSend(path: string, data: Buffer): void;
   /** the payload in a sealed memfd, its descriptor in the datagram (journald) */
   unixDatagramSendMemfd(path: string, data: Buffer): void;
+  /** writes /proc/sys/NAME (dots for slashes) as seen from a network namespace ("" = ours) */
+  writeSysctl(netns: string, name: string, value: string): void;
 }
 
 function findAddon(): string {

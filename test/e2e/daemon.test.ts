@@ -470,3 +470,70 @@ memfd_threshold = 1
     assert.deepEqual(viaMemfd.map((e) => e.CT_ID).sort(), es.map((e) => e.CT_ID).sort());
   });
 });
+
+describe('conntrail run: start-up options and SIGTERM under load', { timeout: 60_000 }, () => {
+  const t = new Topology('su');
+  const dir = mkdtempSync(join(tmpdir(), 'conntrail-su-'));
+  before(() => t.up({ acct: false, timestamp: false }));
+  after(() => { t.down(); rmSync(dir, { recursive: true, force: true }); });
+
+  it('turns on accounting and timestamps in the watched namespace, says so, and syncs the table at start', async () => {
+    t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_icmp_timeout': '60' });
+    ping(t); // an entry that exists before the daemon starts
+    const conf = join(dir, 'su.toml');
+    const log = join(dir, 'su.log');
+    writeFileSync(conf, `[[source]]
+netns = "${t.rtr}"
+enable_accounting = true
+enable_timestamps = true
+sync_at_start = true
+
+[[sink]]
+type = "file"
+path = "${log}"
+format = "json"
+`);
+    const d = spawn(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'run', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const o = collect(d);
+    assert.ok(await waitSubscribed(d.pid!, 10000, t.rtr));
+    await waitFor(() => /start-up sync done/.test(o.err()));
+    await udp(t, 7400, false, false);
+    t.exec(t.rtr, ['conntrack', '-D', '-p', 'udp'], { allowFail: true });
+    await waitFor(() => read(log).some((l) => JSON.parse(l).event === 'destroy'));
+    d.kill('SIGTERM');
+    assert.equal(await o.done, 0, o.err());
+    assert.equal(t.exec(t.rtr, ['sysctl', '-n', 'net.netfilter.nf_conntrack_acct']).trim(), '1');
+    assert.equal(t.exec(t.rtr, ['sysctl', '-n', 'net.netfilter.nf_conntrack_timestamp']).trim(), '1');
+    assert.match(o.err(), new RegExp(`turned on conntrack accounting \\(net\\.netfilter\\.nf_conntrack_acct=1\\) in network namespace ${t.rtr}`));
+    assert.match(o.err(), /turned on conntrack timestamps \(net\.netfilter\.nf_conntrack_timestamp=1\)/);
+    assert.match(o.err(), /start-up sync done, [1-9]\d* table entries passed on/);
+    const recs = read(log).map((l) => JSON.parse(l));
+    assert.ok(recs.some((r) => r.event === 'dump' && r.proto === 'icmp'), 'the flow that began before the start is known');
+    const destroy = recs.find((r) => r.event === 'destroy')!;
+    assert.equal(destroy.orig.packets, 1);
+    assert.ok(destroy.duration_s >= 0 && destroy.start_ns && destroy.stop_ns);
+  });
+
+  it('SIGTERM under load: every event read is written', async () => {
+    const conf = join(dir, 'load.toml');
+    const log = join(dir, 'load.log');
+    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\n[[sink]]\ntype = "file"\npath = "${log}"\nformat = "ulogd-json"\n`);
+    const d = spawn(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'run', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const o = collect(d);
+    assert.ok(await waitSubscribed(d.pid!, 10000, t.rtr));
+    const burst = spawn('ip', ['netns', 'exec', t.cli, 'python3', '-c', `
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(20000): s.sendto(b'x', ('10.99.2.2', 1024 + (i % 60000)))
+`]);
+    // stop it while the burst is still running
+    await waitFor(() => read(log).length > 100);
+    d.kill('SIGTERM');
+    assert.equal(await o.done, 0, o.err());
+    burst.kill();
+    const m = /stopped: source conntrack: events=(\d+) .*sink file0: written=(\d+) dropped=0 queued=0/.exec(o.err());
+    assert.ok(m, o.err());
+    assert.equal(Number(m[2]), Number(m[1]), 'written = read');
+    assert.equal(read(log).length, Number(m[1]));
+  });
+});
