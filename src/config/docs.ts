@@ -1,7 +1,25 @@
-// docs/config.md, generated from the configuration schema (the single
-// source): `node dist/src/config/docs.js > docs/config.md`. A unit test
-// fails when the page and the schema disagree.
-import { CONFIG_SCHEMA, SINK_SCHEMA, SOURCE_SCHEMA } from './schema.js';
+// The configuration docs, generated from the schema (the single source):
+// docs/config.md and one page per source and sink type under docs/sources/
+// and docs/sinks/. `npm run docs` writes them; a unit test fails when the
+// pages and the schema disagree.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { CONFIG_SCHEMA, SINK_SCHEMA, SINK_TYPES, SOURCE_SCHEMA } from './schema.js';
+
+/** the sink keys every type takes, and each type's own */
+export const SINK_COMMON_KEYS = ['name', 'type', 'sources', 'format', 'output', 'queue_size', 'when_full', 'ulogd_device', 'ulogd_eventv1'];
+export const SINK_TYPE_KEYS: Record<(typeof SINK_TYPES)[number], string[]> = {
+  stdout: [],
+  file: ['path', 'mode', 'fsync', 'rotate_size', 'rotate_keep'],
+  syslog: ['address', 'protocol', 'facility', 'severity', 'tag'],
+  journal: ['tag', 'severity', 'journal_socket', 'memfd_threshold'],
+};
+const SINK_INTRO: Record<(typeof SINK_TYPES)[number], string> = {
+  stdout: 'Records on standard output, one line each.',
+  file: 'Records appended to a file, one line each: asynchronous writes, one per batch; created with `mode`; reopened on SIGHUP (logrotate: rename, then SIGHUP) or rotated by size.',
+  syslog: 'One syslog message per record: to a local unix datagram socket (`/dev/log`), or to a collector over UDP or TCP (newline framing; reconnects with backoff, records wait in the queue meanwhile). RFC 3164 or RFC 5424.',
+  journal: 'systemd-journald\'s native protocol: MESSAGE in the sink\'s format, SYSLOG_IDENTIFIER, PRIORITY, and a CT_* field for every record field (addresses, ports, protocol, state, event, the NAT translation as CT_NAT / CT_SNAT_* / CT_DNAT_*, counters, times). Entries too large for one datagram go in a sealed memfd.',
+};
 
 type Prop = { description?: string; default?: unknown; enum?: readonly unknown[]; type?: unknown; items?: { enum?: readonly unknown[]; type?: unknown }; const?: unknown; minimum?: number; maximum?: number };
 
@@ -47,7 +65,7 @@ ${SOURCE_SCHEMA.description}
 ${table(SOURCE_SCHEMA.properties as unknown as Record<string, Prop>)}
 ## \`[[sink]]\`
 
-${SINK_SCHEMA.description}
+${SINK_SCHEMA.description} One page per type: ${SINK_TYPES.map((t) => `[${t}](sinks/${t}.md)`).join(', ')}.
 
 ${table(SINK_SCHEMA.properties as unknown as Record<string, Prop>, SINK_SCHEMA.required)}
 ## Example
@@ -74,4 +92,29 @@ output = ["id"]
 `;
 }
 
-if (process.argv[1]?.endsWith('docs.js')) process.stdout.write(renderConfigDocs());
+function pick(keys: string[]): Record<string, Prop> {
+  const all = SINK_SCHEMA.properties as unknown as Record<string, Prop>;
+  return Object.fromEntries(keys.map((k) => [k, all[k]]));
+}
+
+/** Every generated page, by path under docs/. */
+export function renderPages(): Record<string, string> {
+  const pages: Record<string, string> = { 'config.md': renderConfigDocs() };
+  const gen = '<!-- generated from src/config/schema.ts by src/config/docs.ts: do not edit -->';
+  pages['sources/conntrack.md'] = `# Source \`conntrack\`\n\n${gen}\n\n${SOURCE_SCHEMA.description}\n\n` +
+    table(SOURCE_SCHEMA.properties as unknown as Record<string, Prop>);
+  for (const t of SINK_TYPES) {
+    pages[`sinks/${t}.md`] = `# Sink \`${t}\`\n\n${gen}\n\n${SINK_INTRO[t]}\n\n## Keys of every sink\n\n` +
+      table(pick(SINK_COMMON_KEYS), SINK_SCHEMA.required) +
+      (SINK_TYPE_KEYS[t].length ? `\n## Keys of a \`${t}\` sink\n\n` + table(pick(SINK_TYPE_KEYS[t])) : '');
+  }
+  return pages;
+}
+
+if (process.argv[1]?.endsWith('docs.js')) {
+  const root = process.argv[2] ?? 'docs';
+  for (const [p, text] of Object.entries(renderPages())) {
+    mkdirSync(dirname(join(root, p)), { recursive: true });
+    writeFileSync(join(root, p), text);
+  }
+}

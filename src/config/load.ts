@@ -212,7 +212,7 @@ function loadVyos(file: string, text: string): Plan {
     proto: [], not_proto: [], src: [], dst: [], not_src: [], not_dst: [], port: [], not_port: [], mark: [], zone: [],
   };
   const sink: SinkConfig = {
-    name: 'stdout', type: 'stdout', sources: [], format: 'vyos', output: [], mode: '0640', fsync: 'never',
+    name: 'stdout', type: 'stdout', sources: [], format: 'vyos', output: [], mode: '0640', fsync: 'never', rotate_size: 0, rotate_keep: 5,
     queue_size: (qs as number | undefined) ?? 65536, when_full: 'block', ulogd_device: 'Netfilter', ulogd_eventv1: false,
     address: '/dev/log', protocol: 'rfc3164', facility: 'daemon', severity: 'info', tag: 'conntrail',
     journal_socket: '/run/systemd/journal/socket', memfd_threshold: 0,

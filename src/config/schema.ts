@@ -42,6 +42,8 @@ export interface SinkConfig {
   path?: string;
   mode: string;
   fsync: 'never' | 'batch';
+  rotate_size: number;
+  rotate_keep: number;
   queue_size: number;
   when_full: 'block' | 'drop';
   ulogd_device: string;
@@ -110,6 +112,8 @@ export const SINK_SCHEMA = {
     path: { type: 'string', minLength: 1, description: 'file: the file to append to (created with `mode`; reopened on SIGHUP).' },
     mode: { type: 'string', pattern: '^0?[0-7]{3}$', default: '0640', description: 'file: permissions of a file the sink creates (octal).' },
     fsync: { enum: ['never', 'batch'], default: 'never', description: 'file: `batch` calls fsync after every written batch.' },
+    rotate_size: { type: 'integer', minimum: 0, default: 0, description: 'file: rotate when the file reaches this many bytes (0: never; or rename it and send SIGHUP, as logrotate does).' },
+    rotate_keep: { type: 'integer', minimum: 1, maximum: 1000, default: 5, description: 'file: rotated files kept, PATH.1 (newest) to PATH.N.' },
     queue_size: { type: 'integer', minimum: 1, default: 65536, description: 'Records the sink may hold before it is full.' },
     when_full: { enum: ['block', 'drop'], default: 'block', description: '`block`: pause the sources until the sink catches up (the kernel buffer absorbs, then overruns are counted); `drop`: drop new records and count them.' },
     address: { type: 'string', default: '/dev/log', description: 'syslog: a local unix datagram socket path, `udp://HOST:PORT` or `tcp://HOST:PORT` (TCP reconnects with backoff; records wait in the queue).' },

@@ -57,6 +57,8 @@ export class Pipeline {
           target: k.type === 'stdout' ? 1 : k.path!,
           mode: parseInt(k.mode, 8),
           fsync: k.fsync,
+          rotateSize: k.rotate_size,
+          rotateKeep: k.rotate_keep,
           queueSize: k.queue_size,
           whenFull: k.when_full,
           warn: (m) => this.log.warn(m),

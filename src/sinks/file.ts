@@ -3,7 +3,7 @@
 // so the garbage collector has little to do), each batch becomes one queued
 // buffer, queued buffers go out in one writev; a bounded queue (in records),
 // fsync policy, reopen on SIGHUP.
-import { close as fsClose, closeSync, fsync, openSync, writev } from 'node:fs';
+import { close as fsClose, closeSync, existsSync, fstatSync, fsync, openSync, renameSync, rmSync, writev } from 'node:fs';
 import type { Sink, SinkStats } from './sink.js';
 
 export interface FileSinkOptions {
@@ -15,6 +15,10 @@ export interface FileSinkOptions {
   fsync?: 'never' | 'batch';
   queueSize: number;
   whenFull: 'block' | 'drop';
+  /** rotate when the file reaches this many bytes (0: never; logrotate + SIGHUP works too) */
+  rotateSize?: number;
+  /** rotated files kept: PATH.1 (newest) .. PATH.N */
+  rotateKeep?: number;
   /** where write errors are reported (once per error streak) */
   warn: (msg: string) => void;
 }
@@ -48,9 +52,29 @@ export class FileSink implements Sink {
     this.fd = this.open();
   }
 
+  private size = 0;
+
   private open(): number {
     if (typeof this.o.target === 'number') return this.o.target;
-    return openSync(this.o.target, 'a', this.o.mode ?? 0o640);
+    const fd = openSync(this.o.target, 'a', this.o.mode ?? 0o640);
+    this.size = fstatSync(fd).size;
+    return fd;
+  }
+
+  /** PATH -> PATH.1 -> ... -> PATH.keep (the oldest removed), then a new PATH. */
+  private rotate(): void {
+    const path = this.o.target as string;
+    const keep = Math.max(1, this.o.rotateKeep ?? 5);
+    try {
+      rmSync(`${path}.${keep}`, { force: true });
+      for (let i = keep - 1; i >= 1; i--) if (existsSync(`${path}.${i}`)) renameSync(`${path}.${i}`, `${path}.${i + 1}`);
+      renameSync(path, `${path}.1`);
+      const old = this.fd;
+      this.fd = this.open();
+      closeSync(old);
+    } catch (e) {
+      this.o.warn(`sink ${this.name}: rotation failed: ${(e as Error).message}; still writing to ${path}`);
+    }
   }
 
   push(line: string): void {
@@ -115,7 +139,9 @@ export class FileSink implements Sink {
         return;
       }
       if (this.failing) { this.o.warn(`sink ${this.name}: writing again`); this.failing = false; }
+      this.size += total;
       const done = () => {
+        if (this.o.rotateSize && this.size >= this.o.rotateSize && typeof this.o.target === 'string') this.rotate();
         this.st.written += lines;
         this.queued -= lines;
         this.writing = false;

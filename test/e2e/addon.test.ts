@@ -53,6 +53,18 @@ describe('native netlink socket', { timeout: 60_000 }, () => {
     assert.throws(() => s.attachFilter(Buffer.alloc(3)), /closed/);
   });
 
+  it('reliable delivery sets NETLINK_BROADCAST_ERROR and NETLINK_NO_ENOBUFS on the event socket', async () => {
+    const { ConntrackEventSource } = await import('../../src/conntrack/source.js');
+    const { emptyFilter } = await import('../../src/pipeline/filter.js');
+    const { SOL_NETLINK, NETLINK_BROADCAST_ERROR, NETLINK_NO_ENOBUFS } = await import('../../src/netlink/constants.js');
+    for (const reliable of [true, false]) {
+      const src = new ConntrackEventSource({ netns: t.rtr, filter: emptyFilter(), reliable });
+      assert.equal(src.sock.getsockoptInt(SOL_NETLINK, NETLINK_BROADCAST_ERROR), reliable ? 1 : 0);
+      assert.equal(src.sock.getsockoptInt(SOL_NETLINK, NETLINK_NO_ENOBUFS), reliable ? 1 : 0);
+      src.close();
+    }
+  });
+
   it('reports the receive buffer the kernel granted', () => {
     const s = new NetlinkSocket({ protocol: NETLINK_NETFILTER });
     const granted = s.setRcvbuf(8 * 1024 * 1024);

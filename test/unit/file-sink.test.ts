@@ -74,6 +74,27 @@ describe('file sink queue', () => {
     f.done();
   });
 
+  it('rotates by size, keeping N files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'conntrail-sink-'));
+    const p = join(dir, 'r.log');
+    const sink = new FileSink({ name: 't', target: p, queueSize: 1000, whenFull: 'block', rotateSize: 1000, rotateKeep: 2, warn: () => {} });
+    let n = 0;
+    for (let b = 0; b < 10; b++) {
+      for (let i = 0; i < 10; i++) sink.push(`line ${String(n++).padStart(4, '0')} ${'x'.repeat(40)}`);
+      sink.flush();
+      while (sink.stats().queued) await tick();
+    }
+    await sink.close();
+    const { existsSync: ex } = await import('node:fs');
+    assert.ok(ex(`${p}.1`) && ex(`${p}.2`) && !ex(`${p}.3`));
+    const all = [`${p}.2`, `${p}.1`, p].flatMap((f) => readFileSync(f, 'utf8').split('\n').filter(Boolean));
+    // the newest lines, in order, across the kept files; each rotated file reached the size
+    assert.deepEqual(all, all.map((_, i) => all[0].replace(/line (\d+)/, () => `line ${String(Number(/line (\d+)/.exec(all[0])![1]) + i).padStart(4, '0')}`)));
+    assert.ok(readFileSync(`${p}.1`).length >= 1000);
+    assert.equal(all[all.length - 1].slice(0, 9), `line ${String(n - 1).padStart(4, '0')}`);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('appends to a file it creates with mode 0640', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'conntrail-sink-'));
     const p = join(dir, 'out.log');
