@@ -13,6 +13,20 @@
 
 #include <string>
 
+namespace {
+// A unix socket address for `path` ("@name": abstract); false if too long.
+bool MakeAddr(const std::string& path, struct sockaddr_un* addr, socklen_t* len) {
+  memset(addr, 0, sizeof(*addr));
+  addr->sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(addr->sun_path)) return false;
+  memcpy(addr->sun_path, path.data(), path.size());
+  *len = offsetof(struct sockaddr_un, sun_path) + path.size();
+  if (path[0] == '@') addr->sun_path[0] = '\0';
+  else *len += 1;
+  return true;
+}
+}  // namespace
+
 // unixDatagramSend(path, Buffer): "@name" is an abstract socket address.
 Napi::Value UnixDatagramSend(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -23,16 +37,11 @@ Napi::Value UnixDatagramSend(const Napi::CallbackInfo& info) {
   std::string path = info[0].As<Napi::String>().Utf8Value();
   Napi::Buffer<uint8_t> data = info[1].As<Napi::Buffer<uint8_t>>();
   struct sockaddr_un addr;
-  memset(&addr, 0, sizeof(addr));
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
+  socklen_t len;
+  if (!MakeAddr(path, &addr, &len)) {
     Napi::RangeError::New(env, "unixDatagramSend: bad socket path").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  memcpy(addr.sun_path, path.data(), path.size());
-  socklen_t len = offsetof(struct sockaddr_un, sun_path) + path.size();
-  if (path[0] == '@') addr.sun_path[0] = '\0';
-  else len += 1;
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     Napi::Error e = Napi::Error::New(env, std::string("socket: ") + strerror(errno));
@@ -72,13 +81,8 @@ Napi::Value UnixDatagramSendMemfd(const Napi::CallbackInfo& info) {
     return env.Undefined();
   };
   struct sockaddr_un addr;
-  memset(&addr, 0, sizeof(addr));
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(addr.sun_path)) return fail("socket path", EINVAL);
-  memcpy(addr.sun_path, path.data(), path.size());
-  socklen_t alen = offsetof(struct sockaddr_un, sun_path) + path.size();
-  if (path[0] == '@') addr.sun_path[0] = '\0';
-  else alen += 1;
+  socklen_t alen;
+  if (!MakeAddr(path, &addr, &alen)) return fail("socket path", EINVAL);
 
   int mfd = memfd_create("conntrail-journal", MFD_ALLOW_SEALING | MFD_CLOEXEC);
   if (mfd < 0) return fail("memfd_create", errno);

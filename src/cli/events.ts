@@ -75,12 +75,11 @@ export async function runEvents(o: EventsOptions): Promise<void> {
       clearInterval(warnTimer);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      let closedOut = false;
       try {
         out.flush();
       } catch (e) {
+        // a reader that went away (| head) is a normal end
         if (!(e instanceof ClosedOutputError)) err ??= e as Error;
-        closedOut = true;
       }
       const s = src.stats();
       src.close();
@@ -89,7 +88,6 @@ export async function runEvents(o: EventsOptions): Promise<void> {
           `kernel dropped ${s.kernelDrops} events; raise --buffer-size (granted ${src.rcvbuf})\n`);
       }
       if (o.stats) process.stderr.write(statsLine(shown, s) + '\n');
-      void closedOut;
       if (err) reject(explainSocketError(err, o.netns)); else resolve();
     };
     const onSignal = () => finish();
