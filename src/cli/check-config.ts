@@ -1,6 +1,6 @@
 // `conntrail check-config FILE`: the validation of `run`, alone.
 import { Command } from 'commander';
-import { loadConfig } from '../config/load.js';
+import { describePlan, loadConfig } from '../config/load.js';
 import { DEFAULT_CONFIG } from './run.js';
 
 export function checkConfigCommand(): Command {
@@ -9,7 +9,7 @@ export function checkConfigCommand(): Command {
     .argument('[file]', 'the file', DEFAULT_CONFIG)
     .action((file: string) => {
       const plan = loadConfig(file);
-      process.stdout.write(`${file}: valid (${plan.kind === 'vyos' ? 'VyOS conntrack-logger configuration' : 'TOML'}; ` +
-        `${plan.config.source.length} source(s), ${plan.config.sink.length} sink(s))\n`);
+      const d = describePlan(plan);
+      process.stdout.write(`${file}: valid (${d.kind}; ${d.counts})\n`);
     });
 }

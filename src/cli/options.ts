@@ -105,7 +105,7 @@ export interface FilterCliOptions {
  * Builds a filter from option values. `label` names an option in error
  * messages (the CLI flag, or a configuration key).
  */
-export function buildFilter(o: FilterCliOptions, label: (flag: string) => string = (f) => f): FlowFilter {
+export function buildFilter(o: Omit<FilterCliOptions, 'format'>, label: (flag: string) => string = (f) => f): FlowFilter {
   const f = emptyFilter();
   if (o.event !== undefined) {
     const types = list([o.event]).map((t) => t.toUpperCase());

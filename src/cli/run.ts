@@ -1,6 +1,6 @@
 // `conntrail run`: the daemon, from a validated configuration file.
 import { Command } from 'commander';
-import { loadConfig } from '../config/load.js';
+import { describePlan, loadConfig } from '../config/load.js';
 import { Pipeline, type DaemonStats } from '../daemon/daemon.js';
 import { Logger } from '../daemon/log.js';
 import { createMetrics, serveMetrics } from '../daemon/metrics.js';
@@ -39,11 +39,11 @@ export async function runDaemon(file: string): Promise<void> {
     }
     log.info(`metrics at http://${plan.config.listen}/metrics`);
   }
-  log.info(`started with ${file} (${plan.kind === 'vyos' ? 'VyOS conntrack-logger configuration' : 'TOML'}): ` +
-    `${plan.config.source.length} source(s), ${plan.config.sink.length} sink(s)`);
+  const described = describePlan(plan);
+  log.info(`started with ${file} (${described.kind}): ${described.counts}`);
   if (plan.kind === 'vyos') log.info('Conntrack socket bound and listening for messages.');
   const notify = new Notifier((m) => log.warn(m));
-  notify.ready(`${plan.config.source.length} source(s), ${plan.config.sink.length} sink(s)`);
+  notify.ready(described.counts);
 
   await new Promise<void>((resolve) => {
     let stopping = false;

@@ -30,6 +30,14 @@ export interface Plan {
   sources: PlannedSource[];
 }
 
+/** What a plan is, for the log, check-config and systemd's STATUS. */
+export function describePlan(plan: Plan): { kind: string; counts: string } {
+  return {
+    kind: plan.kind === 'vyos' ? 'VyOS conntrack-logger configuration' : 'TOML',
+    counts: `${plan.config.source.length} source(s), ${plan.config.sink.length} sink(s)`,
+  };
+}
+
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
 const validate = ajv.compile(CONFIG_SCHEMA);
 
@@ -148,7 +156,7 @@ function plan(file: string, text: string, config: DaemonConfig): PlannedSource[]
       const filter = buildFilter({
         event: s.events.join(','), family: s.family, proto: s.proto.map(String), notProto: s.not_proto.map(String),
         src: s.src, dst: s.dst, notSrc: s.not_src, notDst: s.not_dst, port: s.port, notPort: s.not_port,
-        mark: s.mark, zone: s.zone.map(String), format: 'conntrack',
+        mark: s.mark, zone: s.zone.map(String),
       }, label);
       return { config: s, filter };
     } catch (e) {
@@ -218,7 +226,7 @@ function loadVyos(file: string, text: string): Plan {
     journal_socket: '/run/systemd/journal/socket', memfd_threshold: 0,
   };
   const config: DaemonConfig = { log_level: level === 'debug' ? 'debug' : 'info', source: [source], sink: [sink] };
-  const filter = buildFilter({ event: events.join(','), format: 'conntrack' });
+  const filter = buildFilter({ event: events.join(',') });
   return {
     file, kind: 'vyos', config,
     sources: [{

@@ -19,7 +19,6 @@ interface RunningSource {
   name: string;
   config: PlannedSource['config'];
   src: ConntrackEventSource;
-  routes: Route[];
   deliverDump: (ev: FlowEvent) => void;
   reportedEnobufs: number;
   resyncs: number;
@@ -115,7 +114,7 @@ export class Pipeline {
       const deliverDump = (ev: FlowEvent) => {
         if (matchAll(ev)) route(ev);
       };
-      const rs: RunningSource = { name: sc.name, config: sc, src, routes, deliverDump, reportedEnobufs: 0, resyncs: 0, resyncing: false, byType };
+      const rs: RunningSource = { name: sc.name, config: sc, src, deliverDump, reportedEnobufs: 0, resyncs: 0, resyncing: false, byType };
       src.start({
         event: deliver,
         batchEnd: () => this.afterBatch(),
@@ -151,22 +150,23 @@ export class Pipeline {
    * Overruns: one warning with the counts, a larger receive buffer (up to
    * buffer_max), and a resync: the table is dumped and every entry passed
    * on, so the flows that were open when events were lost are known again.
+   * With `recover` false (stopping) it only reports.
    */
-  private checkOverruns(): void {
+  private checkOverruns(recover = true): void {
     for (const s of this.sources) {
       const st = s.src.sock.stats();
       if (st.enobufs <= s.reportedEnobufs) continue;
       const before = s.src.rcvbuf;
       let grown = '';
-      if (before / 2 < s.config.buffer_max) {
+      if (recover && before / 2 < s.config.buffer_max) {
         const got = s.src.growBuffer(Math.min(before, s.config.buffer_max)); // the kernel doubles the request
         if (got > before) grown = `; receive buffer grown from ${before} to ${got} bytes`;
       }
       this.log.warn(`source ${s.name}: netlink overrun (ENOBUFS) x${st.enobufs - s.reportedEnobufs}, ` +
         `kernel dropped ${st.kernelDrops} events so far${grown || ` (receive buffer ${before} bytes)`}` +
-        `${s.config.resync ? '; resyncing from a table dump' : ''}`);
+        `${recover && s.config.resync ? '; resyncing from a table dump' : ''}`);
       s.reportedEnobufs = st.enobufs;
-      if (s.config.resync) this.resync(s);
+      if (recover && s.config.resync) this.resync(s);
     }
   }
 
@@ -206,7 +206,7 @@ export class Pipeline {
 
   /** Stops reading, then writes out everything queued. */
   async stop(): Promise<DaemonStats> {
-    this.checkOverruns();
+    this.checkOverruns(false);
     const final = this.stats();
     this.stopSources();
     await Promise.all(this.sinks.map((s) => s.close()));
