@@ -114,14 +114,19 @@ export class Topology {
   }
 
   /**
-   * Stops a process started with spawn() and waits for it to exit; one that
-   * ignores the signal for 10 s is killed (and the caller sees exit null).
+   * Stops a process started with spawn() (its process group) and waits for
+   * it to exit; one that ignores the signal for 10 s is killed (and the
+   * caller sees exit null).
    */
   async stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
     if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
     const exited = once(child, 'exit');
-    child.kill(signal);
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    // the whole process group: what it forked (VyOS's workers) holds its pipes too
+    const kill = (sig: NodeJS.Signals) => {
+      try { process.kill(-child.pid!, sig); } catch { child.kill(sig); }
+    };
+    kill(signal);
+    const timer = setTimeout(() => kill('SIGKILL'), 10_000);
     const [code] = await exited;
     clearTimeout(timer);
     return code as number | null;
