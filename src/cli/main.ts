@@ -6,6 +6,8 @@ import { eventsCommand } from './events.js';
 import { dumpCommand } from './dump.js';
 import { runCommand } from './run.js';
 import { checkConfigCommand } from './check-config.js';
+import { whoCommand } from './who.js';
+import { flowsCommand } from './flows.js';
 
 function version(): string {
   try {
@@ -27,7 +29,7 @@ async function main(argv: string[]): Promise<void> {
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s.replace(/^error: /, 'conntrail: ')) });
-  for (const c of [eventsCommand(), dumpCommand(), runCommand(), checkConfigCommand()]) {
+  for (const c of [eventsCommand(), dumpCommand(), runCommand(), checkConfigCommand(), whoCommand(), flowsCommand()]) {
     c.exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s.replace(/^error: /, 'conntrail: ')) });
     program.addCommand(c);
   }

@@ -1,6 +1,7 @@
 // `conntrail run`: the daemon, from a validated configuration file.
 import { Command } from 'commander';
-import { describePlan, loadConfig } from '../config/load.js';
+import { existsSync } from 'node:fs';
+import { defaultPlan, describePlan, loadConfig } from '../config/load.js';
 import { Pipeline, type DaemonStats } from '../daemon/daemon.js';
 import { Logger } from '../daemon/log.js';
 import { createMetrics, serveMetrics } from '../daemon/metrics.js';
@@ -14,21 +15,28 @@ export function statsText(s: DaemonStats): string {
   const src = s.sources.map((x) => `source ${x.name}: events=${x.events} datagrams=${x.datagrams} overflows=${x.enobufs} ` +
     `kernel_drops=${x.kernelDrops} resyncs=${x.resyncs} malformed=${x.malformed} rcvbuf=${x.rcvbuf}`);
   const snk = s.sinks.map((x) => `sink ${x.name}: written=${x.written} dropped=${x.dropped} queued=${x.queued} errors=${x.errors}`);
-  return [...src, ...snk].join('; ');
+  const st = s.store ? [`store ${s.store.store}: flows_written=${s.store.written} open_written=${s.store.openWritten} ` +
+    `queued=${s.store.queued} errors=${s.store.errors} spooled=${s.store.spooled} spool_pending=${s.store.spoolPending} ` +
+    `replayed=${s.store.replayed} expired=${s.store.expired}`] : [];
+  const fl = s.flows ? [`flows: open=${s.flows.open} opened=${s.flows.opened} closed=${s.flows.closed} ` +
+    `partial=${s.flows.partial} settled=${s.flows.settled}`] : [];
+  return [...src, ...snk, ...fl, ...st].join('; ');
 }
 
 export function runCommand(): Command {
   return new Command('run')
     .description('run the daemon: sources -> filters -> sinks, as the configuration file says')
-    .option('-c, --config <file>', 'TOML configuration, or a VyOS conntrack-logger JSON file', DEFAULT_CONFIG)
-    .action((o: { config: string }) => runDaemon(o.config));
+    .option('-c, --config <file>', `TOML configuration, or a VyOS conntrack-logger JSON file (default: ${DEFAULT_CONFIG} if it exists, else built-in defaults: one conntrack source, flows into the SQLite store)`)
+    .action((o: { config?: string }) => runDaemon(o.config));
 }
 
-export async function runDaemon(file: string): Promise<void> {
-  const plan = loadConfig(file);
+export async function runDaemon(given: string | undefined): Promise<void> {
+  const file = given ?? (existsSync(DEFAULT_CONFIG) ? DEFAULT_CONFIG : undefined);
+  const load = () => (file === undefined ? defaultPlan() : loadConfig(file));
+  const plan = load();
   const log = new Logger(plan.config.log_level);
   let pipeline = new Pipeline(plan, log);
-  pipeline.start();
+  await pipeline.start();
   let metrics: Server | undefined;
   if (plan.config.listen) {
     try {
@@ -40,7 +48,7 @@ export async function runDaemon(file: string): Promise<void> {
     log.info(`metrics at http://${plan.config.listen}/metrics`);
   }
   const described = describePlan(plan);
-  log.info(`started with ${file} (${described.kind}): ${described.counts}`);
+  log.info(`started with ${file ?? 'built-in defaults'} (${described.kind}): ${described.counts}`);
   if (plan.kind === 'vyos') log.info('Conntrack socket bound and listening for messages.');
   const notify = new Notifier((m) => log.warn(m));
   notify.ready(described.counts);
@@ -64,28 +72,26 @@ export async function runDaemon(file: string): Promise<void> {
       if (stopping) return;
       let next;
       try {
-        next = loadConfig(file);
+        next = load();
       } catch (e) {
         log.error(`SIGHUP: new configuration rejected, the running one stays: ${(e as Error).message}`);
         pipeline.reopen();
         return;
       }
       const fresh = new Pipeline(next, log);
-      try {
-        // the new subscriptions exist before the old ones close: records of
-        // that instant may be written twice, none is lost
-        fresh.start();
-      } catch (e) {
-        log.error(`SIGHUP: new configuration could not start, the running one stays: ${(e as Error).message}`);
+      // the new subscriptions exist before the old ones close: records of
+      // that instant may be written twice, none is lost
+      fresh.start().then(() => {
+        const old = pipeline;
+        pipeline = fresh;
+        log.level = next.config.log_level;
+        return old.stop().then(() => {
+          log.info(`SIGHUP: configuration reloaded from ${file ?? 'built-in defaults'}, files reopened`);
+          notify.send('READY=1\nSTATUS=reloaded');
+        });
+      }, (e: Error) => {
+        log.error(`SIGHUP: new configuration could not start, the running one stays: ${e.message}`);
         pipeline.reopen();
-        return;
-      }
-      const old = pipeline;
-      pipeline = fresh;
-      log.level = next.config.log_level;
-      void old.stop().then(() => {
-        log.info(`SIGHUP: configuration reloaded from ${file}, files reopened`);
-        notify.send('READY=1\nSTATUS=reloaded');
       });
     });
   });

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseToml, TomlError } from 'smol-toml';
-import { CONFIG_SCHEMA, type DaemonConfig, type SinkConfig, type SourceConfig } from './schema.js';
+import { CONFIG_SCHEMA, stateDirectory, type DaemonConfig, type SinkConfig, type SourceConfig, type StoreConfig } from './schema.js';
 import { UsageError } from '../util/errors.js';
 import { parseAddress } from '../sinks/syslog.js';
 import { buildFilter } from '../cli/options.js';
@@ -14,6 +14,9 @@ import type { FlowEvent, FlowEventType } from '../conntrack/record.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../conntrack/constants.js';
 
 export class ConfigError extends UsageError {}
+
+/** flow keys hold the source's index in 5 bits */
+export const MAX_SOURCES = 32;
 
 /** A source ready to open: its settings and compiled filter. */
 export interface PlannedSource {
@@ -34,7 +37,8 @@ export interface Plan {
 export function describePlan(plan: Plan): { kind: string; counts: string } {
   return {
     kind: plan.kind === 'vyos' ? 'VyOS conntrack-logger configuration' : 'TOML',
-    counts: `${plan.config.source.length} source(s), ${plan.config.sink.length} sink(s)`,
+    counts: `${plan.config.source.length} source(s), ${plan.config.sink.length} sink(s), ` +
+      (plan.config.store.type === 'none' ? 'no flow store' : plan.config.store.type === 'sqlite' ? `flow store ${plan.config.store.path}` : 'flow store postgres'),
   };
 }
 
@@ -103,7 +107,10 @@ function describe(e: ErrorObject): { key: string; message: string } {
       return {
         key: keyPath(e.instancePath),
         message: e.instancePath.endsWith('/listen') ? 'must be ADDRESS:PORT, e.g. "127.0.0.1:9405" or "[::1]:9405"'
-          : e.instancePath.endsWith('/tag') ? 'must be 1 to 48 printable characters without spaces' : 'must be an octal mode such as "0640"',
+          : e.instancePath.endsWith('/tag') ? 'must be 1 to 48 printable characters without spaces'
+            : e.instancePath.endsWith('/retention') ? 'must be a duration such as "90d", "12h" or "30m", or "forever"'
+              : e.instancePath.endsWith('/url') ? 'must be a PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DATABASE'
+                : 'must be an octal mode such as "0640"',
       };
     default:
       return { key: keyPath(e.instancePath), message: e.message ?? 'is not valid' };
@@ -125,7 +132,15 @@ export function loadConfig(file: string): Plan {
     throw new ConfigError(`${file}: cannot read the configuration file (${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message})`);
   }
   if (/^\s*\{/.test(text)) return loadVyos(file, text);
+  return parseConfig(file, text);
+}
 
+/** The plan when there is no configuration file: one source, the SQLite store. */
+export function defaultPlan(): Plan {
+  return parseConfig('(built-in defaults)', '');
+}
+
+function parseConfig(file: string, text: string): Plan {
   let raw: unknown;
   try {
     raw = parseToml(text);
@@ -148,6 +163,12 @@ export function loadConfig(file: string): Plan {
 
 function plan(file: string, text: string, config: DaemonConfig): PlannedSource[] {
   const names = new Set<string>();
+  if (config.source.length > MAX_SOURCES) fail(file, text, 'source', `at most ${MAX_SOURCES} sources`);
+  const st = config.store;
+  st.path = st.path.replace('$STATE_DIRECTORY', stateDirectory());
+  st.spool_dir = st.spool_dir.replace('$STATE_DIRECTORY', stateDirectory());
+  if (st.type === 'postgres' && !st.url) fail(file, text, 'store.url', 'is required for a postgres store');
+  if (st.type !== 'postgres' && st.url) fail(file, text, 'store.url', `only a postgres store has a url (this one is ${st.type})`);
   const sources = config.source.map((s, i) => {
     if (names.has(s.name)) fail(file, text, `source[${i}].name`, `"${s.name}" is used by another source`);
     names.add(s.name);
@@ -225,7 +246,11 @@ function loadVyos(file: string, text: string): Plan {
     address: '/dev/log', protocol: 'rfc3164', facility: 'daemon', severity: 'info', tag: 'conntrail',
     journal_socket: '/run/systemd/journal/socket', memfd_threshold: 0,
   };
-  const config: DaemonConfig = { log_level: level === 'debug' ? 'debug' : 'info', source: [source], sink: [sink] };
+  // a drop-in for the VyOS logger writes its lines and nothing else
+  const store: StoreConfig = {
+    type: 'none', path: '', retention: 'forever', flush_interval_ms: 1000, batch_size: 10000, spool_dir: '', mode: '0640',
+  };
+  const config: DaemonConfig = { log_level: level === 'debug' ? 'debug' : 'info', source: [source], sink: [sink], store };
   const filter = buildFilter({ event: events.join(',') });
   return {
     file, kind: 'vyos', config,

@@ -57,11 +57,28 @@ export interface SinkConfig {
   memfd_threshold: number;
 }
 
+export interface StoreConfig {
+  type: 'sqlite' | 'postgres' | 'none';
+  path: string;
+  url?: string;
+  retention: string;
+  flush_interval_ms: number;
+  batch_size: number;
+  spool_dir: string;
+  mode: string;
+}
+
 export interface DaemonConfig {
   log_level: 'error' | 'warn' | 'info' | 'debug';
   listen?: string;
   source: SourceConfig[];
   sink: SinkConfig[];
+  store: StoreConfig;
+}
+
+/** systemd's StateDirectory= (or /var/lib/conntrail) */
+export function stateDirectory(): string {
+  return (process.env.STATE_DIRECTORY ?? '').split(':')[0] || '/var/lib/conntrail';
 }
 
 const strList = (description: string) => ({ type: 'array', items: { type: 'string' }, default: [], description });
@@ -128,14 +145,32 @@ export const SINK_SCHEMA = {
   },
 } as const;
 
+export const STORE_SCHEMA = {
+  type: 'object',
+  description: 'The flow store: one record per flow (start, end, tuples, NAT translation, counters), and the flows open now, for `conntrail who` and `conntrail flows`. Without a `[store]` table the daemon writes SQLite to `$STATE_DIRECTORY/flows.db` (`/var/lib/conntrail/flows.db`).',
+  additionalProperties: false,
+  required: [],
+  properties: {
+    type: { enum: ['sqlite', 'postgres', 'none'], default: 'sqlite', description: '`sqlite` (embedded, the default), `postgres` (a PostgreSQL server at `url`), or `none` (no flow records).' },
+    path: { type: 'string', minLength: 1, default: '$STATE_DIRECTORY/flows.db', description: 'sqlite: the database file (WAL mode; created with `mode`). `$STATE_DIRECTORY` is systemd\'s, else /var/lib/conntrail.' },
+    url: { type: 'string', pattern: '^postgres(ql)?://', description: 'postgres: connection URL, `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (libpq\'s PG* environment variables fill in what it leaves out).' },
+    retention: { type: 'string', pattern: '^(0|forever|[0-9]+(\\.[0-9]+)?(ms|s|m|h|d|w))$', default: 'forever', description: 'Delete flows that ended longer ago than this ("90d", "12h"), in small steps that never stall ingest; `forever` keeps them.' },
+    flush_interval_ms: { type: 'integer', minimum: 10, maximum: 60000, default: 1000, description: 'Write a batch at least this often: flows opened since the last batch appear in the current table this late at most.' },
+    batch_size: { type: 'integer', minimum: 1, maximum: 1000000, default: 10000, description: 'Write a batch as soon as this many records wait.' },
+    spool_dir: { type: 'string', minLength: 1, default: '$STATE_DIRECTORY/spool', description: 'postgres: when the server is down or refuses a batch, batches are kept here and replayed in order when it is back.' },
+    mode: { type: 'string', pattern: '^0?[0-7]{3}$', default: '0640', description: 'sqlite: permissions of a database file the daemon creates (octal).' },
+  },
+} as const;
+
 export const CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
-  required: ['sink'],
+  required: [],
   properties: {
     log_level: { enum: ['error', 'warn', 'info', 'debug'], default: 'info', description: 'Level of the daemon\'s own log (stderr).' },
     listen: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[0-9.]+|localhost):[0-9]{1,5}$', description: 'Serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. "127.0.0.1:9405"); default: no metrics server.' },
     source: { type: 'array', items: SOURCE_SCHEMA, default: [{}], description: '`[[source]]` tables; default: one conntrack source with no filter.' },
-    sink: { type: 'array', items: SINK_SCHEMA, minItems: 1, description: '`[[sink]]` tables.' },
+    sink: { type: 'array', items: SINK_SCHEMA, default: [], description: '`[[sink]]` tables: where event lines go; none by default.' },
+    store: { ...STORE_SCHEMA, default: {} },
   },
 } as const;

@@ -12,6 +12,12 @@ import type { Plan, PlannedSource } from '../config/load.js';
 import { explainSocketError } from '../util/errors.js';
 import { native } from '../netlink/native.js';
 import type { Logger } from './log.js';
+import { FlowTable, fingerprint, type FlowTableStats } from '../flow/table.js';
+import { StoreWriter, type WriterStats } from '../store/writer.js';
+import { SqliteStore } from '../store/sqlite.js';
+import { PostgresStore } from '../store/postgres.js';
+import type { FlowStore } from '../store/store.js';
+import { parseDuration } from '../util/time.js';
 
 interface Route { sink: Sink; format: Formatter }
 
@@ -20,6 +26,9 @@ interface RunningSource {
   config: PlannedSource['config'];
   src: ConntrackEventSource;
   deliverDump: (ev: FlowEvent) => void;
+  /** the flow table feeding the store (undefined without a store) */
+  table: FlowTable | undefined;
+  matchAll: (ev: FlowEvent) => boolean;
   reportedEnobufs: number;
   resyncs: number;
   resyncing: boolean;
@@ -30,6 +39,8 @@ interface RunningSource {
 export interface DaemonStats {
   sources: Array<{ name: string; resyncs: number; byType: Record<FlowEvent['type'], number> } & SourceStats>;
   sinks: SinkStats[];
+  store?: WriterStats;
+  flows?: FlowTableStats;
 }
 
 export class Pipeline {
@@ -37,12 +48,41 @@ export class Pipeline {
   private sinks: Sink[] = [];
   private paused = false;
   private timer: NodeJS.Timeout | undefined;
+  private writer: StoreWriter | undefined;
 
   constructor(private readonly plan: Plan, private readonly log: Logger) {}
 
-  /** Opens every sink, then every source (so no record has nowhere to go). */
-  start(): void {
+  private openStore(): StoreWriter | undefined {
+    const st = this.plan.config.store;
+    if (st.type === 'none') return undefined;
+    let store: FlowStore;
+    try {
+      store = st.type === 'sqlite' ? new SqliteStore({ path: st.path, mode: parseInt(st.mode, 8) })
+        : new PostgresStore({ url: st.url!, warn: (m) => this.log.warn(m) });
+    } catch (e) {
+      throw Object.assign(new Error(`cannot open the flow store ${st.type === 'sqlite' ? st.path : st.url}: ${(e as Error).message}`), { exitCode: 1 });
+    }
+    return new StoreWriter(store, {
+      flushMs: st.flush_interval_ms, maxBatch: st.batch_size,
+      retentionMs: st.retention === 'forever' || st.retention === '0' ? 0 : parseDuration(st.retention),
+      spoolDir: st.type === 'postgres' ? st.spool_dir : '',
+      warn: (m) => this.log.warn(m), info: (m) => this.log.info(m),
+    });
+  }
+
+  /** Opens the store and every sink, then every source (so no record has nowhere to go). */
+  async start(): Promise<void> {
     const { config } = this.plan;
+    this.writer = this.openStore();
+    let adopted: Awaited<ReturnType<FlowStore['openFlows']>> = [];
+    if (this.writer) {
+      try {
+        await this.writer.store.setNamespaces(this.plan.sources.map((s) => s.config.netns ?? ''));
+        adopted = await this.writer.store.openFlows();
+      } catch (e) {
+        this.log.warn(`store ${this.writer.store.kind}: could not read the flows left open by the last run (${(e as Error).message}); they stay open there`);
+      }
+    }
     try {
       for (const k of config.sink) {
         const sink: Sink = k.type === 'syslog' ? new SyslogSink({
@@ -91,6 +131,15 @@ export class Pipeline {
         this.closeSinksNow();
         throw explainSocketError(e, sc.netns);
       }
+      const table = this.writer ? new FlowTable(this.sources.length, this.writer) : undefined;
+      if (table) {
+        const base = this.sources.length * 281474976710656; // 2^48: the source's part of a key
+        for (const r of adopted) {
+          if (r.key >= base && r.key < base + 281474976710656) {
+            table.adopt(r.key, r.start, r.flags, fingerprint({ proto: r.proto, orig: r.proto === 1 || r.proto === 58 ? { icmpId: r.sport ?? 0 } : { sport: r.sport ?? undefined, dport: r.dport ?? undefined } }));
+          }
+        }
+      }
       const routes: Route[] = [];
       config.sink.forEach((k, i) => {
         if (k.sources.length && !k.sources.includes(sc.name)) return;
@@ -105,7 +154,10 @@ export class Pipeline {
         for (let i = 0; i < routes.length; i++) routes[i].sink.push(routes[i].format(ev), ev);
       };
       const byType = { NEW: 0, UPDATE: 0, DESTROY: 0, DUMP: 0 };
-      const deliver = (ev: FlowEvent) => {
+      const deliver = table ? (ev: FlowEvent) => {
+        byType[ev.type]++;
+        if (match(ev) && (!select || select(ev))) { route(ev); table.handle(ev); }
+      } : (ev: FlowEvent) => {
         byType[ev.type]++;
         if (match(ev) && (!select || select(ev))) route(ev);
       };
@@ -114,7 +166,7 @@ export class Pipeline {
       const deliverDump = (ev: FlowEvent) => {
         if (matchAll(ev)) route(ev);
       };
-      const rs: RunningSource = { name: sc.name, config: sc, src, deliverDump, reportedEnobufs: 0, resyncs: 0, resyncing: false, byType };
+      const rs: RunningSource = { name: sc.name, config: sc, src, deliverDump, table, matchAll, reportedEnobufs: 0, resyncs: 0, resyncing: false, byType };
       src.start({
         event: deliver,
         batchEnd: () => this.afterBatch(),
@@ -124,7 +176,9 @@ export class Pipeline {
         `${sc.netns ? ` in network namespace ${sc.netns}` : ''} (receive buffer ${src.rcvbuf} bytes` +
         `${src.filterInsns ? `, socket filter of ${src.filterInsns} instructions` : ''})`);
     }
-    for (const s of this.sources) if (s.config.sync_at_start) this.resync(s, 'start-up sync');
+    // with a store, the flow table learns the flows open now (and settles
+    // those left open by the last run that have ended since)
+    for (const s of this.sources) if (s.config.sync_at_start || s.table) this.resync(s, 'start-up sync', s.config.sync_at_start);
     this.timer = setInterval(() => this.checkOverruns(), 1000);
     this.timer.unref();
   }
@@ -170,25 +224,44 @@ export class Pipeline {
     }
   }
 
-  private resync(s: RunningSource, why = 'resync'): void {
+  private resync(s: RunningSource, why = 'resync', toSinks = true): void {
     if (s.resyncing) return;
     s.resyncing = true;
     let n = 0;
-    dumpConntrack({ netns: s.config.netns }, (ev) => { n++; s.deliverDump(ev); })
+    const table = s.table;
+    const began = Date.now();
+    table?.beginSync();
+    dumpConntrack({ netns: s.config.netns }, (ev) => {
+      n++;
+      if (toSinks) s.deliverDump(ev);
+      if (table && s.matchAll(ev)) table.handle(ev);
+    })
       .then(() => {
         if (why === 'resync') s.resyncs++;
+        const settled = table ? table.endSync(began) : 0;
         this.afterBatch();
-        this.log.info(`source ${s.name}: ${why} done, ${n} table entries passed on`);
+        this.log.info(`source ${s.name}: ${why} done, ${n} table entries ${toSinks ? 'passed on' : 'read'}` +
+          (settled ? `; ${settled} flows no longer in the table were ended (their DESTROY was not seen)` : ''));
       })
       .catch((e: Error) => this.log.error(`source ${s.name}: ${why} failed: ${e.message}`))
       .finally(() => { s.resyncing = false; });
   }
 
   stats(): DaemonStats {
-    return {
+    const st: DaemonStats = {
       sources: this.sources.map((s) => ({ name: s.name, resyncs: s.resyncs, byType: { ...s.byType }, ...s.src.stats() })),
       sinks: this.sinks.map((s) => s.stats()),
     };
+    if (this.writer) {
+      st.store = this.writer.stats();
+      const f: FlowTableStats = { open: 0, opened: 0, closed: 0, partial: 0, settled: 0 };
+      for (const s of this.sources) {
+        const t = s.table?.stats();
+        if (t) for (const k of Object.keys(f) as Array<keyof FlowTableStats>) f[k] += t[k];
+      }
+      st.flows = f;
+    }
+    return st;
   }
 
   reopen(): void {
@@ -202,6 +275,7 @@ export class Pipeline {
 
   private closeSinksNow(): void {
     for (const s of this.sinks) void s.close();
+    void this.writer?.close(0);
   }
 
   /** Stops reading, then writes out everything queued. */
@@ -209,7 +283,8 @@ export class Pipeline {
     this.checkOverruns(false);
     const final = this.stats();
     this.stopSources();
-    await Promise.all(this.sinks.map((s) => s.close()));
-    return { sources: final.sources, sinks: this.sinks.map((s) => s.stats()) };
+    await Promise.all([...this.sinks.map((s) => s.close()), this.writer?.close()]);
+    const after = this.stats();
+    return { ...after, sources: final.sources };
   }
 }

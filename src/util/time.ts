@@ -60,3 +60,41 @@ export function pyFloatRepr(x: number): string {
   if (decpt >= digits.length) return sign + digits + '0'.repeat(decpt - digits.length) + '.0';
   return sign + digits.slice(0, decpt) + '.' + digits.slice(decpt);
 }
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000, w: 604800000 };
+
+/** "90d", "12h", "30m", "45s", "500ms", "2w" -> ms; throws naming the text. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/.exec(text.trim());
+  if (!m) throw new Error(`"${text}" is not a duration (a number and one of ms, s, m, h, d, w: "90d", "10m", "30s")`);
+  return Math.round(Number(m[1]) * UNIT_MS[m[2]]);
+}
+
+/**
+ * A point in time for the command line, in ms since the epoch: ISO 8601
+ * ("2026-11-23T14:05:09Z", "2026-11-23 14:05:09.250" in local time, a date
+ * alone), epoch seconds ("@1795000000.5"), "now", or "now-10m" / "-10m"
+ * (that long ago). Throws naming the text.
+ */
+export function parseTime(text: string, now = Date.now()): number {
+  const t = text.trim();
+  if (t === 'now') return now;
+  const rel = /^(?:now)?-(.+)$/.exec(t);
+  if (rel) {
+    try { return now - parseDuration(rel[1]); } catch { /* fall through to the error below */ }
+  }
+  const epoch = /^@(\d+(?:\.\d+)?)$/.exec(t);
+  if (epoch) return Math.round(Number(epoch[1]) * 1000);
+  if (/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?$/.test(t)) {
+    // a date alone is local midnight (Date would read it as UTC)
+    const s = /^\d{4}-\d{2}-\d{2}$/.test(t) ? t + 'T00:00:00' : t.replace(' ', 'T');
+    const ms = Date.parse(s.replace(/(\.\d{3})\d+/, '$1'));
+    if (!Number.isNaN(ms)) return ms;
+  }
+  throw new Error(`"${text}" is not a time (ISO 8601 like "2026-11-23T14:05:09Z" or "2026-11-23 14:05:09", "@EPOCH_SECONDS", "now" or "-10m")`);
+}
+
+/** ms since the epoch as ISO 8601 UTC with milliseconds */
+export function isoMillis(ms: number): string {
+  return new Date(ms).toISOString();
+}

@@ -1,0 +1,100 @@
+// Printing stored flows: an aligned table for a terminal, JSON, or CSV.
+import { PROTO_NAMES, SCTP_STATES, TCP_STATES } from '../conntrack/constants.js';
+import { FLAG_NAMES, natKind } from '../flow/record.js';
+import type { StoredFlow, TopRow } from '../store/store.js';
+import { isoMillis } from '../util/time.js';
+
+export const protoName = (p: number) => PROTO_NAMES[p] ?? String(p);
+
+export function hostPort(addr: string | null, port: number | null, proto: number): string {
+  if (addr === null) return '-';
+  const a = addr.includes(':') ? `[${addr}]` : addr;
+  if (port === null || proto === 1 || proto === 58) return a;
+  return `${a}:${port}`;
+}
+
+function stateName(f: StoredFlow): string | null {
+  if (f.state === null) return null;
+  const names = f.proto === 6 ? TCP_STATES : f.proto === 132 ? SCTP_STATES : undefined;
+  return names?.[f.state] ?? String(f.state);
+}
+
+function flagList(flags: number): string[] {
+  return FLAG_NAMES.filter(([bit]) => flags & bit).map(([, n]) => n);
+}
+
+/** Where the inside host and the public address are, by NAT kind. */
+export function sides(f: StoredFlow): { inside: string; public: string | null; remote: string } {
+  const k = natKind(f);
+  if (k === 'snat') return { inside: hostPort(f.src, f.sport, f.proto), public: hostPort(f.natSrc, f.natSport, f.proto), remote: hostPort(f.dst, f.dport, f.proto) };
+  if (k === 'dnat') return { inside: hostPort(f.natDst, f.natDport, f.proto), public: hostPort(f.dst, f.dport, f.proto), remote: hostPort(f.src, f.sport, f.proto) };
+  return { inside: hostPort(f.src, f.sport, f.proto), public: null, remote: hostPort(f.dst, f.dport, f.proto) };
+}
+
+/** A flow as JSON: times in ISO 8601 and ms, the translation spelled out. */
+export function flowJson(f: StoredFlow, ns: Map<number, string>): Record<string, unknown> {
+  const nat = natKind(f);
+  return {
+    start: isoMillis(f.start), end: f.end === null ? null : isoMillis(f.end),
+    duration_ms: f.end === null ? null : f.end - f.start, open: f.end === null,
+    proto: protoName(f.proto),
+    orig: { src: f.src, sport: f.sport, dst: f.dst, dport: f.dport },
+    nat,
+    snat: f.natSrc === null ? null : { inside: { addr: f.src, port: f.sport }, public: { addr: f.natSrc, port: f.natSport } },
+    dnat: f.natDst === null ? null : { public: { addr: f.dst, port: f.dport }, inside: { addr: f.natDst, port: f.natDport } },
+    packets: { orig: f.origPackets, reply: f.replyPackets }, bytes: { orig: f.origBytes, reply: f.replyBytes },
+    state: stateName(f), mark: f.mark, zone: f.zone, status: f.status, id: f.ctId,
+    flags: flagList(f.flags), netns: ns.get(f.ns) ?? '',
+  };
+}
+
+const HEAD = ['START', 'END', 'PROTO', 'SOURCE', 'DESTINATION', 'NAT', 'TRANSLATED', 'PACKETS', 'BYTES', 'STATE', 'FLAGS'];
+
+function row(f: StoredFlow): string[] {
+  const k = natKind(f);
+  const tr: string[] = [];
+  if (f.natSrc !== null) tr.push(`src ${hostPort(f.natSrc, f.natSport, f.proto)}`);
+  if (f.natDst !== null) tr.push(`dst ${hostPort(f.natDst, f.natDport, f.proto)}`);
+  const sum = (a: number | null, b: number | null) => (a === null && b === null ? '-' : String((a ?? 0) + (b ?? 0)));
+  return [
+    isoMillis(f.start), f.end === null ? 'open' : isoMillis(f.end), protoName(f.proto),
+    hostPort(f.src, f.sport, f.proto), hostPort(f.dst, f.dport, f.proto), k, tr.join(' ') || '-',
+    sum(f.origPackets, f.replyPackets), sum(f.origBytes, f.replyBytes), stateName(f) ?? '-', flagList(f.flags).join(',') || '-',
+  ];
+}
+
+export function alignedTable(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join('  ');
+  return [line(head), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function flowsTable(flows: StoredFlow[]): string {
+  return alignedTable(HEAD, flows.map(row));
+}
+
+const csvCell = (v: unknown) => {
+  const s = v === null || v === undefined ? '' : String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+};
+
+export const CSV_HEAD = ['start', 'end', 'duration_ms', 'proto', 'src', 'sport', 'dst', 'dport', 'nat', 'nat_src', 'nat_sport',
+  'nat_dst', 'nat_dport', 'orig_packets', 'orig_bytes', 'reply_packets', 'reply_bytes', 'state', 'mark', 'zone', 'id', 'flags', 'netns'];
+
+export function flowsCsv(flows: StoredFlow[], ns: Map<number, string>): string {
+  const out = [CSV_HEAD.join(',')];
+  for (const f of flows) {
+    out.push([isoMillis(f.start), f.end === null ? '' : isoMillis(f.end), f.end === null ? '' : f.end - f.start, protoName(f.proto),
+      f.src, f.sport, f.dst, f.dport, natKind(f), f.natSrc, f.natSport, f.natDst, f.natDport, f.origPackets, f.origBytes,
+      f.replyPackets, f.replyBytes, stateName(f), f.mark, f.zone, f.ctId, flagList(f.flags).join(' '), ns.get(f.ns) ?? ''].map(csvCell).join(','));
+  }
+  return out.join('\n') + '\n';
+}
+
+export function topTable(rows: TopRow[], key: string): string {
+  return alignedTable([key.toUpperCase(), 'FLOWS', 'BYTES', 'PACKETS'], rows.map((r) => [r.key, String(r.flows), String(r.bytes), String(r.packets)]));
+}
+
+export function topCsv(rows: TopRow[], key: string): string {
+  return [`${key},flows,bytes,packets`, ...rows.map((r) => [r.key, r.flows, r.bytes, r.packets].map(csvCell).join(','))].join('\n') + '\n';
+}

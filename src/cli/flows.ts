@@ -1,0 +1,100 @@
+// `conntrail flows`: search the flow history.
+import { Command, Option } from 'commander';
+import { ALL_SIDES, type FlowSearch, type Side, type TopKey } from '../store/sql.js';
+import { cidrContains, parseCidr, parseIp, type Cidr } from '../util/ip.js';
+import { parseTime } from '../util/time.js';
+import { UsageError } from '../util/errors.js';
+import { parseProto } from './options.js';
+import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
+import { flowJson, flowsCsv, flowsTable, topCsv, topTable } from './flowfmt.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const list = (vals: string[] | undefined) => (vals ?? []).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
+
+interface FlowsOptions extends StoreCliOptions {
+  host?: string[]; src?: string[]; dst?: string[]; port?: string[]; proto?: string[]; nat?: string[];
+  since?: string; until?: string; minBytes?: string; limit: string; top?: TopKey; by: 'bytes' | 'flows'; json?: boolean; csv?: boolean;
+}
+
+export function flowsCommand(): Command {
+  return addStoreOptions(new Command('flows')
+    .description('search the flow history: by host or CIDR, port, protocol, NAT kind, time, size; or the top hosts, ports and pairs')
+    .option('--host <cidr>', 'an address or CIDR on any side: original source or destination, public or inside (repeatable: any of them)', collect)
+    .option('--src <cidr>', 'original source (who opened the flow) in this address or CIDR (repeatable)', collect)
+    .option('--dst <cidr>', 'original destination in this address or CIDR (repeatable)', collect)
+    .option('--port <port>', 'this port on any side (repeatable)', collect)
+    .option('-p, --proto <proto>', 'only these protocols: names or numbers (repeatable, comma-separated)', collect)
+    .option('--nat <kind>', 'NAT kind: none, snat, dnat, both (repeatable, comma-separated)', collect)
+    .option('--since <time>', 'flows open at or after this time (ISO 8601, @EPOCH, "now", "-1d"); default: all')
+    .option('--until <time>', 'flows open at or before this time; default: now')
+    .option('--min-bytes <n>', 'flows of at least this many bytes (both directions)')
+    .option('--limit <n>', 'at most this many flows, the newest (0: all)', '100')
+    .addOption(new Option('--top <what>', 'instead of flows: the top hosts (by original source), ports (destination) or pairs').choices(['hosts', 'ports', 'pairs']))
+    .addOption(new Option('--by <what>', 'order --top by').choices(['bytes', 'flows']).default('bytes'))
+    .option('--json', 'JSON output (one array)')
+    .option('--csv', 'CSV output with a header line'))
+    .addHelpText('after', '\nFlows are listed oldest first; a flow still open shows "open" as its end.')
+    .action(async (o: FlowsOptions) => {
+      if (o.json && o.csv) throw new UsageError('--json and --csv: choose one');
+      const cidrs = (vals: string[] | undefined, opt: string): Cidr[] => list(vals).map((v) => {
+        try { return parseCidr(v); } catch (e) { throw new UsageError(`${opt}: ${(e as Error).message}`); }
+      });
+      const time = (v: string | undefined, opt: string, dflt: number) => {
+        if (v === undefined) return dflt;
+        try { return parseTime(v); } catch (e) { throw new UsageError(`${opt}: ${(e as Error).message}`); }
+      };
+      const int = (v: string | undefined, opt: string): number | undefined => {
+        if (v === undefined) return undefined;
+        if (!/^\d+$/.test(v)) throw new UsageError(`${opt}: "${v}" is not a non-negative integer`);
+        return Number(v);
+      };
+      const since = time(o.since, '--since', 0);
+      const until = time(o.until, '--until', Date.now() + 86400000);
+      if (since > until) throw new UsageError(`--since is after --until`);
+      const nat = list(o.nat).map((n) => {
+        if (!['none', 'snat', 'dnat', 'both'].includes(n)) throw new UsageError(`--nat: "${n}" is not one of none, snat, dnat, both`);
+        return n as FlowSearch['nat'][number];
+      });
+      const ports = list(o.port).map((p) => {
+        if (!/^\d{1,5}$/.test(p) || Number(p) > 65535) throw new UsageError(`--port: "${p}" is not a port (0-65535)`);
+        return Number(p);
+      });
+      // --host: any side; --src/--dst: one side each (combined: either)
+      const hosts = cidrs(o.host, '--host');
+      const srcs = cidrs(o.src, '--src');
+      const dsts = cidrs(o.dst, '--dst');
+      if (hosts.length && (srcs.length || dsts.length)) throw new UsageError('--host cannot be combined with --src or --dst');
+      let sel: { hosts: Cidr[]; sides: Side[] }[] = [];
+      if (hosts.length) sel = [{ hosts, sides: ALL_SIDES }];
+      else {
+        if (srcs.length) sel.push({ hosts: srcs, sides: ['src'] });
+        if (dsts.length) sel.push({ hosts: dsts, sides: ['dst'] });
+      }
+      const limit = int(o.limit, '--limit')!;
+      const base: FlowSearch = {
+        window: { since, until }, hosts: [], sides: ALL_SIDES, ports, protos: list(o.proto).map((p) => parseProto(p, '--proto')),
+        nat, minBytes: int(o.minBytes, '--min-bytes'), limit: limit === 0 ? undefined : limit,
+      };
+      const store = await openReader(o);
+      await query(store, 'flows', async () => {
+        // --src and --dst together: both must hold; run the narrower as the search
+        // and check the other in memory
+        const s: FlowSearch = sel.length ? { ...base, ...sel[0] } : base;
+        const ns = await store.namespaces();
+        if (o.top) {
+          if (sel.length > 1) throw new UsageError('--top takes one of --src or --dst, not both');
+          const rows = await store.top(s, o.top, o.by, limit || 1000000);
+          process.stdout.write(o.json ? JSON.stringify(rows, null, 2) + '\n' : o.csv ? topCsv(rows, o.top) : topTable(rows, o.top));
+          return;
+        }
+        let flows = await store.search(sel.length > 1 ? { ...s, limit: undefined } : s);
+        if (sel.length > 1) {
+          const other = sel[1].hosts;
+          flows = flows.filter((f) => other.some((c) => cidrContains(c, parseIp(f.dst)!)));
+          if (limit) flows = flows.slice(0, limit);
+        }
+        flows.reverse(); // oldest first
+        process.stdout.write(o.json ? JSON.stringify(flows.map((f) => flowJson(f, ns)), null, 2) + '\n' : o.csv ? flowsCsv(flows, ns) : flowsTable(flows));
+      });
+    });
+}

@@ -1,0 +1,180 @@
+// The flow store's logical schema and every query, written once for SQLite
+// and PostgreSQL. Values always travel as parameters; a Dialect only says how
+// a placeholder, an address and a CIDR test are spelled.
+//
+// Tables (same columns in both stores):
+//   flows       one row per ended flow; start and dur in ms
+//   long_flows  a copy of the flows that lasted LONG_FLOW_MS or more, so a
+//               question about an instant needs to look back only that far
+//               in `flows` (indexes lead with the address, then start)
+//   open_flows  the current table: flows open now (dur is NULL), keyed by
+//               the daemon's flow key
+import type { Cidr } from '../util/ip.js';
+
+export const SCHEMA_VERSION = 1;
+/** flows at least this long are also kept in long_flows */
+export const LONG_FLOW_MS = 3600_000;
+
+/** the stored columns, in insert order */
+export const COLUMNS = [
+  'start', 'dur', 'proto', 'src', 'sport', 'dst', 'dport', 'nat_src', 'nat_sport', 'nat_dst', 'nat_dport',
+  'opkts', 'obytes', 'rpkts', 'rbytes', 'state', 'mark', 'zone', 'status', 'ct_id', 'flags', 'ns',
+] as const;
+export const COLUMN_LIST = COLUMNS.join(', ');
+
+export interface Dialect {
+  name: 'sqlite' | 'postgres';
+  /** placeholder for the n-th parameter (1-based) */
+  ph(n: number): string;
+  /** an address value as a parameter */
+  addr(text: string): unknown;
+  /** SQL testing `col` for being in the CIDR, with parameters added through `p` */
+  inCidr(col: string, c: Cidr, p: (v: unknown) => string): string;
+  /** SQL testing `col` for equality with an address parameter */
+  addrEq(col: string, param: string): string;
+}
+
+/** Collects parameters and hands out placeholders. */
+export class Params {
+  readonly values: unknown[] = [];
+  constructor(private readonly d: Dialect) {}
+  p = (v: unknown): string => { this.values.push(v); return this.d.ph(this.values.length); };
+}
+
+export interface AddrPort { addr: string; port?: number }
+
+/** A time window, ms: flows that were open at any instant in [since, until]. */
+export interface Window { since: number; until: number }
+
+export type Side = 'src' | 'dst' | 'nat_src' | 'nat_dst';
+export const ALL_SIDES: Side[] = ['src', 'dst', 'nat_src', 'nat_dst'];
+const PORT_OF: Record<Side, string> = { src: 'sport', dst: 'dport', nat_src: 'nat_sport', nat_dst: 'nat_dport' };
+
+export interface FlowSearch {
+  window: Window;
+  /** any of these (address or CIDR) on any of `sides` */
+  hosts: Cidr[];
+  sides: Side[];
+  /** any of these ports on any side (after the host sides when hosts are given) */
+  ports: number[];
+  protos: number[];
+  nat: Array<'none' | 'snat' | 'dnat' | 'both'>;
+  minBytes?: number;
+  limit?: number;
+}
+
+type FlowSet = 'main' | 'long' | 'open';
+
+/**
+ * The three places a flow can be, each searched with the same conditions.
+ * `cond(range)` gets the set's start-time range so it can repeat it inside
+ * OR branches (each branch then seeks its own index on (address, start)).
+ */
+function threeSets(cols: string, cond: (range: string) => string, w: Window, p: (v: unknown) => string): string {
+  // ended flows that started in the window, or at most LONG_FLOW_MS before it
+  // (the rest of the long ones come from long_flows)
+  const lo = w.since - LONG_FLOW_MS;
+  const parts: string[] = [];
+  for (const set of ['main', 'long', 'open'] as FlowSet[]) {
+    const range = set === 'main' ? `start >= ${p(lo)} AND start <= ${p(w.until)}`
+      : set === 'long' ? `start < ${p(lo)}` : `start <= ${p(w.until)}`;
+    const table = set === 'main' ? 'flows' : set === 'long' ? 'long_flows' : 'open_flows';
+    const end = set === 'open' ? '' : ` AND start + dur >= ${p(w.since)}`;
+    parts.push(`SELECT ${cols} FROM ${table} WHERE ${cond(range)} AND ${range}${end}`);
+  }
+  return parts.join(' UNION ALL ');
+}
+
+export const OUT_COLS = `${COLUMN_LIST}`;
+
+export interface Built { sql: string; values: unknown[] }
+
+/**
+ * `who`: flows in which ADDR[:PORT] was the public side of a translation
+ * (SNAT: the translated source; DNAT: the original destination), open at
+ * some instant of the window.
+ */
+export function whoQuery(d: Dialect, pub: AddrPort, w: Window, proto: number | undefined, remote: AddrPort | undefined): Built {
+  const P = new Params(d);
+  const { p } = P;
+  const branch = (kind: 'snat' | 'dnat'): string => {
+    const c: string[] = [];
+    if (kind === 'snat') {
+      c.push(d.addrEq('nat_src', p(d.addr(pub.addr))));
+      if (pub.port !== undefined) c.push(`nat_sport = ${p(pub.port)}`);
+      if (remote) {
+        c.push(d.addrEq('dst', p(d.addr(remote.addr))));
+        if (remote.port !== undefined) c.push(`dport = ${p(remote.port)}`);
+      }
+    } else {
+      c.push(d.addrEq('dst', p(d.addr(pub.addr))));
+      if (pub.port !== undefined) c.push(`dport = ${p(pub.port)}`);
+      c.push('nat_dst IS NOT NULL');
+      if (remote) {
+        c.push(d.addrEq('src', p(d.addr(remote.addr))));
+        if (remote.port !== undefined) c.push(`sport = ${p(remote.port)}`);
+      }
+    }
+    if (proto !== undefined) c.push(`proto = ${p(proto)}`);
+    return threeSets(OUT_COLS, () => c.join(' AND '), w, p);
+  };
+  return { sql: `${branch('snat')} UNION ALL ${branch('dnat')} ORDER BY start LIMIT 1000`, values: P.values };
+}
+
+/** conditions of a flow search, without the time window */
+function searchCond(d: Dialect, s: FlowSearch, p: (v: unknown) => string, range: string): string {
+  const c: string[] = [];
+  if (s.hosts.length) {
+    const any: string[] = [];
+    for (const h of s.hosts) for (const side of s.sides) any.push(`(${d.inCidr(side, h, p)} AND ${range})`);
+    c.push(`(${any.join(' OR ')})`);
+  }
+  if (s.ports.length) {
+    const any: string[] = [];
+    const sides = s.hosts.length ? s.sides : ALL_SIDES;
+    for (const port of s.ports) {
+      const ph = p(port);
+      for (const side of sides) any.push(`${PORT_OF[side]} = ${ph}`);
+    }
+    c.push(`(${any.join(' OR ')})`);
+  }
+  if (s.protos.length) c.push(`proto IN (${s.protos.map((x) => p(x)).join(', ')})`);
+  if (s.nat.length) {
+    const k: string[] = [];
+    for (const n of s.nat) {
+      if (n === 'none') k.push('(nat_src IS NULL AND nat_dst IS NULL)');
+      if (n === 'snat') k.push('(nat_src IS NOT NULL AND nat_dst IS NULL)');
+      if (n === 'dnat') k.push('(nat_src IS NULL AND nat_dst IS NOT NULL)');
+      if (n === 'both') k.push('(nat_src IS NOT NULL AND nat_dst IS NOT NULL)');
+    }
+    c.push(`(${k.join(' OR ')})`);
+  }
+  if (s.minBytes !== undefined) c.push(`COALESCE(obytes, 0) + COALESCE(rbytes, 0) >= ${p(s.minBytes)}`);
+  return c.length ? c.join(' AND ') : '1 = 1';
+}
+
+/** the newest `limit` matches, newest first */
+export function searchQuery(d: Dialect, s: FlowSearch): Built {
+  const P = new Params(d);
+  const sql = `${threeSets(OUT_COLS, (range) => searchCond(d, s, P.p, range), s.window, P.p)} ORDER BY start DESC` +
+    (s.limit !== undefined ? ` LIMIT ${P.p(s.limit)}` : '');
+  return { sql, values: P.values };
+}
+
+export type TopKey = 'hosts' | 'ports' | 'pairs';
+
+/**
+ * `--top`: the biggest inside/outside hosts, destination ports or host
+ * pairs by bytes or flows. A host is the original source (who opened the
+ * flow); a pair is source and destination; a port is the original
+ * destination port.
+ */
+export function topQuery(d: Dialect, s: FlowSearch, key: TopKey, by: 'bytes' | 'flows', limit: number): Built {
+  const P = new Params(d);
+  const inner = threeSets(OUT_COLS, (range) => searchCond(d, s, P.p, range), s.window, P.p);
+  const group = key === 'hosts' ? 'src' : key === 'ports' ? 'proto, dport' : 'src, dst';
+  const order = by === 'bytes' ? 'bytes DESC, flows DESC' : 'flows DESC, bytes DESC';
+  const sql = `SELECT ${group}, COUNT(*) AS flows, SUM(COALESCE(obytes, 0) + COALESCE(rbytes, 0)) AS bytes, ` +
+    `SUM(COALESCE(opkts, 0) + COALESCE(rpkts, 0)) AS packets FROM (${inner}) AS m GROUP BY ${group} ORDER BY ${order} LIMIT ${P.p(limit)}`;
+  return { sql, values: P.values };
+}

@@ -1,0 +1,285 @@
+// The embedded store (the default): one SQLite file in WAL mode, so queries
+// run while the daemon writes. IPv4 addresses are stored as integers and
+// IPv6 addresses as 16-byte blobs: both compare in address order, so a CIDR
+// is one index range.
+import { PROTO_NAMES } from '../conntrack/constants.js';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { FlowRecord } from '../flow/record.js';
+import { ipv6ToString, parseIp, type Cidr } from '../util/ip.js';
+import {
+  COLUMN_LIST, COLUMNS, LONG_FLOW_MS, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
+  type AddrPort, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
+} from './sql.js';
+import type { FlowStore, OpenRow, StoreBatch, StoredFlow, TopRow } from './store.js';
+
+export const DEFAULT_DB = '/var/lib/conntrail/flows.db';
+
+/** IPv4 text -> unsigned 32-bit integer; IPv6 text -> 16-byte Buffer */
+export function addrValue(text: string): number | Buffer {
+  let n = 0;
+  let part = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) { n = n * 256 + part; part = 0; dots++; } else if (c >= 48 && c <= 57) part = part * 10 + (c - 48);
+    else { dots = -1; break; }
+  }
+  if (dots === 3) return n * 256 + part;
+  const b = parseIp(text);
+  if (!b) throw new Error(`"${text}" is not an IP address`);
+  return Buffer.from(b);
+}
+
+export function addrText(v: unknown): string {
+  if (typeof v === 'number') return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+  if (v instanceof Uint8Array) return v.length === 4 ? addrText(((v[0] << 24) | (v[1] << 16) | (v[2] << 8) | v[3]) >>> 0) : ipv6ToString(v, 0);
+  return String(v);
+}
+
+function cidrBounds(c: Cidr): [number | Buffer, number | Buffer] {
+  const lo = Buffer.from(c.bytes);
+  const hi = Buffer.from(c.bytes);
+  for (let i = 0; i < hi.length; i++) {
+    const bits = Math.max(0, Math.min(8, c.prefix - i * 8));
+    hi[i] |= 0xff >> bits;
+  }
+  if (c.family === 4) return [lo.readUInt32BE(0), hi.readUInt32BE(0)];
+  return [lo, hi];
+}
+
+export const SQLITE: Dialect = {
+  name: 'sqlite',
+  ph: (n) => `$p${n}`,
+  addr: addrValue,
+  addrEq: (col, param) => `${col} = ${param}`,
+  inCidr: (col, c, p) => {
+    const [lo, hi] = cidrBounds(c);
+    return c.prefix === c.bytes.length * 8 ? `${col} = ${p(lo)}` : `${col} BETWEEN ${p(lo)} AND ${p(hi)}`;
+  },
+};
+
+const TABLE_COLS = `start INTEGER NOT NULL, dur INTEGER, proto INTEGER NOT NULL, src, sport INTEGER, dst, dport INTEGER,
+  nat_src, nat_sport INTEGER, nat_dst, nat_dport INTEGER, opkts INTEGER, obytes INTEGER, rpkts INTEGER, rbytes INTEGER,
+  state INTEGER, mark INTEGER, zone INTEGER, status INTEGER, ct_id INTEGER, flags INTEGER, ns INTEGER`;
+
+/** migrations: MIGRATIONS[i] takes the schema from version i to i + 1 */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE flows (id INTEGER PRIMARY KEY, ${TABLE_COLS});
+   CREATE INDEX flows_src ON flows (src, start);
+   CREATE INDEX flows_dst ON flows (dst, dport, start);
+   CREATE INDEX flows_nat_src ON flows (nat_src, nat_sport, start) WHERE nat_src IS NOT NULL;
+   CREATE INDEX flows_nat_dst ON flows (nat_dst, start) WHERE nat_dst IS NOT NULL;
+   CREATE TABLE long_flows (id INTEGER PRIMARY KEY, ${TABLE_COLS});
+   CREATE INDEX long_flows_end ON long_flows (start + dur);
+   CREATE TABLE open_flows (k INTEGER PRIMARY KEY, ${TABLE_COLS});
+   CREATE INDEX open_flows_src ON open_flows (src);
+   CREATE INDEX open_flows_dst ON open_flows (dst, dport);
+   CREATE INDEX open_flows_nat_src ON open_flows (nat_src, nat_sport);
+   CREATE INDEX open_flows_nat_dst ON open_flows (nat_dst);
+   CREATE TABLE marks (t INTEGER PRIMARY KEY, first_id INTEGER NOT NULL);
+   CREATE TABLE namespaces (id INTEGER PRIMARY KEY, name TEXT NOT NULL);`,
+];
+
+function rowValues(r: FlowRecord, o: Record<string, unknown>): Record<string, unknown> {
+  o.start = r.start;
+  o.dur = r.end === null ? null : r.end - r.start;
+  o.proto = r.proto;
+  o.src = addrValue(r.src);
+  o.sport = r.sport;
+  o.dst = addrValue(r.dst);
+  o.dport = r.dport;
+  o.nat_src = r.natSrc === null ? null : addrValue(r.natSrc);
+  o.nat_sport = r.natSport;
+  o.nat_dst = r.natDst === null ? null : addrValue(r.natDst);
+  o.nat_dport = r.natDport;
+  o.opkts = r.origPackets;
+  o.obytes = r.origBytes;
+  o.rpkts = r.replyPackets;
+  o.rbytes = r.replyBytes;
+  o.state = r.state;
+  o.mark = r.mark;
+  o.zone = r.zone;
+  o.status = r.status;
+  o.ct_id = r.ctId;
+  o.flags = r.flags;
+  o.ns = r.ns;
+  return o;
+}
+
+export function rowToFlow(x: Record<string, unknown>): StoredFlow {
+  const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const a = (v: unknown) => (v === null || v === undefined ? null : addrText(v));
+  const start = Number(x.start);
+  return {
+    start, end: x.dur === null || x.dur === undefined ? null : start + Number(x.dur), proto: Number(x.proto),
+    src: addrText(x.src), sport: n(x.sport), dst: addrText(x.dst), dport: n(x.dport),
+    natSrc: a(x.nat_src), natSport: n(x.nat_sport), natDst: a(x.nat_dst), natDport: n(x.nat_dport),
+    origPackets: n(x.opkts), origBytes: n(x.obytes), replyPackets: n(x.rpkts), replyBytes: n(x.rbytes),
+    state: n(x.state), mark: Number(x.mark ?? 0), zone: Number(x.zone ?? 0), status: Number(x.status ?? 0),
+    ctId: Number(x.ct_id ?? 0), flags: Number(x.flags ?? 0), ns: Number(x.ns ?? 0),
+  };
+}
+
+const named = (b: Built): Record<string, unknown> => {
+  const o: Record<string, unknown> = {};
+  b.values.forEach((v, i) => { o[`p${i + 1}`] = v; });
+  return o;
+};
+
+export interface SqliteOptions {
+  path: string;
+  /** open for queries only: the file must exist */
+  readonly?: boolean;
+  /** file mode of a database file this creates */
+  mode?: number;
+}
+
+export class SqliteStore implements FlowStore {
+  readonly kind = 'sqlite';
+  readonly db: Database.Database;
+  private readonly ins: Database.Statement;
+  private readonly insLong: Database.Statement;
+  private readonly insOpen: Database.Statement;
+  private readonly delOpen: Database.Statement;
+  private readonly settle: Database.Statement;
+  private readonly mark: Database.Statement;
+  private readonly tx: (b: StoreBatch) => void;
+  private readonly row: Record<string, unknown> = {};
+
+  constructor(readonly opts: SqliteOptions) {
+    if (opts.readonly) {
+      this.db = new Database(opts.path, { readonly: true, fileMustExist: true, timeout: 5000 });
+      const v = this.version();
+      if (v === 0) throw new Error(`${opts.path}: not a conntrail flow store (no schema)`);
+      if (v > SCHEMA_VERSION) throw new Error(`${opts.path}: schema version ${v} is newer than this conntrail (${SCHEMA_VERSION})`);
+    } else {
+      mkdirSync(dirname(opts.path), { recursive: true, mode: 0o750 });
+      closeSync(openSync(opts.path, 'a', opts.mode ?? 0o640)); // created with our mode, never wider
+      this.db = new Database(opts.path, { timeout: 5000 });
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.migrate();
+    }
+    const cols = COLUMN_LIST;
+    const vals = COLUMNS.map((c) => '$' + c).join(', ');
+    const noop = this.db.prepare('SELECT 1');
+    this.ins = opts.readonly ? noop : this.db.prepare(`INSERT INTO flows (${cols}) VALUES (${vals})`);
+    this.insLong = opts.readonly ? noop : this.db.prepare(`INSERT INTO long_flows (id, ${cols}) VALUES ($id, ${vals})`);
+    this.insOpen = opts.readonly ? noop : this.db.prepare(`INSERT OR REPLACE INTO open_flows (k, ${cols}) VALUES ($k, ${vals})`);
+    this.delOpen = opts.readonly ? noop : this.db.prepare('DELETE FROM open_flows WHERE k = ?');
+    const settleCols = COLUMNS.map((c) => (c === 'dur' ? 'max($end - start, 0)' : c === 'flags' ? '$flags' : c)).join(', ');
+    this.settle = opts.readonly ? noop : this.db.prepare(`INSERT INTO flows (${cols}) SELECT ${settleCols} FROM open_flows WHERE k = $k`);
+    this.mark = opts.readonly ? noop : this.db.prepare('INSERT OR IGNORE INTO marks (t, first_id) VALUES (?, ?)');
+    this.tx = this.db.transaction((b: StoreBatch) => this.writeNow(b));
+  }
+
+  private version(): number {
+    return Number(this.db.pragma('user_version', { simple: true }));
+  }
+
+  private migrate(): void {
+    const v = this.version();
+    if (v > SCHEMA_VERSION) throw new Error(`${this.opts.path}: schema version ${v} is newer than this conntrail (${SCHEMA_VERSION})`);
+    for (let i = v; i < SCHEMA_VERSION; i++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[i]);
+        this.db.pragma(`user_version = ${i + 1}`);
+      })();
+    }
+  }
+
+  private writeNow(b: StoreBatch): void {
+    const row = this.row;
+    for (const r of b.opened) {
+      rowValues(r, row);
+      row.k = r.key;
+      this.insOpen.run(row);
+    }
+    delete row.k;
+    let first = -1;
+    for (const s of b.settled) {
+      const info = this.settle.run({ k: s.key, end: s.end, flags: s.flags });
+      if (info.changes && first < 0) first = Number(info.lastInsertRowid);
+      this.delOpen.run(s.key);
+    }
+    for (const k of b.unopen) this.delOpen.run(k);
+    for (const r of b.closed) {
+      const info = this.ins.run(rowValues(r, row));
+      const id = Number(info.lastInsertRowid);
+      if (first < 0) first = id;
+      if (r.end !== null && r.end - r.start >= LONG_FLOW_MS) {
+        row.id = id;
+        this.insLong.run(row);
+        delete row.id;
+      }
+    }
+    if (first >= 0) this.mark.run(Date.now(), first);
+  }
+
+  async write(b: StoreBatch): Promise<void> {
+    this.tx(b);
+  }
+
+  writeSync(b: StoreBatch): void {
+    this.tx(b);
+  }
+
+  async openFlows(): Promise<OpenRow[]> {
+    return (this.db.prepare('SELECT k, start, flags, proto, sport, dport FROM open_flows').all() as Array<Record<string, number>>)
+      .map((x) => ({ key: x.k, start: x.start, flags: x.flags, proto: x.proto, sport: x.sport, dport: x.dport }));
+  }
+
+  async setNamespaces(names: string[]): Promise<void> {
+    const st = this.db.prepare('INSERT OR REPLACE INTO namespaces (id, name) VALUES (?, ?)');
+    this.db.transaction(() => names.forEach((n, i) => st.run(i, n)))();
+  }
+
+  async namespaces(): Promise<Map<number, string>> {
+    const rows = this.db.prepare('SELECT id, name FROM namespaces').all() as Array<{ id: number; name: string }>;
+    return new Map(rows.map((r) => [r.id, r.name]));
+  }
+
+  async expire(cutoff: number, max: number): Promise<number> {
+    const db = this.db;
+    return db.transaction(() => {
+      // rows are inserted as flows end: every row inserted before the first
+      // mark at or after the cutoff ended before it
+      const m = db.prepare('SELECT first_id FROM marks WHERE t >= ? ORDER BY t LIMIT 1').get(cutoff) as { first_id: number } | undefined;
+      const boundary = m ? m.first_id : Number((db.prepare('SELECT max(id) AS x FROM flows').get() as { x: number | null }).x ?? 0) + 1;
+      const lo = (db.prepare('SELECT min(id) AS x FROM flows').get() as { x: number | null }).x;
+      let n = 0;
+      if (lo !== null && lo < boundary) {
+        const hi = Math.min(boundary, lo + max);
+        n = db.prepare('DELETE FROM flows WHERE id >= ? AND id < ?').run(lo, hi).changes;
+        db.prepare('DELETE FROM marks WHERE t < ? AND first_id < ?').run(cutoff, hi);
+      }
+      db.prepare('DELETE FROM long_flows WHERE start + dur < ?').run(cutoff);
+      return n;
+    })();
+  }
+
+  private all(b: Built): Array<Record<string, unknown>> {
+    return this.db.prepare(b.sql).all(named(b)) as Array<Record<string, unknown>>;
+  }
+
+  async who(pub: AddrPort, w: Window, proto: number | undefined, remote: AddrPort | undefined): Promise<StoredFlow[]> {
+    return this.all(whoQuery(SQLITE, pub, w, proto, remote)).map(rowToFlow);
+  }
+
+  async search(s: FlowSearch): Promise<StoredFlow[]> {
+    return this.all(searchQuery(SQLITE, s)).map(rowToFlow);
+  }
+
+  async top(s: FlowSearch, key: TopKey, by: 'bytes' | 'flows', limit: number): Promise<TopRow[]> {
+    return this.all(topQuery(SQLITE, s, key, by, limit)).map((x) => ({
+      key: key === 'hosts' ? addrText(x.src) : key === 'ports' ? `${x.dport ?? '-'}/${PROTO_NAMES[Number(x.proto)] ?? x.proto}` : `${addrText(x.src)} ${addrText(x.dst)}`,
+      flows: Number(x.flows), bytes: Number(x.bytes), packets: Number(x.packets),
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
