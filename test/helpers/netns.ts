@@ -103,10 +103,11 @@ export class Topology {
     return sh(['ip', 'netns', 'exec', ns, ...cmd], opts);
   }
 
-  /** Starts a command in a namespace; killed by PID in down(). */
+  /** Starts a command in a namespace ('' : the test's own); killed by PID in down(). */
   spawn(ns: string, cmd: string[], opts: { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
     // its own process group, so down() can remove whatever it forked too
-    const child = spawn('ip', ['netns', 'exec', ns, ...cmd], {
+    const argv = ns ? ['ip', 'netns', 'exec', ns, ...cmd] : cmd;
+    const child = spawn(argv[0], argv.slice(1), {
       stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, detached: true,
     });
     this.procs.push(child);
