@@ -111,7 +111,8 @@ export class FlowTable {
         if (ev.start !== undefined) start = Number(ev.start / 1000000n);
         else { start = end; flags |= FLAG_START_UNKNOWN; }
       }
-      if (ev.start !== undefined && slot !== undefined && flags & FLAG_START_UNKNOWN) {
+      // the kernel's start timestamp is exact; the NEW event's receive time is a little late
+      if (ev.start !== undefined && slot !== undefined) {
         start = Number(ev.start / 1000000n);
         flags &= ~FLAG_START_UNKNOWN;
       }
