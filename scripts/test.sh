@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-pkgs=(conntrack ulogd2 ulogd2-json nftables iproute2 ncat iputils-ping python3 python3-pyroute2 g++ make util-linux procps)
+pkgs=(conntrack ulogd2 ulogd2-json nftables iproute2 ncat iputils-ping python3 python3-pyroute2 g++ make util-linux procps postgresql)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -24,5 +24,11 @@ fi
 bash scripts/install.sh
 # conntrack events need the netlink module (autoloaded on most kernels)
 modprobe nf_conntrack_netlink 2>/dev/null || true
+
+# the daemon's default flow store goes to $STATE_DIRECTORY (as under
+# systemd), here a directory of the test run's own
+STATE_DIRECTORY="$(mktemp -d /tmp/conntrail-state-XXXXXX)"
+export STATE_DIRECTORY
+trap 'rm -rf "$STATE_DIRECTORY"' EXIT
 
 node --test --test-concurrency=1 dist/test/unit/ dist/test/e2e/

@@ -4,7 +4,7 @@
 // pages and the schema disagree.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CONFIG_SCHEMA, SINK_SCHEMA, SINK_TYPES, SOURCE_SCHEMA } from './schema.js';
+import { CONFIG_SCHEMA, SINK_SCHEMA, SINK_TYPES, SOURCE_SCHEMA, STORE_SCHEMA } from './schema.js';
 
 /** the sink keys every type takes, and each type's own */
 export const SINK_COMMON_KEYS = ['name', 'type', 'sources', 'format', 'output', 'queue_size', 'when_full', 'ulogd_device', 'ulogd_eventv1'];
@@ -68,6 +68,11 @@ ${table(SOURCE_SCHEMA.properties as unknown as Record<string, Prop>)}
 ${SINK_SCHEMA.description} One page per type: ${SINK_TYPES.map((t) => `[${t}](sinks/${t}.md)`).join(', ')}.
 
 ${table(SINK_SCHEMA.properties as unknown as Record<string, Prop>, SINK_SCHEMA.required)}
+## \`[store]\`
+
+${STORE_SCHEMA.description} What is stored and how to query it: [flows.md](flows.md).
+
+${table(STORE_SCHEMA.properties as unknown as Record<string, Prop>)}
 ## Example
 
 \`\`\`toml
@@ -88,6 +93,11 @@ when_full = "block"
 type = "stdout"
 format = "conntrack"
 output = ["id"]
+
+[store]
+type = "sqlite"
+path = "/var/lib/conntrail/flows.db"
+retention = "90d"
 \`\`\`
 `;
 }

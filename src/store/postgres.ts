@@ -6,8 +6,8 @@ import { PROTO_NAMES } from '../conntrack/constants.js';
 import pg from 'pg';
 import type { FlowRecord } from '../flow/record.js';
 import {
-  COLUMN_LIST, COLUMNS, LONG_FLOW_MS, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
-  type AddrPort, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
+  BUCKET, COLUMN_LIST, COLUMNS, LONG_FLOW_MS, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
+  type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
 import { addrText, rowToFlow } from './sqlite.js';
 import type { FlowStore, OpenRow, StoreBatch, StoredFlow, TopRow } from './store.js';
@@ -31,12 +31,16 @@ const TABLE_COLS = COLUMNS.map((c) => `${c} ${COL_TYPES[c]}${c === 'start' || c 
 const MIGRATIONS: string[] = [
   `CREATE SEQUENCE flows_id_seq;
    CREATE TABLE flows (id bigint NOT NULL DEFAULT nextval('flows_id_seq'), ${TABLE_COLS}) PARTITION BY RANGE (start);
-   CREATE INDEX flows_src ON flows (src, start);
-   CREATE INDEX flows_dst ON flows (dst, dport, start);
-   CREATE INDEX flows_nat_src ON flows (nat_src, nat_sport, start) WHERE nat_src IS NOT NULL;
-   CREATE INDEX flows_nat_dst ON flows (nat_dst, start) WHERE nat_dst IS NOT NULL;
+   CREATE INDEX flows_src ON flows ((start / 60000), src, start);
+   CREATE INDEX flows_dst ON flows ((start / 60000), dst, dport, start);
+   CREATE INDEX flows_nat_src ON flows ((start / 60000), nat_src, nat_sport, start) WHERE nat_src IS NOT NULL;
+   CREATE INDEX flows_nat_dst ON flows ((start / 60000), nat_dst, start) WHERE nat_dst IS NOT NULL;
    CREATE TABLE long_flows (id bigint PRIMARY KEY, ${TABLE_COLS});
    CREATE INDEX long_flows_end ON long_flows ((start + dur));
+   CREATE INDEX long_flows_src ON long_flows (src, start);
+   CREATE INDEX long_flows_dst ON long_flows (dst, dport, start);
+   CREATE INDEX long_flows_nat_src ON long_flows (nat_src, nat_sport, start) WHERE nat_src IS NOT NULL;
+   CREATE INDEX long_flows_nat_dst ON long_flows (nat_dst, start) WHERE nat_dst IS NOT NULL;
    CREATE TABLE open_flows (k bigint PRIMARY KEY, ${TABLE_COLS});
    CREATE INDEX open_flows_src ON open_flows (src);
    CREATE INDEX open_flows_dst ON open_flows (dst, dport);
@@ -200,6 +204,13 @@ export class PostgresStore implements FlowStore {
     return n;
   }
 
+  async bounds(): Promise<Buckets | undefined> {
+    await this.schema();
+    const r = await this.pool.query(`SELECT (SELECT min(${BUCKET}) FROM flows) AS lo, (SELECT max(${BUCKET}) FROM flows) AS hi`);
+    const { lo, hi } = r.rows[0] as { lo: string | null; hi: string | null };
+    return lo === null || hi === null ? undefined : { lo: Number(lo), hi: Number(hi) };
+  }
+
   private async all(b: Built): Promise<Array<Record<string, unknown>>> {
     await this.schema();
     return (await this.pool.query(b.sql, b.values)).rows as Array<Record<string, unknown>>;
@@ -209,11 +220,19 @@ export class PostgresStore implements FlowStore {
     return (await this.all(whoQuery(POSTGRES, pub, w, proto, remote))).map(rowToFlow);
   }
 
+  /** a search over a wide window visits only the minutes that hold flows */
+  private async clamp(s: FlowSearch): Promise<FlowSearch> {
+    if (s.window.bounds) return s;
+    return { ...s, window: { ...s.window, bounds: (await this.bounds()) ?? { lo: 1, hi: 0 } } };
+  }
+
   async search(s: FlowSearch): Promise<StoredFlow[]> {
+    s = await this.clamp(s);
     return (await this.all(searchQuery(POSTGRES, s))).map(rowToFlow);
   }
 
   async top(s: FlowSearch, key: TopKey, by: 'bytes' | 'flows', limit: number): Promise<TopRow[]> {
+    s = await this.clamp(s);
     return (await this.all(topQuery(POSTGRES, s, key, by, limit))).map((x) => ({
       key: key === 'hosts' ? addrText(x.src) : key === 'ports' ? `${x.dport ?? '-'}/${PROTO_NAMES[Number(x.proto)] ?? x.proto}` : `${addrText(x.src)} ${addrText(x.dst)}`,
       flows: Number(x.flows), bytes: Number(x.bytes), packets: Number(x.packets),

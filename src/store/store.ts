@@ -1,6 +1,6 @@
 // What every flow store does: take batches from the daemon, answer queries.
 import type { FlowRecord } from '../flow/record.js';
-import type { AddrPort, FlowSearch, TopKey, Window } from './sql.js';
+import type { AddrPort, Buckets, FlowSearch, TopKey, Window } from './sql.js';
 
 /** A flow as read back from a store. */
 export interface StoredFlow {
@@ -55,6 +55,8 @@ export interface FlowReader {
   search(s: FlowSearch): Promise<StoredFlow[]>;
   top(s: FlowSearch, key: TopKey, by: 'bytes' | 'flows', limit: number): Promise<TopRow[]>;
   namespaces(): Promise<Map<number, string>>;
+  /** the first and last start minute of the stored flows (none: undefined) */
+  bounds(): Promise<Buckets | undefined>;
   close(): Promise<void>;
 }
 
