@@ -9,7 +9,9 @@
 # to $CTB_OUT; its event subscription is NEW,DESTROY like the peers'.
 # CONNTRAIL_ARGS adds options to its command line (experiments).
 # Format run-ulogd-json runs the daemon (conntrail run) with a file sink in
-# ulogd's JSON instead of `conntrail events`.
+# ulogd's JSON instead of `conntrail events` (and no flow store); run-store
+# runs the daemon with its default, the SQLite flow store, and counts the
+# flows stored.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -47,8 +49,13 @@ for rate in $RATES; do
             vyos) COUNT='$CTB_BENCH/lib/count-lines.sh $CTB_OUT "^\[NEW\]" "^\[UPDATE\]" "^\[DESTROY\]"' ;;
             run-ulogd-json)
                 # the daemon (conntrail run) with a file sink in ulogd's JSON
-                LOGGER="printf '[[source]]\\nevents = [\"new\", \"destroy\"]\\n[[sink]]\\ntype = \"file\"\\npath = \"%s\"\\nformat = \"ulogd-json\"\\n' \$CTB_OUT > \$CTB_RUN/conntrail.toml && exec $CLI run -c \$CTB_RUN/conntrail.toml"
+                LOGGER="printf '[[source]]\\nevents = [\"new\", \"destroy\"]\\n[[sink]]\\ntype = \"file\"\\npath = \"%s\"\\nformat = \"ulogd-json\"\\n[store]\\ntype = \"none\"\\n' \$CTB_OUT > \$CTB_RUN/conntrail.toml && exec $CLI run -c \$CTB_RUN/conntrail.toml"
                 COUNT='$CTB_BENCH/lib/count-lines.sh $CTB_OUT "\"ct\.event\": 1[,}]" "\"ct\.event\": 2[,}]" "\"ct\.event\": 4[,}]"' ;;
+            run-store)
+                # the daemon with its default: every flow into the SQLite store, no
+                # line sink; counted from the store after the drain (needs sqlite3)
+                LOGGER="printf '[[source]]\\nevents = [\"new\", \"destroy\"]\\n[store]\\npath = \"%s/flows.db\"\\n' \$CTB_RUN > \$CTB_RUN/conntrail.toml && exec $CLI run -c \$CTB_RUN/conntrail.toml"
+                COUNT='sqlite3 $CTB_RUN/flows.db "SELECT '"'"'new='"'"' || ((SELECT count(*) FROM flows WHERE flags & 1 = 0) + (SELECT count(*) FROM open_flows WHERE flags & 1 = 0)) || '"'"' update=0 destroy='"'"' || (SELECT count(*) FROM flows)"' ;;
             *) echo "bench/run.sh: unknown format $fmt" >&2; exit 2 ;;
         esac
         "$BENCH/run.sh" --name "conntrail-$fmt" --mode "$MODE" --rate "$rate" --duration "$DURATION" \

@@ -8,14 +8,21 @@
 // usage: node dist/bench/store.js [flows=10000000] [days=2] [db=/tmp/conntrail-bench.db]
 //        node dist/bench/store.js --table [flows=1000000]   (flow table + writer memory)
 import { rmSync, statSync } from 'node:fs';
-import { SqliteStore } from '../src/store/sqlite.js';
+import { SqliteStore, rowToFlow } from '../src/store/sqlite.js';
 import { ALL_SIDES, type FlowSearch } from '../src/store/sql.js';
 import type { FlowRecord } from '../src/flow/record.js';
 import { parseCidr } from '../src/util/ip.js';
 import { judge } from '../src/cli/who.js';
 
+// mulberry32: a small generator without the correlations of a plain LCG
+// (which repeated public ports and durations in long runs)
 let seed = 12345;
-const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+const rnd = () => {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+};
 const int = (n: number) => Math.floor(rnd() * n);
 const PUBLIC = ['203.0.113.1', '203.0.113.2', '203.0.113.3', '203.0.113.4'];
 const insideText: string[] = [];
@@ -81,8 +88,20 @@ async function storeBench(total: number, days: number, path: string): Promise<vo
   console.log(`ingest: ${Math.round((total / writeMs) * 1000)} flows/s in the store's transactions (${(writeMs / 1000).toFixed(1)} s), ${Math.round((total / wall) * 1000)} flows/s with generation`);
   console.log(`size: ${size} bytes file, ${(pages / total).toFixed(1)} bytes/flow including indexes`);
   await store.close();
+  await queryBench(path, samples, t0, days);
+}
 
+/** Query latency over an existing store; samples: flows known to be in it. */
+async function queryBench(path: string, samples: FlowRecord[], t0: number, days: number): Promise<void> {
   const ro = new SqliteStore({ path, readonly: true });
+  if (!samples.length) {
+    // --query: sample the store itself
+    const n = Number((ro.db.prepare('SELECT max(id) AS n FROM flows').get() as { n: number }).n);
+    for (let k = 0; k < 2000; k++) {
+      const row = ro.db.prepare('SELECT * FROM flows WHERE id = ?').get(1 + int(n)) as Record<string, unknown> | undefined;
+      if (row) samples.push({ ...rowToFlow(row), key: 0, family: 4 });
+    }
+  }
   // who: a sampled flow's public address and port at an instant inside it
   const whoMs: number[] = [];
   const verdicts: Record<string, number> = {};
@@ -96,6 +115,7 @@ async function storeBench(total: number, days: number, path: string): Promise<vo
     verdicts[a.verdict] = (verdicts[a.verdict] ?? 0) + 1;
     if (a.inside.includes(f.src)) right++;
   }
+  if (process.env.CT_SLOW) console.log('slowest who (query #, ms):', whoMs.map((m, i) => [i, +m.toFixed(1)]).sort((a, b) => b[1] - a[1]).slice(0, 12).map((x) => x.join(':')).join(' '));
   console.log(`who: ${whoMs.length} queries, p50 ${pct(whoMs, 50).toFixed(2)} ms, p99 ${pct(whoMs, 99).toFixed(2)} ms, max ${Math.max(...whoMs).toFixed(2)} ms; ` +
     `the sampled host named in ${right}/${whoMs.length}; verdicts ${JSON.stringify(verdicts)} (random data reuses ports: ambiguity is real here)`);
   // flows: one inside host over one day
@@ -141,4 +161,5 @@ async function tableBench(total: number): Promise<void> {
 
 const args = process.argv.slice(2);
 if (args[0] === '--table') await tableBench(Number(args[1] ?? 1_000_000));
+else if (args[0] === '--query') await queryBench(args[1] ?? '/tmp/conntrail-bench.db', [], Date.UTC(2026, 10, 1), Number(args[2] ?? 2));
 else await storeBench(Number(args[0] ?? 10_000_000), Number(args[1] ?? 2), args[2] ?? '/tmp/conntrail-bench.db');

@@ -69,7 +69,12 @@ export function lineOf(text: string, path: string): number {
     for (let i = 0; i < lines.length && !isHeader(lines[i]); i++) {
       if (new RegExp(`^\\s*${table}\\s*=`).test(lines[i])) return i + 1;
     }
-    for (let i = 0; i < lines.length; i++) if (new RegExp(`^\\s*\\[\\[?\\s*${table}\\s*\\]`).test(lines[i])) return i + 1;
+    for (let i = 0; i < lines.length; i++) {
+      if (!new RegExp(`^\\s*\\[\\[?\\s*${table}\\s*\\]`).test(lines[i])) continue;
+      // a key of a [table]: its own line when it is there
+      if (key) for (let j = i + 1; j < lines.length && !isHeader(lines[j]); j++) if (new RegExp(`^\\s*"?${key}"?\\s*=`).test(lines[j])) return j + 1;
+      return i + 1;
+    }
     return 0;
   }
   let seen = -1;

@@ -22,6 +22,26 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   counter('conntrail_sink_written_total', 'records written, by sink', ['sink'], (c, s) => { for (const k of s.sinks) c.inc({ sink: k.name }, k.written); });
   counter('conntrail_sink_dropped_total', 'records dropped because the sink was full', ['sink'], (c, s) => { for (const k of s.sinks) c.inc({ sink: k.name }, k.dropped); });
   counter('conntrail_sink_errors_total', 'write errors (retried)', ['sink'], (c, s) => { for (const k of s.sinks) c.inc({ sink: k.name }, k.errors); });
+  // the flow table and the store (present when a store is configured)
+  const store = (name: string, help: string, get: (s: NonNullable<DaemonStats['store']>) => number) =>
+    counter(name, help, ['store'], (c, s) => { if (s.store) c.inc({ store: s.store.store }, get(s.store)); });
+  store('conntrail_store_flows_written_total', 'flow records written to the store', (x) => x.written);
+  store('conntrail_store_batches_total', 'batches (transactions) written to the store', (x) => x.batches);
+  store('conntrail_store_errors_total', 'batches the store refused or could not take (each kept and retried)', (x) => x.errors);
+  store('conntrail_store_spooled_total', 'records that went through the on-disk spool', (x) => x.spooled);
+  store('conntrail_store_replayed_total', 'spooled records written to the store', (x) => x.replayed);
+  store('conntrail_store_expired_total', 'flows deleted by retention', (x) => x.expired);
+  const flows = (name: string, help: string, get: (f: NonNullable<DaemonStats['flows']>) => number) =>
+    counter(name, help, [], (c, s) => { if (s.flows) c.inc(get(s.flows)); });
+  flows('conntrail_flows_opened_total', 'flows the flow table opened', (f) => f.opened);
+  flows('conntrail_flows_closed_total', 'flow records completed', (f) => f.closed);
+  flows('conntrail_flows_partial_total', 'flows recorded from their DESTROY alone (NEW not seen)', (f) => f.partial);
+  flows('conntrail_flows_settled_total', 'flows ended by a table dump (DESTROY lost)', (f) => f.settled);
+  const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, s: DaemonStats) => void) =>
+    new Gauge({ name, help, labelNames, registers: [reg], collect(this: Gauge) { this.reset(); fill(this, stats()); } });
+  gauge('conntrail_flows_open', 'flows open in the flow table', [], (g, s) => { if (s.flows) g.set(s.flows.open); });
+  gauge('conntrail_store_queue_depth', 'records in memory not yet handed to the store', ['store'], (g, s) => { if (s.store) g.set({ store: s.store.store }, s.store.queued); });
+  gauge('conntrail_store_spool_pending', 'records waiting in the on-disk spool', ['store'], (g, s) => { if (s.store) g.set({ store: s.store.store }, s.store.spoolPending); });
   new Gauge({
     name: 'conntrail_sink_queue_depth', help: 'records waiting in the sink queue', labelNames: ['sink'], registers: [reg],
     collect(this: Gauge) { this.reset(); for (const k of stats().sinks) this.set({ sink: k.name }, k.queued); },

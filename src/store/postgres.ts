@@ -31,10 +31,10 @@ const TABLE_COLS = COLUMNS.map((c) => `${c} ${COL_TYPES[c]}${c === 'start' || c 
 const MIGRATIONS: string[] = [
   `CREATE SEQUENCE flows_id_seq;
    CREATE TABLE flows (id bigint NOT NULL DEFAULT nextval('flows_id_seq'), ${TABLE_COLS}) PARTITION BY RANGE (start);
-   CREATE INDEX flows_src ON flows ((start / 60000), src, start);
-   CREATE INDEX flows_dst ON flows ((start / 60000), dst, dport, start);
-   CREATE INDEX flows_nat_src ON flows ((start / 60000), nat_src, nat_sport, start) WHERE nat_src IS NOT NULL;
-   CREATE INDEX flows_nat_dst ON flows ((start / 60000), nat_dst, start) WHERE nat_dst IS NOT NULL;
+   CREATE INDEX flows_src ON flows ((start / 60000), src);
+   CREATE INDEX flows_dst ON flows ((start / 60000), dst, dport);
+   CREATE INDEX flows_nat_src ON flows ((start / 60000), nat_src, nat_sport) WHERE nat_src IS NOT NULL;
+   CREATE INDEX flows_nat_dst ON flows ((start / 60000), nat_dst) WHERE nat_dst IS NOT NULL;
    CREATE TABLE long_flows (id bigint PRIMARY KEY, ${TABLE_COLS});
    CREATE INDEX long_flows_end ON long_flows ((start + dur));
    CREATE INDEX long_flows_src ON long_flows (src, start);

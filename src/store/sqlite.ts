@@ -15,7 +15,7 @@ import {
 import type { FlowStore, OpenRow, StoreBatch, StoredFlow, TopRow } from './store.js';
 
 export const DEFAULT_DB = '/var/lib/conntrail/flows.db';
-const MULTI = 64;
+const MULTI = 256;
 
 /** IPv4 text -> unsigned 32-bit integer; IPv6 text -> 16-byte Buffer */
 export function addrValue(text: string): number | Buffer {
@@ -68,10 +68,10 @@ const TABLE_COLS = `start INTEGER NOT NULL, dur INTEGER, proto INTEGER NOT NULL,
 /** migrations: MIGRATIONS[i] takes the schema from version i to i + 1 */
 const MIGRATIONS: string[] = [
   `CREATE TABLE flows (id INTEGER PRIMARY KEY, ${TABLE_COLS});
-   CREATE INDEX flows_src ON flows (start / 60000, src, start);
-   CREATE INDEX flows_dst ON flows (start / 60000, dst, dport, start);
-   CREATE INDEX flows_nat_src ON flows (start / 60000, nat_src, nat_sport, start) WHERE nat_src IS NOT NULL;
-   CREATE INDEX flows_nat_dst ON flows (start / 60000, nat_dst, start) WHERE nat_dst IS NOT NULL;
+   CREATE INDEX flows_src ON flows (start / 60000, src);
+   CREATE INDEX flows_dst ON flows (start / 60000, dst, dport);
+   CREATE INDEX flows_nat_src ON flows (start / 60000, nat_src, nat_sport) WHERE nat_src IS NOT NULL;
+   CREATE INDEX flows_nat_dst ON flows (start / 60000, nat_dst) WHERE nat_dst IS NOT NULL;
    CREATE TABLE long_flows (id INTEGER PRIMARY KEY, ${TABLE_COLS});
    CREATE INDEX long_flows_end ON long_flows (start + dur);
    CREATE INDEX long_flows_src ON long_flows (src, start);
@@ -160,6 +160,9 @@ export class SqliteStore implements FlowStore {
   constructor(readonly opts: SqliteOptions) {
     if (opts.readonly) {
       this.db = new Database(opts.path, { readonly: true, fileMustExist: true, timeout: 5000 });
+      // queries read index pages all over the file: map it, keep a real cache
+      this.db.pragma('mmap_size = 1073741824');
+      this.db.pragma('cache_size = -65536');
       const v = this.version();
       if (v === 0) throw new Error(`${opts.path}: not a conntrail flow store (no schema)`);
       if (v > SCHEMA_VERSION) throw new Error(`${opts.path}: schema version ${v} is newer than this conntrail (${SCHEMA_VERSION})`);
@@ -172,6 +175,8 @@ export class SqliteStore implements FlowStore {
       // index pages stay in memory between batches: inserts into four
       // indexes in address order touch pages all over the file
       this.db.pragma('cache_size = -65536');
+      // multi-row INSERTs keep a statement journal: in memory, not a temp file
+      this.db.pragma('temp_store = MEMORY');
       this.db.pragma('wal_autocheckpoint = 32768'); // checkpoint every 128 MiB of WAL, not every 4
       this.migrate();
     }

@@ -133,7 +133,8 @@ describe('configuration errors: one line naming file, line and key; exit 2', () 
     ['bad enum', '[[sink]]\ntype = "stdout"\nformat = "xml"\n', /:3: sink\[0\]\.format: must be one of "conntrack", "vyos", "json", "logemu", "ulogd-json"$/],
     ['bad CIDR', '[[source]]\nnot_dst = ["fd00::/200"]\n[[sink]]\ntype = "stdout"\n', /:2: source\[0\]\.not_dst: "fd00::\/200": prefix length must be 0\.\.128$/],
     ['bad protocol', '[[source]]\nproto = ["tcpp"]\n[[sink]]\ntype = "stdout"\n', /:2: source\[0\]\.proto: "tcpp" is not a protocol/],
-    ['no sink', 'log_level = "debug"\n', /: \(top level\)\.sink: is required|: sink: is required$/],
+    ['postgres store without url', '[store]\ntype = "postgres"\n', /:1: store\.url: is required for a postgres store$/],
+    ['bad retention', '[store]\nretention = "3 months"\n', /:2: store\.retention: must be a duration such as "90d", "12h" or "30m", or "forever"$/],
     ['file sink without path', '[[sink]]\ntype = "file"\n', /:1: sink\[0\]\.path: is required for a file sink$/],
     ['unknown source name', '[[source]]\nname = "a"\n[[sink]]\ntype = "stdout"\nsources = ["b"]\n', /:5: sink\[0\]\.sources: no source is named "b" \(sources: a\)$/],
     ['not TOML', '[[sink]\n', /:1: not valid TOML: /],
@@ -163,7 +164,13 @@ describe('configuration errors: one line naming file, line and key; exit 2', () 
     writeFileSync(f, '[[source]]\nproto = ["tcp"]\n[[sink]]\ntype = "stdout"\n');
     const r = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'check-config', f], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /valid \(TOML; 1 source\(s\), 1 sink\(s\)\)/);
+    assert.match(r.stdout, /valid \(TOML; 1 source\(s\), 1 sink\(s\), flow store \S+\/flows\.db\)/);
+    // no sink at all is valid: the flows go to the store
+    const g = join(dir, 'store-only.toml');
+    writeFileSync(g, '[store]\npath = "/tmp/x/flows.db"\nretention = "90d"\n');
+    const r2 = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'check-config', g], { encoding: 'utf8' });
+    assert.equal(r2.status, 0, r2.stderr);
+    assert.match(r2.stdout, /valid \(TOML; 1 source\(s\), 0 sink\(s\), flow store \/tmp\/x\/flows\.db\)/);
   });
 });
 
@@ -251,6 +258,11 @@ format = "json"
     assert.equal(metric(/^conntrail_kernel_drops_total\{source="rtr"\} (\d+)$/m), 0);
     assert.match(text, /^conntrail_sink_queue_depth\{sink="file"\} 0$/m);
     assert.match(text, /^conntrail_process_resident_memory_bytes /m);
+    // the flow table opened the five UDP flows (each seen once, by its NEW)
+    assert.equal(metric(/^conntrail_flows_opened_total (\d+)$/m), 5);
+    assert.equal(metric(/^conntrail_flows_open (\d+)$/m) + metric(/^conntrail_flows_closed_total (\d+)$/m), 5);
+    assert.equal(metric(/^conntrail_store_errors_total\{store="sqlite"\} (\d+)$/m), 0);
+    assert.equal(metric(/^conntrail_store_spool_pending\{store="sqlite"\} (\d+)$/m), 0);
     assert.equal((await fetch(`http://127.0.0.1:${port}/`)).status, 404);
     d.child.kill('SIGTERM');
     assert.equal(await o.done, 0, o.err());
@@ -294,7 +306,7 @@ while True:
     assert.equal(await o.done, 0, o.err());
     await r.done;
     const msgs = lines(r.out()).slice(1);
-    assert.match(msgs[0], new RegExp(`^READY=1\\|STATUS=1 source\\(s\\), 1 sink\\(s\\)\\|MAINPID=${d.pid}$`));
+    assert.match(msgs[0], new RegExp(`^READY=1\\|STATUS=1 source\\(s\\), 1 sink\\(s\\), flow store [^|]*flows\\.db\\|MAINPID=${d.pid}$`));
     assert.ok(msgs.includes('WATCHDOG=1'));
     assert.equal(msgs[msgs.length - 1], 'STOPPING=1');
   });
@@ -303,7 +315,8 @@ while True:
     sh(['chmod', '0777', dir]);
     const conf = join(dir, 'u.toml');
     const log = join(dir, 'u.log');
-    writeFileSync(conf, `[[sink]]\ntype = "file"\npath = "${log}"\nformat = "conntrack"\n`);
+    const db = join(dir, 'u.db');
+    writeFileSync(conf, `[[sink]]\ntype = "file"\npath = "${log}"\nformat = "conntrack"\n\n[store]\npath = "${db}"\n`);
     const asNobody = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
     const withCap = ['--inh-caps=+net_admin', '--ambient-caps=+net_admin'];
     const d = t.spawn(t.rtr, [...asNobody, ...withCap, ...CONNTRAIL, 'run', '-c', conf]);
@@ -315,6 +328,11 @@ while True:
     await o.done;
     assert.match(read(log)[0], /^\s+\[NEW\] icmp\s+1 /);
     assert.equal(statSync(log).uid, 65534);
+    // the flow store too, and the flow is in it
+    assert.equal(statSync(db).uid, 65534);
+    const f = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'flows', '--db', db, '--json', '--proto', 'icmp'], { encoding: 'utf8' });
+    assert.equal(f.status, 0, f.stderr);
+    assert.ok((JSON.parse(f.stdout) as Array<{ proto: string }>).length >= 1, f.stdout);
     // and without the capability: one line saying what is missing
     const r = spawnSync('ip', ['netns', 'exec', t.rtr, ...asNobody, ...CONNTRAIL, 'run', '-c', conf], { encoding: 'utf8' });
     assert.equal(r.status, 1);

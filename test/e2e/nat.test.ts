@@ -168,7 +168,9 @@ async function scenario(t: Topology, dir: string, storeToml: string, storeArgs: 
     await t.stop(d);
     await Promise.all([srv, inside].map((p) => t.stop(p)));
   }
-  assert.match(dOut.err(), /stopped: .*flows: open=\d+ opened=\d+ closed=\d+ partial=0 settled=0/);
+  // (partial flows are possible: the start-up dump reaps expired entries of
+  // earlier traffic, and the kernel reports their DESTROY)
+  assert.match(dOut.err(), /stopped: .*flows: open=\d+ opened=\d+ closed=\d+ partial=\d+ settled=0/);
 }
 
 describe('NAT attribution (conntrail who) against ground truth', { timeout: 300_000 }, () => {
