@@ -6,7 +6,7 @@ import { PROTO_NAMES } from '../conntrack/constants.js';
 import pg from 'pg';
 import type { FlowRecord } from '../flow/record.js';
 import {
-  BUCKET, COLUMN_LIST, COLUMNS, LONG_FLOW_MS, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
+  BUCKET, COLUMN_LIST, COLUMNS, LONG_FLOW_MS, indexDdl, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
 import { addrText, rowToFlow } from './sqlite.js';
@@ -31,21 +31,9 @@ const TABLE_COLS = COLUMNS.map((c) => `${c} ${COL_TYPES[c]}${c === 'start' || c 
 const MIGRATIONS: string[] = [
   `CREATE SEQUENCE flows_id_seq;
    CREATE TABLE flows (id bigint NOT NULL DEFAULT nextval('flows_id_seq'), ${TABLE_COLS}) PARTITION BY RANGE (start);
-   CREATE INDEX flows_src ON flows ((start / 60000), src);
-   CREATE INDEX flows_dst ON flows ((start / 60000), dst, dport);
-   CREATE INDEX flows_nat_src ON flows ((start / 60000), nat_src, nat_sport) WHERE nat_src IS NOT NULL;
-   CREATE INDEX flows_nat_dst ON flows ((start / 60000), nat_dst) WHERE nat_dst IS NOT NULL;
    CREATE TABLE long_flows (id bigint PRIMARY KEY, ${TABLE_COLS});
-   CREATE INDEX long_flows_end ON long_flows ((start + dur));
-   CREATE INDEX long_flows_src ON long_flows (src, start);
-   CREATE INDEX long_flows_dst ON long_flows (dst, dport, start);
-   CREATE INDEX long_flows_nat_src ON long_flows (nat_src, nat_sport, start) WHERE nat_src IS NOT NULL;
-   CREATE INDEX long_flows_nat_dst ON long_flows (nat_dst, start) WHERE nat_dst IS NOT NULL;
    CREATE TABLE open_flows (k bigint PRIMARY KEY, ${TABLE_COLS});
-   CREATE INDEX open_flows_src ON open_flows (src);
-   CREATE INDEX open_flows_dst ON open_flows (dst, dport);
-   CREATE INDEX open_flows_nat_src ON open_flows (nat_src, nat_sport);
-   CREATE INDEX open_flows_nat_dst ON open_flows (nat_dst);
+   ${indexDdl((e) => `(${e})`)}
    CREATE TABLE namespaces (id integer PRIMARY KEY, name text NOT NULL);`,
 ];
 
@@ -87,44 +75,46 @@ export class PostgresStore implements FlowStore {
     this.pool.on('error', (e) => opts.warn?.(`postgres: ${e.message}`));
   }
 
+  /** Runs `f` in one transaction on one connection. */
+  private async tx<T>(f: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const r = await f(c);
+      await c.query('COMMIT');
+      return r;
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      c.release();
+    }
+  }
+
   /** Creates or migrates the schema once per connection life. */
   private schema(): Promise<void> {
-    this.ready ??= (async () => {
-      const c = await this.pool.connect();
-      try {
-        await c.query('BEGIN');
-        await c.query('SELECT pg_advisory_xact_lock(7305092)'); // one migrator at a time
-        await c.query('CREATE TABLE IF NOT EXISTS conntrail_meta (k text PRIMARY KEY, v text NOT NULL)');
-        const r = await c.query("SELECT v FROM conntrail_meta WHERE k = 'schema_version'");
-        const v = r.rows.length ? Number(r.rows[0].v) : 0;
-        if (v > SCHEMA_VERSION) throw new Error(`schema version ${v} is newer than this conntrail (${SCHEMA_VERSION})`);
-        for (let i = v; i < SCHEMA_VERSION; i++) await c.query(MIGRATIONS[i]);
-        await c.query("INSERT INTO conntrail_meta (k, v) VALUES ('schema_version', $1) ON CONFLICT (k) DO UPDATE SET v = $1", [String(SCHEMA_VERSION)]);
-        await c.query('COMMIT');
-      } catch (e) {
-        await c.query('ROLLBACK').catch(() => undefined);
-        throw e;
-      } finally {
-        c.release();
-      }
-    })().catch((e: Error) => { this.ready = undefined; throw e; });
+    this.ready ??= this.tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock(7305092)'); // one migrator at a time
+      await c.query('CREATE TABLE IF NOT EXISTS conntrail_meta (k text PRIMARY KEY, v text NOT NULL)');
+      const r = await c.query("SELECT v FROM conntrail_meta WHERE k = 'schema_version'");
+      const v = r.rows.length ? Number(r.rows[0].v) : 0;
+      if (v > SCHEMA_VERSION) throw new Error(`schema version ${v} is newer than this conntrail (${SCHEMA_VERSION})`);
+      for (let i = v; i < SCHEMA_VERSION; i++) await c.query(MIGRATIONS[i]);
+      await c.query("INSERT INTO conntrail_meta (k, v) VALUES ('schema_version', $1) ON CONFLICT (k) DO UPDATE SET v = $1", [String(SCHEMA_VERSION)]);
+    }).catch((e: Error) => { this.ready = undefined; throw e; });
     return this.ready;
   }
 
-  private async ensureDays(c: pg.PoolClient, rows: FlowRecord[]): Promise<void> {
-    for (const r of rows) {
-      const d = Math.floor(r.start / DAY);
-      if (this.days.has(d)) continue;
-      await c.query(`CREATE TABLE IF NOT EXISTS ${dayName(d)} PARTITION OF flows FOR VALUES FROM (${d * DAY}) TO (${(d + 1) * DAY})`);
-      this.days.add(d);
-    }
+  /** The partition of day `d` (days since the epoch), created once. */
+  private async ensureDay(c: pg.PoolClient, d: number): Promise<void> {
+    if (this.days.has(d)) return;
+    await c.query(`CREATE TABLE IF NOT EXISTS ${dayName(d)} PARTITION OF flows FOR VALUES FROM (${d * DAY}) TO (${(d + 1) * DAY})`);
+    this.days.add(d);
   }
 
   async write(b: StoreBatch): Promise<void> {
     await this.schema();
-    const c = await this.pool.connect();
-    try {
-      await c.query('BEGIN');
+    await this.tx(async (c) => {
       if (b.opened.length) {
         await c.query(`INSERT INTO open_flows (k, ${COLUMN_LIST}) SELECT * FROM unnest($1::bigint[], ${UNNEST_ARGS(2)}) AS u(k, ${COLUMN_LIST})
           ON CONFLICT (k) DO UPDATE SET ${COLUMNS.map((x) => `${x} = EXCLUDED.${x}`).join(', ')}`,
@@ -133,13 +123,7 @@ export class PostgresStore implements FlowStore {
       if (b.settled.length) {
         const cols = COLUMNS.map((x) => (x === 'dur' ? 'greatest(s.e - o.start, 0)' : x === 'flags' ? 's.f' : `o.${x}`)).join(', ');
         const days = await c.query('SELECT DISTINCT floor(start / 86400000.0)::bigint AS d FROM open_flows WHERE k = ANY($1::bigint[])', [b.settled.map((s) => s.key)]);
-        for (const r of days.rows) {
-          const d = Number(r.d);
-          if (!this.days.has(d)) {
-            await c.query(`CREATE TABLE IF NOT EXISTS ${dayName(d)} PARTITION OF flows FOR VALUES FROM (${d * DAY}) TO (${(d + 1) * DAY})`);
-            this.days.add(d);
-          }
-        }
+        for (const r of days.rows) await this.ensureDay(c, Number(r.d));
         await c.query(`INSERT INTO flows (${COLUMN_LIST}) SELECT ${cols} FROM open_flows o
           JOIN unnest($1::bigint[], $2::bigint[], $3::smallint[]) AS s(k, e, f) ON o.k = s.k`,
         [b.settled.map((s) => s.key), b.settled.map((s) => s.end), b.settled.map((s) => s.flags)]);
@@ -147,7 +131,7 @@ export class PostgresStore implements FlowStore {
       }
       if (b.unopen.length) await c.query('DELETE FROM open_flows WHERE k = ANY($1::bigint[])', [b.unopen]);
       if (b.closed.length) {
-        await this.ensureDays(c, b.closed);
+        for (const d of new Set(b.closed.map((r) => Math.floor(r.start / DAY)))) await this.ensureDay(c, d);
         const ids = await c.query(`INSERT INTO flows (${COLUMN_LIST}) SELECT * FROM unnest(${UNNEST_ARGS(1)}) RETURNING id, dur`, columnArrays(b.closed));
         const longIds = ids.rows.filter((r) => r.dur !== null && Number(r.dur) >= LONG_FLOW_MS).map((r) => r.id as string);
         if (longIds.length) {
@@ -156,13 +140,7 @@ export class PostgresStore implements FlowStore {
             WHERE id = ANY($1::bigint[]) AND start >= $2 ON CONFLICT DO NOTHING`, [longIds, Math.min(...b.closed.map((r) => r.start))]);
         }
       }
-      await c.query('COMMIT');
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    } finally {
-      c.release();
-    }
+    });
   }
 
   async openFlows(): Promise<OpenRow[]> {

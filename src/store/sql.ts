@@ -23,6 +23,27 @@ export const LONG_FLOW_MS = 600_000;
 export const BUCKET_MS = 60_000;
 export const BUCKET = `start / ${BUCKET_MS}`;
 
+/**
+ * The indexes of the three flow tables, the same in both stores; `expr`
+ * spells an expression as an index key (PostgreSQL wants it in parentheses).
+ */
+export function indexDdl(expr: (e: string) => string): string {
+  const b = expr(BUCKET);
+  return `CREATE INDEX flows_src ON flows (${b}, src);
+   CREATE INDEX flows_dst ON flows (${b}, dst, dport);
+   CREATE INDEX flows_nat_src ON flows (${b}, nat_src, nat_sport) WHERE nat_src IS NOT NULL;
+   CREATE INDEX flows_nat_dst ON flows (${b}, nat_dst) WHERE nat_dst IS NOT NULL;
+   CREATE INDEX long_flows_end ON long_flows (${expr('start + dur')});
+   CREATE INDEX long_flows_src ON long_flows (src, start);
+   CREATE INDEX long_flows_dst ON long_flows (dst, dport, start);
+   CREATE INDEX long_flows_nat_src ON long_flows (nat_src, nat_sport, start) WHERE nat_src IS NOT NULL;
+   CREATE INDEX long_flows_nat_dst ON long_flows (nat_dst, start) WHERE nat_dst IS NOT NULL;
+   CREATE INDEX open_flows_src ON open_flows (src);
+   CREATE INDEX open_flows_dst ON open_flows (dst, dport);
+   CREATE INDEX open_flows_nat_src ON open_flows (nat_src, nat_sport);
+   CREATE INDEX open_flows_nat_dst ON open_flows (nat_dst);`;
+}
+
 /** The minutes a query must visit, clamped to those that hold flows. */
 export interface Buckets { lo: number; hi: number }
 

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import type { FlowRecord } from '../flow/record.js';
 import { ipv6ToString, parseIp, type Cidr } from '../util/ip.js';
 import {
-  BUCKET, COLUMN_LIST, COLUMNS, LONG_FLOW_MS, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
+  BUCKET, COLUMN_LIST, COLUMNS, LONG_FLOW_MS, indexDdl, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
 import type { FlowStore, OpenRow, StoreBatch, StoredFlow, TopRow } from './store.js';
@@ -68,21 +68,9 @@ const TABLE_COLS = `start INTEGER NOT NULL, dur INTEGER, proto INTEGER NOT NULL,
 /** migrations: MIGRATIONS[i] takes the schema from version i to i + 1 */
 const MIGRATIONS: string[] = [
   `CREATE TABLE flows (id INTEGER PRIMARY KEY, ${TABLE_COLS});
-   CREATE INDEX flows_src ON flows (start / 60000, src);
-   CREATE INDEX flows_dst ON flows (start / 60000, dst, dport);
-   CREATE INDEX flows_nat_src ON flows (start / 60000, nat_src, nat_sport) WHERE nat_src IS NOT NULL;
-   CREATE INDEX flows_nat_dst ON flows (start / 60000, nat_dst) WHERE nat_dst IS NOT NULL;
    CREATE TABLE long_flows (id INTEGER PRIMARY KEY, ${TABLE_COLS});
-   CREATE INDEX long_flows_end ON long_flows (start + dur);
-   CREATE INDEX long_flows_src ON long_flows (src, start);
-   CREATE INDEX long_flows_dst ON long_flows (dst, dport, start);
-   CREATE INDEX long_flows_nat_src ON long_flows (nat_src, nat_sport, start) WHERE nat_src IS NOT NULL;
-   CREATE INDEX long_flows_nat_dst ON long_flows (nat_dst, start) WHERE nat_dst IS NOT NULL;
    CREATE TABLE open_flows (k INTEGER PRIMARY KEY, ${TABLE_COLS});
-   CREATE INDEX open_flows_src ON open_flows (src);
-   CREATE INDEX open_flows_dst ON open_flows (dst, dport);
-   CREATE INDEX open_flows_nat_src ON open_flows (nat_src, nat_sport);
-   CREATE INDEX open_flows_nat_dst ON open_flows (nat_dst);
+   ${indexDdl((e) => e)}
    CREATE TABLE marks (t INTEGER PRIMARY KEY, first_id INTEGER NOT NULL);
    CREATE TABLE namespaces (id INTEGER PRIMARY KEY, name TEXT NOT NULL);`,
 ];

@@ -2,32 +2,8 @@
 import type { FlowRecord } from '../flow/record.js';
 import type { AddrPort, Buckets, FlowSearch, TopKey, Window } from './sql.js';
 
-/** A flow as read back from a store. */
-export interface StoredFlow {
-  start: number;
-  /** null: still open */
-  end: number | null;
-  proto: number;
-  src: string;
-  sport: number | null;
-  dst: string;
-  dport: number | null;
-  natSrc: string | null;
-  natSport: number | null;
-  natDst: string | null;
-  natDport: number | null;
-  origPackets: number | null;
-  origBytes: number | null;
-  replyPackets: number | null;
-  replyBytes: number | null;
-  state: number | null;
-  mark: number;
-  zone: number;
-  status: number;
-  ctId: number;
-  flags: number;
-  ns: number;
-}
+/** A flow as read back from a store: the record without the daemon's key. */
+export type StoredFlow = Omit<FlowRecord, 'key' | 'family'>;
 
 export interface TopRow {
   key: string;
