@@ -47,6 +47,7 @@ export interface FlowStore extends FlowReader {
   expire(cutoff: number, max: number): Promise<number>;
 }
 
+/** The records a batch carries (the `unopen` deletions are not records). */
 export function batchSize(b: StoreBatch): number {
-  return b.opened.length + b.closed.length + b.unopen.length + b.settled.length;
+  return b.opened.length + b.closed.length + b.settled.length;
 }

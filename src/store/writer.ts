@@ -106,7 +106,7 @@ export class StoreWriter implements FlowOutput {
 
   /** Hands what has accumulated to the store (in the background). */
   flush(): void {
-    if (!this.pendingOpen.size && !batchSize(this.cur)) return;
+    if (!this.pendingOpen.size && !batchSize(this.cur) && !this.cur.unopen.length) return;
     const b = this.cur;
     b.opened = [...this.pendingOpen.values()];
     this.pendingOpen.clear();
@@ -122,12 +122,17 @@ export class StoreWriter implements FlowOutput {
   private toSpool(b: StoreBatch): void {
     const name = String(this.spoolSeq++).padStart(12, '0') + '.batch';
     const tmp = join(this.o.spoolDir, name + '.tmp');
-    const fd = openSync(tmp, 'w', 0o640);
     try {
-      writeFileSync(fd, JSON.stringify(b));
-      fsyncSync(fd);
-    } finally { closeSync(fd); }
-    renameSync(tmp, join(this.o.spoolDir, name));
+      const fd = openSync(tmp, 'w', 0o640);
+      try {
+        writeFileSync(fd, JSON.stringify(b));
+        fsyncSync(fd);
+      } finally { closeSync(fd); }
+      renameSync(tmp, join(this.o.spoolDir, name));
+    } catch (e) {
+      try { unlinkSync(tmp); } catch { /* never created */ }
+      throw e;
+    }
     this.spoolFiles.push(name);
     const n = batchSize(b);
     this.s.spooled += n;
@@ -168,20 +173,34 @@ export class StoreWriter implements FlowOutput {
         this.down = true;
         this.o.warn(`store ${this.store.kind}: write failed (${e.message}); ${this.o.spoolDir ? `spooling to ${this.o.spoolDir}` : 'keeping records in memory'} and retrying`);
       }
+      // a batch from memory goes back to the front of the queue, and with a
+      // spool the whole queue goes to disk behind what is already there
       if (!file) {
-        if (this.o.spoolDir) {
-          try { this.toSpool(batch); } catch (se) {
-            this.o.warn(`store ${this.store.kind}: cannot spool (${(se as Error).message}); keeping the batch in memory`);
-            this.queue.unshift(batch);
-          }
-          // everything behind it goes to the spool too, to keep the order
-          while (this.o.spoolDir && this.queue.length) this.toSpool(this.queue.shift()!);
-        } else this.queue.unshift(batch);
+        this.queue.unshift(batch);
+        if (this.o.spoolDir) this.spill();
       }
       if (this.closing) { this.finishIdle(); return; }
       this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.pump(); }, this.retryMs);
+      this.retryTimer.unref(); // the sources keep the daemon alive, not a retry
       this.retryMs = Math.min(this.retryMs * 2, 10000);
     });
+  }
+
+  /**
+   * Moves the batches waiting in memory to the spool, oldest first. A batch
+   * leaves memory only once it is on disk: if the disk refuses, it and those
+   * behind it stay queued (and are written from memory, after the spool).
+   */
+  private spill(): void {
+    while (this.queue.length) {
+      try {
+        this.toSpool(this.queue[0]);
+      } catch (e) {
+        this.o.warn(`store ${this.store.kind}: cannot spool (${(e as Error).message}); keeping ${this.queue.length} batch(es) in memory`);
+        return;
+      }
+      this.queue.shift();
+    }
   }
 
   private finishIdle(): void {
@@ -193,9 +212,7 @@ export class StoreWriter implements FlowOutput {
   private nextBatch(): { batch: StoreBatch; file?: string } | undefined {
     if (this.spoolFiles.length) {
       // new batches queue behind the spool
-      while (this.queue.length) {
-        try { this.toSpool(this.queue.shift()!); } catch { break; }
-      }
+      this.spill();
       const file = this.spoolFiles[0];
       let batch: StoreBatch;
       try { batch = JSON.parse(readFileSync(join(this.o.spoolDir, file), 'utf8')) as StoreBatch; } catch (e) {
@@ -243,9 +260,7 @@ export class StoreWriter implements FlowOutput {
     if (timeout) clearTimeout(timeout);
     if (this.retryTimer) { clearTimeout(this.retryTimer); this.retryTimer = undefined; }
     // a store still down: what is queued goes to the spool, if there is one
-    if (this.down && this.o.spoolDir) {
-      while (this.queue.length) this.toSpool(this.queue.shift()!);
-    }
+    if (this.down && this.o.spoolDir) this.spill();
     const left = this.stats().queued;
     if (left) this.o.warn(`store ${this.store.kind}: ${left} records could not be written before stopping`);
     await this.store.close();

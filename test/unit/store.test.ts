@@ -210,6 +210,35 @@ describe('store writer', () => {
     await back.close();
     rmSync(dir, { recursive: true, force: true });
   });
+  it('a spool that cannot be written: the batches stay in memory, in order, and none is lost', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'conntrail-spool-'));
+    const store = new SqliteStore({ path: join(dir, 'flows.db') });
+    let refuse = true;
+    const real = store.write.bind(store);
+    const order: number[] = [];
+    store.write = async (b) => {
+      if (refuse) throw new Error('server down');
+      for (const r of b.closed) order.push(r.start);
+      return real(b);
+    };
+    const msgs: string[] = [];
+    const spool = join(dir, 'spool');
+    const w = new StoreWriter(store, { flushMs: 60000, maxBatch: 1000, retentionMs: 0, spoolDir: spool, warn: (m) => msgs.push(m), info: (m) => msgs.push(m) });
+    rmSync(spool, { recursive: true }); // the disk refuses every spool file from now on
+    const starts: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      for (let j = 0; j < 5; j++) { const r = rec({ start: T0 + i * 10 + j }); starts.push(r.start); w.closed(r); }
+      w.flush();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(msgs.some((m) => /cannot spool \(ENOENT/.test(m)), msgs.join('\n'));
+    assert.equal(w.stats().queued, 20);
+    refuse = false;
+    await w.close(20000);
+    assert.deepEqual(order, starts);
+    assert.equal(w.stats().queued, 0);
+    rmSync(dir, { recursive: true, force: true });
+  });
 });
 
 describe('times and durations', () => {
