@@ -12,11 +12,11 @@ import type { Plan, PlannedSource } from '../config/load.js';
 import { explainSocketError } from '../util/errors.js';
 import { native } from '../netlink/native.js';
 import type { Logger } from './log.js';
-import { FlowTable, fingerprint, type FlowTableStats } from '../flow/table.js';
+import { FlowTable, type FlowTableStats } from '../flow/table.js';
 import { StoreWriter, type WriterStats } from '../store/writer.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { PostgresStore } from '../store/postgres.js';
-import type { FlowStore } from '../store/store.js';
+import type { FlowStore, OpenRow } from '../store/store.js';
 import { parseDuration } from '../util/time.js';
 
 interface Route { sink: Sink; format: Formatter }
@@ -74,7 +74,7 @@ export class Pipeline {
   async start(): Promise<void> {
     const { config } = this.plan;
     this.writer = this.openStore();
-    let adopted: Awaited<ReturnType<FlowStore['openFlows']>> = [];
+    let adopted: OpenRow[] = [];
     if (this.writer) {
       try {
         await this.writer.store.setNamespaces(this.plan.sources.map((s) => s.config.netns ?? ''));
@@ -132,14 +132,7 @@ export class Pipeline {
         throw explainSocketError(e, sc.netns);
       }
       const table = this.writer ? new FlowTable(this.sources.length, this.writer) : undefined;
-      if (table) {
-        const base = this.sources.length * 281474976710656; // 2^48: the source's part of a key
-        for (const r of adopted) {
-          if (r.key >= base && r.key < base + 281474976710656) {
-            table.adopt(r.key, r.start, r.flags, fingerprint({ proto: r.proto, orig: r.proto === 1 || r.proto === 58 ? { icmpId: r.sport ?? 0 } : { sport: r.sport ?? undefined, dport: r.dport ?? undefined } }));
-          }
-        }
-      }
+      if (table) for (const r of adopted) table.adopt(r);
       const routes: Route[] = [];
       config.sink.forEach((k, i) => {
         if (k.sources.length && !k.sources.includes(sc.name)) return;

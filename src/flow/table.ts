@@ -33,6 +33,11 @@ export function flowKey(ns: number, zone: number, id: number): number {
   return (ns * 65536 + zone) * 4294967296 + id;
 }
 
+/** The namespace index a key was made with. */
+export function nsOfKey(key: number): number {
+  return Math.floor(key / 281474976710656); // 2^48
+}
+
 const NONE = 255; // "no state" in the state array
 
 export class FlowTable {
@@ -175,13 +180,20 @@ export class FlowTable {
     return n;
   }
 
-  /** Adopts a flow left open in the store by an earlier run (settled by the next sync if gone). */
-  adopt(key: number, start: number, flags: number, fp: number): void {
-    if (this.index.has(key)) return;
+  /**
+   * Adopts a flow left open in the store by an earlier run, if it is this
+   * table's (settled by the next sync if it is gone). The row has ICMP's id
+   * in `sport` and type/code in `dport`, as stored.
+   */
+  adopt(row: { key: number; start: number; flags: number; proto: number; sport: number | null; dport: number | null }): void {
+    const { key } = row;
+    if (nsOfKey(key) !== this.ns || this.index.has(key)) return;
+    const icmp = row.proto === 1 || row.proto === 58;
+    const fp = fingerprint({ proto: row.proto, orig: icmp ? { icmpId: row.sport ?? 0 } : { sport: row.sport ?? undefined, dport: row.dport ?? undefined } });
     const slot = this.alloc();
     this.index.set(key, slot);
-    this.startMs[slot] = start;
-    this.flags[slot] = flags;
+    this.startMs[slot] = row.start;
+    this.flags[slot] = row.flags;
     this.state[slot] = NONE;
     this.status[slot] = 0;
     this.fp[slot] = fp;

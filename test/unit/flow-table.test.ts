@@ -115,6 +115,29 @@ describe('flow table', () => {
     assert.equal(adopted.flags, FLAG_NO_NEW | FLAG_START_UNKNOWN);
   });
 
+  it('adopts the open flows an earlier run left in the store: their DESTROY completes them (ICMP too); other sources\' rows are not its own', () => {
+    const evs = decodeFixture('ipv4-masq-acct-ts');
+    const out = collector();
+    const t = new FlowTable(2, out);
+    const destroys = evs.filter((e) => e.type === 'DESTROY' && (e.proto === 1 || e.proto === 6));
+    assert.ok(destroys.some((e) => e.proto === 1) && destroys.some((e) => e.proto === 6));
+    for (const d of destroys) {
+      const icmp = d.proto === 1;
+      t.adopt({ key: flowKey(2, d.zone ?? 0, d.id!), start: 1000, flags: 0, proto: d.proto,
+        sport: icmp ? d.orig.icmpId! : d.orig.sport!, dport: icmp ? d.orig.icmpType! * 256 + d.orig.icmpCode! : d.orig.dport! });
+    }
+    t.adopt({ key: flowKey(1, 0, 77), start: 1000, flags: 0, proto: 6, sport: 1, dport: 2 });
+    assert.equal(t.size, destroys.length);
+    for (const d of destroys) t.handle({ ...d, start: undefined });
+    assert.equal(out.settled_.length, 0, 'no fingerprint mismatch');
+    assert.equal(out.closed_.length, destroys.length);
+    for (const r of out.closed_) {
+      assert.equal(r.flags, 0);
+      assert.equal(r.start, 1000);
+    }
+    assert.equal(t.size, 0);
+  });
+
   it('an id reused by another connection ends the old flow first', () => {
     const news = decodeFixture('ipv4-masq-acct-ts').filter((e) => e.type === 'NEW' && e.proto === 6);
     const out = collector();
