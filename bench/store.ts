@@ -8,7 +8,8 @@
 // usage: node dist/bench/store.js [flows=10000000] [days=2] [db=/tmp/conntrail-bench.db]
 //        node dist/bench/store.js --table [flows=1000000]   (flow table + writer memory)
 import { rmSync, statSync } from 'node:fs';
-import { SqliteStore, rowToFlow } from '../src/store/sqlite.js';
+import { SqliteStore } from '../src/store/sqlite.js';
+import { rowToFlow } from '../src/store/rows.js';
 import { ALL_SIDES, type FlowSearch } from '../src/store/sql.js';
 import type { FlowRecord } from '../src/flow/record.js';
 import { parseCidr } from '../src/util/ip.js';

@@ -2,14 +2,13 @@
 // addresses as inet, `flows` partitioned by day of its start (UTC), batches
 // written in one transaction with one INSERT ... SELECT FROM unnest(...) per
 // table, so a batch of any size is a handful of statements.
-import { PROTO_NAMES } from '../conntrack/constants.js';
 import pg from 'pg';
 import type { FlowRecord } from '../flow/record.js';
 import {
   BUCKET, COLUMN_LIST, COLUMNS, LONG_FLOW_MS, indexDdl, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
-import { addrText, rowToFlow } from './sqlite.js';
+import { clampToStore, rowToFlow, topRow } from './rows.js';
 import type { FlowStore, OpenRow, StoreBatch, StoredFlow, TopRow } from './store.js';
 
 export const POSTGRES: Dialect = {
@@ -198,23 +197,14 @@ export class PostgresStore implements FlowStore {
     return (await this.all(whoQuery(POSTGRES, pub, w, proto, remote))).map(rowToFlow);
   }
 
-  /** a search over a wide window visits only the minutes that hold flows */
-  private async clamp(s: FlowSearch): Promise<FlowSearch> {
-    if (s.window.bounds) return s;
-    return { ...s, window: { ...s.window, bounds: (await this.bounds()) ?? { lo: 1, hi: 0 } } };
-  }
-
   async search(s: FlowSearch): Promise<StoredFlow[]> {
-    s = await this.clamp(s);
+    s = await clampToStore(s, this);
     return (await this.all(searchQuery(POSTGRES, s))).map(rowToFlow);
   }
 
   async top(s: FlowSearch, key: TopKey, by: 'bytes' | 'flows', limit: number): Promise<TopRow[]> {
-    s = await this.clamp(s);
-    return (await this.all(topQuery(POSTGRES, s, key, by, limit))).map((x) => ({
-      key: key === 'hosts' ? addrText(x.src) : key === 'ports' ? `${x.dport ?? '-'}/${PROTO_NAMES[Number(x.proto)] ?? x.proto}` : `${addrText(x.src)} ${addrText(x.dst)}`,
-      flows: Number(x.flows), bytes: Number(x.bytes), packets: Number(x.packets),
-    }));
+    s = await clampToStore(s, this);
+    return (await this.all(topQuery(POSTGRES, s, key, by, limit))).map((x) => topRow(key, x));
   }
 
   async close(): Promise<void> {

@@ -2,17 +2,17 @@
 // run while the daemon writes. IPv4 addresses are stored as integers and
 // IPv6 addresses as 16-byte blobs: both compare in address order, so a CIDR
 // is one index range.
-import { PROTO_NAMES } from '../conntrack/constants.js';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { FlowRecord } from '../flow/record.js';
-import { ipv6ToString, parseIp, type Cidr } from '../util/ip.js';
+import { parseIp, type Cidr } from '../util/ip.js';
 import {
   BUCKET, COLUMN_LIST, COLUMNS, LONG_FLOW_MS, indexDdl, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
 import type { FlowStore, OpenRow, StoreBatch, StoredFlow, TopRow } from './store.js';
+import { clampToStore, rowToFlow, topRow } from './rows.js';
 
 export const DEFAULT_DB = '/var/lib/conntrail/flows.db';
 const MULTI = 256;
@@ -31,12 +31,6 @@ export function addrValue(text: string): number | Buffer {
   const b = parseIp(text);
   if (!b) throw new Error(`"${text}" is not an IP address`);
   return Buffer.from(b);
-}
-
-export function addrText(v: unknown): string {
-  if (typeof v === 'number') return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
-  if (v instanceof Uint8Array) return v.length === 4 ? addrText(((v[0] << 24) | (v[1] << 16) | (v[2] << 8) | v[3]) >>> 0) : ipv6ToString(v, 0);
-  return String(v);
 }
 
 function cidrBounds(c: Cidr): [number | Buffer, number | Buffer] {
@@ -102,20 +96,6 @@ function rowValues(r: FlowRecord, o: unknown[]): unknown[] {
   return o;
 }
 
-export function rowToFlow(x: Record<string, unknown>): StoredFlow {
-  const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-  const a = (v: unknown) => (v === null || v === undefined ? null : addrText(v));
-  const start = Number(x.start);
-  return {
-    start, end: x.dur === null || x.dur === undefined ? null : start + Number(x.dur), proto: Number(x.proto),
-    src: addrText(x.src), sport: n(x.sport), dst: addrText(x.dst), dport: n(x.dport),
-    natSrc: a(x.nat_src), natSport: n(x.nat_sport), natDst: a(x.nat_dst), natDport: n(x.nat_dport),
-    origPackets: n(x.opkts), origBytes: n(x.obytes), replyPackets: n(x.rpkts), replyBytes: n(x.rbytes),
-    state: n(x.state), mark: Number(x.mark ?? 0), zone: Number(x.zone ?? 0), status: Number(x.status ?? 0),
-    ctId: Number(x.ct_id ?? 0), flags: Number(x.flags ?? 0), ns: Number(x.ns ?? 0),
-  };
-}
-
 const named = (b: Built): Record<string, unknown> => {
   const o: Record<string, unknown> = {};
   b.values.forEach((v, i) => { o[`p${i + 1}`] = v; });
@@ -160,8 +140,7 @@ export class SqliteStore implements FlowStore {
       this.db = new Database(opts.path, { timeout: 5000 });
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
-      // index pages stay in memory between batches: inserts into four
-      // indexes in address order touch pages all over the file
+      // the hot minutes of every index stay in memory between batches
       this.db.pragma('cache_size = -65536');
       // multi-row INSERTs keep a statement journal: in memory, not a temp file
       this.db.pragma('temp_store = MEMORY');
@@ -214,30 +193,26 @@ export class SqliteStore implements FlowStore {
     for (const k of b.unopen) this.delOpen.run(k);
     const cols = row.slice(0, n);
     const closed = b.closed;
+    // long flows are copied to long_flows under the id their row got
+    const copyIfLong = (r: FlowRecord, id: number) => {
+      if (r.end !== null && r.end - r.start >= LONG_FLOW_MS) this.insLong.run([...rowValues(r, cols), id]);
+    };
     let i = 0;
-    // whole groups of MULTI rows in one statement, the rest one by one
+    // whole groups of MULTI rows in one statement (consecutive ids), the rest one by one
     const mv = this.multiVals;
     for (; i + MULTI <= closed.length; i += MULTI) {
       for (let j = 0; j < MULTI; j++) {
         rowValues(closed[i + j], cols);
         for (let c = 0; c < n; c++) mv[j * n + c] = cols[c];
       }
-      const info = this.insMulti.run(mv);
-      const last = Number(info.lastInsertRowid);
-      if (first < 0) first = last - MULTI + 1;
-      for (let j = 0; j < MULTI; j++) {
-        const r = closed[i + j];
-        if (r.end !== null && r.end - r.start >= LONG_FLOW_MS) this.insLong.run([...rowValues(r, cols), last - MULTI + 1 + j]);
-      }
+      const firstId = Number(this.insMulti.run(mv).lastInsertRowid) - MULTI + 1;
+      if (first < 0) first = firstId;
+      for (let j = 0; j < MULTI; j++) copyIfLong(closed[i + j], firstId + j);
     }
     for (; i < closed.length; i++) {
-      const r = closed[i];
-      const info = this.ins.run(rowValues(r, cols));
-      if (r.end !== null && r.end - r.start >= LONG_FLOW_MS) {
-        const id = Number(info.lastInsertRowid);
-        this.insLong.run([...cols, id]);
-      }
-      if (first < 0) first = Number(info.lastInsertRowid);
+      const id = Number(this.ins.run(rowValues(closed[i], cols)).lastInsertRowid);
+      if (first < 0) first = id;
+      copyIfLong(closed[i], id);
     }
     if (first >= 0) this.mark.run(Date.now(), first);
   }
@@ -299,23 +274,14 @@ export class SqliteStore implements FlowStore {
     return this.all(whoQuery(SQLITE, pub, w, proto, remote)).map(rowToFlow);
   }
 
-  /** a search over a wide window visits only the minutes that hold flows */
-  private async clamp(s: FlowSearch): Promise<FlowSearch> {
-    if (s.window.bounds) return s;
-    return { ...s, window: { ...s.window, bounds: (await this.bounds()) ?? { lo: 1, hi: 0 } } };
-  }
-
   async search(s: FlowSearch): Promise<StoredFlow[]> {
-    s = await this.clamp(s);
+    s = await clampToStore(s, this);
     return this.all(searchQuery(SQLITE, s)).map(rowToFlow);
   }
 
   async top(s: FlowSearch, key: TopKey, by: 'bytes' | 'flows', limit: number): Promise<TopRow[]> {
-    s = await this.clamp(s);
-    return this.all(topQuery(SQLITE, s, key, by, limit)).map((x) => ({
-      key: key === 'hosts' ? addrText(x.src) : key === 'ports' ? `${x.dport ?? '-'}/${PROTO_NAMES[Number(x.proto)] ?? x.proto}` : `${addrText(x.src)} ${addrText(x.dst)}`,
-      flows: Number(x.flows), bytes: Number(x.bytes), packets: Number(x.packets),
-    }));
+    s = await clampToStore(s, this);
+    return this.all(topQuery(SQLITE, s, key, by, limit)).map((x) => topRow(key, x));
   }
 
   async close(): Promise<void> {

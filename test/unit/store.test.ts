@@ -6,7 +6,8 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { SqliteStore, addrValue, addrText } from '../../src/store/sqlite.js';
+import { SqliteStore, addrValue } from '../../src/store/sqlite.js';
+import { addrText } from '../../src/store/rows.js';
 import { StoreWriter } from '../../src/store/writer.js';
 import { LONG_FLOW_MS, ALL_SIDES, type FlowSearch } from '../../src/store/sql.js';
 import type { FlowRecord } from '../../src/flow/record.js';
@@ -83,6 +84,16 @@ describe('SQLite flow store', () => {
     assert.equal(d[0].natDport, 22);
     // without a port: every flow of the public address
     assert.equal((await s.who({ addr: '203.0.113.1' }, win(T0 + 500), undefined, undefined)).length, 4);
+    await s.close();
+  });
+
+  it('long flows are copied to long_flows under their own id, in 256-row INSERTs and one by one', async () => {
+    const s = new SqliteStore({ path: join(dir, 'long.db') });
+    // 300 rows: one 256-row statement and 44 single ones; every 7th is long
+    const flows = Array.from({ length: 300 }, (_, i) => rec({ start: T0 + i, end: T0 + i + (i % 7 === 0 ? LONG_FLOW_MS : 1000), sport: i }));
+    await s.write(batch({ closed: flows }));
+    const long = s.db.prepare('SELECT l.id, l.sport FROM long_flows l JOIN flows f ON f.id = l.id AND f.sport = l.sport AND f.start = l.start ORDER BY l.id').all() as Array<{ sport: number }>;
+    assert.deepEqual(long.map((r) => r.sport), flows.filter((_, i) => i % 7 === 0).map((f) => f.sport));
     await s.close();
   });
 

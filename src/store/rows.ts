@@ -1,0 +1,43 @@
+// Reading rows back, the same for both stores: addresses to text, a row to
+// a StoredFlow, a --top row; and the clamp of a wide search to the minutes
+// the store holds.
+import { PROTO_NAMES } from '../conntrack/constants.js';
+import { ipv6ToString } from '../util/ip.js';
+import type { FlowSearch, TopKey } from './sql.js';
+import type { FlowReader, StoredFlow, TopRow } from './store.js';
+
+/** A stored address as text: SQLite's integer or blob, PostgreSQL's inet text. */
+export function addrText(v: unknown): string {
+  if (typeof v === 'number') return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
+  if (v instanceof Uint8Array) return v.length === 4 ? addrText(((v[0] << 24) | (v[1] << 16) | (v[2] << 8) | v[3]) >>> 0) : ipv6ToString(v, 0);
+  return String(v);
+}
+
+/** A row of any of the flow tables, as read back. */
+export function rowToFlow(x: Record<string, unknown>): StoredFlow {
+  const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const a = (v: unknown) => (v === null || v === undefined ? null : addrText(v));
+  const start = Number(x.start);
+  return {
+    start, end: x.dur === null || x.dur === undefined ? null : start + Number(x.dur), proto: Number(x.proto),
+    src: addrText(x.src), sport: n(x.sport), dst: addrText(x.dst), dport: n(x.dport),
+    natSrc: a(x.nat_src), natSport: n(x.nat_sport), natDst: a(x.nat_dst), natDport: n(x.nat_dport),
+    origPackets: n(x.opkts), origBytes: n(x.obytes), replyPackets: n(x.rpkts), replyBytes: n(x.rbytes),
+    state: n(x.state), mark: Number(x.mark ?? 0), zone: Number(x.zone ?? 0), status: Number(x.status ?? 0),
+    ctId: Number(x.ct_id ?? 0), flags: Number(x.flags ?? 0), ns: Number(x.ns ?? 0),
+  };
+}
+
+/** A row of a --top query. */
+export function topRow(key: TopKey, x: Record<string, unknown>): TopRow {
+  return {
+    key: key === 'hosts' ? addrText(x.src) : key === 'ports' ? `${x.dport ?? '-'}/${PROTO_NAMES[Number(x.proto)] ?? x.proto}` : `${addrText(x.src)} ${addrText(x.dst)}`,
+    flows: Number(x.flows), bytes: Number(x.bytes), packets: Number(x.packets),
+  };
+}
+
+/** A search over a wide window visits only the minutes that hold flows. */
+export async function clampToStore(s: FlowSearch, store: Pick<FlowReader, 'bounds'>): Promise<FlowSearch> {
+  if (s.window.bounds) return s;
+  return { ...s, window: { ...s.window, bounds: (await store.bounds()) ?? { lo: 1, hi: 0 } } };
+}
