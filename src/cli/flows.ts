@@ -1,15 +1,13 @@
 // `conntrail flows`: search the flow history.
 import { Command, Option } from 'commander';
 import { ALL_SIDES, type FlowSearch, type Side, type TopKey } from '../store/sql.js';
-import { cidrContains, parseCidr, parseIp, type Cidr } from '../util/ip.js';
+import { parseCidr, type Cidr } from '../util/ip.js';
 import { parseTime } from '../util/time.js';
 import { UsageError } from '../util/errors.js';
-import { parseProto } from './options.js';
+import { collect, list, parseProto } from './options.js';
 import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
 import { flowJson, flowsCsv, flowsTable, topCsv, topTable } from './flowfmt.js';
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
-const list = (vals: string[] | undefined) => (vals ?? []).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
 
 interface FlowsOptions extends StoreCliOptions {
   host?: string[]; src?: string[]; dst?: string[]; port?: string[]; proto?: string[]; nat?: string[];
@@ -77,22 +75,15 @@ export function flowsCommand(): Command {
       };
       const store = await openReader(o);
       await query(store, 'flows', async () => {
-        // --src and --dst together: both must hold; run the narrower as the search
-        // and check the other in memory
-        const s: FlowSearch = sel.length ? { ...base, ...sel[0] } : base;
+        // --src and --dst together: both must hold (the first one seeks the index)
+        const s: FlowSearch = sel.length ? { ...base, ...sel[0], also: sel.slice(1) } : base;
         const ns = await store.namespaces();
         if (o.top) {
-          if (sel.length > 1) throw new UsageError('--top takes one of --src or --dst, not both');
           const rows = await store.top(s, o.top, o.by, limit || 1000000);
           process.stdout.write(o.json ? JSON.stringify(rows, null, 2) + '\n' : o.csv ? topCsv(rows, o.top) : topTable(rows, o.top));
           return;
         }
-        let flows = await store.search(sel.length > 1 ? { ...s, limit: undefined } : s);
-        if (sel.length > 1) {
-          const other = sel[1].hosts;
-          flows = flows.filter((f) => other.some((c) => cidrContains(c, parseIp(f.dst)!)));
-          if (limit) flows = flows.slice(0, limit);
-        }
+        const flows = await store.search(s);
         flows.reverse(); // oldest first
         process.stdout.write(o.json ? JSON.stringify(flows.map((f) => flowJson(f, ns)), null, 2) + '\n' : o.csv ? flowsCsv(flows, ns) : flowsTable(flows));
       });

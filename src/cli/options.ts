@@ -9,8 +9,10 @@ import { UsageError } from '../util/errors.js';
 import { CONNTRACK_OUTPUT_OPTIONS, FORMATS, makeFormatter, type FormatName } from '../formats/index.js';
 
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
-const list = (vals: string[] | undefined) => (vals ?? []).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
+/** commander: a repeatable option's values */
+export const collect = (v: string, prev: string[] = []) => [...prev, v];
+/** repeated and comma-separated values, trimmed */
+export const list = (vals: string[] | undefined) => (vals ?? []).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
 
 export function addFilterOptions(cmd: Command, withEvents: boolean): Command {
   if (withEvents) {

@@ -32,6 +32,8 @@ export interface WhoAnswer {
   inside: string[];
   /** the flows the verdict rests on, nearest first */
   flows: StoredFlow[];
+  /** they were open at the instant asked about (not only within the window) */
+  instant: boolean;
 }
 
 const insideAddr = (f: StoredFlow) => (natKind(f) === 'dnat' ? f.natDst! : f.src);
@@ -43,9 +45,10 @@ export function judge(flows: StoredFlow[], at: number): WhoAnswer {
   const exact = sorted.filter((f) => dist(f) === 0);
   const use = exact.length ? exact : sorted;
   const inside = [...new Set(use.map(insideAddr))];
-  if (!use.length) return { verdict: 'none', inside: [], flows: [] };
-  if (inside.length > 1) return { verdict: 'ambiguous', inside, flows: use };
-  return { verdict: exact.length ? 'exact' : 'nearest', inside, flows: use };
+  const instant = exact.length > 0;
+  if (!use.length) return { verdict: 'none', inside: [], flows: [], instant };
+  if (inside.length > 1) return { verdict: 'ambiguous', inside, flows: use, instant };
+  return { verdict: instant ? 'exact' : 'nearest', inside, flows: use, instant };
 }
 
 interface WhoOptions extends StoreCliOptions { at?: string; proto?: string; remote?: string; window: string; json?: boolean }
@@ -86,7 +89,7 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
       } else {
         const when = isoMillis(at);
         const head = ans.verdict === 'none' ? `none: no flow used ${what} within ${o.window} of ${when}`
-          : ans.verdict === 'ambiguous' ? `ambiguous: ${ans.inside.length} different inside hosts used ${what} ${ans.flows[0] && ans.flows.some((f) => f.start <= at && (f.end === null || f.end >= at)) ? 'at' : `within ${o.window} of`} ${when}: ${ans.inside.join(', ')} (narrow with --remote or --proto)`
+          : ans.verdict === 'ambiguous' ? `ambiguous: ${ans.inside.length} different inside hosts used ${what} ${ans.instant ? 'at' : `within ${o.window} of`} ${when}: ${ans.inside.join(', ')} (narrow with --remote or --proto)`
             : ans.verdict === 'exact' ? `exact: ${ans.inside[0]} was behind ${what} at ${when}`
               : `nearest: ${ans.inside[0]} used ${what} ${describeGap(ans.flows[0], at)}`;
         let out = head + '\n';

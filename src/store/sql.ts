@@ -92,6 +92,9 @@ export interface FlowSearch {
   /** any of these (address or CIDR) on any of `sides` */
   hosts: Cidr[];
   sides: Side[];
+  /** more host conditions that must hold too, each like `hosts`/`sides`
+   * (`--src A --dst B`: the first is searched by index, these filter) */
+  also?: Array<{ hosts: Cidr[]; sides: Side[] }>;
   /** any of these ports on any side (after the host sides when hosts are given) */
   ports: number[];
   protos: number[];
@@ -176,6 +179,9 @@ function searchCond(d: Dialect, s: FlowSearch, p: (v: unknown) => string, range:
     const any: string[] = [];
     for (const h of s.hosts) for (const side of s.sides) any.push(`(${d.inCidr(side, h, p)} AND ${range})`);
     c.push(`(${any.join(' OR ')})`);
+  }
+  for (const g of s.also ?? []) {
+    c.push(`(${g.hosts.flatMap((h) => g.sides.map((side) => d.inCidr(side, h, p))).join(' OR ')})`);
   }
   if (s.ports.length) {
     const any: string[] = [];

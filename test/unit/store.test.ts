@@ -101,7 +101,7 @@ describe('SQLite flow store', () => {
     const a = { ...rec({ src: '10.0.0.2', start: 1000, end: 2000 }) };
     const b = { ...rec({ src: '10.0.0.3', start: 1500, end: 2500 }) };
     const c = { ...rec({ src: '10.0.0.2', start: 3000, end: 3500 }) };
-    assert.deepEqual(judge([a], 1500), { verdict: 'exact', inside: ['10.0.0.2'], flows: [a] });
+    assert.deepEqual(judge([a], 1500), { verdict: 'exact', inside: ['10.0.0.2'], flows: [a], instant: true });
     assert.equal(judge([a, b], 1700).verdict, 'ambiguous');
     assert.deepEqual(judge([a, b], 1700).inside.sort(), ['10.0.0.2', '10.0.0.3']);
     assert.equal(judge([a, c], 2900).verdict, 'nearest');
@@ -129,6 +129,12 @@ describe('SQLite flow store', () => {
     assert.deepEqual(await srcs({ hosts: [parseCidr('203.0.113.1')], sides: ['nat_src'] }), ['10.0.0.2', '10.0.0.2', '10.0.0.2', '10.0.1.7']);
     assert.deepEqual(await srcs({ hosts: [parseCidr('2001:db8::/32')] }), ['2001:db8::2']);
     assert.deepEqual(await srcs({ hosts: [parseCidr('10.0.0.9')] }), ['192.0.2.7']);
+    // --src and --dst together: both must hold
+    assert.deepEqual(await srcs({ hosts: [parseCidr('10.0.0.0/16')], sides: ['src'], also: [{ hosts: [parseCidr('203.0.113.1')], sides: ['dst'] }] }), []);
+    assert.deepEqual(await srcs({ hosts: [parseCidr('192.0.2.0/24')], sides: ['src'], also: [{ hosts: [parseCidr('203.0.113.1')], sides: ['dst'] }] }), ['192.0.2.7']);
+    assert.deepEqual(await srcs({ hosts: [parseCidr('10.0.0.2')], sides: ['src'], also: [{ hosts: [parseCidr('198.51.100.0/24')], sides: ['dst'] }] }), ['10.0.0.2', '10.0.0.2', '10.0.0.2']);
+    assert.equal((await s.top(search({ hosts: [parseCidr('10.0.0.0/8')], sides: ['src'], also: [{ hosts: [parseCidr('198.51.100.9')], sides: ['dst'] }] }), 'pairs', 'flows', 5))
+      .map((r) => r.key).join(), '10.0.0.2 198.51.100.9,10.0.1.7 198.51.100.9');
     assert.deepEqual(await srcs({ protos: [17] }), ['10.0.0.2']);
     assert.deepEqual(await srcs({ ports: [22] }), ['192.0.2.7']);
     assert.deepEqual(await srcs({ nat: ['none'] }), ['2001:db8::2']);
