@@ -99,27 +99,23 @@ export class FlowTable {
     const state = ev.tcpState ?? ev.sctpState ?? ev.dccpState;
     if (ev.type === 'DESTROY') {
       const end = ev.stop !== undefined ? Number(ev.stop / 1000000n) : Math.floor(ev.recvTime / 1000);
+      // the kernel's start timestamp is exact; the NEW event's receive time is a little late
+      const kstart = ev.start !== undefined ? Number(ev.start / 1000000n) : undefined;
       let start: number;
       let flags: number;
       let st: number | null = null;
       let status = IPS_CONFIRMED;
       if (slot !== undefined) {
-        start = this.startMs[slot];
-        flags = this.flags[slot];
+        start = kstart ?? this.startMs[slot];
+        flags = kstart !== undefined ? this.flags[slot] & ~FLAG_START_UNKNOWN : this.flags[slot];
         st = this.state[slot] === NONE ? null : this.state[slot];
         status = this.status[slot];
         this.index.delete(key);
         this.free.push(slot);
       } else {
         this.counts.partial++;
-        flags = FLAG_NO_NEW;
-        if (ev.start !== undefined) start = Number(ev.start / 1000000n);
-        else { start = end; flags |= FLAG_START_UNKNOWN; }
-      }
-      // the kernel's start timestamp is exact; the NEW event's receive time is a little late
-      if (ev.start !== undefined && slot !== undefined) {
-        start = Number(ev.start / 1000000n);
-        flags &= ~FLAG_START_UNKNOWN;
+        start = kstart ?? end;
+        flags = kstart !== undefined ? FLAG_NO_NEW : FLAG_NO_NEW | FLAG_START_UNKNOWN;
       }
       this.counts.closed++;
       this.out.closed(recordFromEvent(ev, key, this.ns, start, end, st, ev.status ?? status, flags));
