@@ -136,7 +136,7 @@ export class PostgresStore implements FlowStore {
         if (longIds.length) {
           // long_flows keeps a copy under the same id
           await c.query(`INSERT INTO long_flows (id, ${COLUMN_LIST}) SELECT id, ${COLUMN_LIST} FROM flows
-            WHERE id = ANY($1::bigint[]) AND start >= $2 ON CONFLICT DO NOTHING`, [longIds, Math.min(...b.closed.map((r) => r.start))]);
+            WHERE id = ANY($1::bigint[]) AND start >= $2 ON CONFLICT DO NOTHING`, [longIds, b.closed.reduce((m, r) => Math.min(m, r.start), Infinity)]);
         }
       }
     });
