@@ -7,10 +7,12 @@
 #include <linux/sock_diag.h>
 #include <sched.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <string>
 #include <thread>
+#include <vector>
 
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
@@ -113,6 +115,66 @@ Napi::Value WriteSysctl(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// readSysctl(netns | "", [names]) -> [value | null]: reads /proc/sys/<name>
+// for each name as seen from that network namespace (one helper thread for
+// all of them); a name that cannot be read gives null.
+Napi::Value ReadSysctl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray()) {
+    Napi::TypeError::New(env, "readSysctl(netns, names) expected").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string ns = info[0].As<Napi::String>().Utf8Value();
+  Napi::Array arr = info[1].As<Napi::Array>();
+  std::vector<std::string> paths;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
+    std::string name = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+    if (name.empty() || name.find("..") != std::string::npos || name.find('/') != std::string::npos) {
+      Napi::RangeError::New(env, "readSysctl: bad name").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::string path = "/proc/sys/";
+    for (char c : name) path += (c == '.' ? '/' : c);
+    paths.push_back(path);
+  }
+  std::vector<std::string> values(paths.size());
+  std::vector<bool> ok(paths.size(), false);
+  int err = 0;
+  const char* where = "open netns";
+  std::thread t([&]() {
+    if (!ns.empty()) {
+      std::string nspath = ns.find('/') == std::string::npos ? "/run/netns/" + ns : ns;
+      int nsfd = open(nspath.c_str(), O_RDONLY | O_CLOEXEC);
+      if (nsfd < 0) { err = errno; return; }
+      int r = setns(nsfd, CLONE_NEWNET);
+      int e = errno;
+      close(nsfd);
+      if (r != 0) { err = e; where = "setns"; return; }
+    }
+    for (size_t i = 0; i < paths.size(); i++) {
+      int fd = open(paths[i].c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      char b[256];
+      ssize_t n = read(fd, b, sizeof(b) - 1);
+      close(fd);
+      if (n < 0) continue;
+      while (n > 0 && (b[n - 1] == '\n' || b[n - 1] == ' ')) n--;
+      values[i].assign(b, static_cast<size_t>(n));
+      ok[i] = true;
+    }
+  });
+  t.join();
+  if (err) {
+    ErrnoError(env, where, err, ns).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array out = Napi::Array::New(env, paths.size());
+  for (size_t i = 0; i < paths.size(); i++)
+    out.Set(static_cast<uint32_t>(i), ok[i] ? Napi::Value(Napi::String::New(env, values[i])) : env.Null());
+  return out;
+}
+
 Napi::Object NetlinkSocket::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function fn = DefineClass(
       env, "NetlinkSocket",
@@ -130,12 +192,14 @@ Napi::Object NetlinkSocket::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod("pause", &NetlinkSocket::Pause),
           InstanceMethod("resume", &NetlinkSocket::Resume),
           InstanceMethod("stats", &NetlinkSocket::Stats),
+          InstanceMethod("takeLoss", &NetlinkSocket::TakeLoss),
           InstanceMethod("close", &NetlinkSocket::Close),
           InstanceAccessor("portid", &NetlinkSocket::GetPortId, nullptr),
           InstanceAccessor("fd", &NetlinkSocket::GetFd, nullptr),
       });
   exports.Set("NetlinkSocket", fn);
   exports.Set("writeSysctl", Napi::Function::New(env, WriteSysctl));
+  exports.Set("readSysctl", Napi::Function::New(env, ReadSysctl));
   return exports;
 }
 
@@ -240,7 +304,14 @@ Napi::Value NetlinkSocket::DropMembership(const Napi::CallbackInfo& info) {
 Napi::Value NetlinkSocket::SetRcvbuf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!CheckOpen(env)) return env.Undefined();
-  int bytes = info[0].As<Napi::Number>().Int32Value();
+  double want = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  // the kernel stores twice the request in an int
+  if (!(want >= 0 && want <= 1073741824.0)) {
+    Napi::RangeError::New(env, "setRcvbuf: bytes must be 0..1073741824")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int bytes = static_cast<int>(want);
   if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) < 0) {
     if (errno != EPERM ||
         setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes)) < 0) {
@@ -394,6 +465,7 @@ Napi::Value NetlinkSocket::Start(const Napi::CallbackInfo& info) {
   poll_->data = this;
   timer_->data = this;
   started_ = true;
+  started_us_ = NowMicros();
   self_ref_ = Napi::Persistent(Value());
   Arm();
   return buf;
@@ -436,7 +508,7 @@ void NetlinkSocket::OnPoll(uv_poll_t* handle, int status, int events) {
     socklen_t l = sizeof(err);
     getsockopt(self->fd_, SOL_SOCKET, SO_ERROR, &err, &l);
     if (err == ENOBUFS) {
-      self->enobufs_++;
+      self->CountOverrun();
     } else if (err != 0) {
       self->ReportError(err, "poll");
       if (self->closed_) return;
@@ -444,6 +516,8 @@ void NetlinkSocket::OnPoll(uv_poll_t* handle, int status, int events) {
     self->Arm();
   }
   self->Drain();
+  // an overrun signalled with nothing to read is still reported at once
+  if (!self->closed_ && self->enobufs_ != self->reported_enobufs_) self->Deliver(0, 0);
   if (self->closed_ || self->paused_) return;
   if (self->coalesce_ms_ > 0) {
     // Let events accumulate for a few ms before the next wake-up.
@@ -487,9 +561,12 @@ void NetlinkSocket::Drain() {
     if (r < 0) {
       int e = errno;
       if (e == EINTR) continue;
-      if (e == EAGAIN || e == EWOULDBLOCK) break;
+      if (e == EAGAIN || e == EWOULDBLOCK) {
+        last_empty_us_ = NowMicros();
+        break;
+      }
       if (e == ENOBUFS) {
-        enobufs_++;
+        CountOverrun();
         continue;
       }
       if (off > 0) Deliver(off, count);
@@ -515,18 +592,52 @@ void NetlinkSocket::Drain() {
       count++;
     }
     off = w;
-    if (static_cast<unsigned>(r) < n) break;  // queue was empty
+    if (static_cast<unsigned>(r) < n) {  // queue was empty
+      last_empty_us_ = NowMicros();
+      break;
+    }
   }
   if (off > 0 && !closed_) Deliver(off, count);
   in_drain_ = false;
 }
 
+// onBatch(len, count, overruns): overruns is the running ENOBUFS count, so
+// JS sees an overrun with the batch that follows it (or an empty batch).
 void NetlinkSocket::Deliver(size_t len, uint32_t count) {
-  if (len == 0 || closed_) return;
-  batches_++;
+  if (closed_) return;
+  if (len == 0 && enobufs_ == reported_enobufs_) return;
+  if (len > 0) batches_++;
+  reported_enobufs_ = enobufs_;
   Napi::Env env = env_;
   on_batch_.MakeCallback(Value(), {Napi::Number::New(env, static_cast<double>(len)),
-                                   Napi::Number::New(env, count)});
+                                   Napi::Number::New(env, count),
+                                   Napi::Number::New(env, static_cast<double>(enobufs_))});
+}
+
+// Events are lost only while the receive queue is full, so the first loss
+// since the queue was last seen empty happened after that moment.
+void NetlinkSocket::CountOverrun() {
+  enobufs_++;
+  if (loss_from_us_ == 0) loss_from_us_ = last_empty_us_ ? last_empty_us_ : started_us_;
+}
+
+double NetlinkSocket::NowMicros() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e6 + static_cast<double>(ts.tv_nsec / 1000);
+}
+
+// takeLoss() -> { overruns, from }: the ENOBUFS count, and the time (µs
+// since the epoch) after which the events lost since the last takeLoss()
+// were dropped: when the queue was last seen empty before the first of
+// them (0: none since). Clears `from`.
+Napi::Value NetlinkSocket::TakeLoss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("overruns", Napi::Number::New(env, static_cast<double>(enobufs_)));
+  o.Set("from", Napi::Number::New(env, loss_from_us_));
+  loss_from_us_ = 0;
+  return o;
 }
 
 void NetlinkSocket::ReportError(int err, const char* syscall) {

@@ -33,6 +33,7 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
   Napi::Value Pause(const Napi::CallbackInfo& info);
   Napi::Value Resume(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value TakeLoss(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetPortId(const Napi::CallbackInfo& info);
   Napi::Value GetFd(const Napi::CallbackInfo& info);
@@ -41,6 +42,8 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
   void Drain();
   void Deliver(size_t len, uint32_t count);
   void ReportError(int err, const char* syscall);
+  void CountOverrun();
+  static double NowMicros();
   void Arm();
   void Disarm();
   void CloseInternal();
@@ -81,4 +84,10 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
   uint64_t truncated_ = 0;
   uint64_t wakeups_ = 0;
   uint64_t recv_calls_ = 0;
+  uint64_t reported_enobufs_ = 0;
+  // realtime µs: when a read last found the queue empty; when the first
+  // overrun since the last takeLoss() began (0: none); when reading started
+  double last_empty_us_ = 0;
+  double loss_from_us_ = 0;
+  double started_us_ = 0;
 };
