@@ -12,6 +12,7 @@ import { SqliteStore } from '../src/store/sqlite.js';
 import { rowToFlow } from '../src/store/rows.js';
 import { ALL_SIDES, type FlowSearch } from '../src/store/sql.js';
 import type { FlowRecord } from '../src/flow/record.js';
+import { emptyBatch } from '../src/store/store.js';
 import { parseCidr } from '../src/util/ip.js';
 import { judge } from '../src/cli/who.js';
 
@@ -32,11 +33,12 @@ const remoteText: string[] = [];
 for (let i = 0; i < 200000; i++) remoteText.push(`${1 + int(223)}.${int(256)}.${int(256)}.${1 + int(254)}`);
 const HOSTS = 20000; // active inside hosts
 
+/** µs */
 function duration(): number {
   const r = rnd();
-  if (r < 0.003) return 3600_000 + int(6 * 3600_000);
-  if (r < 0.2) return 60_000 + int(600_000);
-  return 50 + int(30_000);
+  if (r < 0.003) return (3600_000 + int(6 * 3600_000)) * 1000;
+  if (r < 0.2) return (60_000 + int(600_000)) * 1000;
+  return (50 + int(30_000)) * 1000 + int(1000);
 }
 
 function makeFlow(i: number, start: number): FlowRecord {
@@ -45,7 +47,8 @@ function makeFlow(i: number, start: number): FlowRecord {
   const end = start + duration();
   const h = int(HOSTS);
   return {
-    key: i, start, end, family: 4, proto, src: insideText[h], sport: proto === 1 ? int(65536) : 32768 + int(28000),
+    key: i, start, startErr: 0, end, endErr: 0, activeEnd: proto === 6 ? end - 120_000_000 > start ? end - 120_000_000 : end : end,
+    family: 4, proto, src: insideText[h], sport: proto === 1 ? int(65536) : 32768 + int(28000),
     dst: remoteText[int(remoteText.length)], dport: proto === 1 ? 8 * 256 : proto === 6 ? [443, 80, 22, 25, 993][int(5)] : [53, 443, 123][int(3)],
     natSrc: PUBLIC[h % 4], natSport: 1024 + int(64512), natDst: null, natDport: null,
     origPackets: 1 + int(200), origBytes: 60 + int(100000), replyPackets: int(300), replyBytes: int(1000000),
@@ -61,8 +64,8 @@ function pct(a: number[], p: number): number {
 async function storeBench(total: number, days: number, path: string): Promise<void> {
   for (const f of [path, path + '-wal', path + '-shm']) rmSync(f, { force: true });
   const store = new SqliteStore({ path });
-  const t0 = Date.UTC(2026, 10, 1);
-  const span = days * 86400_000;
+  const t0 = Date.UTC(2026, 10, 1) * 1000;
+  const span = days * 86400_000_000;
   const batchSize = Number(process.env.BATCH ?? 10000);
   const samples: FlowRecord[] = [];
   let writeMs = 0;
@@ -71,12 +74,12 @@ async function storeBench(total: number, days: number, path: string): Promise<vo
     const closed: FlowRecord[] = [];
     for (let j = 0; j < batchSize && i + j < total; j++) {
       // flows arrive in about the order they end
-      const f = makeFlow(i + j, t0 + Math.floor(((i + j) / total) * span) - int(30_000));
+      const f = makeFlow(i + j, t0 + Math.floor(((i + j) / total) * span) - int(30_000_000));
       closed.push(f);
       if (int(total / 2000) === 0) samples.push(f);
     }
     const b0 = performance.now();
-    store.writeSync({ opened: [], closed, unopen: [], settled: [] });
+    store.writeSync({ ...emptyBatch(), closed });
     writeMs += performance.now() - b0;
     if ((i / batchSize) % 100 === 0) process.stderr.write(`\r${i} flows, ${Math.round((i / writeMs) * 1000)} flows/s`);
   }
@@ -103,16 +106,17 @@ async function queryBench(path: string, samples: FlowRecord[], t0: number, days:
       if (row) samples.push({ ...rowToFlow(row), key: 0, family: 4 });
     }
   }
-  // who: a sampled flow's public address and port at an instant inside it
+  // who: a sampled flow's public address and port, the second in the middle of it
   const whoMs: number[] = [];
   const verdicts: Record<string, number> = {};
   let right = 0;
   for (const f of samples.slice(0, 2000)) {
-    const at = f.start + Math.floor((f.end! - f.start) / 2);
+    const mid = f.start + Math.floor(((f.activeEnd ?? f.end!) - f.start) / 2);
+    const q = { lo: mid - (mid % 1_000_000), hi: mid - (mid % 1_000_000) + 1_000_000 };
     const q0 = performance.now();
-    const rows = await ro.who({ addr: f.natSrc!, port: f.natSport! }, { since: at - 60000, until: at + 60000 }, undefined, undefined);
+    const rows = await ro.who({ addr: f.natSrc!, port: f.natSport! }, { since: q.lo - 60_000_000, until: q.hi + 60_000_000 }, undefined, undefined);
     whoMs.push(performance.now() - q0);
-    const a = judge(rows, at);
+    const a = judge(rows, q);
     verdicts[a.verdict] = (verdicts[a.verdict] ?? 0) + 1;
     if (a.inside.includes(f.src)) right++;
   }
@@ -124,8 +128,8 @@ async function queryBench(path: string, samples: FlowRecord[], t0: number, days:
   let rowsTotal = 0;
   for (let k = 0; k < 200; k++) {
     const h = insideText[int(HOSTS)];
-    const since = t0 + int(Math.max(1, days - 1)) * 86400_000;
-    const s: FlowSearch = { window: { since, until: since + 86400_000 }, hosts: [parseCidr(h)], sides: ALL_SIDES, ports: [], protos: [], nat: [], limit: 100000 };
+    const since = t0 + int(Math.max(1, days - 1)) * 86400_000_000;
+    const s: FlowSearch = { window: { since, until: since + 86400_000_000 }, hosts: [parseCidr(h)], sides: ALL_SIDES, ports: [], protos: [], nat: [], limit: 100000 };
     const q0 = performance.now();
     rowsTotal += (await ro.search(s)).length;
     flowMs.push(performance.now() - q0);
@@ -141,8 +145,9 @@ async function tableBench(total: number): Promise<void> {
   const path = '/tmp/conntrail-bench-table.db';
   for (const f of [path, path + '-wal', path + '-shm']) rmSync(f, { force: true });
   const store = new SqliteStore({ path });
-  const writer = new StoreWriter(store, { flushMs: 1000, maxBatch: 10000, retentionMs: 0, spoolDir: '', warn: console.error, info: () => undefined });
-  const table = new FlowTable(0, writer);
+  const writer = new StoreWriter(store, { flushMs: 1000, maxBatch: 10000, maxQueued: 10_000_000, retentionMs: 0, spoolDir: '', warn: console.error, info: () => undefined });
+  await writer.start();
+  const table = new FlowTable({ ns: 0, out: writer });
   const ev = { ...decodeFixture('ipv4-masq-acct-ts').find((e) => e.type === 'NEW')! };
   const rss0 = process.memoryUsage().rss;
   const w0 = performance.now();
@@ -162,5 +167,5 @@ async function tableBench(total: number): Promise<void> {
 
 const args = process.argv.slice(2);
 if (args[0] === '--table') await tableBench(Number(args[1] ?? 1_000_000));
-else if (args[0] === '--query') await queryBench(args[1] ?? '/tmp/conntrail-bench.db', [], Date.UTC(2026, 10, 1), Number(args[2] ?? 2));
+else if (args[0] === '--query') await queryBench(args[1] ?? '/tmp/conntrail-bench.db', [], Date.UTC(2026, 10, 1) * 1000, Number(args[2] ?? 2));
 else await storeBench(Number(args[0] ?? 10_000_000), Number(args[1] ?? 2), args[2] ?? '/tmp/conntrail-bench.db');

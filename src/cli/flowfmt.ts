@@ -2,7 +2,7 @@
 import { PROTO_NAMES, SCTP_STATES, TCP_STATES } from '../conntrack/constants.js';
 import { FLAG_NAMES, natKind } from '../flow/record.js';
 import type { StoredFlow, TopRow } from '../store/store.js';
-import { isoMillis } from '../util/time.js';
+import { isoTime } from '../util/time.js';
 
 export const protoName = (p: number) => PROTO_NAMES[p] ?? String(p);
 
@@ -19,7 +19,7 @@ function stateName(f: StoredFlow): string | null {
   return names?.[f.state] ?? String(f.state);
 }
 
-function flagList(flags: number): string[] {
+export function flagList(flags: number): string[] {
   return FLAG_NAMES.filter(([bit]) => flags & bit).map(([, n]) => n);
 }
 
@@ -31,12 +31,19 @@ export function sides(f: StoredFlow): { inside: string; public: string | null; r
   return { inside: hostPort(f.src, f.sport, f.proto), public: null, remote: hostPort(f.dst, f.dport, f.proto) };
 }
 
-/** A flow as JSON: times in ISO 8601 and ms, the translation spelled out. */
+const errUs = (us: number) => (us >= Number.MAX_SAFE_INTEGER ? null : us);
+
+/**
+ * A flow as JSON: times in ISO 8601 (to the µs) and µs since the epoch,
+ * how uncertain they are, when it was last active, the translation spelled out.
+ */
 export function flowJson(f: StoredFlow, ns: Map<number, string>): Record<string, unknown> {
   const nat = natKind(f);
   return {
-    start: isoMillis(f.start), end: f.end === null ? null : isoMillis(f.end),
-    duration_ms: f.end === null ? null : f.end - f.start, open: f.end === null,
+    start: isoTime(f.start), start_us: f.start, start_err_us: errUs(f.startErr), start_unbounded: f.startErr >= Number.MAX_SAFE_INTEGER,
+    end: f.end === null ? null : isoTime(f.end), end_us: f.end, end_err_us: f.endErr,
+    active_until: f.activeEnd === null ? null : isoTime(f.activeEnd), active_until_us: f.activeEnd,
+    duration_us: f.end === null ? null : f.end - f.start, open: f.end === null,
     proto: protoName(f.proto),
     orig: { src: f.src, sport: f.sport, dst: f.dst, dport: f.dport },
     nat,
@@ -57,7 +64,7 @@ function row(f: StoredFlow): string[] {
   if (f.natDst !== null) tr.push(`dst ${hostPort(f.natDst, f.natDport, f.proto)}`);
   const sum = (a: number | null, b: number | null) => (a === null && b === null ? '-' : String((a ?? 0) + (b ?? 0)));
   return [
-    isoMillis(f.start), f.end === null ? 'open' : isoMillis(f.end), protoName(f.proto),
+    isoTime(f.start), f.end === null ? 'open' : isoTime(f.end), protoName(f.proto),
     hostPort(f.src, f.sport, f.proto), hostPort(f.dst, f.dport, f.proto), k, tr.join(' ') || '-',
     sum(f.origPackets, f.replyPackets), sum(f.origBytes, f.replyBytes), stateName(f) ?? '-', flagList(f.flags).join(',') || '-',
   ];
@@ -78,13 +85,14 @@ const csvCell = (v: unknown) => {
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };
 
-export const CSV_HEAD = ['start', 'end', 'duration_ms', 'proto', 'src', 'sport', 'dst', 'dport', 'nat', 'nat_src', 'nat_sport',
+export const CSV_HEAD = ['start', 'end', 'duration_us', 'active_until', 'proto', 'src', 'sport', 'dst', 'dport', 'nat', 'nat_src', 'nat_sport',
   'nat_dst', 'nat_dport', 'orig_packets', 'orig_bytes', 'reply_packets', 'reply_bytes', 'state', 'mark', 'zone', 'id', 'flags', 'netns'];
 
 export function flowsCsv(flows: StoredFlow[], ns: Map<number, string>): string {
   const out = [CSV_HEAD.join(',')];
   for (const f of flows) {
-    out.push([isoMillis(f.start), f.end === null ? '' : isoMillis(f.end), f.end === null ? '' : f.end - f.start, protoName(f.proto),
+    out.push([isoTime(f.start), f.end === null ? '' : isoTime(f.end), f.end === null ? '' : f.end - f.start,
+      f.activeEnd === null ? '' : isoTime(f.activeEnd), protoName(f.proto),
       f.src, f.sport, f.dst, f.dport, natKind(f), f.natSrc, f.natSport, f.natDst, f.natDport, f.origPackets, f.origBytes,
       f.replyPackets, f.replyBytes, stateName(f), f.mark, f.zone, f.ctId, flagList(f.flags).join(' '), ns.get(f.ns) ?? ''].map(csvCell).join(','));
   }

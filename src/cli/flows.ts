@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { ALL_SIDES, type FlowSearch, type Side, type TopKey } from '../store/sql.js';
 import { parseCidr, type Cidr } from '../util/ip.js';
-import { parseTime } from '../util/time.js';
+import { parseTimeInterval } from '../util/time.js';
 import { UsageError } from '../util/errors.js';
 import { collect, list, parseProto } from './options.js';
 import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
@@ -37,17 +37,18 @@ export function flowsCommand(): Command {
       const cidrs = (vals: string[] | undefined, opt: string): Cidr[] => list(vals).map((v) => {
         try { return parseCidr(v); } catch (e) { throw new UsageError(`${opt}: ${(e as Error).message}`); }
       });
-      const time = (v: string | undefined, opt: string, dflt: number) => {
+      // --since from the start of the time given, --until to its end ("--until 2026-11-23": that whole day)
+      const time = (v: string | undefined, opt: string, dflt: number, end: boolean) => {
         if (v === undefined) return dflt;
-        try { return parseTime(v); } catch (e) { throw new UsageError(`${opt}: ${(e as Error).message}`); }
+        try { const iv = parseTimeInterval(v); return end ? iv.hi - 1 : iv.lo; } catch (e) { throw new UsageError(`${opt}: ${(e as Error).message}`); }
       };
       const int = (v: string | undefined, opt: string): number | undefined => {
         if (v === undefined) return undefined;
         if (!/^\d+$/.test(v)) throw new UsageError(`${opt}: "${v}" is not a non-negative integer`);
         return Number(v);
       };
-      const since = time(o.since, '--since', 0);
-      const until = time(o.until, '--until', Date.now() + 86400000);
+      const since = time(o.since, '--since', 0, false);
+      const until = time(o.until, '--until', (Date.now() + 86400000) * 1000, true);
       if (since > until) throw new UsageError(`--since is after --until`);
       const nat = list(o.nat).map((n) => {
         if (!['none', 'snat', 'dnat', 'both'].includes(n)) throw new UsageError(`--nat: "${n}" is not one of none, snat, dnat, both`);

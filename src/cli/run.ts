@@ -16,10 +16,10 @@ export function statsText(s: DaemonStats): string {
     `kernel_drops=${x.kernelDrops} resyncs=${x.resyncs} malformed=${x.malformed} rcvbuf=${x.rcvbuf}`);
   const snk = s.sinks.map((x) => `sink ${x.name}: written=${x.written} dropped=${x.dropped} queued=${x.queued} errors=${x.errors}`);
   const st = s.store ? [`store ${s.store.store}: flows_written=${s.store.written} open_written=${s.store.openWritten} ` +
-    `queued=${s.store.queued} errors=${s.store.errors} spooled=${s.store.spooled} spool_pending=${s.store.spoolPending} ` +
-    `replayed=${s.store.replayed} expired=${s.store.expired}`] : [];
+    `corrected=${s.store.corrected} queued=${s.store.queued} full=${s.store.full} errors=${s.store.errors} spooled=${s.store.spooled} ` +
+    `spool_pending=${s.store.spoolPending} replayed=${s.store.replayed} expired=${s.store.expired}`] : [];
   const fl = s.flows ? [`flows: open=${s.flows.open} opened=${s.flows.opened} closed=${s.flows.closed} ` +
-    `partial=${s.flows.partial} settled=${s.flows.settled}`] : [];
+    `partial=${s.flows.partial} settled=${s.flows.settled} corrected=${s.flows.corrected} missing=${s.flows.missing}`] : [];
   return [...src, ...snk, ...fl, ...st].join('; ');
 }
 
@@ -35,7 +35,7 @@ export async function runDaemon(given: string | undefined): Promise<void> {
   const load = () => (file === undefined ? defaultPlan() : loadConfig(file));
   const plan = load();
   const log = new Logger(plan.config.log_level);
-  let pipeline = new Pipeline(plan, log);
+  const pipeline = new Pipeline(plan, log);
   await pipeline.start();
   let metrics: Server | undefined;
   if (plan.config.listen) {
@@ -68,8 +68,9 @@ export async function runDaemon(given: string | undefined): Promise<void> {
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
     process.on('SIGUSR1', () => log.info(`counters: ${statsText(pipeline.stats())}`));
+    let reloading = false;
     process.on('SIGHUP', () => {
-      if (stopping) return;
+      if (stopping || reloading) return;
       let next;
       try {
         next = load();
@@ -78,21 +79,17 @@ export async function runDaemon(given: string | undefined): Promise<void> {
         pipeline.reopen();
         return;
       }
-      const fresh = new Pipeline(next, log);
-      // the new subscriptions exist before the old ones close: records of
-      // that instant may be written twice, none is lost
-      fresh.start().then(() => {
-        const old = pipeline;
-        pipeline = fresh;
+      reloading = true;
+      // unchanged sources keep their sockets and flow tables: nothing is
+      // read twice or missed; sinks are opened anew, then the old ones close
+      pipeline.reload(next).then(() => {
         log.level = next.config.log_level;
-        return old.stop().then(() => {
-          log.info(`SIGHUP: configuration reloaded from ${file ?? 'built-in defaults'}, files reopened`);
-          notify.send('READY=1\nSTATUS=reloaded');
-        });
+        log.info(`SIGHUP: configuration reloaded from ${file ?? 'built-in defaults'}, files reopened`);
+        notify.send('READY=1\nSTATUS=reloaded');
       }, (e: Error) => {
         log.error(`SIGHUP: new configuration could not start, the running one stays: ${e.message}`);
         pipeline.reopen();
-      });
+      }).finally(() => { reloading = false; });
     });
   });
 }

@@ -1,104 +1,210 @@
 // `conntrail who ADDR[:PORT] --at TIME`: which inside host was behind a
 // public address and port (SNAT / masquerade), or which inside server
 // answered on it (DNAT / port forward), at that time.
+//
+// The question means the time as precisely as it was written: "14:05:09"
+// is that whole second, "14:05:09.250" that millisecond (--skew widens it
+// for a clock that is off). A flow counts only while it was *active*
+// (carrying packets): a TCP connection until both sides finished, anything
+// else until its last packet as far as the kernel tells; a flow merely
+// lingering in the table (TIME_WAIT, a UDP timeout running out) is shown
+// apart and never decides. Estimated starts and ends widen a flow's
+// interval, so uncertainty gives "ambiguous", never a wrong "exact".
 import { Command } from 'commander';
 import { natKind } from '../flow/record.js';
-import type { StoredFlow } from '../store/store.js';
+import type { Gap, Run, StoredFlow } from '../store/store.js';
 import type { AddrPort } from '../store/sql.js';
 import { parseIp } from '../util/ip.js';
-import { isoMillis, parseDuration, parseTime } from '../util/time.js';
+import { isoTime, parseDurationMicros, parseTimeInterval, type TimeInterval } from '../util/time.js';
 import { UsageError } from '../util/errors.js';
 import { parseProto } from './options.js';
 import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
-import { alignedTable, flowJson, hostPort, protoName, sides } from './flowfmt.js';
+import { alignedTable, flagList, flowJson, hostPort, protoName, sides } from './flowfmt.js';
 
 /** "1.2.3.4", "1.2.3.4:80", "2001:db8::1", "[2001:db8::1]:80" */
 export function parseAddrPort(text: string, opt: string): AddrPort {
   let addr = text;
   let port: string | undefined;
-  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
-  if (v6) { addr = v6[1]; port = v6[2]; } else if (/^[^:]+:\d+$/.test(text)) { [addr, port] = text.split(':'); }
+  const v6 = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text);
+  if (v6) { addr = v6[1]; port = v6[2]; } else if (/^[^:]+:\d{1,5}$/.test(text)) { [addr, port] = text.split(':'); }
   const bytes = parseIp(addr);
   if (!bytes) throw new UsageError(`${opt}: "${text}" is not ADDRESS[:PORT] (e.g. 198.51.100.7:40001 or [2001:db8::1]:443)`);
   if (port !== undefined && (Number(port) > 65535)) throw new UsageError(`${opt}: "${text}": port must be 0-65535`);
   return { addr, port: port === undefined ? undefined : Number(port) };
 }
 
-export type Verdict = 'exact' | 'nearest' | 'ambiguous' | 'none';
+export type Verdict = 'exact' | 'incomplete' | 'ambiguous' | 'nearest' | 'none';
+
+/** A flow's interval of possible activity (µs, both ends included; Infinity: open and active). */
+export function activeInterval(f: StoredFlow): { lo: number; hi: number } {
+  return { lo: f.start - f.startErr, hi: f.activeEnd ?? f.end ?? Infinity };
+}
+
+/** A flow's interval of possible existence in the table. */
+function existInterval(f: StoredFlow): { lo: number; hi: number } {
+  return { lo: f.start - f.startErr, hi: f.end ?? Infinity };
+}
+
+const touches = (iv: { lo: number; hi: number }, q: TimeInterval) => iv.lo < q.hi && iv.hi >= q.lo;
 
 export interface WhoAnswer {
   verdict: Verdict;
   /** the inside hosts (addresses) the answer names */
   inside: string[];
-  /** the flows the verdict rests on, nearest first */
+  /** the flows the verdict rests on: those possibly active in the interval (exact,
+   * incomplete, ambiguous), else the nearest active ones (nearest) */
   flows: StoredFlow[];
-  /** they were open at the instant asked about (not only within the window) */
-  instant: boolean;
+  /** flows that existed in the interval but were no longer (or not yet known to be) active */
+  lingering: StoredFlow[];
+  /** times in the interval the trail does not cover: flows of then may be missing */
+  gaps: Gap[];
 }
 
-const insideAddr = (f: StoredFlow) => (natKind(f) === 'dnat' ? f.natDst! : f.src);
+export const insideAddr = (f: StoredFlow) => (natKind(f) === 'dnat' ? f.natDst! : f.src);
 
-/** The verdict over the flows of the window. */
-export function judge(flows: StoredFlow[], at: number): WhoAnswer {
-  const dist = (f: StoredFlow) => (f.start > at ? f.start - at : f.end !== null && f.end < at ? at - f.end : 0);
-  const sorted = [...flows].sort((a, b) => dist(a) - dist(b) || a.start - b.start);
-  const exact = sorted.filter((f) => dist(f) === 0);
-  const use = exact.length ? exact : sorted;
-  const inside = [...new Set(use.map(insideAddr))];
-  const instant = exact.length > 0;
-  if (!use.length) return { verdict: 'none', inside: [], flows: [], instant };
-  if (inside.length > 1) return { verdict: 'ambiguous', inside, flows: use, instant };
-  return { verdict: instant ? 'exact' : 'nearest', inside, flows: use, instant };
+/**
+ * The verdict over the flows of the window for the interval `q` (µs, `hi`
+ * excluded): exact when exactly one inside host may have been active then
+ * and the trail covers it; incomplete when so but the trail has a gap then;
+ * ambiguous when several may have been; nearest (the closest active flows,
+ * nearest first) or none otherwise.
+ */
+export function judge(flows: StoredFlow[], q: TimeInterval, gaps: Gap[] = []): WhoAnswer {
+  const active: StoredFlow[] = [];
+  const lingering: StoredFlow[] = [];
+  for (const f of flows) {
+    if (touches(activeInterval(f), q)) active.push(f);
+    else if (touches(existInterval(f), q)) lingering.push(f);
+  }
+  active.sort((a, b) => a.start - b.start);
+  if (active.length) {
+    const inside = [...new Set(active.map(insideAddr))];
+    const verdict: Verdict = inside.length > 1 ? 'ambiguous' : gaps.length ? 'incomplete' : 'exact';
+    return { verdict, inside, flows: active, lingering, gaps };
+  }
+  const dist = (f: StoredFlow) => {
+    const iv = activeInterval(f);
+    return iv.lo >= q.hi ? iv.lo - q.hi : q.lo - iv.hi;
+  };
+  const near = [...flows].sort((a, b) => dist(a) - dist(b) || a.start - b.start);
+  if (!near.length) return { verdict: 'none', inside: [], flows: [], lingering, gaps };
+  return { verdict: 'nearest', inside: [...new Set(near.map(insideAddr))], flows: near, lingering, gaps };
 }
 
-interface WhoOptions extends StoreCliOptions { at?: string; proto?: string; remote?: string; window: string; json?: boolean }
+/**
+ * The parts of `q` the daemon's runs do not cover (it was not running, or
+ * the store holds nothing from before), and the store's loss records.
+ * A run not known to have stopped covers until it was last seen alive,
+ * and up to now if that was recent (it is running).
+ */
+export function coverageGaps(runs: Run[], lost: Gap[], q: TimeInterval, nowUs: number, aliveSlackUs = 15_000_000): Gap[] {
+  const covered = runs.map((r) => ({
+    lo: r.started,
+    hi: r.stopped ?? (nowUs - r.alive <= aliveSlackUs ? nowUs + 1 : r.alive),
+  })).sort((a, b) => a.lo - b.lo);
+  const first = covered.length ? covered[0].lo : Infinity;
+  const why = (at: number) => (at < first ? 'before the trail begins (the daemon had not yet run with this store)' : 'the daemon was not running');
+  const out: Gap[] = [];
+  let t = q.lo;
+  for (const c of covered) {
+    if (t >= q.hi) break;
+    if (c.hi <= t) continue;
+    if (c.lo > t) out.push({ ns: -1, since: t, until: Math.min(c.lo, q.hi), reason: why(t) });
+    t = Math.max(t, c.hi);
+  }
+  if (t < q.hi) out.push({ ns: -1, since: t, until: q.hi, reason: why(t) });
+  for (const g of lost) if (g.since < q.hi && g.until >= q.lo) out.push(g);
+  return out;
+}
+
+interface WhoOptions extends StoreCliOptions { at?: string; skew?: string; proto?: string; remote?: string; window: string; json?: boolean }
+
+/** how long an interval is, in words */
+function spanText(us: number): string {
+  if (us === 1) return 'that microsecond';
+  if (us === 1000) return 'that millisecond';
+  if (us === 1e6) return 'that whole second';
+  if (us === 6e7) return 'that whole minute';
+  if (us >= 8.64e10 - 3.6e9 && us <= 8.64e10 + 3.6e9) return 'that whole day';
+  return `${us / 1e6} s`;
+}
+
+function intervalText(q: TimeInterval): string {
+  return q.hi - q.lo === 1 ? isoTime(q.lo) : `${isoTime(q.lo)} to ${isoTime(q.hi)}`;
+}
 
 export function whoCommand(): Command {
   return addStoreOptions(new Command('who')
     .description('which inside host was behind a public ADDRESS[:PORT] (SNAT, masquerade), or which inside server answered on it (DNAT), at a time')
     .argument('<address[:port]>', 'the public address and port, e.g. 198.51.100.7:40001 or [2001:db8::1]:443')
-    .option('--at <time>', 'the time: ISO 8601 ("2026-11-23T14:05:09Z", "2026-11-23 14:05:09" local), @EPOCH, "now", "-10m"', 'now')
+    .option('--at <time>', 'the time, meant as precisely as written: ISO 8601 ("2026-11-23T14:05:09Z" is that second, "…:09.250Z" that millisecond, "2026-11-23 14:05:09" local time), @EPOCH[.FRACTION], "now", "-10m"', 'now')
+    .option('--skew <duration>', 'widen the time by this much on each side, for a clock that is off ("2s", "500ms")', '0s')
     .option('--proto <proto>', 'only this protocol (tcp, udp, ... or a number)')
     .option('--remote <address[:port]>', 'only flows with this remote peer (the outside host the flow went to or came from)')
-    .option('--window <duration>', 'also look this far before and after the time for the nearest flow ("30s", "5m")', '1m')
+    .option('--window <duration>', 'when no flow was active then, look this far before and after for the nearest ones ("30s", "5m")', '1m')
     .option('--json', 'print the answer as JSON'))
     .addHelpText('after', `
-Verdicts: exact (a flow held the address at that instant), nearest (none did;
-the nearest flow within the window), ambiguous (several different inside
-hosts match: all are listed, narrow it with --remote or --proto), none.
+Verdicts: exact (one inside host was active on the address then),
+incomplete (one was, but the trail has a gap then: the daemon was not
+running or events were lost, so another may be missing), ambiguous (several
+inside hosts may have been active then: all are listed with their active
+times; narrow it with --remote, --proto or a more precise --at), nearest (none
+was active then: the nearest within the window), none.
+A flow is active while it carries packets: TCP until both sides have
+finished, others until their last packet as the kernel tells; flows still
+in the table but no longer active then (TIME_WAIT, a UDP timeout running
+out) are listed apart and never decide.
 Exit status: 0 with an answer, 1 when no flow matches.`)
     .action(async (target: string, o: WhoOptions) => {
       const pub = parseAddrPort(target, 'ADDRESS[:PORT]');
-      let at: number;
+      let q: TimeInterval;
       let window: number;
-      try { at = parseTime(o.at ?? 'now'); } catch (e) { throw new UsageError(`--at: ${(e as Error).message}`); }
-      try { window = parseDuration(o.window); } catch (e) { throw new UsageError(`--window: ${(e as Error).message}`); }
+      let skew: number;
+      const nowUs = Date.now() * 1000;
+      try { q = parseTimeInterval(o.at ?? 'now', nowUs); } catch (e) { throw new UsageError(`--at: ${(e as Error).message}`); }
+      try { window = parseDurationMicros(o.window); } catch (e) { throw new UsageError(`--window: ${(e as Error).message}`); }
+      try { skew = parseDurationMicros(o.skew ?? '0s'); } catch (e) { throw new UsageError(`--skew: ${(e as Error).message}`); }
+      const asked = q;
+      q = { lo: q.lo - skew, hi: q.hi + skew };
       const proto = o.proto === undefined ? undefined : parseProto(o.proto, '--proto');
       const remote = o.remote === undefined ? undefined : parseAddrPort(o.remote, '--remote');
       const store = await openReader(o);
-      const [flows, ns] = await query(store, 'who', async () => [
-        await store.who(pub, { since: at - window, until: at + window }, proto, remote), await store.namespaces(),
+      const [flows, ns, runs, lost] = await query(store, 'who', async () => [
+        await store.who(pub, { since: q.lo - window, until: q.hi + window }, proto, remote), await store.namespaces(),
+        await store.runs(), await store.gaps(q.lo, q.hi),
       ] as const);
-      const ans = judge(flows, at);
+      const ans = judge(flows, q, coverageGaps(runs, lost, q, nowUs));
       const what = `${hostPort(pub.addr, pub.port ?? null, 0)}${proto !== undefined ? `/${protoName(proto)}` : ''}`;
+      const withSides = (f: StoredFlow) => ({ ...flowJson(f, ns), ...sidesJson(f) });
       if (o.json) {
         process.stdout.write(JSON.stringify({
-          query: { address: pub.addr, port: pub.port ?? null, at: isoMillis(at), proto: proto === undefined ? null : protoName(proto), remote: o.remote ?? null, window_ms: window },
-          verdict: ans.verdict, inside: ans.inside, flows: ans.flows.map((f) => ({ ...flowJson(f, ns), ...sidesJson(f) })),
+          query: {
+            address: pub.addr, port: pub.port ?? null, at: o.at ?? 'now', from: isoTime(q.lo), to: isoTime(q.hi),
+            precision_us: asked.hi - asked.lo, skew_us: skew, proto: proto === undefined ? null : protoName(proto),
+            remote: o.remote ?? null, window_us: window,
+          },
+          verdict: ans.verdict, inside: ans.inside, flows: ans.flows.map(withSides), lingering: ans.lingering.map(withSides),
+          gaps: ans.gaps.map((g) => ({ from: isoTime(g.since), to: isoTime(g.until), reason: g.reason, netns: g.ns < 0 ? null : ns.get(g.ns) ?? '' })),
         }, null, 2) + '\n');
       } else {
-        const when = isoMillis(at);
+        const when = `${intervalText(q)}${asked.hi - asked.lo > 1 || skew ? ` (${spanText(asked.hi - asked.lo)}${skew ? `, ± ${skew / 1e6} s skew` : ''})` : ''}`;
         const head = ans.verdict === 'none' ? `none: no flow used ${what} within ${o.window} of ${when}`
-          : ans.verdict === 'ambiguous' ? `ambiguous: ${ans.inside.length} different inside hosts used ${what} ${ans.instant ? 'at' : `within ${o.window} of`} ${when}: ${ans.inside.join(', ')} (narrow with --remote or --proto)`
-            : ans.verdict === 'exact' ? `exact: ${ans.inside[0]} was behind ${what} at ${when}`
-              : `nearest: ${ans.inside[0]} used ${what} ${describeGap(ans.flows[0], at)}`;
+          : ans.verdict === 'ambiguous' ? `ambiguous: ${ans.inside.length} different inside hosts may have been active on ${what} in ${when}: ${ans.inside.join(', ')} (narrow with --remote, --proto or a more precise --at)`
+            : ans.verdict === 'exact' ? `exact: ${ans.inside[0]} was behind ${what} in ${when}`
+              : ans.verdict === 'incomplete' ? `incomplete: ${ans.inside[0]} was behind ${what} in ${when}, but the trail has a gap then (below): another host may be missing`
+                : `nearest: no inside host was active on ${what} in ${when}; the nearest: ${ans.inside.join(', ')}`;
         let out = head + '\n';
-        if (ans.flows.length) {
-          out += '\n' + alignedTable(['START', 'END', 'PROTO', 'NAT', 'INSIDE', 'PUBLIC', 'REMOTE'], ans.flows.map((f) => {
-            const s = sides(f);
-            return [isoMillis(f.start), f.end === null ? 'open' : isoMillis(f.end), protoName(f.proto), natKind(f), s.inside, s.public ?? '-', s.remote];
-          }));
-        }
+        const table = (list: StoredFlow[]) => alignedTable(['START', 'END', 'ACTIVE UNTIL', 'PROTO', 'NAT', 'INSIDE', 'PUBLIC', 'REMOTE', 'FLAGS'], list.map((f) => {
+          const s = sides(f);
+          const startText = f.startErr ? (f.startErr >= Number.MAX_SAFE_INTEGER ? `≤ ${isoTime(f.start)}` : `${isoTime(f.start)} (-${f.startErr / 1e6} s)`) : isoTime(f.start);
+          const endText = f.end === null ? 'open' : f.endErr ? `${isoTime(f.end)} (-${f.endErr / 1e6} s)` : isoTime(f.end);
+          const act = f.activeEnd === null ? (f.end === null ? 'open' : isoTime(f.end)) : isoTime(f.activeEnd);
+          return [startText, endText, act, protoName(f.proto), natKind(f), s.inside, s.public ?? '-', s.remote, flagList(f.flags).join(',') || '-'];
+        }));
+        if (ans.flows.length) out += '\n' + table(ans.flows);
+        if (ans.lingering.length) out += `\nin the table then but no longer active (not counted):\n${table(ans.lingering)}`;
+        for (const g of ans.gaps) out += `\ngap: ${isoTime(g.since)} to ${isoTime(g.until)}: ${g.reason}${g.ns >= 0 && ns.get(g.ns) ? ` (network namespace ${ns.get(g.ns)})` : ''}`;
+        if (ans.gaps.length) out += '\n';
         process.stdout.write(out);
       }
       if (ans.verdict === 'none') process.exitCode = 1;
@@ -108,9 +214,4 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
 function sidesJson(f: StoredFlow): Record<string, unknown> {
   const s = sides(f);
   return { inside: s.inside, public: s.public, remote: s.remote };
-}
-
-function describeGap(f: StoredFlow, at: number): string {
-  if (f.start > at) return `from ${isoMillis(f.start)}, ${((f.start - at) / 1000).toFixed(3)} s after ${isoMillis(at)}`;
-  return `until ${isoMillis(f.end!)}, ${((at - f.end!) / 1000).toFixed(3)} s before ${isoMillis(at)}`;
 }

@@ -15,9 +15,6 @@ import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../conntrack/constants.j
 
 export class ConfigError extends UsageError {}
 
-/** flow keys hold the source's index in 5 bits */
-export const MAX_SOURCES = 32;
-
 /** A source ready to open: its settings and compiled filter. */
 export interface PlannedSource {
   config: SourceConfig;
@@ -168,15 +165,23 @@ function parseConfig(file: string, text: string): Plan {
 
 function plan(file: string, text: string, config: DaemonConfig): PlannedSource[] {
   const names = new Set<string>();
-  if (config.source.length > MAX_SOURCES) fail(file, text, 'source', `at most ${MAX_SOURCES} sources`);
   const st = config.store;
   st.path = st.path.replace('$STATE_DIRECTORY', stateDirectory());
   st.spool_dir = st.spool_dir.replace('$STATE_DIRECTORY', stateDirectory());
   if (st.type === 'postgres' && !st.url) fail(file, text, 'store.url', 'is required for a postgres store');
   if (st.type !== 'postgres' && st.url) fail(file, text, 'store.url', `only a postgres store has a url (this one is ${st.type})`);
+  const feeding = new Map<string, string>();
   const sources = config.source.map((s, i) => {
     if (names.has(s.name)) fail(file, text, `source[${i}].name`, `"${s.name}" is used by another source`);
     names.add(s.name);
+    if (st.type !== 'none' && s.flows) {
+      const ns = s.netns ?? '';
+      const other = feeding.get(ns);
+      if (other !== undefined) {
+        fail(file, text, `source[${i}].flows`, `source "${other}" already feeds the flow store from ${ns ? `network namespace ${ns}` : 'this network namespace'}: set flows = false on one of them (one record per flow)`);
+      }
+      feeding.set(ns, s.name);
+    }
     const label = (flag: string) => `source[${i}].${flag.replace(/^--/, '').replace(/-/g, '_').replace(/^event$/, 'events')}`;
     try {
       const filter = buildFilter({
@@ -242,7 +247,7 @@ function loadVyos(file: string, text: string): Plan {
   const events = [...select.keys()].map((t) => t.toLowerCase() as 'new' | 'update' | 'destroy');
   const source: SourceConfig = {
     name: 'conntrack', type: 'conntrack', buffer_size: 16777216, batch_delay_ms: 1, buffer_max: 268435456,
-    resync: true, reliable: false, sync_at_start: false, enable_accounting: false, enable_timestamps: false, events,
+    resync: true, reliable: false, flows: false, sync_at_start: false, enable_accounting: false, enable_timestamps: false, events,
     proto: [], not_proto: [], src: [], dst: [], not_src: [], not_dst: [], port: [], not_port: [], mark: [], zone: [],
   };
   const sink: SinkConfig = {
@@ -253,7 +258,7 @@ function loadVyos(file: string, text: string): Plan {
   };
   // a drop-in for the VyOS logger writes its lines and nothing else
   const store: StoreConfig = {
-    type: 'none', path: '', retention: 'forever', flush_interval_ms: 1000, batch_size: 10000, spool_dir: '', mode: '0640',
+    type: 'none', path: '', retention: 'forever', flush_interval_ms: 1000, batch_size: 10000, spool_dir: '', queue_size: 200000, mode: '0640',
   };
   const config: DaemonConfig = { log_level: level === 'debug' ? 'debug' : 'info', source: [source], sink: [sink], store };
   const filter = buildFilter({ event: events.join(',') });
@@ -262,7 +267,8 @@ function loadVyos(file: string, text: string): Plan {
     sources: [{
       config: source, filter,
       select: (e) => {
-        const s = select.get(e.type);
+        // a resync's table entries are printed as [NEW] lines: the NEW selection applies
+        const s = select.get(e.type === 'DUMP' ? 'NEW' : e.type);
         return s === 'all' || (s !== undefined && s.has(VYOS_PROTO_CLASS(e.proto)));
       },
     }],

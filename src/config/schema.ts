@@ -19,6 +19,7 @@ export interface SourceConfig {
   enable_accounting: boolean;
   enable_timestamps: boolean;
   reliable: boolean;
+  flows: boolean;
   events: Array<'new' | 'update' | 'destroy'>;
   family?: 'ipv4' | 'ipv6';
   proto: Array<string | number>;
@@ -65,6 +66,7 @@ export interface StoreConfig {
   flush_interval_ms: number;
   batch_size: number;
   spool_dir: string;
+  queue_size: number;
   mode: string;
 }
 
@@ -100,6 +102,7 @@ export const SOURCE_SCHEMA = {
     enable_accounting: { type: 'boolean', default: false, description: 'At start, turn on nf_conntrack_acct in the source\'s namespace (packet and byte counters on DESTROY), and say so in the log.' },
     enable_timestamps: { type: 'boolean', default: false, description: 'At start, turn on nf_conntrack_timestamp in the source\'s namespace (start/stop times, so DESTROY carries the duration), and say so in the log.' },
     reliable: { type: 'boolean', default: false, description: 'Reliable event delivery (NETLINK_BROADCAST_ERROR + NETLINK_NO_ENOBUFS): the kernel keeps an event it cannot deliver and retries it, which can make it drop packets instead of events under extreme load.' },
+    flows: { type: 'boolean', default: true, description: 'Feed the flow store with this source\'s flows (one record per flow). Only one source per network namespace may: set `false` on the others.' },
     events: { type: 'array', items: { enum: ['new', 'update', 'destroy'] }, minItems: 1, uniqueItems: true, default: ['new', 'update', 'destroy'], description: 'Event types to subscribe to.' },
     family: { enum: ['ipv4', 'ipv6'], description: 'Only this address family.' },
     proto: { type: 'array', items: { type: ['string', 'integer'] }, default: [], description: 'Only these layer-4 protocols (names or numbers).' },
@@ -157,7 +160,8 @@ export const STORE_SCHEMA = {
     retention: { type: 'string', pattern: '^(0|forever|[0-9]+(\\.[0-9]+)?(ms|s|m|h|d|w))$', default: 'forever', description: 'Delete flows that ended longer ago than this ("90d", "12h"), in small steps that never stall ingest; `forever` keeps them.' },
     flush_interval_ms: { type: 'integer', minimum: 10, maximum: 60000, default: 1000, description: 'Write a batch at least this often: flows opened since the last batch appear in the current table this late at most.' },
     batch_size: { type: 'integer', minimum: 1, maximum: 1000000, default: 10000, description: 'Write a batch as soon as this many records wait.' },
-    spool_dir: { type: 'string', minLength: 1, default: '$STATE_DIRECTORY/spool', description: 'postgres: when the server is down or refuses a batch, batches are kept here and replayed in order when it is back.' },
+    spool_dir: { type: 'string', minLength: 1, default: '$STATE_DIRECTORY/spool', description: 'When the store cannot take a batch (PostgreSQL down, a full disk), batches are kept here and replayed in order when it can again.' },
+    queue_size: { type: 'integer', minimum: 1000, maximum: 10000000, default: 200000, description: 'Records that may wait in memory when neither the store nor the spool takes them; then the sources pause (the kernel counts what it cannot deliver, and a resync recovers the open flows).' },
     mode: { type: 'string', pattern: '^0?[0-7]{3}$', default: '0640', description: 'sqlite: permissions of a database file the daemon creates (octal).' },
   },
 } as const;

@@ -207,7 +207,8 @@ export function decodeMessage(
   const flags = u16(b, off + 6);
   let evType: FlowEventType;
   if (type === C.CT_MSG_NEW) {
-    evType = dump ? 'DUMP' : (flags & 0x400 /* NLM_F_CREATE */) ? 'NEW' : 'UPDATE';
+    // a dump reply (NLM_F_MULTI), also when it shares the event socket
+    evType = dump || (flags & 0x2 /* NLM_F_MULTI */) ? 'DUMP' : (flags & 0x400 /* NLM_F_CREATE */) ? 'NEW' : 'UPDATE';
   } else if (type === C.CT_MSG_DELETE) {
     evType = 'DESTROY';
   } else {

@@ -12,10 +12,12 @@ import { nowMicros } from '../util/time.js';
 export const DEFAULT_RCVBUF = 16 * 1024 * 1024;
 
 export interface EventSink {
-  /** one decoded event; the object is the sink's to keep */
+  /** one decoded event (or an entry of a dump on this socket); the object is the sink's to keep */
   event(ev: FlowEvent): void;
   /** the end of one receive batch: a good moment to flush */
   batchEnd(): void;
+  /** the socket reported an overrun (ENOBUFS): `total` so far; called before batchEnd */
+  overrun?(total: number): void;
 }
 
 export interface ConntrackSourceOptions {
@@ -82,17 +84,60 @@ export class ConntrackEventSource {
   start(sink: EventSink, onError: (err: Error) => void): void {
     let buf: Buffer;
     const stats = this.decodeStats;
-    const onBatch = (len: number): void => {
+    let overruns = 0;
+    const onBatch = (len: number, _count: number, total: number): void => {
       const t = nowMicros();
       const netns = this.opts.netns ?? '';
-      decodeBatch(buf, len, stats, (ev) => {
-        ev.recvTime = t;
-        ev.netns = netns;
-        sink.event(ev);
-      });
+      if (len > 0) {
+        const r = decodeBatch(buf, len, stats, (ev) => {
+          ev.recvTime = t;
+          ev.netns = netns;
+          sink.event(ev);
+        });
+        if (this.dumping && (r.done || r.error)) this.endDump(r.error);
+      }
+      if (total > overruns) { overruns = total; sink.overrun?.(total); }
       sink.batchEnd();
     };
     buf = this.sock.start(onBatch, onError);
+  }
+
+  private dumping: { resolve: () => void; reject: (e: Error) => void } | undefined;
+
+  private endDump(err: number): void {
+    const d = this.dumping!;
+    this.dumping = undefined;
+    if (err) {
+      const e = new Error(`conntrack dump failed: ${errnoName(err)}`) as Error & { errno: number; code: string };
+      e.errno = err;
+      e.code = errnoName(err);
+      d.reject(e);
+    } else d.resolve();
+  }
+
+  /**
+   * Dumps the table on this very socket: its entries come to the event sink
+   * as DUMP records, in the kernel's order with the events. So every
+   * DESTROY the dump itself causes (it evicts the expired entries it walks
+   * over) arrives before the dump ends, and so does every event generated
+   * before that. Resolves when the dump is complete.
+   */
+  dump(family = AF_UNSPEC): Promise<void> {
+    if (this.dumping) return Promise.reject(new Error('a dump is already running on this socket'));
+    return new Promise<void>((resolve, reject) => {
+      this.dumping = { resolve, reject };
+      try {
+        this.sock.send(dumpRequest(family));
+      } catch (e) {
+        this.dumping = undefined;
+        reject(e as Error);
+      }
+    });
+  }
+
+  /** The overrun count and when the first loss since the last call may have happened (µs; 0: none). */
+  takeLoss(): { overruns: number; from: number } {
+    return this.sock.takeLoss();
   }
 
   /** Asks for a larger receive buffer; returns what the kernel granted. */
@@ -112,6 +157,7 @@ export class ConntrackEventSource {
     if (this.closed) return;
     this.closed = true;
     this.sock.close();
+    if (this.dumping) this.endDump(4 /* EINTR: closed while dumping */);
   }
 }
 

@@ -31,15 +31,19 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   store('conntrail_store_spooled_total', 'records that went through the on-disk spool', (x) => x.spooled);
   store('conntrail_store_replayed_total', 'spooled records written to the store', (x) => x.replayed);
   store('conntrail_store_expired_total', 'flows deleted by retention', (x) => x.expired);
+  store('conntrail_store_corrected_total', 'settled rows replaced by the record of their late DESTROY', (x) => x.corrected);
+  store('conntrail_store_full_total', 'times the store writer was full (neither store nor spool took batches) and the sources paused', (x) => x.full);
   const flows = (name: string, help: string, get: (f: NonNullable<DaemonStats['flows']>) => number) =>
     counter(name, help, [], (c, s) => { if (s.flows) c.inc(get(s.flows)); });
   flows('conntrail_flows_opened_total', 'flows the flow table opened', (f) => f.opened);
   flows('conntrail_flows_closed_total', 'flow records completed', (f) => f.closed);
   flows('conntrail_flows_partial_total', 'flows recorded from their DESTROY alone (NEW not seen)', (f) => f.partial);
   flows('conntrail_flows_settled_total', 'flows ended by a table dump (DESTROY lost)', (f) => f.settled);
+  flows('conntrail_flows_corrected_total', 'settled flows whose DESTROY came later and corrected their row', (f) => f.corrected);
   const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, s: DaemonStats) => void) =>
     new Gauge({ name, help, labelNames, registers: [reg], collect(this: Gauge) { this.reset(); fill(this, stats()); } });
   gauge('conntrail_flows_open', 'flows open in the flow table', [], (g, s) => { if (s.flows) g.set(s.flows.open); });
+  gauge('conntrail_flows_missing', 'flows missing from a table dump, waiting a moment for a late DESTROY before they are ended', [], (g, s) => { if (s.flows) g.set(s.flows.missing); });
   gauge('conntrail_store_queue_depth', 'records in memory not yet handed to the store', ['store'], (g, s) => { if (s.store) g.set({ store: s.store.store }, s.store.queued); });
   gauge('conntrail_store_spool_pending', 'records waiting in the on-disk spool', ['store'], (g, s) => { if (s.store) g.set({ store: s.store.store }, s.store.spoolPending); });
   new Gauge({

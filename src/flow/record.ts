@@ -1,27 +1,45 @@
 // One record per flow: what a conntrack entry was from NEW to DESTROY, with
-// the NAT translation made explicit. This is what the stores keep.
+// the NAT translation made explicit, and when it was *active* (carrying
+// packets) as opposed to merely lingering in the table (TIME_WAIT, a UDP
+// timeout running out). This is what the stores keep. Every time is in µs
+// since the epoch; an estimated time carries how far it may be off, so a
+// question about an instant can be answered honestly.
 import type { FlowEvent } from '../conntrack/record.js';
 
 /** The flow's NEW event was not seen (start-up, overrun): it was first seen later. */
 export const FLAG_NO_NEW = 1;
-/** The start time is when conntrail first saw the flow, not when it began
- * (no NEW and no kernel timestamp). */
+/** The start is when conntrail first saw the flow, not when it began (no NEW
+ * and no kernel timestamp): it began up to `startErr` earlier. */
 export const FLAG_START_UNKNOWN = 2;
-/** The DESTROY was not seen (events lost): a table dump no longer had the
- * flow, and `end` is when that was found out. */
+/** The DESTROY was not seen (events lost, or conntrail was not running): a
+ * table dump no longer had the flow; it ended up to `endErr` before `end`. */
 export const FLAG_END_ESTIMATED = 4;
+/** The end of activity is an estimate from the timeout that expired the
+ * entry (set for every flow that expired rather than closed). */
+export const FLAG_ACTIVE_ESTIMATED = 8;
 
 export const FLAG_NAMES: ReadonlyArray<[number, string]> = [
   [FLAG_NO_NEW, 'partial'], [FLAG_START_UNKNOWN, 'start-unknown'], [FLAG_END_ESTIMATED, 'end-estimated'],
+  [FLAG_ACTIVE_ESTIMATED, 'active-estimated'],
 ];
 
+/** startErr of a flow that may have begun at any time before it was seen */
+export const UNBOUNDED = Number.MAX_SAFE_INTEGER;
+
 export interface FlowRecord {
-  /** the flow table's key: namespace index, zone and conntrack id */
+  /** the flow's key in the store's current table while it is open (unique) */
   key: number;
-  /** ms since the epoch */
+  /** µs: when it began (the kernel's timestamp, else when first seen) */
   start: number;
-  /** ms since the epoch; null while the flow is open */
+  /** µs: how much earlier it may have begun (0: exact; UNBOUNDED: unknown) */
+  startErr: number;
+  /** µs; null while the flow is open: the latest it may have ended */
   end: number | null;
+  /** µs: how much earlier than `end` it may have ended (0: exact) */
+  endErr: number;
+  /** µs: the latest it may have carried packets (≤ end); null while open and
+   * still active as far as is known */
+  activeEnd: number | null;
   family: 4 | 6;
   proto: number;
   /** original tuple: who opened the flow, to whom. For ICMP, sport is the
@@ -52,7 +70,7 @@ export interface FlowRecord {
   ctId: number;
   /** FLAG_* bits */
   flags: number;
-  /** index of the namespace in the store's namespace table */
+  /** the store's id of the network namespace the flow was read from */
   ns: number;
 }
 
@@ -62,13 +80,22 @@ export function natKind(r: { natSrc: unknown; natDst: unknown }): NatKind {
   return r.natSrc != null ? (r.natDst != null ? 'both' : 'snat') : r.natDst != null ? 'dnat' : 'none';
 }
 
-const isIcmp = (proto: number) => proto === 1 || proto === 58;
+export const isIcmp = (proto: number) => proto === 1 || proto === 58;
+
+/** What the flow table knows of a flow beyond the event that completes it. */
+export interface FlowTimes {
+  start: number;
+  startErr: number;
+  end: number | null;
+  endErr: number;
+  activeEnd: number | null;
+}
 
 /**
  * Builds the record of a flow from an event carrying its tuples (any type).
- * start/end in ms; state and status as the flow table last saw them.
+ * Times in µs; state and status as the flow table last saw them.
  */
-export function recordFromEvent(ev: FlowEvent, key: number, ns: number, start: number, end: number | null,
+export function recordFromEvent(ev: FlowEvent, key: number, ns: number, t: FlowTimes,
   state: number | null, status: number, flags: number): FlowRecord {
   const o = ev.orig;
   const r = ev.reply;
@@ -90,10 +117,15 @@ export function recordFromEvent(ev: FlowEvent, key: number, ns: number, start: n
     if (r.src !== o.dst || r.sport !== o.dport) { natDst = r.src; natDport = r.sport ?? null; }
   }
   return {
-    key, start, end, family: ev.family === 10 ? 6 : 4, proto: ev.proto,
+    key, start: t.start, startErr: t.startErr, end: t.end, endErr: t.endErr, activeEnd: t.activeEnd,
+    family: ev.family === 10 ? 6 : 4, proto: ev.proto,
     src: o.src, sport, dst: o.dst, dport, natSrc, natSport, natDst, natDport,
     origPackets: ev.origPackets ?? null, origBytes: ev.origBytes ?? null,
     replyPackets: ev.replyPackets ?? null, replyBytes: ev.replyBytes ?? null,
     state, mark: ev.mark ?? 0, zone: ev.zone ?? 0, status, ctId: ev.id ?? 0, flags, ns,
   };
 }
+
+/** ns since the epoch -> µs, rounded down (a start) or up (an end) */
+export const nsToUsFloor = (ns: bigint): number => Number(ns / 1000n);
+export const nsToUsCeil = (ns: bigint): number => Number((ns + 999n) / 1000n);

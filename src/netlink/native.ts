@@ -39,7 +39,10 @@ export interface NativeNetlinkSocket {
   attachFilter(program: Buffer): void;
   detachFilter(): void;
   send(msg: Buffer): number;
-  start(onBatch: (len: number, count: number) => void, onError: (err: Error) => void): Buffer;
+  /** onBatch(len, count, overruns): len 0 when only an overrun is reported */
+  start(onBatch: (len: number, count: number, overruns: number) => void, onError: (err: Error) => void): Buffer;
+  /** the overrun count, and (µs) when the first loss since the last call may have happened, 0: none */
+  takeLoss(): { overruns: number; from: number };
   pause(): void;
   resume(): void;
   stats(): NativeStats;
@@ -54,6 +57,8 @@ interface NativeModule {
   unixDatagramSendMemfd(path: string, data: Buffer): void;
   /** writes /proc/sys/NAME (dots for slashes) as seen from a network namespace ("" = ours) */
   writeSysctl(netns: string, name: string, value: string): void;
+  /** reads /proc/sys/NAME for each name as seen from a network namespace; null where it cannot */
+  readSysctl(netns: string, names: string[]): Array<string | null>;
 }
 
 function findAddon(): string {

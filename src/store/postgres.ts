@@ -3,13 +3,13 @@
 // written in one transaction with one INSERT ... SELECT FROM unnest(...) per
 // table, so a batch of any size is a handful of statements.
 import pg from 'pg';
-import type { FlowRecord } from '../flow/record.js';
+import { UNBOUNDED, type FlowRecord } from '../flow/record.js';
 import {
-  BUCKET, COLUMN_LIST, COLUMNS, LONG_FLOW_MS, indexDdl, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
+  BUCKET, BUCKET_US, COLUMN_LIST, COLUMNS, LONG_FLOW_US, indexDdl, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
-import { clampToStore, rowToFlow, topRow } from './rows.js';
-import type { FlowStore, OpenRow, StoreBatch, StoredFlow, TopRow } from './store.js';
+import { clampToStore, rowToFlow, rowToOpen, topRow } from './rows.js';
+import type { FlowStore, Gap, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
 
 export const POSTGRES: Dialect = {
   name: 'postgres',
@@ -20,32 +20,74 @@ export const POSTGRES: Dialect = {
 };
 
 const COL_TYPES: Record<(typeof COLUMNS)[number], string> = {
-  start: 'bigint', dur: 'bigint', proto: 'smallint', src: 'inet', sport: 'integer', dst: 'inet', dport: 'integer',
-  nat_src: 'inet', nat_sport: 'integer', nat_dst: 'inet', nat_dport: 'integer', opkts: 'bigint', obytes: 'bigint',
-  rpkts: 'bigint', rbytes: 'bigint', state: 'smallint', mark: 'bigint', zone: 'integer', status: 'bigint',
-  ct_id: 'bigint', flags: 'smallint', ns: 'smallint',
+  start: 'bigint', dur: 'bigint', adur: 'bigint', serr: 'bigint', eerr: 'bigint', proto: 'smallint', src: 'inet', sport: 'integer',
+  dst: 'inet', dport: 'integer', nat_src: 'inet', nat_sport: 'integer', nat_dst: 'inet', nat_dport: 'integer', opkts: 'bigint',
+  obytes: 'bigint', rpkts: 'bigint', rbytes: 'bigint', state: 'smallint', mark: 'bigint', zone: 'integer', status: 'bigint',
+  ct_id: 'bigint', flags: 'smallint', ns: 'integer',
 };
-const TABLE_COLS = COLUMNS.map((c) => `${c} ${COL_TYPES[c]}${c === 'start' || c === 'proto' ? ' NOT NULL' : ''}`).join(', ');
+const NOT_NULL = new Set(['start', 'proto', 'serr', 'eerr']);
+const TABLE_COLS = COLUMNS.map((c) => `${c} ${COL_TYPES[c]}${NOT_NULL.has(c) ? ' NOT NULL' : ''}`).join(', ');
 
-const MIGRATIONS: string[] = [
-  `CREATE SEQUENCE flows_id_seq;
-   CREATE TABLE flows (id bigint NOT NULL DEFAULT nextval('flows_id_seq'), ${TABLE_COLS}) PARTITION BY RANGE (start);
-   CREATE TABLE long_flows (id bigint PRIMARY KEY, ${TABLE_COLS});
-   CREATE TABLE open_flows (k bigint PRIMARY KEY, ${TABLE_COLS});
-   ${indexDdl((e) => `(${e})`)}
-   CREATE TABLE namespaces (id integer PRIMARY KEY, name text NOT NULL);`,
+// schema 1's columns (times in ms, no activity or uncertainty)
+const V1_COLUMNS = COLUMNS.filter((c) => c !== 'adur' && c !== 'serr' && c !== 'eerr');
+const V1_COLS = V1_COLUMNS.map((c) => `${c} ${c === 'ns' ? 'smallint' : COL_TYPES[c]}${c === 'start' || c === 'proto' ? ' NOT NULL' : ''}`).join(', ');
+const INDEX_NAMES = ['flows_src', 'flows_dst', 'flows_nat_src', 'flows_nat_dst', 'long_flows_end', 'long_flows_src', 'long_flows_dst',
+  'long_flows_nat_src', 'long_flows_nat_dst', 'open_flows_src', 'open_flows_dst', 'open_flows_nat_src', 'open_flows_nat_dst'];
+
+const DAY_US = 86_400_000_000;
+const dayName = (day: number) => `flows_${new Date(day * 86_400_000).toISOString().slice(0, 10).replace(/-/g, '')}`;
+
+/** MIGRATIONS[i] takes the schema from version i to i + 1, inside one transaction */
+const MIGRATIONS: Array<(c: pg.PoolClient) => Promise<unknown>> = [
+  (c) => c.query(`CREATE SEQUENCE flows_id_seq;
+   CREATE TABLE flows (id bigint NOT NULL DEFAULT nextval('flows_id_seq'), ${V1_COLS}) PARTITION BY RANGE (start);
+   CREATE TABLE long_flows (id bigint PRIMARY KEY, ${V1_COLS});
+   CREATE TABLE open_flows (k bigint PRIMARY KEY, ${V1_COLS});
+   ${indexDdl((e) => `(${e})`).replaceAll(BUCKET, 'start / 60000')}
+   CREATE TABLE namespaces (id integer PRIMARY KEY, name text NOT NULL);`),
+  // 2: µs instead of ms; when each flow was active and how uncertain its
+  // start and end are; the runs of the daemon and the times events were lost
+  async (c) => {
+    await c.query(INDEX_NAMES.map((i) => `DROP INDEX IF EXISTS ${i};`).join('\n'));
+    await c.query('ALTER TABLE flows RENAME TO flows_v1');
+    const parts = await c.query(`SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'flows_v1'`);
+    for (const r of parts.rows) await c.query(`ALTER TABLE ${r.relname} RENAME TO v1_${r.relname}`);
+    await c.query(`CREATE TABLE flows (id bigint NOT NULL DEFAULT nextval('flows_id_seq'), ${TABLE_COLS}) PARTITION BY RANGE (start)`);
+    const days = await c.query('SELECT DISTINCT floor(start / 86400000.0)::bigint AS d FROM flows_v1');
+    for (const r of days.rows) {
+      const d = Number(r.d);
+      await c.query(`CREATE TABLE ${dayName(d)} PARTITION OF flows FOR VALUES FROM (${d * DAY_US}) TO (${(d + 1) * DAY_US})`);
+    }
+    const conv = (t: string) => V1_COLUMNS.map((x) => (x === 'start' || x === 'dur' ? `${x} * 1000` : x)).join(', ') +
+      `, ${t === 'open_flows' ? 'NULL' : 'dur * 1000'}, CASE WHEN flags & 2 <> 0 THEN ${UNBOUNDED} ELSE 0 END, ` +
+      'CASE WHEN flags & 4 <> 0 THEN coalesce(dur, 0) * 1000 ELSE 0 END';
+    const cols = `${V1_COLUMNS.join(', ')}, adur, serr, eerr`;
+    await c.query(`INSERT INTO flows (id, ${cols}) SELECT id, ${conv('flows')} FROM flows_v1`);
+    await c.query('DROP TABLE flows_v1 CASCADE');
+    for (const [t, k] of [['long_flows', 'id'], ['open_flows', 'k']] as const) {
+      await c.query(`ALTER TABLE ${t} RENAME TO ${t}_v1`);
+      await c.query(`CREATE TABLE ${t} (${k} bigint PRIMARY KEY, ${TABLE_COLS})`);
+      await c.query(`INSERT INTO ${t} (${k}, ${cols}) SELECT ${k}, ${conv(t)} FROM ${t}_v1`);
+      await c.query(`DROP TABLE ${t}_v1`);
+    }
+    await c.query(`${indexDdl((e) => `(${e})`)}
+      CREATE TABLE runs (id bigint PRIMARY KEY, started bigint NOT NULL, alive bigint NOT NULL, stopped bigint, note text);
+      INSERT INTO runs (id, started, alive, stopped, note)
+        SELECT * FROM (SELECT 1 AS id, min(start) AS s, max(start + dur) AS a, max(start + dur) AS e,
+       'before schema 2: coverage not recorded' AS note FROM flows) AS m WHERE s IS NOT NULL;
+      CREATE TABLE gaps (id bigserial PRIMARY KEY, ns integer NOT NULL, since bigint NOT NULL, until bigint NOT NULL, reason text NOT NULL);
+      CREATE INDEX gaps_until ON gaps (until);`);
+  },
 ];
-
-const DAY = 86400000;
-const dayName = (day: number) => `flows_${new Date(day * DAY).toISOString().slice(0, 10).replace(/-/g, '')}`;
 
 /** column arrays for unnest(), one array per column */
 function columnArrays(rows: FlowRecord[]): unknown[][] {
   const a: unknown[][] = COLUMNS.map(() => []);
   for (const r of rows) {
-    const v = [r.start, r.end === null ? null : r.end - r.start, r.proto, r.src, r.sport, r.dst, r.dport,
-      r.natSrc, r.natSport, r.natDst, r.natDport, r.origPackets, r.origBytes, r.replyPackets, r.replyBytes,
-      r.state, r.mark, r.zone, r.status, r.ctId, r.flags, r.ns];
+    const v = [r.start, r.end === null ? null : r.end - r.start, r.activeEnd === null ? null : r.activeEnd - r.start, r.startErr, r.endErr,
+      r.proto, r.src, r.sport, r.dst, r.dport, r.natSrc, r.natSport, r.natDst, r.natDport, r.origPackets, r.origBytes, r.replyPackets,
+      r.replyBytes, r.state, r.mark, r.zone, r.status, r.ctId, r.flags, r.ns];
     for (let i = 0; i < v.length; i++) a[i].push(v[i]);
   }
   return a;
@@ -98,7 +140,7 @@ export class PostgresStore implements FlowStore {
       const r = await c.query("SELECT v FROM conntrail_meta WHERE k = 'schema_version'");
       const v = r.rows.length ? Number(r.rows[0].v) : 0;
       if (v > SCHEMA_VERSION) throw new Error(`schema version ${v} is newer than this conntrail (${SCHEMA_VERSION})`);
-      for (let i = v; i < SCHEMA_VERSION; i++) await c.query(MIGRATIONS[i]);
+      for (let i = v; i < SCHEMA_VERSION; i++) await MIGRATIONS[i](c);
       await c.query("INSERT INTO conntrail_meta (k, v) VALUES ('schema_version', $1) ON CONFLICT (k) DO UPDATE SET v = $1", [String(SCHEMA_VERSION)]);
     }).catch((e: Error) => { this.ready = undefined; throw e; });
     return this.ready;
@@ -107,58 +149,109 @@ export class PostgresStore implements FlowStore {
   /** The partition of day `d` (days since the epoch), created once. */
   private async ensureDay(c: pg.PoolClient, d: number): Promise<void> {
     if (this.days.has(d)) return;
-    await c.query(`CREATE TABLE IF NOT EXISTS ${dayName(d)} PARTITION OF flows FOR VALUES FROM (${d * DAY}) TO (${(d + 1) * DAY})`);
+    await c.query(`CREATE TABLE IF NOT EXISTS ${dayName(d)} PARTITION OF flows FOR VALUES FROM (${d * DAY_US}) TO (${(d + 1) * DAY_US})`);
     this.days.add(d);
   }
 
-  async write(b: StoreBatch): Promise<void> {
+  async write(b: StoreBatch): Promise<WriteResult> {
     await this.schema();
-    await this.tx(async (c) => {
+    return this.tx(async (c) => {
+      const res: WriteResult = { flows: 0, open: 0, corrected: 0 };
       if (b.opened.length) {
         await c.query(`INSERT INTO open_flows (k, ${COLUMN_LIST}) SELECT * FROM unnest($1::bigint[], ${UNNEST_ARGS(2)}) AS u(k, ${COLUMN_LIST})
           ON CONFLICT (k) DO UPDATE SET ${COLUMNS.map((x) => `${x} = EXCLUDED.${x}`).join(', ')}`,
         [b.opened.map((r) => r.key), ...columnArrays(b.opened)]);
+        res.open += b.opened.length;
       }
+      if (b.activity.length) {
+        await c.query(`UPDATE open_flows o SET adur = greatest(a.at - o.start, 0) FROM unnest($1::bigint[], $2::bigint[]) AS a(k, at)
+          WHERE o.k = a.k AND o.adur IS NULL`, [b.activity.map((a) => a.key), b.activity.map((a) => a.at)]);
+      }
+      // a copy in long_flows, under the same id, of the rows whose possible extent is long
+      const copyLong = async (rows: Array<{ id: string; dur: string | null; serr: string }>) => {
+        const ids = rows.filter((r) => r.dur !== null && Number(r.dur) + Number(r.serr) >= LONG_FLOW_US).map((r) => r.id);
+        if (ids.length) {
+          await c.query(`INSERT INTO long_flows (id, ${COLUMN_LIST}) SELECT id, ${COLUMN_LIST} FROM flows
+            WHERE id = ANY($1::bigint[]) ON CONFLICT DO NOTHING`, [ids]);
+        }
+      };
       if (b.settled.length) {
-        const cols = COLUMNS.map((x) => (x === 'dur' ? 'greatest(s.e - o.start, 0)' : x === 'flags' ? 's.f' : `o.${x}`)).join(', ');
-        const days = await c.query('SELECT DISTINCT floor(start / 86400000.0)::bigint AS d FROM open_flows WHERE k = ANY($1::bigint[])', [b.settled.map((s) => s.key)]);
+        const keys = b.settled.map((s) => s.key);
+        const days = await c.query(`SELECT DISTINCT floor(start / ${DAY_US}.0)::bigint AS d FROM open_flows WHERE k = ANY($1::bigint[])`, [keys]);
         for (const r of days.rows) await this.ensureDay(c, Number(r.d));
-        await c.query(`INSERT INTO flows (${COLUMN_LIST}) SELECT ${cols} FROM open_flows o
-          JOIN unnest($1::bigint[], $2::bigint[], $3::smallint[]) AS s(k, e, f) ON o.k = s.k`,
-        [b.settled.map((s) => s.key), b.settled.map((s) => s.end), b.settled.map((s) => s.flags)]);
-        await c.query('DELETE FROM open_flows WHERE k = ANY($1::bigint[])', [b.settled.map((s) => s.key)]);
+        const cols = COLUMNS.map((x) => (x === 'dur' ? 'greatest(s.e - o.start, 0)' : x === 'adur' ? 'greatest(least(s.a, s.e) - o.start, 0)'
+          : x === 'eerr' ? 's.ee' : x === 'flags' ? 's.f' : `o.${x}`)).join(', ');
+        const ins = await c.query(`INSERT INTO flows (${COLUMN_LIST}) SELECT ${cols} FROM open_flows o
+          JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::smallint[]) AS s(k, e, ee, a, f) ON o.k = s.k
+          RETURNING id, dur, serr`,
+        [keys, b.settled.map((s) => s.end), b.settled.map((s) => s.endErr), b.settled.map((s) => s.activeEnd), b.settled.map((s) => s.flags)]);
+        res.flows += ins.rowCount ?? 0;
+        await copyLong(ins.rows);
+        await c.query('DELETE FROM open_flows WHERE k = ANY($1::bigint[])', [keys]);
       }
       if (b.unopen.length) await c.query('DELETE FROM open_flows WHERE k = ANY($1::bigint[])', [b.unopen]);
-      if (b.closed.length) {
-        for (const d of new Set(b.closed.map((r) => Math.floor(r.start / DAY)))) await this.ensureDay(c, d);
-        const ids = await c.query(`INSERT INTO flows (${COLUMN_LIST}) SELECT * FROM unnest(${UNNEST_ARGS(1)}) RETURNING id, dur`, columnArrays(b.closed));
-        const longIds = ids.rows.filter((r) => r.dur !== null && Number(r.dur) >= LONG_FLOW_MS).map((r) => r.id as string);
-        if (longIds.length) {
-          // long_flows keeps a copy under the same id
-          await c.query(`INSERT INTO long_flows (id, ${COLUMN_LIST}) SELECT id, ${COLUMN_LIST} FROM flows
-            WHERE id = ANY($1::bigint[]) AND start >= $2 ON CONFLICT DO NOTHING`, [longIds, b.closed.reduce((m, r) => Math.min(m, r.start), Infinity)]);
-        }
+      const closed = [...b.closed];
+      for (const x of b.corrections) {
+        const gone = await c.query(`DELETE FROM flows WHERE start = $1 AND ${BUCKET} = $2 AND src = $3::inet AND ct_id = $4 AND ns = $5
+          AND flags & 4 <> 0 RETURNING id`, [x.ref.start, Math.floor(x.ref.start / BUCKET_US), x.rec.src, x.rec.ctId, x.ref.ns]);
+        if (gone.rows.length) await c.query('DELETE FROM long_flows WHERE id = ANY($1::bigint[])', [gone.rows.map((r) => r.id)]);
+        closed.push(x.rec);
+        res.corrected++;
+        res.flows--;
       }
+      if (closed.length) {
+        for (const d of new Set(closed.map((r) => Math.floor(r.start / DAY_US)))) await this.ensureDay(c, d);
+        const ins = await c.query(`INSERT INTO flows (${COLUMN_LIST}) SELECT * FROM unnest(${UNNEST_ARGS(1)}) RETURNING id, dur, serr`, columnArrays(closed));
+        res.flows += ins.rowCount ?? 0;
+        await copyLong(ins.rows);
+      }
+      if (b.gaps.length) {
+        await c.query('INSERT INTO gaps (ns, since, until, reason) SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bigint[], $4::text[])',
+          [b.gaps.map((g) => g.ns), b.gaps.map((g) => g.since), b.gaps.map((g) => g.until), b.gaps.map((g) => g.reason)]);
+      }
+      for (const x of b.namespaces ?? []) await c.query('INSERT INTO namespaces (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING', [x.id, x.name]);
+      if (b.run) {
+        await c.query(`INSERT INTO runs (id, started, alive, stopped) VALUES ($1, $2, $3, $4)
+          ON CONFLICT (id) DO UPDATE SET alive = greatest(runs.alive, EXCLUDED.alive), stopped = coalesce(EXCLUDED.stopped, runs.stopped)`,
+        [b.run.id, b.run.started, b.run.alive, b.run.stopped]);
+      }
+      return res;
     });
   }
 
   async openFlows(): Promise<OpenRow[]> {
     await this.schema();
-    const r = await this.pool.query('SELECT k, start, flags, proto, sport, dport FROM open_flows');
-    return r.rows.map((x) => ({ key: Number(x.k), start: Number(x.start), flags: Number(x.flags), proto: Number(x.proto), sport: x.sport, dport: x.dport }));
+    const r = await this.pool.query(`SELECT k, ${COLUMN_LIST} FROM open_flows`);
+    return r.rows.map(rowToOpen);
   }
 
-  async setNamespaces(names: string[]): Promise<void> {
+  async namespaceId(name: string): Promise<number> {
     await this.schema();
-    for (let i = 0; i < names.length; i++) {
-      await this.pool.query('INSERT INTO namespaces (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = $2', [i, names[i]]);
-    }
+    return this.tx(async (c) => {
+      await c.query('LOCK TABLE namespaces IN EXCLUSIVE MODE');
+      const r = await c.query('SELECT id FROM namespaces WHERE name = $1 ORDER BY id LIMIT 1', [name]);
+      if (r.rows.length) return Number(r.rows[0].id);
+      const m = await c.query('INSERT INTO namespaces (id, name) SELECT coalesce(max(id) + 1, 0), $1 FROM namespaces RETURNING id', [name]);
+      return Number(m.rows[0].id);
+    });
   }
 
   async namespaces(): Promise<Map<number, string>> {
     await this.schema();
     const r = await this.pool.query('SELECT id, name FROM namespaces');
     return new Map(r.rows.map((x) => [Number(x.id), String(x.name)]));
+  }
+
+  async runs(): Promise<Run[]> {
+    await this.schema();
+    const r = await this.pool.query('SELECT id, started, alive, stopped FROM runs ORDER BY started');
+    return r.rows.map((x) => ({ id: Number(x.id), started: Number(x.started), alive: Number(x.alive), stopped: x.stopped === null ? null : Number(x.stopped) }));
+  }
+
+  async gaps(since: number, until: number): Promise<Gap[]> {
+    await this.schema();
+    const r = await this.pool.query('SELECT ns, since, until, reason FROM gaps WHERE until >= $1 AND since <= $2 ORDER BY since', [since, until]);
+    return r.rows.map((g) => ({ ns: Number(g.ns), since: Number(g.since), until: Number(g.until), reason: String(g.reason) }));
   }
 
   /** Drops whole day partitions whose flows all ended before the cutoff. */
@@ -169,15 +262,16 @@ export class PostgresStore implements FlowStore {
     let n = 0;
     for (const x of r.rows) {
       const name = String(x.relname);
-      const day = Date.UTC(Number(name.slice(6, 10)), Number(name.slice(10, 12)) - 1, Number(name.slice(12, 14)));
-      // flows shorter than LONG_FLOW_MS ended before day end + that; longer ones are in long_flows
-      if (day + DAY + LONG_FLOW_MS > cutoff) break;
+      const day = Date.UTC(Number(name.slice(6, 10)), Number(name.slice(10, 12)) - 1, Number(name.slice(12, 14))) * 1000;
+      // flows of a shorter extent than LONG_FLOW_US ended before day end + that; the others are in long_flows
+      if (day + DAY_US + LONG_FLOW_US > cutoff) break;
       const cnt = await this.pool.query(`SELECT count(*) AS n FROM ${name}`);
       await this.pool.query(`DROP TABLE ${name}`);
-      this.days.delete(day / DAY);
+      this.days.delete(day / DAY_US);
       n += Number(cnt.rows[0].n);
     }
     await this.pool.query('DELETE FROM long_flows WHERE start + dur < $1', [cutoff]);
+    await this.pool.query('DELETE FROM gaps WHERE until < $1', [cutoff]);
     return n;
   }
 
@@ -194,7 +288,8 @@ export class PostgresStore implements FlowStore {
   }
 
   async who(pub: AddrPort, w: Window, proto: number | undefined, remote: AddrPort | undefined): Promise<StoredFlow[]> {
-    return (await this.all(whoQuery(POSTGRES, pub, w, proto, remote))).map(rowToFlow);
+    const c = await clampToStore({ window: w }, this);
+    return (await this.all(whoQuery(POSTGRES, pub, c.window, proto, remote))).map(rowToFlow);
   }
 
   async search(s: FlowSearch): Promise<StoredFlow[]> {

@@ -4,7 +4,7 @@
 import { PROTO_NAMES } from '../conntrack/constants.js';
 import { ipv6ToString } from '../util/ip.js';
 import type { FlowSearch, TopKey } from './sql.js';
-import type { FlowReader, StoredFlow, TopRow } from './store.js';
+import type { FlowReader, OpenRow, StoredFlow, TopRow } from './store.js';
 
 /** A stored address as text: SQLite's integer or blob, PostgreSQL's inet text. */
 export function addrText(v: unknown): string {
@@ -19,12 +19,24 @@ export function rowToFlow(x: Record<string, unknown>): StoredFlow {
   const a = (v: unknown) => (v === null || v === undefined ? null : addrText(v));
   const start = Number(x.start);
   return {
-    start, end: x.dur === null || x.dur === undefined ? null : start + Number(x.dur), proto: Number(x.proto),
+    start, startErr: Number(x.serr ?? 0),
+    end: x.dur === null || x.dur === undefined ? null : start + Number(x.dur), endErr: Number(x.eerr ?? 0),
+    activeEnd: x.adur === null || x.adur === undefined ? null : start + Number(x.adur),
+    proto: Number(x.proto),
     src: addrText(x.src), sport: n(x.sport), dst: addrText(x.dst), dport: n(x.dport),
     natSrc: a(x.nat_src), natSport: n(x.nat_sport), natDst: a(x.nat_dst), natDport: n(x.nat_dport),
     origPackets: n(x.opkts), origBytes: n(x.obytes), replyPackets: n(x.rpkts), replyBytes: n(x.rbytes),
     state: n(x.state), mark: Number(x.mark ?? 0), zone: Number(x.zone ?? 0), status: Number(x.status ?? 0),
     ctId: Number(x.ct_id ?? 0), flags: Number(x.flags ?? 0), ns: Number(x.ns ?? 0),
+  };
+}
+
+/** A row of the current table, as the flow table continues it. */
+export function rowToOpen(x: Record<string, unknown>): OpenRow {
+  const f = rowToFlow(x);
+  return {
+    key: Number(x.k), start: f.start, startErr: f.startErr, flags: f.flags, activeEnd: f.activeEnd, status: f.status,
+    proto: f.proto, src: f.src, sport: f.sport, dst: f.dst, dport: f.dport, zone: f.zone, ctId: f.ctId, ns: f.ns,
   };
 }
 
@@ -37,7 +49,7 @@ export function topRow(key: TopKey, x: Record<string, unknown>): TopRow {
 }
 
 /** A search over a wide window visits only the minutes that hold flows. */
-export async function clampToStore(s: FlowSearch, store: Pick<FlowReader, 'bounds'>): Promise<FlowSearch> {
+export async function clampToStore<S extends Pick<FlowSearch, 'window'>>(s: S, store: Pick<FlowReader, 'bounds'>): Promise<S> {
   if (s.window.bounds) return s;
   return { ...s, window: { ...s.window, bounds: (await store.bounds()) ?? { lo: 1, hi: 0 } } };
 }

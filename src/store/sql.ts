@@ -2,26 +2,32 @@
 // and PostgreSQL. Values always travel as parameters; a Dialect only says how
 // a placeholder, an address and a CIDR test are spelled.
 //
-// Tables (same columns in both stores):
-//   flows       one row per ended flow; start and dur in ms
-//   long_flows  a copy of the flows that lasted LONG_FLOW_MS or more, so a
-//               question about an instant needs to look back only that far
-//               in `flows` (indexes lead with the address, then start)
+// Tables (same columns in both stores); every time is in µs since the epoch:
+//   flows       one row per ended flow: start, dur (to the latest possible
+//               end), adur (to the latest possible end of activity), serr
+//               (how much earlier it may have begun), eerr (how much
+//               earlier it may have ended)
+//   long_flows  a copy of the flows whose possible extent (serr + dur) is
+//               LONG_FLOW_US or more, so a question about an instant needs
+//               to look only that far around it in `flows`
 //   open_flows  the current table: flows open now (dur is NULL), keyed by
 //               the daemon's flow key
+//   runs        each run of the daemon: when it started, was last known
+//               alive, stopped (what the trail covers)
+//   gaps        times events were lost (an overrun): flows may be missing
 import type { Cidr } from '../util/ip.js';
 
-export const SCHEMA_VERSION = 1;
-/** flows at least this long are also kept in long_flows */
-export const LONG_FLOW_MS = 600_000;
+export const SCHEMA_VERSION = 2;
+/** flows whose possible extent is at least this long are also kept in long_flows */
+export const LONG_FLOW_US = 600_000_000;
 /**
  * Every index on `flows` leads with the minute the flow started
- * (start / BUCKET_MS): new rows land in a small, hot part of each index
+ * (start / BUCKET_US): new rows land in a small, hot part of each index
  * instead of all over it, which keeps ingest fast as the store grows. A
  * query lists the minutes it covers (a recursive CTE) and seeks each.
  */
-export const BUCKET_MS = 60_000;
-export const BUCKET = `start / ${BUCKET_MS}`;
+export const BUCKET_US = 60_000_000;
+export const BUCKET = `start / ${BUCKET_US}`;
 
 /**
  * The indexes of the three flow tables, the same in both stores; `expr`
@@ -49,10 +55,15 @@ export interface Buckets { lo: number; hi: number }
 
 /** the stored columns, in insert order */
 export const COLUMNS = [
-  'start', 'dur', 'proto', 'src', 'sport', 'dst', 'dport', 'nat_src', 'nat_sport', 'nat_dst', 'nat_dport',
+  'start', 'dur', 'adur', 'serr', 'eerr', 'proto', 'src', 'sport', 'dst', 'dport', 'nat_src', 'nat_sport', 'nat_dst', 'nat_dport',
   'opkts', 'obytes', 'rpkts', 'rbytes', 'state', 'mark', 'zone', 'status', 'ct_id', 'flags', 'ns',
 ] as const;
 export const COLUMN_LIST = COLUMNS.join(', ');
+
+/** Does a flow of this possible extent belong in long_flows too? */
+export function isLong(r: { start: number; startErr: number; end: number | null }): boolean {
+  return r.end !== null && r.end - r.start + r.startErr >= LONG_FLOW_US;
+}
 
 export interface Dialect {
   name: 'sqlite' | 'postgres';
@@ -75,7 +86,7 @@ export class Params {
 
 export interface AddrPort { addr: string; port?: number }
 
-/** A time window, ms: flows that were open at any instant in [since, until]. */
+/** A time window, µs: flows that may have existed at some instant in [since, until]. */
 export interface Window {
   since: number;
   until: number;
@@ -109,26 +120,30 @@ type FlowSet = 'main' | 'long' | 'open';
  * The three places a flow can be, each searched with the same conditions.
  * `cond(range)` gets the set's start-time range and must include it: once,
  * or inside each branch of an OR (each branch then seeks its own index).
+ * A flow may have existed in the window when it may have begun before its
+ * end (start - serr <= until) and may have ended after its start
+ * (start + dur >= since).
  */
 function threeSets(cols: string, cond: (range: string) => string, w: Window, p: (v: unknown) => string): string {
-  // ended flows that started in the window, or at most LONG_FLOW_MS before it
-  // (the rest of the long ones come from long_flows)
-  const lo = w.since - LONG_FLOW_MS;
+  // ended flows whose possible extent is shorter than LONG_FLOW_US started
+  // within that of the window; the rest come from long_flows
+  const lo = w.since - LONG_FLOW_US;
+  const hi = w.until + LONG_FLOW_US;
   const parts: string[] = [];
   for (const set of ['main', 'long', 'open'] as FlowSet[]) {
-    const range = set === 'main' ? `${BUCKET} IN (SELECT x FROM buckets) AND start >= ${p(lo)} AND start <= ${p(w.until)}`
-      : set === 'long' ? `start < ${p(lo)}` : `start <= ${p(w.until)}`;
+    const range = set === 'main' ? `${BUCKET} IN (SELECT x FROM buckets) AND start >= ${p(lo)} AND start <= ${p(hi)}`
+      : set === 'long' ? `(start < ${p(lo)} OR start > ${p(hi)})` : `start - serr <= ${p(w.until)}`;
     const table = set === 'main' ? 'flows' : set === 'long' ? 'long_flows' : 'open_flows';
-    const end = set === 'open' ? '' : ` AND start + dur >= ${p(w.since)}`;
-    parts.push(`SELECT ${cols} FROM ${table} WHERE ${cond(range)}${end}`);
+    const extent = set === 'open' ? '' : ` AND start - serr <= ${p(w.until)} AND start + dur >= ${p(w.since)}`;
+    parts.push(`SELECT ${cols} FROM ${table} WHERE ${cond(range)}${extent}`);
   }
   return parts.join(' UNION ALL ');
 }
 
 /** The WITH clause listing the minutes the main set visits. */
 function bucketsCte(w: Window, p: (v: unknown) => string): string {
-  let lo = Math.floor((w.since - LONG_FLOW_MS) / BUCKET_MS);
-  let hi = Math.floor(w.until / BUCKET_MS);
+  let lo = Math.floor((w.since - LONG_FLOW_US) / BUCKET_US);
+  let hi = Math.floor((w.until + LONG_FLOW_US) / BUCKET_US);
   if (w.bounds) { lo = Math.max(lo, w.bounds.lo); hi = Math.min(hi, w.bounds.hi); }
   // (a plain "$n + 0": a CAST would give the list an affinity that keeps
   // SQLite from seeking the index with it)
@@ -141,8 +156,9 @@ export interface Built { sql: string; values: unknown[] }
 
 /**
  * `who`: flows in which ADDR[:PORT] was the public side of a translation
- * (SNAT: the translated source; DNAT: the original destination), open at
- * some instant of the window.
+ * (SNAT: the translated source; DNAT: the original destination) that may
+ * have existed at some instant of the window (the caller judges which were
+ * active when).
  */
 export function whoQuery(d: Dialect, pub: AddrPort, w: Window, proto: number | undefined, remote: AddrPort | undefined): Built {
   const P = new Params(d);

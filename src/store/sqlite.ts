@@ -2,17 +2,18 @@
 // run while the daemon writes. IPv4 addresses are stored as integers and
 // IPv6 addresses as 16-byte blobs: both compare in address order, so a CIDR
 // is one index range.
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { FlowRecord } from '../flow/record.js';
+import { UNBOUNDED, type FlowRecord } from '../flow/record.js';
 import { parseIp, type Cidr } from '../util/ip.js';
+import { ensureDir } from '../util/fs.js';
 import {
-  BUCKET, COLUMN_LIST, COLUMNS, LONG_FLOW_MS, indexDdl, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
+  BUCKET, BUCKET_US, COLUMN_LIST, COLUMNS, LONG_FLOW_US, indexDdl, isLong, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
-import type { FlowStore, OpenRow, StoreBatch, StoredFlow, TopRow } from './store.js';
-import { clampToStore, rowToFlow, topRow } from './rows.js';
+import type { FlowStore, Gap, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
+import { clampToStore, rowToFlow, rowToOpen, topRow } from './rows.js';
 
 export const DEFAULT_DB = '/var/lib/conntrail/flows.db';
 const MULTI = 256;
@@ -55,44 +56,68 @@ export const SQLITE: Dialect = {
   },
 };
 
-const TABLE_COLS = `start INTEGER NOT NULL, dur INTEGER, proto INTEGER NOT NULL, src, sport INTEGER, dst, dport INTEGER,
+const V1_COLS = `start INTEGER NOT NULL, dur INTEGER, proto INTEGER NOT NULL, src, sport INTEGER, dst, dport INTEGER,
   nat_src, nat_sport INTEGER, nat_dst, nat_dport INTEGER, opkts INTEGER, obytes INTEGER, rpkts INTEGER, rbytes INTEGER,
   state INTEGER, mark INTEGER, zone INTEGER, status INTEGER, ct_id INTEGER, flags INTEGER, ns INTEGER`;
 
+const V1_INDEXES = ['flows_src', 'flows_dst', 'flows_nat_src', 'flows_nat_dst', 'long_flows_end', 'long_flows_src', 'long_flows_dst',
+  'long_flows_nat_src', 'long_flows_nat_dst', 'open_flows_src', 'open_flows_dst', 'open_flows_nat_src', 'open_flows_nat_dst'];
+const v1Index = (e: string) => e.replaceAll(BUCKET, 'start / 60000');
+
 /** migrations: MIGRATIONS[i] takes the schema from version i to i + 1 */
-const MIGRATIONS: string[] = [
-  `CREATE TABLE flows (id INTEGER PRIMARY KEY, ${TABLE_COLS});
-   CREATE TABLE long_flows (id INTEGER PRIMARY KEY, ${TABLE_COLS});
-   CREATE TABLE open_flows (k INTEGER PRIMARY KEY, ${TABLE_COLS});
-   ${indexDdl((e) => e)}
+export const SQLITE_MIGRATIONS: string[] = [
+  `CREATE TABLE flows (id INTEGER PRIMARY KEY, ${V1_COLS});
+   CREATE TABLE long_flows (id INTEGER PRIMARY KEY, ${V1_COLS});
+   CREATE TABLE open_flows (k INTEGER PRIMARY KEY, ${V1_COLS});
+   ${v1Index(indexDdl((e) => e))}
    CREATE TABLE marks (t INTEGER PRIMARY KEY, first_id INTEGER NOT NULL);
    CREATE TABLE namespaces (id INTEGER PRIMARY KEY, name TEXT NOT NULL);`,
+  // 2: µs instead of ms; when each flow was active and how uncertain its
+  // start and end are; the runs of the daemon and the times events were lost
+  `${V1_INDEXES.map((i) => `DROP INDEX ${i};`).join('\n')}
+   ${['flows', 'long_flows', 'open_flows'].map((t) => `ALTER TABLE ${t} ADD COLUMN adur INTEGER;
+   ALTER TABLE ${t} ADD COLUMN serr INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE ${t} ADD COLUMN eerr INTEGER NOT NULL DEFAULT 0;
+   UPDATE ${t} SET start = start * 1000, dur = dur * 1000, adur = ${t === 'open_flows' ? 'NULL' : 'dur * 1000'},
+     serr = CASE WHEN flags & 2 THEN ${UNBOUNDED} ELSE 0 END, eerr = CASE WHEN flags & 4 THEN coalesce(dur, 0) * 1000 ELSE 0 END;`).join('\n')}
+   UPDATE marks SET t = t * 1000;
+   ${indexDdl((e) => e)}
+   CREATE TABLE runs (id INTEGER PRIMARY KEY, started INTEGER NOT NULL, alive INTEGER NOT NULL, stopped INTEGER, note TEXT);
+   INSERT INTO runs (id, started, alive, stopped, note)
+     SELECT * FROM (SELECT 1 AS id, min(start) AS s, max(start + dur) AS a, max(start + dur) AS e,
+       'before schema 2: coverage not recorded' AS note FROM flows) AS m WHERE s IS NOT NULL;
+   CREATE TABLE gaps (id INTEGER PRIMARY KEY, ns INTEGER NOT NULL, since INTEGER NOT NULL, until INTEGER NOT NULL, reason TEXT NOT NULL);
+   CREATE INDEX gaps_until ON gaps (until);`,
 ];
 
 /** a record's values in COLUMNS order (positional binding is the fast path) */
 function rowValues(r: FlowRecord, o: unknown[]): unknown[] {
+  const end = r.end;
   o[0] = r.start;
-  o[1] = r.end === null ? null : r.end - r.start;
-  o[2] = r.proto;
-  o[3] = addrValue(r.src);
-  o[4] = r.sport;
-  o[5] = addrValue(r.dst);
-  o[6] = r.dport;
-  o[7] = r.natSrc === null ? null : addrValue(r.natSrc);
-  o[8] = r.natSport;
-  o[9] = r.natDst === null ? null : addrValue(r.natDst);
-  o[10] = r.natDport;
-  o[11] = r.origPackets;
-  o[12] = r.origBytes;
-  o[13] = r.replyPackets;
-  o[14] = r.replyBytes;
-  o[15] = r.state;
-  o[16] = r.mark;
-  o[17] = r.zone;
-  o[18] = r.status;
-  o[19] = r.ctId;
-  o[20] = r.flags;
-  o[21] = r.ns;
+  o[1] = end === null ? null : end - r.start;
+  o[2] = r.activeEnd === null ? null : r.activeEnd - r.start;
+  o[3] = r.startErr;
+  o[4] = r.endErr;
+  o[5] = r.proto;
+  o[6] = addrValue(r.src);
+  o[7] = r.sport;
+  o[8] = addrValue(r.dst);
+  o[9] = r.dport;
+  o[10] = r.natSrc === null ? null : addrValue(r.natSrc);
+  o[11] = r.natSport;
+  o[12] = r.natDst === null ? null : addrValue(r.natDst);
+  o[13] = r.natDport;
+  o[14] = r.origPackets;
+  o[15] = r.origBytes;
+  o[16] = r.replyPackets;
+  o[17] = r.replyBytes;
+  o[18] = r.state;
+  o[19] = r.mark;
+  o[20] = r.zone;
+  o[21] = r.status;
+  o[22] = r.ctId;
+  o[23] = r.flags;
+  o[24] = r.ns;
   return o;
 }
 
@@ -101,6 +126,9 @@ const named = (b: Built): Record<string, unknown> => {
   b.values.forEach((v, i) => { o[`p${i + 1}`] = v; });
   return o;
 };
+
+/** The WAL may grow to this, or a quarter of the database if that is more, before it is checkpointed. */
+const WAL_MIN = 16 * 1024 * 1024;
 
 export interface SqliteOptions {
   path: string;
@@ -113,16 +141,10 @@ export interface SqliteOptions {
 export class SqliteStore implements FlowStore {
   readonly kind = 'sqlite';
   readonly db: Database.Database;
-  private readonly ins: Database.Statement;
-  private readonly insLong: Database.Statement;
-  private readonly insOpen: Database.Statement;
-  private readonly delOpen: Database.Statement;
-  private readonly settle: Database.Statement;
-  private readonly mark: Database.Statement;
+  private readonly st: Record<string, Database.Statement> = {};
   /** INSERT of MULTI rows at once: fewer calls into SQLite per flow */
-  private readonly insMulti: Database.Statement;
   private readonly multiVals: unknown[] = new Array(COLUMNS.length * MULTI).fill(null);
-  private readonly tx: (b: StoreBatch) => void;
+  private readonly tx: (b: StoreBatch) => WriteResult;
   private readonly row: unknown[] = new Array(COLUMNS.length + 1).fill(null);
 
   constructor(readonly opts: SqliteOptions) {
@@ -134,8 +156,9 @@ export class SqliteStore implements FlowStore {
       const v = this.version();
       if (v === 0) throw new Error(`${opts.path}: not a conntrail flow store (no schema)`);
       if (v > SCHEMA_VERSION) throw new Error(`${opts.path}: schema version ${v} is newer than this conntrail (${SCHEMA_VERSION})`);
+      if (v < SCHEMA_VERSION) throw new Error(`${opts.path}: schema version ${v} is older than this conntrail's (${SCHEMA_VERSION}); the daemon (conntrail run) migrates it when it starts`);
     } else {
-      mkdirSync(dirname(opts.path), { recursive: true, mode: 0o750 });
+      ensureDir(dirname(opts.path), 0o750);
       closeSync(openSync(opts.path, 'a', opts.mode ?? 0o640)); // created with our mode, never wider
       this.db = new Database(opts.path, { timeout: 5000 });
       this.db.pragma('journal_mode = WAL');
@@ -144,21 +167,33 @@ export class SqliteStore implements FlowStore {
       this.db.pragma('cache_size = -65536');
       // multi-row INSERTs keep a statement journal: in memory, not a temp file
       this.db.pragma('temp_store = MEMORY');
-      this.db.pragma('wal_autocheckpoint = 32768'); // checkpoint every 128 MiB of WAL, not every 4
+      // checkpoints are ours (after a batch, by size); a checkpointed WAL is cut back to this
+      this.db.pragma('wal_autocheckpoint = 0');
+      this.db.pragma(`journal_size_limit = ${WAL_MIN}`);
       this.migrate();
     }
+    if (!opts.readonly) this.prepare();
+    this.tx = this.db.transaction((b: StoreBatch) => this.writeNow(b));
+  }
+
+  private prepare(): void {
     const cols = COLUMN_LIST;
     const vals = COLUMNS.map(() => '?').join(', ');
-    const noop = this.db.prepare('SELECT 1');
-    this.ins = opts.readonly ? noop : this.db.prepare(`INSERT INTO flows (${cols}) VALUES (${vals})`);
-    this.insMulti = opts.readonly ? noop : this.db.prepare(`INSERT INTO flows (${cols}) VALUES ${Array.from({ length: MULTI }, () => `(${vals})`).join(', ')}`);
-    this.insLong = opts.readonly ? noop : this.db.prepare(`INSERT INTO long_flows (${cols}, id) VALUES (${vals}, ?)`);
-    this.insOpen = opts.readonly ? noop : this.db.prepare(`INSERT OR REPLACE INTO open_flows (${cols}, k) VALUES (${vals}, ?)`);
-    this.delOpen = opts.readonly ? noop : this.db.prepare('DELETE FROM open_flows WHERE k = ?');
-    const settleCols = COLUMNS.map((c) => (c === 'dur' ? 'max($end - start, 0)' : c === 'flags' ? '$flags' : c)).join(', ');
-    this.settle = opts.readonly ? noop : this.db.prepare(`INSERT INTO flows (${cols}) SELECT ${settleCols} FROM open_flows WHERE k = $k`);
-    this.mark = opts.readonly ? noop : this.db.prepare('INSERT OR IGNORE INTO marks (t, first_id) VALUES (?, ?)');
-    this.tx = this.db.transaction((b: StoreBatch) => this.writeNow(b));
+    const p = (name: string, sql: string) => { this.st[name] = this.db.prepare(sql); };
+    p('ins', `INSERT INTO flows (${cols}) VALUES (${vals})`);
+    p('insMulti', `INSERT INTO flows (${cols}) VALUES ${Array.from({ length: MULTI }, () => `(${vals})`).join(', ')}`);
+    p('insLong', `INSERT INTO long_flows (${cols}, id) VALUES (${vals}, ?)`);
+    p('insOpen', `INSERT OR REPLACE INTO open_flows (${cols}, k) VALUES (${vals}, ?)`);
+    p('getOpen', `SELECT ${cols} FROM open_flows WHERE k = ?`);
+    p('delOpen', 'DELETE FROM open_flows WHERE k = ?');
+    p('activity', 'UPDATE open_flows SET adur = max($at - start, 0) WHERE k = $k AND adur IS NULL');
+    p('delSettled', `DELETE FROM flows WHERE ${BUCKET} = $b AND src = $src AND start = $start AND ct_id = $ct AND ns = $ns AND flags & 4 RETURNING id`);
+    p('delSettledLong', 'DELETE FROM long_flows WHERE id = ?');
+    p('mark', 'INSERT OR IGNORE INTO marks (t, first_id) VALUES (?, ?)');
+    p('run', `INSERT INTO runs (id, started, alive, stopped) VALUES ($id, $started, $alive, $stopped)
+      ON CONFLICT (id) DO UPDATE SET alive = max(alive, excluded.alive), stopped = coalesce(excluded.stopped, stopped)`);
+    p('gap', 'INSERT INTO gaps (ns, since, until, reason) VALUES (?, ?, ?, ?)');
+    p('ns', 'INSERT OR IGNORE INTO namespaces (id, name) VALUES (?, ?)');
   }
 
   private version(): number {
@@ -170,74 +205,129 @@ export class SqliteStore implements FlowStore {
     if (v > SCHEMA_VERSION) throw new Error(`${this.opts.path}: schema version ${v} is newer than this conntrail (${SCHEMA_VERSION})`);
     for (let i = v; i < SCHEMA_VERSION; i++) {
       this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[i]);
+        this.db.exec(SQLITE_MIGRATIONS[i]);
         this.db.pragma(`user_version = ${i + 1}`);
       })();
     }
   }
 
-  private writeNow(b: StoreBatch): void {
+  private writeNow(b: StoreBatch): WriteResult {
+    const st = this.st;
     const row = this.row;
     const n = COLUMNS.length;
+    const res: WriteResult = { flows: 0, open: 0, corrected: 0 };
     for (const r of b.opened) {
       rowValues(r, row);
       row[n] = r.key;
-      this.insOpen.run(row);
+      st.insOpen.run(row);
+      res.open++;
     }
-    let first = -1;
-    for (const s of b.settled) {
-      const info = this.settle.run({ k: s.key, end: s.end, flags: s.flags });
-      if (info.changes && first < 0) first = Number(info.lastInsertRowid);
-      this.delOpen.run(s.key);
-    }
-    for (const k of b.unopen) this.delOpen.run(k);
+    for (const a of b.activity) st.activity.run({ k: a.key, at: a.at });
     const cols = row.slice(0, n);
-    const closed = b.closed;
-    // long flows are copied to long_flows under the id their row got
-    const copyIfLong = (r: FlowRecord, id: number) => {
-      if (r.end !== null && r.end - r.start >= LONG_FLOW_MS) this.insLong.run([...rowValues(r, cols), id]);
+    let first = -1;
+    const insertOne = (values: unknown[], long: boolean) => {
+      const id = Number(st.ins.run(values).lastInsertRowid);
+      if (first < 0) first = id;
+      if (long) st.insLong.run([...values, id]);
+      res.flows++;
     };
+    for (const s of b.settled) {
+      const o = st.getOpen.get(s.key) as Record<string, unknown> | undefined;
+      if (o) {
+        const start = Number(o.start);
+        const end = Math.max(s.end, start);
+        const values = COLUMNS.map((c) => o[c]);
+        values[1] = end - start;
+        values[2] = Math.max(0, Math.min(s.activeEnd, end) - start);
+        values[4] = s.endErr;
+        values[23] = s.flags;
+        insertOne(values, end - start + Number(o.serr) >= LONG_FLOW_US);
+      }
+      st.delOpen.run(s.key);
+    }
+    for (const k of b.unopen) st.delOpen.run(k);
+    for (const c of b.corrections) {
+      const gone = st.delSettled.all({
+        b: Math.floor(c.ref.start / BUCKET_US), src: addrValue(c.rec.src), start: c.ref.start, ct: c.rec.ctId, ns: c.ref.ns,
+      }) as Array<{ id: number }>;
+      for (const g of gone) st.delSettledLong.run(g.id);
+      insertOne(rowValues(c.rec, cols).slice(), isLong(c.rec));
+      res.flows--;
+      res.corrected++;
+    }
+    const closed = b.closed;
     let i = 0;
-    // whole groups of MULTI rows in one statement (consecutive ids), the rest one by one
+    // whole groups of MULTI rows in one statement (consecutive ids), the rest one by one;
+    // long flows are copied to long_flows under the id their row got
     const mv = this.multiVals;
     for (; i + MULTI <= closed.length; i += MULTI) {
       for (let j = 0; j < MULTI; j++) {
         rowValues(closed[i + j], cols);
         for (let c = 0; c < n; c++) mv[j * n + c] = cols[c];
       }
-      const firstId = Number(this.insMulti.run(mv).lastInsertRowid) - MULTI + 1;
+      const firstId = Number(st.insMulti.run(mv).lastInsertRowid) - MULTI + 1;
       if (first < 0) first = firstId;
-      for (let j = 0; j < MULTI; j++) copyIfLong(closed[i + j], firstId + j);
+      res.flows += MULTI;
+      for (let j = 0; j < MULTI; j++) if (isLong(closed[i + j])) st.insLong.run([...rowValues(closed[i + j], cols), firstId + j]);
     }
-    for (; i < closed.length; i++) {
-      const id = Number(this.ins.run(rowValues(closed[i], cols)).lastInsertRowid);
-      if (first < 0) first = id;
-      copyIfLong(closed[i], id);
-    }
-    if (first >= 0) this.mark.run(Date.now(), first);
+    for (; i < closed.length; i++) insertOne(rowValues(closed[i], cols), isLong(closed[i]));
+    for (const g of b.gaps) st.gap.run(g.ns, g.since, g.until, g.reason);
+    for (const x of b.namespaces ?? []) st.ns.run(x.id, x.name);
+    if (b.run) st.run.run({ id: b.run.id, started: b.run.started, alive: b.run.alive, stopped: b.run.stopped });
+    if (first >= 0) st.mark.run(Date.now() * 1000, first);
+    return res;
   }
 
-  async write(b: StoreBatch): Promise<void> {
-    this.tx(b);
+  async write(b: StoreBatch): Promise<WriteResult> {
+    return this.writeSync(b);
   }
 
-  writeSync(b: StoreBatch): void {
-    this.tx(b);
+  writeSync(b: StoreBatch): WriteResult {
+    const r = this.tx(b);
+    this.checkpoint();
+    return r;
+  }
+
+  /** Keeps the WAL small next to the database: a passive checkpoint once it has grown past its share. */
+  private checkpoint(): void {
+    let wal: number;
+    let main: number;
+    try {
+      wal = statSync(this.opts.path + '-wal').size;
+      main = statSync(this.opts.path).size;
+    } catch { return; }
+    // (the batch is committed: a checkpoint that fails, a full disk say, is retried after the next one)
+    if (wal > Math.max(WAL_MIN, main / 4)) try { this.db.pragma('wal_checkpoint(PASSIVE)'); } catch { /* retried */ }
   }
 
   async openFlows(): Promise<OpenRow[]> {
-    return (this.db.prepare('SELECT k, start, flags, proto, sport, dport FROM open_flows').all() as Array<Record<string, number>>)
-      .map((x) => ({ key: x.k, start: x.start, flags: x.flags, proto: x.proto, sport: x.sport, dport: x.dport }));
+    return (this.db.prepare(`SELECT k, ${COLUMN_LIST} FROM open_flows`).all() as Array<Record<string, unknown>>).map(rowToOpen);
   }
 
-  async setNamespaces(names: string[]): Promise<void> {
-    const st = this.db.prepare('INSERT OR REPLACE INTO namespaces (id, name) VALUES (?, ?)');
-    this.db.transaction(() => names.forEach((n, i) => st.run(i, n)))();
+  async namespaceId(name: string): Promise<number> {
+    const db = this.db;
+    return db.transaction(() => {
+      const r = db.prepare('SELECT id FROM namespaces WHERE name = ? ORDER BY id LIMIT 1').get(name) as { id: number } | undefined;
+      if (r) return r.id;
+      const m = db.prepare('SELECT coalesce(max(id) + 1, 0) AS id FROM namespaces').get() as { id: number };
+      db.prepare('INSERT INTO namespaces (id, name) VALUES (?, ?)').run(m.id, name);
+      return m.id;
+    })();
   }
 
   async namespaces(): Promise<Map<number, string>> {
     const rows = this.db.prepare('SELECT id, name FROM namespaces').all() as Array<{ id: number; name: string }>;
     return new Map(rows.map((r) => [r.id, r.name]));
+  }
+
+  async runs(): Promise<Run[]> {
+    return (this.db.prepare('SELECT id, started, alive, stopped FROM runs ORDER BY started').all() as Array<Record<string, number | null>>)
+      .map((r) => ({ id: Number(r.id), started: Number(r.started), alive: Number(r.alive), stopped: r.stopped === null ? null : Number(r.stopped) }));
+  }
+
+  async gaps(since: number, until: number): Promise<Gap[]> {
+    return (this.db.prepare('SELECT ns, since, until, reason FROM gaps WHERE until >= ? AND since <= ? ORDER BY since').all(since, until) as Gap[])
+      .map((g) => ({ ns: Number(g.ns), since: Number(g.since), until: Number(g.until), reason: String(g.reason) }));
   }
 
   async expire(cutoff: number, max: number): Promise<number> {
@@ -255,6 +345,7 @@ export class SqliteStore implements FlowStore {
         db.prepare('DELETE FROM marks WHERE t < ? AND first_id < ?').run(cutoff, hi);
       }
       db.prepare('DELETE FROM long_flows WHERE start + dur < ?').run(cutoff);
+      db.prepare('DELETE FROM gaps WHERE until < ?').run(cutoff);
       return n;
     })();
   }
@@ -271,7 +362,8 @@ export class SqliteStore implements FlowStore {
   }
 
   async who(pub: AddrPort, w: Window, proto: number | undefined, remote: AddrPort | undefined): Promise<StoredFlow[]> {
-    return this.all(whoQuery(SQLITE, pub, w, proto, remote)).map(rowToFlow);
+    const c = await clampToStore({ window: w }, this);
+    return this.all(whoQuery(SQLITE, pub, c.window, proto, remote)).map(rowToFlow);
   }
 
   async search(s: FlowSearch): Promise<StoredFlow[]> {

@@ -1,5 +1,6 @@
 // What every flow store does: take batches from the daemon, answer queries.
 import type { FlowRecord } from '../flow/record.js';
+import type { SettledRef } from '../flow/table.js';
 import type { AddrPort, Buckets, FlowSearch, TopKey, Window } from './sql.js';
 
 /** A flow as read back from a store: the record without the daemon's key. */
@@ -12,19 +13,61 @@ export interface TopRow {
   packets: number;
 }
 
+/** A time (µs) when events of a namespace were lost: flows of then may be missing. */
+export interface Gap { ns: number; since: number; until: number; reason: string }
+
+/** A run of the daemon as the store knows it (µs). */
+export interface Run { id: number; started: number; alive: number; stopped: number | null }
+
+/** A flow settled unseen: its open row becomes a flows row ending so. */
+export interface Settle { key: number; end: number; endErr: number; activeEnd: number; flags: number }
+
 /** What the daemon hands a store at each flush. */
 export interface StoreBatch {
   /** flows opened since the last flush and still open: into the current table */
   opened: FlowRecord[];
+  /** open flows (already in the current table) that stopped being active */
+  activity: Array<{ key: number; at: number }>;
   /** ended flows */
   closed: FlowRecord[];
   /** keys of ended flows that were written to the current table earlier */
   unopen: number[];
   /** flows in the current table that ended unseen */
-  settled: Array<{ key: number; end: number; flags: number }>;
+  settled: Settle[];
+  /** settled flows (already written) whose DESTROY came late: the row is replaced */
+  corrections: Array<{ ref: SettledRef; rec: FlowRecord }>;
+  /** times events were lost */
+  gaps: Gap[];
+  /** this run, as of the batch */
+  run?: Run;
+  /** namespace names under ids chosen while the store could not be asked */
+  namespaces?: Array<{ id: number; name: string }>;
 }
 
-export interface OpenRow { key: number; start: number; flags: number; proto: number; sport: number | null; dport: number | null }
+export function emptyBatch(): StoreBatch {
+  return { opened: [], activity: [], closed: [], unopen: [], settled: [], corrections: [], gaps: [] };
+}
+
+/** A batch as read back from the spool (written by any version): every list there. */
+export function normalizeBatch(b: Partial<StoreBatch>): StoreBatch {
+  return { ...emptyBatch(), ...b };
+}
+
+/** A flow left open in the store, as the flow table needs it to continue. */
+export interface OpenRow {
+  key: number; start: number; startErr: number; flags: number; activeEnd: number | null; status: number;
+  proto: number; src: string; sport: number | null; dst: string; dport: number | null; zone: number; ctId: number; ns: number;
+}
+
+/** What a write did (rows, not requests: a settle of a row no longer there is not counted). */
+export interface WriteResult {
+  /** rows added to flows */
+  flows: number;
+  /** rows written to the current table */
+  open: number;
+  /** settled rows replaced by their late DESTROY's record */
+  corrected: number;
+}
 
 export interface FlowReader {
   who(pub: AddrPort, w: Window, proto: number | undefined, remote: AddrPort | undefined): Promise<StoredFlow[]>;
@@ -33,21 +76,26 @@ export interface FlowReader {
   namespaces(): Promise<Map<number, string>>;
   /** the first and last start minute of the stored flows (none: undefined) */
   bounds(): Promise<Buckets | undefined>;
+  /** the daemon's runs, oldest first */
+  runs(): Promise<Run[]>;
+  /** times events were lost that touch [since, until] */
+  gaps(since: number, until: number): Promise<Gap[]>;
   close(): Promise<void>;
 }
 
 export interface FlowStore extends FlowReader {
   readonly kind: string;
   /** Writes one batch in one transaction (rejects if it could not). */
-  write(b: StoreBatch): Promise<void>;
+  write(b: StoreBatch): Promise<WriteResult>;
   /** Flows the current table held when the daemon stopped. */
   openFlows(): Promise<OpenRow[]>;
-  setNamespaces(names: string[]): Promise<void>;
-  /** Deletes up to `max` flows that ended before `cutoff` (ms); returns how many. */
+  /** The store's id of a namespace name ('' = the daemon's own), created if new. */
+  namespaceId(name: string): Promise<number>;
+  /** Deletes up to `max` flows that ended before `cutoff` (µs); returns how many. */
   expire(cutoff: number, max: number): Promise<number>;
 }
 
 /** The records a batch carries (the `unopen` deletions are not records). */
 export function batchSize(b: StoreBatch): number {
-  return b.opened.length + b.closed.length + b.settled.length;
+  return b.opened.length + b.closed.length + b.settled.length + b.corrections.length + b.activity.length;
 }

@@ -61,40 +61,109 @@ export function pyFloatRepr(x: number): string {
   return sign + digits.slice(0, decpt) + '.' + digits.slice(decpt);
 }
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000, w: 604800000 };
+const UNIT_MS: Record<string, number> = { us: 0.001, 'µs': 0.001, ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000, w: 604800000 };
+/** the longest duration accepted anywhere: 100 years */
+export const MAX_DURATION_MS = 36500 * 86400000;
 
 /** "90d", "12h", "30m", "45s", "500ms", "2w" -> ms; throws naming the text. */
 export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/.exec(text.trim());
-  if (!m) throw new Error(`"${text}" is not a duration (a number and one of ms, s, m, h, d, w: "90d", "10m", "30s")`);
-  return Math.round(Number(m[1]) * UNIT_MS[m[2]]);
+  return Math.round(parseDurationMicros(text) / 1000);
 }
 
+/** "90d", "1.5s", "250us" -> µs (at most 100 years); throws naming the text. */
+export function parseDurationMicros(text: string): number {
+  const m = /^(\d{1,15}(?:\.\d{1,9})?)(us|µs|ms|s|m|h|d|w)$/.exec(text.trim());
+  if (!m) throw new Error(`"${text}" is not a duration (a number and one of us, ms, s, m, h, d, w: "90d", "10m", "30s", "5ms")`);
+  const ms = Number(m[1]) * UNIT_MS[m[2]];
+  if (ms > MAX_DURATION_MS) throw new Error(`"${text}" is longer than 100 years`);
+  return Math.round(ms * 1000);
+}
+
+/** The times conntrail accepts: 1970 to 2200 (µs since the epoch stay exact integers). */
+export const TIME_MIN_US = 0;
+export const TIME_MAX_US = Date.UTC(2200, 0, 1) * 1000;
+
+/** A time as the user wrote it: the interval it means, in µs, `hi` excluded. */
+export interface TimeInterval { lo: number; hi: number }
+
+const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?(Z|[+-]\d{2}:?\d{2})?$/;
+
 /**
- * A point in time for the command line, in ms since the epoch: ISO 8601
- * ("2026-11-23T14:05:09Z", "2026-11-23 14:05:09.250" in local time, a date
- * alone), epoch seconds ("@1795000000.5"), "now", or "now-10m" / "-10m"
- * (that long ago). Throws naming the text.
+ * A time for the command line, at the precision it was written: ISO 8601
+ * ("2026-11-23T14:05:09Z" is that whole second, "…:09.250Z" that
+ * millisecond, "2026-11-23 14:05" that minute in local time, a date alone
+ * that day), epoch seconds ("@1795000000", "@1795000000.123456"), "now" or
+ * "now-10m" / "-10m" (that long ago: an instant). Throws naming the text.
  */
-export function parseTime(text: string, now = Date.now()): number {
+export function parseTimeInterval(text: string, nowUs = Date.now() * 1000): TimeInterval {
   const t = text.trim();
-  if (t === 'now') return now;
+  const bad = () => new Error(`"${text}" is not a time (ISO 8601 like "2026-11-23T14:05:09Z" or "2026-11-23 14:05:09", "@EPOCH_SECONDS", "now" or "-10m")`);
+  let iv: TimeInterval | undefined;
+  if (t === 'now') iv = { lo: nowUs, hi: nowUs + 1 };
   const rel = /^(?:now)?-(.+)$/.exec(t);
-  if (rel) {
-    try { return now - parseDuration(rel[1]); } catch { /* fall through to the error below */ }
+  if (!iv && rel) {
+    let d: number | undefined;
+    try { d = parseDurationMicros(rel[1]); } catch { /* not a duration: the error below */ }
+    if (d !== undefined) iv = { lo: nowUs - d, hi: nowUs - d + 1 };
   }
-  const epoch = /^@(\d+(?:\.\d+)?)$/.exec(t);
-  if (epoch) return Math.round(Number(epoch[1]) * 1000);
-  if (/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?$/.test(t)) {
-    // a date alone is local midnight (Date would read it as UTC)
-    const s = /^\d{4}-\d{2}-\d{2}$/.test(t) ? t + 'T00:00:00' : t.replace(' ', 'T');
-    const ms = Date.parse(s.replace(/(\.\d{3})\d+/, '$1'));
-    if (!Number.isNaN(ms)) return ms;
+  const epoch = /^@(\d{1,13})(?:\.(\d{1,9}))?$/.exec(t);
+  if (!iv && epoch) iv = withFraction(Number(epoch[1]) * 1e6, epoch[2], 1e6);
+  const m = iv ? null : ISO.exec(t);
+  if (m) {
+    const [, y, mo, d, hh, mi, ss, frac, zone] = m;
+    const local = zone === undefined;
+    const base = (Y: number, M: number, D: number, h = 0, mn = 0, sc = 0) => {
+      const ms = local ? new Date(Y, M - 1, D, h, mn, sc).getTime() : Date.UTC(Y, M - 1, D, h, mn, sc) - zoneOffsetMs(zone!);
+      return ms * 1000;
+    };
+    const Y = Number(y);
+    const M = Number(mo);
+    const D = Number(d);
+    if (M < 1 || M > 12 || D < 1 || D > 31 || (hh !== undefined && (Number(hh) > 23 || Number(mi) > 59)) || (ss !== undefined && Number(ss) > 59)) throw bad();
+    // the date must exist (no 31 February)
+    const check = new Date(Date.UTC(Y, M - 1, D));
+    if (check.getUTCMonth() !== M - 1) throw bad();
+    if (hh === undefined) iv = { lo: base(Y, M, D), hi: base(Y, M, D + 1) };
+    else if (ss === undefined) iv = { lo: base(Y, M, D, Number(hh), Number(mi)), hi: base(Y, M, D, Number(hh), Number(mi) + 1) };
+    else iv = withFraction(base(Y, M, D, Number(hh), Number(mi), Number(ss)), frac, 1e6);
   }
-  throw new Error(`"${text}" is not a time (ISO 8601 like "2026-11-23T14:05:09Z" or "2026-11-23 14:05:09", "@EPOCH_SECONDS", "now" or "-10m")`);
+  if (!iv || !Number.isFinite(iv.lo) || !Number.isFinite(iv.hi)) throw bad();
+  if (iv.lo < TIME_MIN_US || iv.hi > TIME_MAX_US) throw new Error(`"${text}" is outside 1970-01-01 to 2200-01-01`);
+  return iv;
+}
+
+/** `unitUs` from a whole unit plus decimal digits: the interval those digits pin down */
+function withFraction(baseUs: number, frac: string | undefined, unitUs: number): TimeInterval {
+  if (frac === undefined) return { lo: baseUs, hi: baseUs + unitUs };
+  const scale = 10 ** frac.length;
+  const step = unitUs / scale;
+  const lo = baseUs + Number(frac) * step;
+  // more digits than µs: the µs that contains it
+  return step >= 1 ? { lo, hi: lo + step } : { lo: Math.floor(lo), hi: Math.floor(lo) + 1 };
+}
+
+function zoneOffsetMs(zone: string): number {
+  if (zone === 'Z') return 0;
+  const m = /^([+-])(\d{2}):?(\d{2})$/.exec(zone)!;
+  return (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3])) * 60000;
+}
+
+/** The start of the time the text means (µs). */
+export function parseTime(text: string, nowUs = Date.now() * 1000): number {
+  return parseTimeInterval(text, nowUs).lo;
 }
 
 /** ms since the epoch as ISO 8601 UTC with milliseconds */
 export function isoMillis(ms: number): string {
   return new Date(ms).toISOString();
+}
+
+/** µs since the epoch as ISO 8601 UTC, with as many decimals as it needs (0, 3 or 6) */
+export function isoTime(us: number): string {
+  const sec = Math.floor(us / 1e6);
+  const frac = us - sec * 1e6;
+  const head = new Date(sec * 1000).toISOString().slice(0, 19);
+  if (frac === 0) return head + 'Z';
+  if (frac % 1000 === 0) return `${head}.${String(frac / 1000).padStart(3, '0')}Z`;
+  return `${head}.${String(frac).padStart(6, '0')}Z`;
 }
