@@ -4,7 +4,7 @@
 // backoff and keeps the queue meanwhile.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { hostname } from 'node:os';
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 import { native } from '../netlink/native.js';
 import type { Sink, SinkStats } from './sink.js';
 
@@ -39,9 +39,34 @@ export function rfc3164Time(d: Date): string {
     p2(d.getHours()) + ':' + p2(d.getMinutes()) + ':' + p2(d.getSeconds());
 }
 
+/** RFC 1123 host name: dot-separated labels of letters, digits and inner
+ * hyphens; an all-numeric last label is a mistyped IPv4 address, not a name. */
+export function isHostName(h: string): boolean {
+  const name = h.endsWith('.') ? h.slice(0, -1) : h;
+  if (name.length === 0 || name.length > 253) return false;
+  const labels = name.split('.');
+  if (/^\d+$/.test(labels[labels.length - 1])) return false;
+  return labels.every((l) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l));
+}
+
+/** A sink address, checked whole (the config loader reports the message). */
 export function parseAddress(address: string): { kind: 'unix' | 'udp' | 'tcp'; path?: string; host?: string; port?: number } {
-  const m = /^(udp|tcp):\/\/(\[[0-9a-fA-F:.]+\]|[^:/]+):(\d{1,5})$/.exec(address);
-  if (m) return { kind: m[1] as 'udp' | 'tcp', host: m[2].replace(/^\[|\]$/g, ''), port: Number(m[3]) };
+  const m = /^(udp|tcp):\/\/(.*):(\d+)$/.exec(address);
+  if (m) {
+    const [, kind, hostPart, portText] = m;
+    const port = Number(portText);
+    if (!(port >= 1 && port <= 65535)) throw new Error(`"${address}": port ${portText} is out of range (expected 1-65535)`);
+    const bracketed = /^\[(.*)\]$/.exec(hostPart);
+    const host = bracketed ? bracketed[1] : hostPart;
+    if (bracketed) {
+      if (isIP(host) !== 6) throw new Error(`"${address}": "${host}" in brackets is not an IPv6 address`);
+    } else if (host.includes(':')) {
+      throw new Error(`"${address}": an IPv6 address goes in brackets (${kind}://[${host}]:${port})`);
+    } else if (isIP(host) !== 4 && !isHostName(host)) {
+      throw new Error(`"${address}": "${host}" is not an IP address or host name (expected e.g. 192.0.2.1, [2001:db8::1] or collector.example.com)`);
+    }
+    return { kind: kind as 'udp' | 'tcp', host, port };
+  }
   if (address.startsWith('/')) return { kind: 'unix', path: address };
   throw new Error(`"${address}" is not a unix socket path, udp://HOST:PORT or tcp://HOST:PORT`);
 }
