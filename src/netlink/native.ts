@@ -55,6 +55,8 @@ interface NativeModule {
   unixDatagramSend(path: string, data: Buffer): void;
   /** the payload in a sealed memfd, its descriptor in the datagram (journald) */
   unixDatagramSendMemfd(path: string, data: Buffer): void;
+  /** bytes a connected TCP socket holds that its peer has not acknowledged (SIOCOUTQ) */
+  tcpUnacked(fd: number): number;
   /** writes /proc/sys/NAME (dots for slashes) as seen from a network namespace ("" = ours) */
   writeSysctl(netns: string, name: string, value: string): void;
   /** reads /proc/sys/NAME for each name as seen from a network namespace; null where it cannot */

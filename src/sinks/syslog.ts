@@ -1,10 +1,14 @@
 // The syslog sink: one syslog message per record, to the local /dev/log
 // (unix datagram), or to a collector over UDP or TCP; RFC 3164 or RFC 5424;
-// a bounded queue with the sink's policy when full; TCP reconnects with
-// backoff and keeps the queue meanwhile.
+// a bounded queue with the sink's policy when full. TCP is at-least-once: a
+// record counts as written once the collector's kernel has acknowledged all
+// of its bytes; when a connection is lost (reset, or the collector half-
+// closes: it never sends, so a FIN means it is going away), what it had not
+// acknowledged goes back to the front of the queue and is sent again on the
+// next connection, made with backoff.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { hostname } from 'node:os';
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 import { native } from '../netlink/native.js';
 import type { Sink, SinkStats } from './sink.js';
 
@@ -39,36 +43,156 @@ export function rfc3164Time(d: Date): string {
     p2(d.getHours()) + ':' + p2(d.getMinutes()) + ':' + p2(d.getSeconds());
 }
 
+/** RFC 1123 host name: dot-separated labels of letters, digits and inner
+ * hyphens; an all-numeric last label is a mistyped IPv4 address, not a name. */
+export function isHostName(h: string): boolean {
+  const name = h.endsWith('.') ? h.slice(0, -1) : h;
+  if (name.length === 0 || name.length > 253) return false;
+  const labels = name.split('.');
+  if (/^\d+$/.test(labels[labels.length - 1])) return false;
+  return labels.every((l) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l));
+}
+
+/** A sink address, checked whole (the config loader reports the message). */
 export function parseAddress(address: string): { kind: 'unix' | 'udp' | 'tcp'; path?: string; host?: string; port?: number } {
-  const m = /^(udp|tcp):\/\/(\[[0-9a-fA-F:.]+\]|[^:/]+):(\d{1,5})$/.exec(address);
-  if (m) return { kind: m[1] as 'udp' | 'tcp', host: m[2].replace(/^\[|\]$/g, ''), port: Number(m[3]) };
+  const m = /^(udp|tcp):\/\/(.*):(\d+)$/.exec(address);
+  if (m) {
+    const [, kind, hostPart, portText] = m;
+    const port = Number(portText);
+    if (!(port >= 1 && port <= 65535)) throw new Error(`"${address}": port ${portText} is out of range (expected 1-65535)`);
+    const bracketed = /^\[(.*)\]$/.exec(hostPart);
+    const host = bracketed ? bracketed[1] : hostPart;
+    if (bracketed) {
+      if (isIP(host) !== 6) throw new Error(`"${address}": "${host}" in brackets is not an IPv6 address`);
+    } else if (host.includes(':')) {
+      throw new Error(`"${address}": an IPv6 address goes in brackets (${kind}://[${host}]:${port})`);
+    } else if (isIP(host) !== 4 && !isHostName(host)) {
+      throw new Error(`"${address}": "${host}" is not an IP address or host name (expected e.g. 192.0.2.1, [2001:db8::1] or collector.example.com)`);
+    }
+    return { kind: kind as 'udp' | 'tcp', host, port };
+  }
   if (address.startsWith('/')) return { kind: 'unix', path: address };
   throw new Error(`"${address}" is not a unix socket path, udp://HOST:PORT or tcp://HOST:PORT`);
+}
+
+export interface SyslogSinkStats extends SinkStats {
+  /** TCP: records a lost connection had not acknowledged, put back to be
+   * sent again (the collector may have some of them twice) */
+  resent: number;
+}
+
+/** A first-in first-out queue: taking from the front moves an index (no
+ * O(n) Array.shift), and what a lost connection gives back goes in front. */
+class Fifo<T> {
+  private a: (T | undefined)[] = [];
+  private h = 0;
+  get length(): number { return this.a.length - this.h; }
+  push(x: T): void { this.a.push(x); }
+  peek(): T { return this.a[this.h] as T; }
+  shift(): T {
+    const x = this.a[this.h] as T;
+    this.a[this.h++] = undefined; // not kept alive by the queue
+    if (this.h === this.a.length) { this.a = []; this.h = 0; }
+    else if (this.h >= 4096 && this.h * 2 >= this.a.length) { this.a = this.a.slice(this.h); this.h = 0; }
+    return x;
+  }
+  /** everything, in order; the queue is left empty */
+  take(): T[] {
+    const all = this.a.slice(this.h) as T[];
+    this.a = [];
+    this.h = 0;
+    return all;
+  }
+  /** puts xs in front, in their order */
+  prepend(xs: T[]): void {
+    if (xs.length <= this.h) {
+      this.h -= xs.length;
+      for (let i = 0; i < xs.length; i++) this.a[this.h + i] = xs[i];
+    } else {
+      this.a = (xs as (T | undefined)[]).concat(this.a.slice(this.h));
+      this.h = 0;
+    }
+  }
+}
+
+const BACKOFF_MIN = 250;
+const BACKOFF_MAX = 30_000;
+/** how often what is unacknowledged is looked at, while there is some */
+const POLL_MS = 20;
+/** bytes per write; one write at a time, so the callback says the kernel took all of it */
+const WRITE_MAX = 256 * 1024;
+/** after the collector half-closed: how long its kernel may take to acknowledge what it was sent */
+const END_GRACE_MS = 1000;
+/** close(): how long to wait for the collector to acknowledge everything */
+const CLOSE_WAIT_MS = 3000;
+/** a connection up this long that takes records ends a streak of warnings */
+const STABLE_MS = 1000;
+
+/** One TCP connection and the records written into it that its peer's
+ * kernel has not acknowledged yet, as byte offsets from its start. */
+class TcpConn {
+  up = false;
+  upAt = 0;
+  /** nothing more is written into it (the peer half-closed) */
+  ending = false;
+  /** closed or being destroyed: its callbacks and counters prove nothing */
+  lost = false;
+  writing = false;
+  /** records written, oldest first, and where each one's bytes end */
+  readonly sent = new Fifo<string>();
+  readonly ends = new Fifo<number>();
+  /** bytes given to write() */
+  submitted = 0;
+  /** bytes the kernel has taken (completed writes) */
+  taken = 0;
+  /** bytes the peer has acknowledged */
+  acked = 0;
+  /** records confirmed on this connection */
+  confirmed = 0;
+  pollTimer: NodeJS.Timeout | undefined;
+  graceTimer: NodeJS.Timeout | undefined;
+  constructor(readonly sock: Socket) {}
+
+  /** the socket's descriptor while it is open, else -1 (never a closed, maybe reused, number) */
+  fd(): number {
+    if (this.lost || this.sock.destroyed) return -1;
+    const fd = (this.sock as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+    return typeof fd === 'number' ? fd : -1;
+  }
+
+  stopTimers(): void {
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.pollTimer = this.graceTimer = undefined;
+  }
 }
 
 export class SyslogSink implements Sink {
   readonly name: string;
   readonly blocking: boolean;
-  private queue: string[] = [];
+  /** records not written anywhere yet (TCP: also those given back by a lost connection) */
+  private queue = new Fifo<string>();
   private drainCb: (() => void) | undefined;
   private wasFull = false;
-  private st: SinkStats;
+  private st: SyslogSinkStats;
   private readonly pri: number;
   private readonly host = hostname().split('.')[0];
   private readonly addr: ReturnType<typeof parseAddress>;
   private udp: UdpSocket | undefined;
-  private tcp: Socket | undefined;
-  private tcpReady = false;
-  private backoff = 250;
+  private conn: TcpConn | undefined;
+  private backoff = BACKOFF_MIN;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private closing = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** close() was called: nothing more is taken, only close() sends */
+  private closed = false;
+  private closing: Promise<void> | undefined;
   private failing = false;
   private inflight = 0;
 
   constructor(private readonly o: SyslogSinkOptions) {
     this.name = o.name;
     this.blocking = o.whenFull === 'block';
-    this.st = { name: o.name, written: 0, dropped: 0, queued: 0, errors: 0 };
+    this.st = { name: o.name, written: 0, dropped: 0, queued: 0, errors: 0, resent: 0 };
     this.pri = FACILITIES[o.facility] * 8 + SEVERITIES[o.severity];
     this.addr = parseAddress(o.address);
     if (this.addr.kind === 'udp') {
@@ -91,101 +215,262 @@ export class SyslogSink implements Sink {
       : `${head}${this.host} ${this.o.tag}[${process.pid}]: ${line}`;
   }
 
-  private connectTcp(): void {
-    const s = connect({ host: this.addr.host!, port: this.addr.port! });
-    this.tcp = s;
-    s.setNoDelay(true);
-    s.on('connect', () => {
-      this.tcpReady = true;
-      this.backoff = 250;
-      if (this.failing) { this.o.warn(`sink ${this.name}: connected to ${this.o.address} again`); this.failing = false; }
-      this.flush();
-    });
-    s.on('error', (e) => this.fail(e));
-    s.on('close', () => {
-      this.tcpReady = false;
-      if (this.closing) return;
-      this.reconnectTimer = setTimeout(() => this.connectTcp(), this.backoff);
-      this.backoff = Math.min(this.backoff * 2, 30_000);
-    });
-  }
-
-  private fail(e: Error): void {
+  private fail(e: Error | string): void {
     this.st.errors++;
-    if (!this.failing) this.o.warn(`sink ${this.name}: ${this.o.address}: ${(e as NodeJS.ErrnoException).code ?? e.message}; records are kept and sent when it is back`);
+    const what = typeof e === 'string' ? e : (e as NodeJS.ErrnoException).code ?? e.message;
+    if (!this.failing) this.o.warn(`sink ${this.name}: ${this.o.address}: ${what}; records are kept and sent when it is back`);
     this.failing = true;
   }
 
-  push(line: string): void {
-    if (this.queue.length >= this.o.queueSize && !this.blocking) { this.st.dropped++; return; }
-    // encode at once: no record's string outlives its push (see file.ts)
-    this.queue.push(this.message(line));
-    if (this.queue.length >= this.o.queueSize) this.wasFull = true;
+  /** records held: queued, and (TCP) written but not acknowledged */
+  private held(): number {
+    return this.queue.length + (this.conn ? this.conn.sent.length : 0);
   }
 
-  full(): boolean { return this.queue.length >= this.o.queueSize; }
+  push(line: string): void {
+    // after close() nothing is sent any more
+    if (this.closed || (this.held() >= this.o.queueSize && !this.blocking)) { this.st.dropped++; return; }
+    // encode at once: no record's string outlives its push (see file.ts)
+    this.queue.push(this.message(line));
+    if (this.held() >= this.o.queueSize) this.wasFull = true;
+  }
+
+  full(): boolean { return this.held() >= this.o.queueSize; }
   onDrain(cb: () => void): void { this.drainCb = cb; }
   reopen(): void { /* nothing to reopen; TCP reconnects by itself */ }
 
-  flush(): void {
-    if (this.queue.length === 0) return;
-    const k = this.addr.kind;
-    if (k === 'unix') {
-      while (this.queue.length) {
-        try {
-          native().unixDatagramSend(this.addr.path!, Buffer.from(this.queue[0], 'latin1'));
-        } catch (e) {
-          this.fail(e as Error);
-          setTimeout(() => this.flush(), 1000).unref();
-          return;
-        }
-        this.queue.shift();
-        this.st.written++;
-      }
-      if (this.failing) { this.o.warn(`sink ${this.name}: sending again`); this.failing = false; }
-    } else if (k === 'udp') {
-      const msgs = this.queue;
-      this.queue = [];
-      for (const m of msgs) {
-        this.inflight++;
-        this.udp!.send(Buffer.from(m, 'latin1'), this.addr.port!, this.addr.host!, (err) => {
-          this.inflight--;
-          // a datagram the network refused cannot be sent again in order: counted
-          if (err) { this.fail(err); this.st.dropped++; } else this.st.written++;
-        });
-      }
-    } else {
-      if (!this.tcpReady) return;
-      const msgs = this.queue;
-      this.queue = [];
-      // newline-terminated messages (RFC 6587 non-transparent framing)
-      this.tcp!.write(Buffer.from(msgs.join('\n') + '\n', 'latin1'), (err) => {
-        if (err) { this.queue.unshift(...msgs); this.fail(err); } else this.st.written += msgs.length;
-      });
-    }
-    if (this.wasFull && this.queue.length < this.o.queueSize / 2) {
+  private maybeDrained(): void {
+    if (this.wasFull && this.held() < this.o.queueSize / 2) {
       this.wasFull = false;
       this.drainCb?.();
     }
   }
 
-  close(): Promise<void> {
-    this.flush();
-    this.closing = true;
+  flush(): void {
+    // after close() only close() itself sends
+    if (!this.closed) this.send();
+  }
+
+  private send(): void {
+    const k = this.addr.kind;
+    if (k === 'unix') this.sendUnix();
+    else if (k === 'udp') this.sendUdp();
+    else this.writeTcp();
+    this.maybeDrained();
+  }
+
+  private sendUnix(): void {
+    // while a retry is scheduled, it is the one that sends (one timer, not one per batch)
+    if (this.retryTimer || this.queue.length === 0) return;
+    while (this.queue.length) {
+      try {
+        native().unixDatagramSend(this.addr.path!, Buffer.from(this.queue.peek(), 'latin1'));
+      } catch (e) {
+        this.fail(e as Error);
+        if (!this.closed) this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.flush(); }, 1000).unref();
+        return;
+      }
+      this.queue.shift();
+      this.st.written++;
+    }
+    if (this.failing) { this.o.warn(`sink ${this.name}: sending again`); this.failing = false; }
+  }
+
+  private sendUdp(): void {
+    if (this.queue.length === 0) return;
+    for (const m of this.queue.take()) {
+      this.inflight++;
+      this.udp!.send(Buffer.from(m, 'latin1'), this.addr.port!, this.addr.host!, (err) => {
+        this.inflight--;
+        // a datagram the network refused cannot be sent again in order: counted
+        if (err) { this.fail(err); this.st.dropped++; } else this.st.written++;
+      });
+    }
+  }
+
+  // ---- TCP ----------------------------------------------------------------
+
+  private connectTcp(): void {
+    this.reconnectTimer = undefined;
+    // allowHalfOpen: a FIN from the collector is handled here; by default
+    // Node ends our side too and reports later writes as done or failed
+    // without saying what the collector has
+    const s = connect({ host: this.addr.host!, port: this.addr.port!, allowHalfOpen: true });
+    const c = new TcpConn(s);
+    this.conn = c;
+    s.setNoDelay(true);
+    s.on('connect', () => {
+      c.up = true;
+      c.upAt = Date.now();
+      this.writeTcp();
+    });
+    // a syslog collector never sends: its FIN means it is going away
+    s.on('end', () => {
+      if (c.lost || c.ending) return;
+      this.fail('the collector closed the connection');
+      this.retire(c, END_GRACE_MS);
+    });
+    s.on('data', () => { /* nothing is expected; read so that nothing piles up */ });
+    s.on('error', (e) => this.fail(e));
+    s.on('close', () => this.lostTcp(c));
+  }
+
+  /** Writes what is queued, one write at a time (newline-terminated
+   * messages: RFC 6587 non-transparent framing). */
+  private writeTcp(): void {
+    const c = this.conn;
+    if (!c || !c.up || c.ending || c.lost || c.writing || this.queue.length === 0) return;
+    const msgs: string[] = [];
+    let bytes = 0;
+    while (this.queue.length && bytes < WRITE_MAX) {
+      const m = this.queue.shift();
+      msgs.push(m);
+      bytes += m.length + 1; // latin1: one byte per char
+      c.sent.push(m);
+      c.ends.push(c.submitted + bytes);
+    }
+    const buf = Buffer.from(msgs.join('\n') + '\n', 'latin1');
+    c.submitted += buf.length;
+    c.writing = true;
+    c.sock.write(buf, (err) => {
+      // on a destroyed socket a pending write may be reported done: it
+      // proves nothing, and only acknowledged records count anyway
+      if (c.lost || c.sock.destroyed) return;
+      c.writing = false;
+      if (err) return; // 'close' follows; what was not acknowledged goes back then
+      c.taken += buf.length;
+      this.poll(c);
+      this.writeTcp();
+    });
+  }
+
+  /** Counts as written the records whose every byte the peer has
+   * acknowledged; looks again soon while some are not. */
+  private poll(c: TcpConn): void {
+    if (c.pollTimer) { clearTimeout(c.pollTimer); c.pollTimer = undefined; }
+    const fd = c.fd();
+    if (fd < 0) return;
+    let unacked: number;
+    try { unacked = native().tcpUnacked(fd); } catch { return; }
+    // bytes of a write the kernel is still taking count as unacknowledged
+    // but not as taken: this errs low, never high
+    c.acked = Math.max(c.acked, c.taken - unacked);
+    let n = 0;
+    while (c.ends.length && c.ends.peek() <= c.acked) { c.ends.shift(); c.sent.shift(); n++; }
+    if (n) {
+      this.st.written += n;
+      c.confirmed += n;
+      if (this.failing && !c.ending && Date.now() - c.upAt >= STABLE_MS) {
+        this.o.warn(`sink ${this.name}: connected to ${this.o.address} again`);
+        this.failing = false;
+      }
+      this.maybeDrained();
+    }
+    if (c.sent.length) c.pollTimer = setTimeout(() => { c.pollTimer = undefined; this.poll(c); }, POLL_MS).unref();
+  }
+
+  /** Writes nothing more into c, waits up to graceMs for its peer to
+   * acknowledge what it was sent, then lets it go. */
+  private retire(c: TcpConn, graceMs: number): void {
+    c.ending = true;
+    const deadline = Date.now() + graceMs;
+    const check = () => {
+      c.graceTimer = undefined;
+      this.poll(c);
+      if (c.lost) return;
+      if ((c.sent.length === 0 && !c.writing) || Date.now() >= deadline) this.drop(c);
+      else c.graceTimer = setTimeout(check, POLL_MS).unref();
+    };
+    check();
+  }
+
+  private drop(c: TcpConn): void {
+    c.lost = true;
+    c.stopTimers();
+    c.sock.destroy(); // 'close' follows: lostTcp
+  }
+
+  /** The connection is gone: every record not known to have arrived goes
+   * back to the front of the queue, in order; then a new connection. */
+  private lostTcp(c: TcpConn): void {
+    c.lost = true;
+    c.stopTimers();
+    if (this.conn !== c) return;
+    this.conn = undefined;
+    const back = c.sent.take();
+    if (back.length) {
+      this.queue.prepend(back);
+      if (!this.closed) this.st.resent += back.length;
+    }
+    if (this.closed) return;
+    // a connection that took records: the collector is there, try again soon
+    if (c.confirmed > 0) this.backoff = BACKOFF_MIN;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    if (this.queue.length) this.o.warn(`sink ${this.name}: ${this.queue.length} records not sent at exit (${this.o.address} unreachable)`);
+    this.reconnectTimer = setTimeout(() => this.connectTcp(), this.backoff);
+    this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX);
+  }
+
+  /** Sends what is queued, waits (bounded) for the collector to
+   * acknowledge it, then closes; what it did not is reported, not counted. */
+  private closeTcp(): Promise<void> {
+    if (this.reconnectTimer) { clearTimeout(this.reconnectTimer); this.reconnectTimer = undefined; }
+    // between connections (backoff): one more, now, for what is left
+    if (!this.conn && this.queue.length) this.connectTcp();
+    const deadline = Date.now() + CLOSE_WAIT_MS;
     return new Promise((resolve) => {
+      const check = () => {
+        const c = this.conn;
+        if (c && !c.lost) {
+          this.poll(c);
+          const settled = c.up && !c.ending && this.queue.length === 0 && c.sent.length === 0 && !c.writing;
+          if (!settled && Date.now() < deadline) { setTimeout(check, POLL_MS); return; }
+        }
+        const unacked = this.conn ? this.conn.sent.length : 0;
+        const unsent = this.queue.length;
+        if (unacked) {
+          this.o.warn(`sink ${this.name}: ${unacked + unsent} records not confirmed by ${this.o.address} at exit ` +
+            `(${unacked} sent but not acknowledged, they may have arrived; ${unsent} not sent); not counted written`);
+        } else if (unsent) {
+          this.o.warn(`sink ${this.name}: ${unsent} records not sent at exit (${this.o.address} unreachable)`);
+        }
+        if (!this.conn) { resolve(); return; }
+        const s = this.conn.sock;
+        const fallback = setTimeout(resolve, 1000).unref();
+        s.once('close', () => { clearTimeout(fallback); resolve(); });
+        // the kernel still sends what it holds, then our FIN; what was not
+        // acknowledged by now is reported above and not counted
+        this.drop(this.conn);
+      };
+      check();
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closed = true;
+    // one more try now instead of the scheduled one
+    if (this.retryTimer) { clearTimeout(this.retryTimer); this.retryTimer = undefined; }
+    // the last batch goes out first (flush() does nothing once closing)
+    this.send();
+    if (this.addr.kind === 'tcp') {
+      this.closing = this.closeTcp();
+      return this.closing;
+    }
+    if (this.queue.length) this.o.warn(`sink ${this.name}: ${this.queue.length} records not sent at exit (${this.o.address} unreachable)`);
+    this.closing = new Promise((resolve) => {
+      const deadline = Date.now() + CLOSE_WAIT_MS;
       const done = () => {
-        if (this.inflight > 0) { setTimeout(done, 5); return; }
+        // UDP: every send reports back, but not forever
+        if (this.inflight > 0 && Date.now() < deadline) { setTimeout(done, 5); return; }
         if (this.udp) this.udp.close(() => resolve());
-        else if (this.tcp) this.tcp.end(() => resolve());
         else resolve();
       };
       done();
     });
+    return this.closing;
   }
 
-  stats(): SinkStats {
-    return { ...this.st, queued: this.queue.length };
+  stats(): SyslogSinkStats {
+    return { ...this.st, queued: this.held() + this.inflight };
   }
 }

@@ -1,0 +1,3 @@
+#pragma once
+#include <napi.h>
+Napi::Value TcpUnacked(const Napi::CallbackInfo& info);
