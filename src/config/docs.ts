@@ -17,7 +17,7 @@ export const SINK_TYPE_KEYS: Record<(typeof SINK_TYPES)[number], string[]> = {
 const SINK_INTRO: Record<(typeof SINK_TYPES)[number], string> = {
   stdout: 'Records on standard output, one line each.',
   file: 'Records appended to a file, one line each: asynchronous writes, one per batch; created with `mode`; reopened on SIGHUP (logrotate: rename, then SIGHUP) or rotated by size.',
-  syslog: 'One syslog message per record: to a local unix datagram socket (`/dev/log`), or to a collector over UDP or TCP (newline framing; reconnects with backoff, records wait in the queue meanwhile). RFC 3164 or RFC 5424.',
+  syslog: 'One syslog message per record: to a local unix datagram socket (`/dev/log`), or to a collector over UDP or TCP (newline framing; over TCP at-least-once: a record counts as written once the collector\'s kernel acknowledged it, what was not acknowledged when a connection is lost is sent again; reconnects with backoff, records wait in the queue meanwhile). RFC 3164 or RFC 5424.',
   journal: 'systemd-journald\'s native protocol: MESSAGE in the sink\'s format, SYSLOG_IDENTIFIER, PRIORITY, and a CT_* field for every record field (addresses, ports, protocol, state, event, the NAT translation as CT_NAT / CT_SNAT_* / CT_DNAT_*, counters, times). Entries too large for one datagram go in a sealed memfd.',
 };
 

@@ -136,7 +136,7 @@ export const SINK_SCHEMA = {
     rotate_keep: { type: 'integer', minimum: 1, maximum: 1000, default: 5, description: 'file: rotated files kept, PATH.1 (newest) to PATH.N.' },
     queue_size: { type: 'integer', minimum: 1, default: 65536, description: 'Records the sink may hold before it is full.' },
     when_full: { enum: ['block', 'drop'], default: 'block', description: '`block`: pause the sources until the sink catches up (the kernel buffer absorbs, then overruns are counted); `drop`: drop new records and count them.' },
-    address: { type: 'string', default: '/dev/log', description: 'syslog: a local unix datagram socket path, `udp://HOST:PORT` or `tcp://HOST:PORT` (TCP reconnects with backoff; records wait in the queue).' },
+    address: { type: 'string', default: '/dev/log', description: 'syslog: a local unix datagram socket path, `udp://HOST:PORT` or `tcp://HOST:PORT` (HOST an IPv4 address, an IPv6 address in brackets or a host name; PORT 1–65535). TCP is at-least-once: a record counts as written once the collector acknowledged it; records not acknowledged when a connection is lost are sent again (counted as `resent`); it reconnects with backoff, records wait in the queue meanwhile.' },
     protocol: { enum: ['rfc3164', 'rfc5424'], default: 'rfc3164', description: 'syslog: message format.' },
     facility: { enum: Object.keys(FACILITIES), default: 'daemon', description: 'syslog: facility.' },
     severity: { enum: Object.keys(SEVERITIES), default: 'info', description: 'syslog: severity; journal: PRIORITY.' },

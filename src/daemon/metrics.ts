@@ -22,6 +22,9 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   counter('conntrail_sink_written_total', 'records written, by sink', ['sink'], (c, s) => { for (const k of s.sinks) c.inc({ sink: k.name }, k.written); });
   counter('conntrail_sink_dropped_total', 'records dropped because the sink was full', ['sink'], (c, s) => { for (const k of s.sinks) c.inc({ sink: k.name }, k.dropped); });
   counter('conntrail_sink_errors_total', 'write errors (retried)', ['sink'], (c, s) => { for (const k of s.sinks) c.inc({ sink: k.name }, k.errors); });
+  counter('conntrail_sink_resent_total', 'records sent again because a connection was lost before the peer acknowledged them (TCP syslog)', ['sink'], (c, s) => {
+    for (const k of s.sinks) if (k.resent !== undefined) c.inc({ sink: k.name }, k.resent);
+  });
   // the flow table and the store (present when a store is configured)
   const store = (name: string, help: string, get: (s: NonNullable<DaemonStats['store']>) => number) =>
     counter(name, help, ['store'], (c, s) => { if (s.store) c.inc({ store: s.store.store }, get(s.store)); });

@@ -13,6 +13,8 @@ export interface SinkStats {
   queued: number;
   /** write errors (each retried) */
   errors: number;
+  /** records sent again after a connection was lost before the peer acknowledged them (TCP syslog) */
+  resent?: number;
 }
 
 export interface Sink {
