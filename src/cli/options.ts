@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { AF_INET, AF_INET6 } from '../netlink/constants.js';
 import { PROTO_NAMES } from '../conntrack/constants.js';
 import type { FlowEvent, FlowEventType } from '../conntrack/record.js';
-import { emptyFilter, type FlowFilter, type MarkMatch, type PortRange } from '../pipeline/filter.js';
+import { buildConntrackBpf, emptyFilter, needsKernelFilter, type FlowFilter, type MarkMatch, type PortRange } from '../pipeline/filter.js';
 import { parseCidr, type Cidr } from '../util/ip.js';
 import { UsageError } from '../util/errors.js';
 import { CONNTRACK_OUTPUT_OPTIONS, FORMATS, makeFormatter, type FormatName } from '../formats/index.js';
@@ -66,7 +66,9 @@ function parseU32(text: string, opt: string, what: string): number {
 }
 
 function parseMark(text: string, opt: string): MarkMatch {
-  const [v, m] = text.split('/');
+  const parts = text.split('/');
+  if (parts.length > 2) throw new UsageError(`${opt}: "${text}" is not VALUE[/MASK] (one slash at most)`);
+  const [v, m] = parts;
   const mask = m === undefined ? 0xffffffff : parseU32(m, opt, 'mask');
   const value = parseU32(v, opt, 'mark');
   return { value: (value & mask) >>> 0, mask };
@@ -80,6 +82,33 @@ function parseCidrs(vals: string[] | undefined, opt: string): Cidr[] {
       throw new UsageError(`${opt}: ${(e as Error).message}`);
     }
   });
+}
+
+/**
+ * A network namespace as given: a name under /run/netns, or a path. An
+ * empty name would silently mean the own namespace; "." and ".." name
+ * directories, not namespaces.
+ */
+export function checkNetns(name: string, opt: string): void {
+  if (name === '') throw new UsageError(`${opt}: an empty namespace name (give NAME for /run/netns/NAME, or a path)`);
+  if (name === '.' || name === '..') throw new UsageError(`${opt}: "${name}" is not a namespace name (give NAME for /run/netns/NAME, or a path)`);
+  if (/[\x00-\x1f\x7f]/.test(name)) throw new UsageError(`${opt}: ${JSON.stringify(name)} has control characters; not a namespace name`);
+}
+
+/** the kernel's limit on a socket filter program (BPF_MAXINSNS) */
+export const BPF_MAXINSNS = 4096;
+
+/**
+ * Instructions of the socket filter for `f`: 0 when none is needed,
+ * Infinity when it cannot be built at all (a jump too long).
+ */
+export function socketFilterSize(f: FlowFilter): number {
+  if (!needsKernelFilter(f)) return 0;
+  try {
+    return buildConntrackBpf(f).length / 8;
+  } catch {
+    return Infinity;
+  }
 }
 
 export interface FilterCliOptions {
@@ -109,6 +138,7 @@ export interface FilterCliOptions {
  */
 export function buildFilter(o: Omit<FilterCliOptions, 'format'>, label: (flag: string) => string = (f) => f): FlowFilter {
   const f = emptyFilter();
+  if (o.netns !== undefined) checkNetns(o.netns, label('--netns'));
   if (o.event !== undefined) {
     const types = list([o.event]).map((t) => t.toUpperCase());
     if (!types.includes('ALL')) {
