@@ -54,6 +54,9 @@ const reason = (e: unknown): string => {
   }
 };
 
+/** stat said EACCES: the directory above may not be searched */
+const searchDenied = (e: unknown) => (e as NodeJS.ErrnoException).code === 'EACCES';
+
 function statOrMissing(p: string): Stats | undefined {
   try {
     return statSync(p);
@@ -90,7 +93,7 @@ export function ensureDir(path: string, mode = 0o750): void {
   let parent = sep;
   for (const p of prefixes(abs)) {
     let st: Stats | undefined;
-    try { st = statOrMissing(p); } catch (e) { return fail(`${p}: ${reason(e)}`); }
+    try { st = statOrMissing(p); } catch (e) { return fail(searchDenied(e) ? `no search permission in ${parent}` : `${p}: ${reason(e)}`); }
     if (!st) {
       const fs = pseudoFs(parent);
       if (fs) fail(`${parent} is on ${fs}, not a place for files`);
@@ -130,7 +133,7 @@ export function checkDirUsable(dir: string, what: string): DirState {
   let exists = true;
   for (const p of prefixes(abs)) {
     let st: Stats | undefined;
-    try { st = statOrMissing(p); } catch (e) { throw new Error(`${p}: ${reason(e)}`); }
+    try { st = statOrMissing(p); } catch (e) { throw new Error(searchDenied(e) ? `no search permission in ${existing}` : `${p}: ${reason(e)}`); }
     if (!st) { exists = false; break; }
     if (!st.isDirectory()) throw new Error(`${p} is not a directory`);
     existing = p;
