@@ -43,7 +43,7 @@ export function flowsCommand(): Command {
     .addHelpText('after', '\nFlows are listed oldest first; a flow still open shows "open" as its end.')
     .action(async (o: FlowsOptions) => {
       if (o.json && o.csv) throw new UsageError('--json and --csv: choose one');
-      const cidrs = (vals: string[] | undefined, opt: string): Cidr[] => list(vals).map((v) => {
+      const cidrs = (vals: string[] | undefined, opt: string): Cidr[] => list(vals, opt).map((v) => {
         try { return parseCidr(v); } catch (e) { throw new UsageError(`${opt}: ${(e as Error).message}`); }
       });
       const time = (v: string | undefined, opt: string, dflt: number) => {
@@ -63,11 +63,11 @@ export function flowsCommand(): Command {
       const until = time(o.until, '--until', Date.now() + 86400000);
       if (since > until) throw new UsageError(`--since is after --until`);
       // repeated values once each: they only make the query longer
-      const nat = [...new Set(list(o.nat).map((n) => {
+      const nat = [...new Set(list(o.nat, '--nat').map((n) => {
         if (!['none', 'snat', 'dnat', 'both'].includes(n)) throw new UsageError(`--nat: "${n}" is not one of none, snat, dnat, both`);
         return n as FlowSearch['nat'][number];
       }))];
-      const ports = [...new Set(list(o.port).map((p) => {
+      const ports = [...new Set(list(o.port, '--port').map((p) => {
         if (!/^\d{1,5}$/.test(p) || Number(p) > 65535) throw new UsageError(`--port: "${p}" is not a port (0-65535)`);
         return Number(p);
       }))];
@@ -87,7 +87,7 @@ export function flowsCommand(): Command {
       }
       const limit = int(o.limit, '--limit', MAX_LIMIT)!;
       const base: FlowSearch = {
-        window: { since, until }, hosts: [], sides: ALL_SIDES, ports, protos: [...new Set(list(o.proto).map((p) => parseProto(p, '--proto')))],
+        window: { since, until }, hosts: [], sides: ALL_SIDES, ports, protos: [...new Set(list(o.proto, '--proto').map((p) => parseProto(p, '--proto')))],
         nat, minBytes: int(o.minBytes, '--min-bytes', MAX_BYTES), limit: limit === 0 ? undefined : limit,
       };
       const store = await openReader(o);

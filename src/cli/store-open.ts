@@ -62,7 +62,7 @@ export async function openReader(o: StoreCliOptions): Promise<FlowReader> {
  * "disk I/O error", or wait on a pipe).
  */
 function checkDbFile(db: string, given: boolean): void {
-  if (db.includes('\0')) throw new UsageError(`--db: ${JSON.stringify(db)}: a path cannot contain a NUL character`);
+  if (db.includes('\0')) throw new UsageError(`${given ? '--db: ' : ''}${JSON.stringify(db)}: a path cannot contain a NUL character`);
   let st;
   try {
     st = statSync(db);

@@ -360,6 +360,8 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
     if (k.type === 'syslog') {
       try { parseAddress(k.address); } catch (e) { fail(file, text, `sink[${i}].address`, (e as Error).message); }
     }
+    // (a NUL would cut the path short on its way to the kernel)
+    if (k.journal_socket.includes('\0')) fail(file, text, `sink[${i}].journal_socket`, 'a path cannot contain a NUL character');
     if (k.type === 'file' && purpose === 'run') {
       // the file sink opens its file at start and creates no directory
       try {
