@@ -328,9 +328,12 @@ describe('bad input: one line, a named cause, exit 2 (or 1 for a runtime cause),
     ]));
   });
 
-  it('who: extreme --at and --window values', { todo: 'who.ts is being rewritten: "--at @999999999999999999" and "--window 99999999999w" run for minutes (a recursive CTE over every minute of the window)' }, () => {
-    const extreme = pick('@999999999999999999', '@99999999999999', '-99999999999999w', '@0', '275760-01-01');
-    fc.assert(fc.property(extreme, pick('1m', '99999999999w', '9999999d'), (at, w) => check(['who', '10.0.0.1:80', '--at', at, '--window', w, '--db', db], { ms: 5_000 })),
+  it('who: extreme --at and --window values', {
+    todo: 'who.ts is being rewritten: "--at @999999999999999999", "--window 3650d" run for minutes (a recursive CTE over every minute ' +
+      'of the window, not clamped to the store); "--at @9000000000000" ends with exit 1 "Invalid time value"',
+  }, () => {
+    const extreme = pick('@999999999999999999', '@9000000000000', '-99999999999999w', '@0', '275760-01-01');
+    fc.assert(fc.property(extreme, pick('1m', '3650d', '99999999999w'), (at, w) => check(['who', '10.0.0.1:80', '--at', at, '--window', w, '--db', db], { ms: 5_000 })),
       { seed: SEED, numRuns: runs(4), endOnFailure: true, includeErrorInReport: true });
   });
 
