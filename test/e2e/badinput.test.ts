@@ -286,12 +286,12 @@ describe('bad input: one line, a named cause, exit 2 (or 1 for a runtime cause),
     fc.assert(fc.property(
       fc.tuple(pick('sqlite', 'postgres') as fc.Arbitrary<'sqlite' | 'postgres'>, fc.array(mutation, { minLength: 1, maxLength: 3 })).map(([s, ms]) => mutate(baseTables(s), ms)),
       (text) => check(['check-config', configFile(text, 'toml')], { ms: 10_000 }),
-    ), opts(40, measured.map((m) => [m])));
+    ), opts(30, measured.map((m) => [m])));
   });
 
   it('check-config: mutated VyOS conntrack-logger JSON files', () => {
     fc.assert(fc.property(vyosMutation, (m) => check(['check-config', configFile(mutateVyos(m), 'json')], { ms: 10_000 })),
-      opts(15, [
+      opts(10, [
         [[[['queue_size', 1e300]], null]],
         [[[['event.constructor', {}]], null]],
       ]));
@@ -308,7 +308,7 @@ describe('bad input: one line, a named cause, exit 2 (or 1 for a runtime cause),
       ['--by', fc.oneof(pick('bytes', 'flows'), oddValue)], ['--json', null], ['--csv', null], ['--db', dbPath], ['--postgres', pgUrl], ['-c', pick(join(dir, 'missing.toml'), '/dev/zero', dir)],
     ];
     const many = (opt: string, n: number) => Array.from({ length: n }, (_, i) => [opt, `10.0.${i >> 8}.${i & 255}`]).flat();
-    fc.assert(fc.property(commandLine(['flows'], spec).map(withStore), (args) => check(args, { ms: 10_000 })), opts(25, [
+    fc.assert(fc.property(commandLine(['flows'], spec).map(withStore), (args) => check(args, { ms: 10_000 })), opts(20, [
       [['flows', '--limit', '99999999999999999999', '--db', db]], [['flows', ...many('--host', 5000), '--db', db]],
       [['flows', '--db', '/tmp']], [['flows', '--min-bytes', '99999999999999999999', '--db', db]],
     ]));
@@ -323,7 +323,7 @@ describe('bad input: one line, a named cause, exit 2 (or 1 for a runtime cause),
       ['--window', pick('30s', '5m', '1h', '5 min', '', '-1m', 'x')], ['--json', null], ['--db', dbPath],
     ];
     const target = fc.oneof(pick('198.51.100.7:40001', '[2001:db8::1]:443', '10.0.0.1', '10.0.0.1:70000', '10.0.0.300:80', '[::1]', '1.2.3.4:'), addr);
-    fc.assert(fc.property(target.chain((t) => commandLine(['who', t], spec)).map(withStore), (args) => check(args, { ms: 10_000 })), opts(20, [
+    fc.assert(fc.property(target.chain((t) => commandLine(['who', t], spec)).map(withStore), (args) => check(args, { ms: 10_000 })), opts(12, [
       [['who', '1.2.3.4', '--db', '/tmp']], [['who', '1.2.3.4:80', '--db', dir]],
     ]));
   });
@@ -355,13 +355,13 @@ describe('bad input: one line, a named cause, exit 2 (or 1 for a runtime cause),
       ['--count', fc.oneof(pick('0', '1', '-1', '9007199254740993'), oddNumber)],
       ['--batch-delay', fc.oneof(pick('0', '1000', '1001', '-1', '4294967296'), oddNumber)], ['--no-kernel-filter', null],
     ];
-    fc.assert(fc.property(commandLine(['events'], spec, ['--count', '1']), (args) => check(args, { ms: 1_500, mayRun: true })), opts(15, [
+    fc.assert(fc.property(commandLine(['events'], spec, ['--count', '1']), (args) => check(args, { ms: 1_500, mayRun: true })), opts(12, [
       [['events', '-b', '3000000000', '--count', '1']], [['events', '--netns', '', '--count', '1']], [['events', '--batch-delay', '99999999999', '--count', '1']],
     ]));
   });
 
   it('dump: argument errors', () => {
-    fc.assert(fc.property(commandLine(['dump'], filterSpec(false)), (args) => check(args, { ms: 10_000 })), opts(12, [
+    fc.assert(fc.property(commandLine(['dump'], filterSpec(false)), (args) => check(args, { ms: 10_000 })), opts(10, [
       [['dump', '--netns', '']], [['dump', '-m', '1/2/3']], [['dump', '--formt', 'json']],
     ]));
   });
