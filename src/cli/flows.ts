@@ -8,6 +8,15 @@ import { collect, list, parseProto } from './options.js';
 import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
 import { flowJson, flowsCsv, flowsTable, topCsv, topTable } from './flowfmt.js';
 
+/**
+ * Bounds of the options (in --help). Every --host value is tested on four
+ * sides, every --port on up to four, in one OR each: SQLite takes an
+ * expression at most 1000 deep, so 256 hosts would already be too many.
+ */
+export const MAX_HOSTS = 200;
+export const MAX_PORTS = 200;
+export const MAX_LIMIT = 1_000_000_000;
+export const MAX_BYTES = Number.MAX_SAFE_INTEGER;
 
 interface FlowsOptions extends StoreCliOptions {
   host?: string[]; src?: string[]; dst?: string[]; port?: string[]; proto?: string[]; nat?: string[];
@@ -17,16 +26,16 @@ interface FlowsOptions extends StoreCliOptions {
 export function flowsCommand(): Command {
   return addStoreOptions(new Command('flows')
     .description('search the flow history: by host or CIDR, port, protocol, NAT kind, time, size; or the top hosts, ports and pairs')
-    .option('--host <cidr>', 'an address or CIDR on any side: original source or destination, public or inside (repeatable: any of them)', collect)
+    .option('--host <cidr>', `an address or CIDR on any side: original source or destination, public or inside (repeatable: any of them; --host, --src and --dst take at most ${MAX_HOSTS} values in all)`, collect)
     .option('--src <cidr>', 'original source (who opened the flow) in this address or CIDR (repeatable)', collect)
     .option('--dst <cidr>', 'original destination in this address or CIDR (repeatable)', collect)
-    .option('--port <port>', 'this port on any side (repeatable)', collect)
+    .option('--port <port>', `this port on any side, 0-65535 (repeatable, at most ${MAX_PORTS})`, collect)
     .option('-p, --proto <proto>', 'only these protocols: names or numbers (repeatable, comma-separated)', collect)
     .option('--nat <kind>', 'NAT kind: none, snat, dnat, both (repeatable, comma-separated)', collect)
     .option('--since <time>', 'flows open at or after this time (ISO 8601, @EPOCH, "now", "-1d"); default: all')
     .option('--until <time>', 'flows open at or before this time; default: now')
-    .option('--min-bytes <n>', 'flows of at least this many bytes (both directions)')
-    .option('--limit <n>', 'at most this many flows, the newest (0: all)', '100')
+    .option('--min-bytes <n>', `flows of at least this many bytes (both directions), 0 to ${MAX_BYTES}`)
+    .option('--limit <n>', `at most this many flows, the newest, 0 to ${MAX_LIMIT} (0: all)`, '100')
     .addOption(new Option('--top <what>', 'instead of flows: the top hosts (by original source), ports (destination) or pairs').choices(['hosts', 'ports', 'pairs']))
     .addOption(new Option('--by <what>', 'order --top by').choices(['bytes', 'flows']).default('bytes'))
     .option('--json', 'JSON output (one array)')
@@ -34,7 +43,7 @@ export function flowsCommand(): Command {
     .addHelpText('after', '\nFlows are listed oldest first; a flow still open shows "open" as its end.')
     .action(async (o: FlowsOptions) => {
       if (o.json && o.csv) throw new UsageError('--json and --csv: choose one');
-      const cidrs = (vals: string[] | undefined, opt: string): Cidr[] => list(vals).map((v) => {
+      const cidrs = (vals: string[] | undefined, opt: string): Cidr[] => list(vals, opt).map((v) => {
         try { return parseCidr(v); } catch (e) { throw new UsageError(`${opt}: ${(e as Error).message}`); }
       });
       // --since from the start of the time given, --until to its end ("--until 2026-11-23": that whole day)
@@ -42,22 +51,26 @@ export function flowsCommand(): Command {
         if (v === undefined) return dflt;
         try { const iv = parseTimeInterval(v); return end ? iv.hi - 1 : iv.lo; } catch (e) { throw new UsageError(`${opt}: ${(e as Error).message}`); }
       };
-      const int = (v: string | undefined, opt: string): number | undefined => {
+      const int = (v: string | undefined, opt: string, max: number): number | undefined => {
         if (v === undefined) return undefined;
-        if (!/^\d+$/.test(v)) throw new UsageError(`${opt}: "${v}" is not a non-negative integer`);
+        if (!/^\d+$/.test(v) || Number(v) > max) throw new UsageError(`${opt}: "${v}" is not an integer from 0 to ${max}`);
         return Number(v);
       };
       const since = time(o.since, '--since', 0, false);
       const until = time(o.until, '--until', (Date.now() + 86400000) * 1000, true);
       if (since > until) throw new UsageError(`--since is after --until`);
-      const nat = list(o.nat).map((n) => {
+      // repeated values once each: they only make the query longer
+      const nat = [...new Set(list(o.nat, '--nat').map((n) => {
         if (!['none', 'snat', 'dnat', 'both'].includes(n)) throw new UsageError(`--nat: "${n}" is not one of none, snat, dnat, both`);
         return n as FlowSearch['nat'][number];
-      });
-      const ports = list(o.port).map((p) => {
+      }))];
+      const ports = [...new Set(list(o.port, '--port').map((p) => {
         if (!/^\d{1,5}$/.test(p) || Number(p) > 65535) throw new UsageError(`--port: "${p}" is not a port (0-65535)`);
         return Number(p);
-      });
+      }))];
+      if (ports.length > MAX_PORTS) throw new UsageError(`--port: ${ports.length} ports, at most ${MAX_PORTS}`);
+      const nHosts = list(o.host).length + list(o.src).length + list(o.dst).length;
+      if (nHosts > MAX_HOSTS) throw new UsageError(`--host, --src, --dst: ${nHosts} values, at most ${MAX_HOSTS} in all (use CIDRs)`);
       // --host: any side; --src/--dst: one side each (combined: either)
       const hosts = cidrs(o.host, '--host');
       const srcs = cidrs(o.src, '--src');
@@ -69,10 +82,10 @@ export function flowsCommand(): Command {
         if (srcs.length) sel.push({ hosts: srcs, sides: ['src'] });
         if (dsts.length) sel.push({ hosts: dsts, sides: ['dst'] });
       }
-      const limit = int(o.limit, '--limit')!;
+      const limit = int(o.limit, '--limit', MAX_LIMIT)!;
       const base: FlowSearch = {
-        window: { since, until }, hosts: [], sides: ALL_SIDES, ports, protos: list(o.proto).map((p) => parseProto(p, '--proto')),
-        nat, minBytes: int(o.minBytes, '--min-bytes'), limit: limit === 0 ? undefined : limit,
+        window: { since, until }, hosts: [], sides: ALL_SIDES, ports, protos: [...new Set(list(o.proto, '--proto').map((p) => parseProto(p, '--proto')))],
+        nat, minBytes: int(o.minBytes, '--min-bytes', MAX_BYTES), limit: limit === 0 ? undefined : limit,
       };
       const store = await openReader(o);
       await query(store, 'flows', async () => {

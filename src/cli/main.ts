@@ -17,9 +17,29 @@ function version(): string {
   }
 }
 
+/**
+ * One line, whatever the message holds: values from the command line or a
+ * file may contain newlines or terminal escapes; they are shown escaped.
+ */
+export function oneLine(message: string): string {
+  return message.replace(/[\x00-\x1f\x7f\u0085\u2028\u2029]/g, (c) =>
+    c === '\n' ? '\\n' : c === '\t' ? '\\t' : c === '\r' ? '\\r' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function fail(message: string, code: number): never {
-  process.stderr.write(`conntrail: ${message}\n`);
+  process.stderr.write(`conntrail: ${oneLine(message) || 'failed without a message'}\n`);
   process.exit(code);
+}
+
+/**
+ * commander's error output as one line: "error: unknown option '--formt'"
+ * and its "(Did you mean --format?)" line joined. Help text that commander
+ * prints to stderr (no command given) stays as it is.
+ */
+function writeErr(s: string): void {
+  if (!s.startsWith('error: ')) { process.stderr.write(s); return; }
+  const text = s.replace(/^error: /, '').replace(/\n+$/, '').replace(/\n\(Did you mean/, ' (did you mean');
+  process.stderr.write(`conntrail: ${oneLine(text)}\n`);
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -28,9 +48,9 @@ async function main(argv: string[]): Promise<void> {
     .version(version())
     .showSuggestionAfterError()
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s.replace(/^error: /, 'conntrail: ')) });
+    .configureOutput({ writeErr });
   for (const c of [eventsCommand(), dumpCommand(), runCommand(), checkConfigCommand(), whoCommand(), flowsCommand()]) {
-    c.exitOverride().configureOutput({ writeErr: (s) => process.stderr.write(s.replace(/^error: /, 'conntrail: ')) });
+    c.exitOverride().configureOutput({ writeErr });
     program.addCommand(c);
   }
   try {
@@ -47,5 +67,11 @@ async function main(argv: string[]): Promise<void> {
 }
 
 // A bug still ends with one line; CONNTRAIL_DEBUG=1 shows where it happened.
-process.on('uncaughtException', (e) => fail(`internal error: ${process.env.CONNTRAIL_DEBUG ? e?.stack : e?.message ?? e}`, 70));
+const internal = (e: unknown) => {
+  if (process.env.CONNTRAIL_DEBUG) { process.stderr.write(`conntrail: internal error: ${(e as Error)?.stack ?? e}\n`); process.exit(70); }
+  fail(`internal error: ${(e as Error)?.message ?? e}`, 70);
+};
+process.on('uncaughtException', internal);
+// (Node would print the rejection with its stack trace and exit 1)
+process.on('unhandledRejection', internal);
 await main(process.argv);

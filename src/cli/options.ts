@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { AF_INET, AF_INET6 } from '../netlink/constants.js';
 import { PROTO_NAMES } from '../conntrack/constants.js';
 import type { FlowEvent, FlowEventType } from '../conntrack/record.js';
-import { emptyFilter, type FlowFilter, type MarkMatch, type PortRange } from '../pipeline/filter.js';
+import { buildConntrackBpf, emptyFilter, needsKernelFilter, type FlowFilter, type MarkMatch, type PortRange } from '../pipeline/filter.js';
 import { parseCidr, type Cidr } from '../util/ip.js';
 import { UsageError } from '../util/errors.js';
 import { CONNTRACK_OUTPUT_OPTIONS, FORMATS, makeFormatter, type FormatName } from '../formats/index.js';
@@ -11,8 +11,15 @@ import { CONNTRACK_OUTPUT_OPTIONS, FORMATS, makeFormatter, type FormatName } fro
 
 /** commander: a repeatable option's values */
 export const collect = (v: string, prev: string[] = []) => [...prev, v];
-/** repeated and comma-separated values, trimmed */
-export const list = (vals: string[] | undefined) => (vals ?? []).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
+/**
+ * Repeated and comma-separated values, trimmed. With `opt`, a value that is
+ * empty as a whole is bad input: `--src "$ADDR"` with ADDR unset must not
+ * quietly mean every address (an empty item between commas is dropped).
+ */
+export const list = (vals: string[] | undefined, opt?: string) => (vals ?? []).flatMap((v) => {
+  if (opt !== undefined && v.trim() === '') throw new UsageError(`${opt}: an empty value`);
+  return v.split(',');
+}).map((s) => s.trim()).filter(Boolean);
 
 export function addFilterOptions(cmd: Command, withEvents: boolean): Command {
   if (withEvents) {
@@ -66,20 +73,49 @@ function parseU32(text: string, opt: string, what: string): number {
 }
 
 function parseMark(text: string, opt: string): MarkMatch {
-  const [v, m] = text.split('/');
+  const parts = text.split('/');
+  if (parts.length > 2) throw new UsageError(`${opt}: "${text}" is not VALUE[/MASK] (one slash at most)`);
+  const [v, m] = parts;
   const mask = m === undefined ? 0xffffffff : parseU32(m, opt, 'mask');
   const value = parseU32(v, opt, 'mark');
   return { value: (value & mask) >>> 0, mask };
 }
 
 function parseCidrs(vals: string[] | undefined, opt: string): Cidr[] {
-  return list(vals).map((v) => {
+  return list(vals, opt).map((v) => {
     try {
       return parseCidr(v);
     } catch (e) {
       throw new UsageError(`${opt}: ${(e as Error).message}`);
     }
   });
+}
+
+/**
+ * A network namespace as given: a name under /run/netns, or a path. An
+ * empty name would silently mean the own namespace; "." and ".." name
+ * directories, not namespaces.
+ */
+export function checkNetns(name: string, opt: string): void {
+  if (name === '') throw new UsageError(`${opt}: an empty namespace name (give NAME for /run/netns/NAME, or a path)`);
+  if (name === '.' || name === '..') throw new UsageError(`${opt}: "${name}" is not a namespace name (give NAME for /run/netns/NAME, or a path)`);
+  if (/[\x00-\x1f\x7f]/.test(name)) throw new UsageError(`${opt}: ${JSON.stringify(name)} has control characters; not a namespace name`);
+}
+
+/** the kernel's limit on a socket filter program (BPF_MAXINSNS) */
+export const BPF_MAXINSNS = 4096;
+
+/**
+ * Instructions of the socket filter for `f`: 0 when none is needed,
+ * Infinity when it cannot be built at all (a jump too long).
+ */
+export function socketFilterSize(f: FlowFilter): number {
+  if (!needsKernelFilter(f)) return 0;
+  try {
+    return buildConntrackBpf(f).length / 8;
+  } catch {
+    return Infinity;
+  }
 }
 
 export interface FilterCliOptions {
@@ -109,8 +145,11 @@ export interface FilterCliOptions {
  */
 export function buildFilter(o: Omit<FilterCliOptions, 'format'>, label: (flag: string) => string = (f) => f): FlowFilter {
   const f = emptyFilter();
+  if (o.netns !== undefined) checkNetns(o.netns, label('--netns'));
   if (o.event !== undefined) {
-    const types = list([o.event]).map((t) => t.toUpperCase());
+    const types = list([o.event], label('--event')).map((t) => t.toUpperCase());
+    // "," would subscribe to no event at all, and wait forever
+    if (!types.length) throw new UsageError(`${label('--event')}: "${o.event}" names no event type (NEW, UPDATE, DESTROY or ALL)`);
     if (!types.includes('ALL')) {
       const ok = new Set<FlowEventType>();
       for (const t of types) {
@@ -128,16 +167,16 @@ export function buildFilter(o: Omit<FilterCliOptions, 'format'>, label: (flag: s
     else if (fam === 'ipv6' || fam === 'inet6') f.family = AF_INET6;
     else throw new UsageError(`${label('--family')}: "${o.family}" is not ipv4 or ipv6`);
   }
-  f.protos = list(o.proto).map((p) => parseProto(p, label('--proto')));
-  f.notProtos = list(o.notProto).map((p) => parseProto(p, label('--not-proto')));
+  f.protos = list(o.proto, label('--proto')).map((p) => parseProto(p, label('--proto')));
+  f.notProtos = list(o.notProto, label('--not-proto')).map((p) => parseProto(p, label('--not-proto')));
   f.src = parseCidrs(o.src, label('--src'));
   f.dst = parseCidrs(o.dst, label('--dst'));
   f.notSrc = parseCidrs(o.notSrc, label('--not-src'));
   f.notDst = parseCidrs(o.notDst, label('--not-dst'));
-  f.ports = list(o.port).map((p) => parsePort(p, label('--port')));
-  f.notPorts = list(o.notPort).map((p) => parsePort(p, label('--not-port')));
-  f.marks = list(o.mark).map((m) => parseMark(m, label('--mark')));
-  f.zones = list(o.zone).map((z) => {
+  f.ports = list(o.port, label('--port')).map((p) => parsePort(p, label('--port')));
+  f.notPorts = list(o.notPort, label('--not-port')).map((p) => parsePort(p, label('--not-port')));
+  f.marks = list(o.mark, label('--mark')).map((m) => parseMark(m, label('--mark')));
+  f.zones = list(o.zone, label('--zone')).map((z) => {
     const n = parseU32(z, label('--zone'), 'zone');
     if (n > 65535) throw new UsageError(`${label('--zone')}: "${z}" is not a zone (0-65535)`);
     return n;

@@ -1,12 +1,13 @@
 // Opening the flow store for a query command: --db, --postgres, or the
 // daemon's own store (from its configuration file, else the default path).
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { Command } from 'commander';
 import { SqliteStore } from '../store/sqlite.js';
 import { PostgresStore } from '../store/postgres.js';
 import type { FlowReader } from '../store/store.js';
 import { stateDirectory } from '../config/schema.js';
-import { loadConfig } from '../config/load.js';
+import { loadConfig, postgresUrlProblem, redactUrl } from '../config/load.js';
+import { kindOf } from '../util/fs.js';
 import { DEFAULT_CONFIG } from './run.js';
 import { FatalError, UsageError } from '../util/errors.js';
 
@@ -26,13 +27,15 @@ export async function openReader(o: StoreCliOptions): Promise<FlowReader> {
   if (!db && !url) {
     const file = o.config ?? (existsSync(DEFAULT_CONFIG) ? DEFAULT_CONFIG : undefined);
     if (file) {
-      const st = loadConfig(file).config.store;
+      // for reading: the files the daemon writes need not be writable by us
+      const st = loadConfig(file, 'read').config.store;
       if (st.type === 'none') throw new UsageError(`${file}: the daemon keeps no flow store (store.type = "none"); give --db or --postgres`);
       if (st.type === 'postgres') url = st.url; else db = st.path;
     } else db = `${stateDirectory()}/flows.db`;
   }
   if (url) {
-    if (!/^postgres(ql)?:\/\//.test(url)) throw new UsageError(`--postgres: "${url}" is not a PostgreSQL URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)`);
+    const bad = postgresUrlProblem(url);
+    if (bad) throw new UsageError(`--postgres: ${JSON.stringify(redactUrl(url))}${bad.startsWith('is ') ? ' ' : ': '}${bad}`);
     const store = new PostgresStore({ url, statementTimeoutMs: 60000 });
     try {
       await store.namespaces();
@@ -42,7 +45,7 @@ export async function openReader(o: StoreCliOptions): Promise<FlowReader> {
     }
     return store;
   }
-  if (!existsSync(db!)) throw new FatalError(`${db}: no flow store there (the daemon creates it when it runs with the SQLite store; or give --db PATH)`);
+  checkDbFile(db!, o.db !== undefined);
   try {
     return new SqliteStore({ path: db!, readonly: true });
   } catch (e) {
@@ -50,6 +53,34 @@ export async function openReader(o: StoreCliOptions): Promise<FlowReader> {
     if (err.code === 'SQLITE_BUSY') throw new FatalError(`${db}: the flow store is locked (busy for more than 5 s); try again`);
     if (err.code === 'SQLITE_NOTADB') throw new FatalError(`${db}: not an SQLite database`);
     throw new FatalError(`${db}: cannot open the flow store (${err.message})`);
+  }
+}
+
+/**
+ * The SQLite file to read: missing is a runtime state (exit 1); a directory,
+ * device or pipe given as --db is bad input (exit 2: SQLite would say only
+ * "disk I/O error", or wait on a pipe).
+ */
+function checkDbFile(db: string, given: boolean): void {
+  if (db.includes('\0')) throw new UsageError(`${given ? '--db: ' : ''}${JSON.stringify(db)}: a path cannot contain a NUL character`);
+  let st;
+  try {
+    st = statSync(db);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new FatalError(`${db}: no flow store there (the daemon creates it when it runs with the SQLite store; or give --db PATH)`);
+    if (code === 'ENOTDIR') throw new UsageError(`${given ? '--db: ' : ''}${db}: a component of the path is not a directory`);
+    if (code === 'EACCES') throw new FatalError(`${db}: permission denied (reading the flow store needs search access to its directories)`);
+    throw new FatalError(`${db}: cannot read the flow store (${code ?? (e as Error).message})`);
+  }
+  if (!st.isFile()) {
+    const msg = `${db} is ${kindOf(st)}, not an SQLite flow store file`;
+    throw given ? new UsageError(`--db: ${msg}`) : new FatalError(msg);
+  }
+  try {
+    accessSync(db, constants.R_OK);
+  } catch {
+    throw new FatalError(`${db}: permission denied (reading the flow store needs read access to it)`);
   }
 }
 

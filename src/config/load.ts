@@ -2,14 +2,17 @@
 // Every error names the file, the line and the key, and what was expected.
 // A file that is JSON with an "event" object is read as VyOS's
 // conntrack-logger configuration (a drop-in for vyos-conntrack-logger).
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseToml, TomlError } from 'smol-toml';
-import { CONFIG_SCHEMA, stateDirectory, type DaemonConfig, type SinkConfig, type SourceConfig, type StoreConfig } from './schema.js';
+import { CONFIG_SCHEMA, SINK_SCHEMA, stateDirectory, type DaemonConfig, type SinkConfig, type SourceConfig, type StoreConfig } from './schema.js';
 import { UsageError } from '../util/errors.js';
 import { parseAddress } from '../sinks/syslog.js';
-import { buildFilter } from '../cli/options.js';
+import { BPF_MAXINSNS, buildFilter, socketFilterSize } from '../cli/options.js';
 import type { FlowFilter } from '../pipeline/filter.js';
+import { checkDirUsable, checkFileUsable, kindOf } from '../util/fs.js';
+import { parseDuration } from '../util/time.js';
 import type { FlowEvent, FlowEventType } from '../conntrack/record.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../conntrack/constants.js';
 
@@ -46,8 +49,12 @@ const validate = ajv.compile(CONFIG_SCHEMA);
 function keyPath(pointer: string, extra?: string): string {
   const parts = pointer.split('/').filter(Boolean);
   let s = '';
-  for (const p of parts) s += /^\d+$/.test(p) ? `[${p}]` : (s ? '.' : '') + p;
-  if (extra) s += (s ? '.' : '') + extra;
+  for (const raw of parts) {
+    const p = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    // a key of the user's that is no plain word is quoted (it may hold anything, a newline too)
+    s += /^\d+$/.test(p) ? `[${p}]` : (s ? '.' : '') + (/^\w+$/.test(p) ? p : JSON.stringify(p));
+  }
+  if (extra) s += (s ? '.' : '') + (/^\w+$/.test(extra) ? extra : JSON.stringify(extra));
   return s || '(top level)';
 }
 
@@ -103,8 +110,26 @@ function describe(e: ErrorObject): { key: string; message: string } {
     }
     case 'const':
       return { key: keyPath(e.instancePath), message: `must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}` };
-    case 'type':
-      return { key: keyPath(e.instancePath), message: `must be ${(e.params as { type: string | string[] }).type.toString().replace(',', ' or ')}` };
+    case 'type': {
+      const t = (e.params as { type: string | string[] }).type.toString().replace(',', ' or ');
+      // [source] where [[source]] was meant
+      if (t === 'array' && /^\/(source|sink)$/.test(e.instancePath)) {
+        const k = e.instancePath.slice(1);
+        return { key: k, message: `must be [[${k}]] tables (an array of tables), not a [${k}] table` };
+      }
+      return { key: keyPath(e.instancePath), message: `must be ${t}` };
+    }
+    case 'minimum':
+    case 'maximum': {
+      const b = bounds(e.schemaPath);
+      return { key: keyPath(e.instancePath), message: `must be an integer from ${b.min} to ${b.max}${b.unit}` };
+    }
+    case 'minLength':
+      return { key: keyPath(e.instancePath), message: 'must not be empty' };
+    case 'minItems':
+      return { key: keyPath(e.instancePath), message: 'must not be empty' };
+    case 'uniqueItems':
+      return { key: keyPath(e.instancePath), message: 'must not list a value twice' };
     case 'pattern':
       return {
         key: keyPath(e.instancePath),
@@ -119,22 +144,68 @@ function describe(e: ErrorObject): { key: string; message: string } {
   }
 }
 
+/** The bounds of the integer a schema path ("#/properties/source/items/properties/buffer_size/minimum") points at. */
+function bounds(schemaPath: string): { min: string; max: string; unit: string } {
+  const parts = schemaPath.replace(/^#\//, '').split('/').slice(0, -1);
+  let node: unknown = CONFIG_SCHEMA;
+  for (const part of parts) node = (node as Record<string, unknown> | undefined)?.[part];
+  const n = (node ?? {}) as { minimum?: number; maximum?: number };
+  const key = parts[parts.length - 1] === 'items' ? parts[parts.length - 2] : parts[parts.length - 1];
+  const unit = /_ms$/.test(key) ? ' (ms)' : /^(buffer_size|buffer_max|rotate_size|memfd_threshold)$/.test(key) ? ' (bytes)' : '';
+  return { min: String(n.minimum ?? 0), max: String(n.maximum ?? Number.MAX_SAFE_INTEGER), unit };
+}
+
 function fail(file: string, text: string, key: string, message: string): never {
   const line = lineOf(text, key);
   throw new ConfigError(`${file}${line ? `:${line}` : ''}: ${key}: ${message}`);
 }
 
+/** a configuration file is small: more than this is not one (and /dev/zero never ends) */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * What the configuration is loaded for: `run` (and check-config) checks that
+ * the files and directories the daemon writes can be written; `read` (who,
+ * flows: finding the store) does not, a reader needs none of them.
+ */
+export type Purpose = 'run' | 'read';
+
 /** Reads and checks a configuration file; throws ConfigError with one line. */
-export function loadConfig(file: string): Plan {
-  let text: string;
+export function loadConfig(file: string, purpose: Purpose = 'run'): Plan {
+  const text = readConfigText(file);
+  if (/^\s*\{/.test(text)) return loadVyos(file, text);
+  return parseConfig(file, text, purpose);
+}
+
+function readConfigText(file: string): string {
+  const cannot = (why: string): never => { throw new ConfigError(`${file}: cannot read the configuration file (${why})`); };
+  let fd: number;
   try {
-    text = readFileSync(file, 'utf8');
+    fd = openSync(file, 'r');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new ConfigError(`${file}: cannot read the configuration file (${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message})`);
+    return cannot(code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code ?? (e as Error).message);
   }
-  if (/^\s*\{/.test(text)) return loadVyos(file, text);
-  return parseConfig(file, text);
+  try {
+    const st = fstatSync(fd);
+    // a pipe (/dev/stdin) is read to its end; a device or directory never is
+    if (!st.isFile() && !st.isFIFO()) cannot(`it is ${kindOf(st)}, not a file`);
+    if (st.size > MAX_CONFIG_BYTES) cannot(`${st.size} bytes; a configuration file has at most ${MAX_CONFIG_BYTES}`);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const b = Buffer.allocUnsafe(65536);
+      let n: number;
+      try { n = readSync(fd, b, 0, b.length, null); } catch (e) { return cannot((e as NodeJS.ErrnoException).code ?? (e as Error).message); }
+      if (n === 0) break;
+      total += n;
+      if (total > MAX_CONFIG_BYTES) cannot(`more than ${MAX_CONFIG_BYTES} bytes; not a configuration file`);
+      chunks.push(b.subarray(0, n));
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The plan when there is no configuration file: one source, the SQLite store. */
@@ -142,7 +213,7 @@ export function defaultPlan(): Plan {
   return parseConfig('(built-in defaults)', '');
 }
 
-function parseConfig(file: string, text: string): Plan {
+function parseConfig(file: string, text: string, purpose: Purpose = 'run'): Plan {
   let raw: unknown;
   try {
     raw = parseToml(text);
@@ -150,7 +221,8 @@ function parseConfig(file: string, text: string): Plan {
     if (e instanceof TomlError) {
       throw new ConfigError(`${file}:${e.line}: not valid TOML: ${e.message.split('\n')[0]}`);
     }
-    throw e;
+    // the parser's own limits (a RangeError, say) are still bad input
+    throw new ConfigError(`${file}: not valid TOML: ${(e as Error).message}`);
   }
   if (!validate(raw)) {
     const errs = validate.errors ?? [];
@@ -160,16 +232,95 @@ function parseConfig(file: string, text: string): Plan {
     fail(file, text, d.key, d.message);
   }
   const config = raw as unknown as DaemonConfig;
-  return { file, kind: 'toml', config, sources: plan(file, text, config) };
+  return { file, kind: 'toml', config, sources: plan(file, text, config, purpose) };
 }
 
-function plan(file: string, text: string, config: DaemonConfig): PlannedSource[] {
+/** What is wrong with a metrics address "HOST:PORT", or undefined. */
+export function listenProblem(listen: string): string | undefined {
+  const i = listen.lastIndexOf(':');
+  const host = listen.slice(0, i);
+  const port = listen.slice(i + 1);
+  if (i < 0 || !/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) return `"${port}" is not a port (1-65535)`;
+  if (host === 'localhost') return undefined;
+  if (/^\[.*\]$/.test(host) ? !isIPv6(host.slice(1, -1)) : !isIPv4(host)) {
+    return `"${host}" is not an IPv4 address, a bracketed IPv6 address or "localhost" (e.g. "127.0.0.1:9405" or "[::1]:9405")`;
+  }
+  return undefined;
+}
+
+/**
+ * What is wrong with a PostgreSQL connection URL, or undefined: the scheme,
+ * a host (or a host= parameter: a unix socket directory), a port 1-65535
+ * if given, a database name, and percent-encoding the driver can decode.
+ */
+export function postgresUrlProblem(url: string): string | undefined {
+  const form = 'postgres://USER:PASSWORD@HOST:PORT/DATABASE';
+  if (!/^postgres(ql)?:\/\//.test(url)) return `is not a PostgreSQL URL (${form})`;
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    // the URL parser says only "Invalid URL": find the port it refused
+    const port = /^[a-z]+:\/\/(?:[^@/?#]*@)?(?:\[[^\]]*\]|[^:/?#@]*):([^/?#]*)/.exec(url)?.[1];
+    if (port) return `port "${port}" is not a port (1-65535)`;
+    return `is not a valid URL (${form})`;
+  }
+  if (!u.hostname && !u.searchParams.get('host')) return `names no host (${form})`;
+  if (u.port !== '' && Number(u.port) < 1) return `port "${u.port}" is not a port (1-65535)`;
+  const db = u.pathname.replace(/^\//, '');
+  if (!db) return `names no database (${form})`;
+  for (const [what, v] of [['user name', u.username], ['password', u.password], ['database name', db]] as const) {
+    try { decodeURIComponent(v); } catch { return `the ${what} is not percent-encoded properly (%XX)`; }
+  }
+  return undefined;
+}
+
+/** A URL for messages: the password hidden. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/[^:@/]*):[^@/]*@/, '$1:***@');
+}
+
+/** a filesystem check's message, led by the path as written unless it already is */
+const withPath = (path: string, e: unknown): string => {
+  const m = (e as Error).message;
+  return m.startsWith(path) ? m : `${path}: ${m}`;
+};
+
+function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose): PlannedSource[] {
   const names = new Set<string>();
   const st = config.store;
   st.path = st.path.replace('$STATE_DIRECTORY', stateDirectory());
   st.spool_dir = st.spool_dir.replace('$STATE_DIRECTORY', stateDirectory());
   if (st.type === 'postgres' && !st.url) fail(file, text, 'store.url', 'is required for a postgres store');
   if (st.type !== 'postgres' && st.url) fail(file, text, 'store.url', `only a postgres store has a url (this one is ${st.type})`);
+  if (st.type === 'postgres') {
+    const bad = postgresUrlProblem(st.url!);
+    if (bad) fail(file, text, 'store.url', `${JSON.stringify(redactUrl(st.url!))}${bad.startsWith('is ') ? ' ' : ': '}${bad}`);
+  }
+  if (st.retention !== 'forever' && st.retention !== '0') {
+    // a duration that rounds to nothing would keep everything; one of a
+    // few ms would delete flows about as fast as they end
+    const ms = parseDuration(st.retention);
+    if (!(ms >= 1000)) fail(file, text, 'store.retention', `"${st.retention}" is shorter than 1s (use "0" or "forever" to keep flows)`);
+  }
+  if (config.listen !== undefined) {
+    const bad = listenProblem(config.listen);
+    if (bad) fail(file, text, 'listen', `"${config.listen}": ${bad}`);
+  }
+  if (purpose === 'run') {
+    // what the daemon will create: check-config says now what run would say later
+    try {
+      if (st.type === 'sqlite') checkFileUsable(st.path, 'a database', { dirWrite: true });
+    } catch (e) {
+      fail(file, text, 'store.path', withPath(st.path, e));
+    }
+    // both stores spool when they cannot take a batch
+    try {
+      if (st.type !== 'none') checkDirUsable(st.spool_dir, 'the spool');
+    } catch (e) {
+      fail(file, text, 'store.spool_dir', withPath(st.spool_dir, e));
+    }
+  }
   const feeding = new Map<string, string>();
   const sources = config.source.map((s, i) => {
     if (names.has(s.name)) fail(file, text, `source[${i}].name`, `"${s.name}" is used by another source`);
@@ -182,16 +333,26 @@ function plan(file: string, text: string, config: DaemonConfig): PlannedSource[]
       }
       feeding.set(ns, s.name);
     }
+    if (s.buffer_max < s.buffer_size) {
+      fail(file, text, `source[${i}].buffer_max`, `${s.buffer_max} is less than buffer_size (${s.buffer_size}); it is what the buffer may grow to after an overrun`);
+    }
     const label = (flag: string) => `source[${i}].${flag.replace(/^--/, '').replace(/-/g, '_').replace(/^event$/, 'events')}`;
     try {
       const filter = buildFilter({
         event: s.events.join(','), family: s.family, proto: s.proto.map(String), notProto: s.not_proto.map(String),
         src: s.src, dst: s.dst, notSrc: s.not_src, notDst: s.not_dst, port: s.port, notPort: s.not_port,
-        mark: s.mark, zone: s.zone.map(String),
+        mark: s.mark, zone: s.zone.map(String), netns: s.netns,
       }, label);
+      // the daemon attaches the socket filter as it is; the kernel takes no larger one
+      const insns = socketFilterSize(filter);
+      if (insns > BPF_MAXINSNS) {
+        fail(file, text, `source[${i}]`, `its filters need ${Number.isFinite(insns) ? insns : 'too many'} socket-filter instructions, the kernel takes at most ${BPF_MAXINSNS}: ` +
+          'fewer src, dst, not_src, not_dst, proto, mark or zone values (or wider CIDRs)');
+      }
       return { config: s, filter };
     } catch (e) {
-      const m = /^([\w[\].]+): (.*)$/.exec((e as Error).message);
+      if (e instanceof ConfigError) throw e;
+      const m = /^([\w[\].]+): ([^]*)$/.exec((e as Error).message);
       if (m) fail(file, text, m[1], m[2]);
       throw e;
     }
@@ -206,6 +367,16 @@ function plan(file: string, text: string, config: DaemonConfig): PlannedSource[]
     if (k.output.length && k.format !== 'conntrack') fail(file, text, `sink[${i}].output`, `applies to format "conntrack" only, not "${k.format}"`);
     if (k.type === 'syslog') {
       try { parseAddress(k.address); } catch (e) { fail(file, text, `sink[${i}].address`, (e as Error).message); }
+    }
+    // (a NUL would cut the path short on its way to the kernel)
+    if (k.journal_socket.includes('\0')) fail(file, text, `sink[${i}].journal_socket`, 'a path cannot contain a NUL character');
+    if (k.type === 'file' && purpose === 'run') {
+      // the file sink opens its file at start and creates no directory
+      try {
+        checkFileUsable(k.path!, 'a log file', { dirMustExist: true, devicesOk: true, dirWrite: k.rotate_size > 0 });
+      } catch (e) {
+        fail(file, text, `sink[${i}].path`, withPath(k.path!, e));
+      }
     }
   });
   return sources;
@@ -225,23 +396,28 @@ function loadVyos(file: string, text: string): Plan {
   }
   const o = raw as Record<string, unknown>;
   const bad = (key: string, msg: string): never => { throw new ConfigError(`${file}: ${key}: ${msg}`); };
+  // a key of the file's, quoted unless it is a plain word (it may hold anything)
+  const q = (k: string) => (/^\w+$/.test(k) ? k : JSON.stringify(k));
   if (typeof o !== 'object' || o === null || Array.isArray(o)) bad('(top level)', 'must be an object');
-  for (const k of Object.keys(o)) if (!['event', 'queue_size', 'log_level'].includes(k)) bad(k, 'unknown key (VyOS conntrack-logger keys: event, queue_size, log_level)');
+  for (const k of Object.keys(o)) if (!['event', 'queue_size', 'log_level'].includes(k)) bad(q(k), 'unknown key (VyOS conntrack-logger keys: event, queue_size, log_level)');
   const ev = o.event;
   if (typeof ev !== 'object' || ev === null || Array.isArray(ev) || Object.keys(ev).length === 0) {
     bad('event', 'must be an object with at least one of "new", "update", "destroy" (the event filter is empty)');
   }
   const select = new Map<FlowEventType, Set<string> | 'all'>();
   for (const [name, protos] of Object.entries(ev as Record<string, unknown>)) {
-    const type = ({ new: 'NEW', update: 'UPDATE', destroy: 'DESTROY' } as const)[name];
-    if (!type) bad(`event.${name}`, 'unexpected event group (one of "new", "update", "destroy")');
+    // own keys only: "constructor" or "toString" is no event group
+    const groups = { new: 'NEW', update: 'UPDATE', destroy: 'DESTROY' } as const;
+    const type = Object.hasOwn(groups, name) ? groups[name as keyof typeof groups] : undefined;
+    if (!type) bad(`event.${q(name)}`, 'unexpected event group (one of "new", "update", "destroy")');
     if (typeof protos !== 'object' || protos === null || Array.isArray(protos)) bad(`event.${name}`, 'must be an object');
     const keys = Object.keys(protos as object);
-    for (const p of keys) if (!['tcp', 'udp', 'icmp', 'other'].includes(p)) bad(`event.${name}.${p}`, 'must be one of "tcp", "udp", "icmp", "other"');
+    for (const p of keys) if (!['tcp', 'udp', 'icmp', 'other'].includes(p)) bad(`event.${name}.${q(p)}`, 'must be one of "tcp", "udp", "icmp", "other"');
     select.set(type!, keys.length === 0 ? 'all' : new Set(keys));
   }
   const qs = o.queue_size;
-  if (qs !== undefined && (!Number.isInteger(qs) || (qs as number) < 1)) bad('queue_size', 'must be a positive integer');
+  const qmax = SINK_SCHEMA.properties.queue_size.maximum;
+  if (qs !== undefined && (!Number.isInteger(qs) || (qs as number) < 1 || (qs as number) > qmax)) bad('queue_size', `must be an integer from 1 to ${qmax}`);
   const level = o.log_level ?? 'info';
   if (typeof level !== 'string') bad('log_level', 'must be a string');
   const events = [...select.keys()].map((t) => t.toLowerCase() as 'new' | 'update' | 'destroy');

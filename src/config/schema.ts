@@ -83,6 +83,14 @@ export function stateDirectory(): string {
   return (process.env.STATE_DIRECTORY ?? '').split(':')[0] || '/var/lib/conntrail';
 }
 
+/** netlink receive buffer bounds, bytes: the kernel doubles SO_RCVBUF and keeps it in an int */
+export const RCVBUF_MIN = 4096;
+export const RCVBUF_MAX = 1073741824;
+/** records a sink may queue (in memory) */
+export const QUEUE_MAX = 16777216;
+/** journal: a memfd threshold beyond journald's largest entry (768 MiB) means nothing more */
+export const MEMFD_THRESHOLD_MAX = 805306368;
+
 const strList = (description: string) => ({ type: 'array', items: { type: 'string' }, default: [], description });
 
 export const SOURCE_SCHEMA = {
@@ -94,9 +102,9 @@ export const SOURCE_SCHEMA = {
     name: { type: 'string', minLength: 1, default: 'conntrack', description: 'Name that sinks refer to in `sources`.' },
     type: { const: 'conntrack', default: 'conntrack', description: 'The kind of source (conntrack events).' },
     netns: { type: 'string', minLength: 1, description: 'Network namespace to read (`/run/netns/NAME` or a path); default: the daemon\'s own.' },
-    buffer_size: { type: 'integer', minimum: 4096, default: 16777216, description: 'Netlink receive buffer to ask for, in bytes.' },
+    buffer_size: { type: 'integer', minimum: RCVBUF_MIN, maximum: RCVBUF_MAX, default: 16777216, description: 'Netlink receive buffer to ask for, in bytes (at most 1 GiB: the kernel doubles the value and keeps it in an int).' },
     batch_delay_ms: { type: 'integer', minimum: 0, maximum: 1000, default: 1, description: 'After a wake-up, wait this long before reading again.' },
-    buffer_max: { type: 'integer', minimum: 4096, default: 268435456, description: 'After an overrun (ENOBUFS) the receive buffer is doubled, up to this many bytes.' },
+    buffer_max: { type: 'integer', minimum: RCVBUF_MIN, maximum: RCVBUF_MAX, default: 268435456, description: 'After an overrun (ENOBUFS) the receive buffer is doubled, up to this many bytes (at least `buffer_size`, at most 1 GiB).' },
     resync: { type: 'boolean', default: true, description: 'After an overrun, dump the conntrack table and pass every entry on (as `dump` records), so the flows open after the loss are known again.' },
     sync_at_start: { type: 'boolean', default: false, description: 'At start, dump the table and pass every entry on (as `dump` records), so flows that began earlier are known.' },
     enable_accounting: { type: 'boolean', default: false, description: 'At start, turn on nf_conntrack_acct in the source\'s namespace (packet and byte counters on DESTROY), and say so in the log.' },
@@ -129,12 +137,12 @@ export const SINK_SCHEMA = {
     sources: strList('Names of the sources to take records from; empty: all.'),
     format: { enum: [...FORMATS], default: 'conntrack', description: 'Line format, as `conntrail events --format`.' },
     output: { type: 'array', items: { enum: ['extended', 'id', 'timestamp', 'ktimestamp', 'labels'] }, default: [], description: 'conntrack format options, as `-o`.' },
-    path: { type: 'string', minLength: 1, description: 'file: the file to append to (created with `mode`; reopened on SIGHUP).' },
+    path: { type: 'string', minLength: 1, description: 'file: the file to append to (created with `mode`; reopened on SIGHUP); its directory must exist.' },
     mode: { type: 'string', pattern: '^0?[0-7]{3}$', default: '0640', description: 'file: permissions of a file the sink creates (octal).' },
     fsync: { enum: ['never', 'batch'], default: 'never', description: 'file: `batch` calls fsync after every written batch.' },
-    rotate_size: { type: 'integer', minimum: 0, default: 0, description: 'file: rotate when the file reaches this many bytes (0: never; or rename it and send SIGHUP, as logrotate does).' },
+    rotate_size: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'file: rotate when the file reaches this many bytes (0: never; or rename it and send SIGHUP, as logrotate does).' },
     rotate_keep: { type: 'integer', minimum: 1, maximum: 1000, default: 5, description: 'file: rotated files kept, PATH.1 (newest) to PATH.N.' },
-    queue_size: { type: 'integer', minimum: 1, default: 65536, description: 'Records the sink may hold before it is full.' },
+    queue_size: { type: 'integer', minimum: 1, maximum: QUEUE_MAX, default: 65536, description: 'Records the sink may hold before it is full (the queue is in memory).' },
     when_full: { enum: ['block', 'drop'], default: 'block', description: '`block`: pause the sources until the sink catches up (the kernel buffer absorbs, then overruns are counted); `drop`: drop new records and count them.' },
     address: { type: 'string', default: '/dev/log', description: 'syslog: a local unix datagram socket path, `udp://HOST:PORT` or `tcp://HOST:PORT` (HOST an IPv4 address, an IPv6 address in brackets or a host name; PORT 1–65535). TCP is at-least-once: a record counts as written once the collector acknowledged it; records not acknowledged when a connection is lost are sent again (counted as `resent`); it reconnects with backoff, records wait in the queue meanwhile.' },
     protocol: { enum: ['rfc3164', 'rfc5424'], default: 'rfc3164', description: 'syslog: message format.' },
@@ -142,7 +150,7 @@ export const SINK_SCHEMA = {
     severity: { enum: Object.keys(SEVERITIES), default: 'info', description: 'syslog: severity; journal: PRIORITY.' },
     tag: { type: 'string', pattern: '^[!-~]{1,48}$', default: 'conntrail', description: 'syslog: tag (APP-NAME); journal: SYSLOG_IDENTIFIER.' },
     journal_socket: { type: 'string', minLength: 1, default: '/run/systemd/journal/socket', description: 'journal: journald\'s native socket.' },
-    memfd_threshold: { type: 'integer', minimum: 0, default: 0, description: 'journal: send entries of this many bytes or more in a sealed memfd (0: only those too large for one datagram).' },
+    memfd_threshold: { type: 'integer', minimum: 0, maximum: MEMFD_THRESHOLD_MAX, default: 0, description: 'journal: send entries of this many bytes or more in a sealed memfd (0: only those too large for one datagram).' },
     ulogd_device: { type: 'string', default: 'Netfilter', description: 'ulogd-json: the "dvc" value.' },
     ulogd_eventv1: { type: 'boolean', default: false, description: 'ulogd-json: Logstash event v1 fields.' },
   },
@@ -155,9 +163,9 @@ export const STORE_SCHEMA = {
   required: [],
   properties: {
     type: { enum: ['sqlite', 'postgres', 'none'], default: 'sqlite', description: '`sqlite` (embedded, the default), `postgres` (a PostgreSQL server at `url`), or `none` (no flow records).' },
-    path: { type: 'string', minLength: 1, default: '$STATE_DIRECTORY/flows.db', description: 'sqlite: the database file (WAL mode; created with `mode`). `$STATE_DIRECTORY` is systemd\'s, else /var/lib/conntrail.' },
-    url: { type: 'string', pattern: '^postgres(ql)?://', description: 'postgres: connection URL, `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (libpq\'s PG* environment variables fill in what it leaves out).' },
-    retention: { type: 'string', pattern: '^(0|forever|[0-9]+(\\.[0-9]+)?(ms|s|m|h|d|w))$', default: 'forever', description: 'Delete flows that ended longer ago than this ("90d", "12h"), in small steps that never stall ingest; `forever` keeps them.' },
+    path: { type: 'string', minLength: 1, default: '$STATE_DIRECTORY/flows.db', description: 'sqlite: the database file (WAL mode; created with `mode`, its directory too if missing; not on procfs or sysfs). `$STATE_DIRECTORY` is systemd\'s, else /var/lib/conntrail.' },
+    url: { type: 'string', pattern: '^postgres(ql)?://', description: 'postgres: connection URL, `postgres://USER:PASSWORD@HOST:PORT/DATABASE`: a host (or `?host=/socket/dir`), a port 1-65535 if not the default, and a database are required; PGUSER and PGPASSWORD fill in a user and password it leaves out.' },
+    retention: { type: 'string', pattern: '^(0|forever|[0-9]+(\\.[0-9]+)?(ms|s|m|h|d|w))$', default: 'forever', description: 'Delete flows that ended longer ago than this ("90d", "12h"; at least 1s), in small steps that never stall ingest; `forever` (or "0") keeps them.' },
     flush_interval_ms: { type: 'integer', minimum: 10, maximum: 60000, default: 1000, description: 'Write a batch at least this often: flows opened since the last batch appear in the current table this late at most.' },
     batch_size: { type: 'integer', minimum: 1, maximum: 1000000, default: 10000, description: 'Write a batch as soon as this many records wait.' },
     spool_dir: { type: 'string', minLength: 1, default: '$STATE_DIRECTORY/spool', description: 'When the store cannot take a batch (PostgreSQL down, a full disk), batches are kept here and replayed in order when it can again.' },
@@ -172,7 +180,7 @@ export const CONFIG_SCHEMA = {
   required: [],
   properties: {
     log_level: { enum: ['error', 'warn', 'info', 'debug'], default: 'info', description: 'Level of the daemon\'s own log (stderr).' },
-    listen: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[0-9.]+|localhost):[0-9]{1,5}$', description: 'Serve Prometheus metrics at http://ADDRESS:PORT/metrics (e.g. "127.0.0.1:9405"); default: no metrics server.' },
+    listen: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[0-9.]+|localhost):[0-9]{1,5}$', description: 'Serve Prometheus metrics at http://ADDRESS:PORT/metrics: an IPv4 address, a bracketed IPv6 address or `localhost`, and a port 1-65535 (e.g. "127.0.0.1:9405", "[::1]:9405"); default: no metrics server.' },
     source: { type: 'array', items: SOURCE_SCHEMA, default: [{}], description: '`[[source]]` tables; default: one conntrack source with no filter.' },
     sink: { type: 'array', items: SINK_SCHEMA, default: [], description: '`[[sink]]` tables: where event lines go; none by default.' },
     store: { ...STORE_SCHEMA, default: {} },

@@ -60,7 +60,7 @@ describe('SQLite flow store', () => {
     plain.exec('CREATE TABLE x (a)');
     plain.close();
     assert.throws(() => new SqliteStore({ path: join(dir, 'other.db'), readonly: true }), /not a conntrail flow store/);
-    assert.throws(() => new SqliteStore({ path: join(path, 'x', 'flows.db') }), /flows\.db: not a directory/);
+    assert.throws(() => new SqliteStore({ path: join(path, 'x', 'flows.db') }), /flows\.db is not a directory/);
   });
 
   it('migrates a schema 1 store (ms) to schema 2 (µs, activity, uncertainty, runs)', async () => {
