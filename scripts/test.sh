@@ -7,7 +7,8 @@
 #
 #   CONNTRAIL_TEST_NODE=all (default) | 24 | system   which Node(s) to run on
 #   CONNTRAIL_CACHE_DIR=DIR   where Node 24 and its better-sqlite3 build are
-#                             kept between runs (default .cache/, git-ignored)
+#                             kept between runs (default .cache/, git-ignored;
+#                             remove DIR/node-24 to get a newer 24.x)
 #
 # Afterwards the working tree is built for the system Node again (npm start).
 set -euo pipefail
