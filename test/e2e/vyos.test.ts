@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collect, sh, Topology, waitFor, waitSubscribed } from '../helpers/netns.js';
+import { ADDR, collect, sh, Topology, waitFor, waitSubscribed } from '../helpers/netns.js';
 import { gre, ping, rawProto, sctp, tcp, udp } from '../helpers/traffic.js';
 import { CONNTRAIL } from '../helpers/cli.js';
 
@@ -45,7 +45,19 @@ describe('vyos format vs vyos-conntrack-logger', { skip: !existsSync(PREPARE) &&
     rawProto(t, 253);
     // end every flow from user space: DESTROY events with portid=
     t.exec(t.rtr, ['conntrack', '-F'], { allowFail: true });
-    await waitFor(() => lines(c.out()).length >= 20 && lines(r.err()).length >= lines(c.out()).length);
+    // the DESTROYs are still on their way when conntrack -F returns, and the
+    // VyOS logger, stopped, drops what its workers have not printed: wait for
+    // the end of the stream, not a count. A ping to the router after the
+    // flush ends ours (its NEW, then its UPDATE at the reply; its DESTROY
+    // comes 30 s later), then the VyOS logger must have printed the same lines.
+    ping(t, false, ADDR.rtrIn);
+    const strip = (l: string) => l.replace(/ packets=\d+ bytes=\d+/g, '');
+    const last = (l: string) => l.startsWith('[UPDATE]') && l.includes(' icmp ') && l.includes(` dst=${ADDR.rtrIn} `);
+    const same = () => {
+      const [a, b] = [lines(c.out()).map(strip).sort(), lines(r.err()).sort()];
+      return a.length === b.length && a.every((l, i) => l === b[i]);
+    };
+    await waitFor(() => lines(c.out()).some(last) && same());
     await t.stop(ref);
     await t.stop(ours);
     await Promise.all([r.done, c.done]);
@@ -53,8 +65,9 @@ describe('vyos format vs vyos-conntrack-logger', { skip: !existsSync(PREPARE) &&
     const theirs = lines(r.err());
     const mine = lines(c.out());
     assert.ok(mine.length >= 20, `${mine.length} events`);
+    assert.ok(mine.some(last), 'the ping after the flush');
     assert.ok(mine.some((l) => / packets=\d+ bytes=\d+ /.test(l)), 'conntrail prints the counters');
     // VyOS runs one worker per CPU, so its order can differ: compare sorted
-    assert.deepEqual(mine.map((l) => l.replace(/ packets=\d+ bytes=\d+/g, '')).sort(), [...theirs].sort());
+    assert.deepEqual(mine.map(strip).sort(), [...theirs].sort());
   });
 });
