@@ -534,6 +534,9 @@ void NetlinkSocket::OnTimer(uv_timer_t* handle) {
 void NetlinkSocket::Drain() {
   if (in_drain_) return;
   in_drain_ = true;
+  // everything this drain reads was queued after the queue was last seen
+  // empty: a lower bound for when each message was generated
+  drain_from_us_ = last_empty_us_ ? last_empty_us_ : started_us_;
   size_t off = 0;
   uint32_t count = 0;
   unsigned rounds = 0;
@@ -592,17 +595,17 @@ void NetlinkSocket::Drain() {
       count++;
     }
     off = w;
-    if (static_cast<unsigned>(r) < n) {  // queue was empty
-      last_empty_us_ = NowMicros();
-      break;
-    }
+    // fewer than asked: the queue is empty, or an error (an overrun) stopped
+    // the call; the next call tells which (EAGAIN, or the error), so the
+    // time the queue was empty is never one when it was not
   }
   if (off > 0 && !closed_) Deliver(off, count);
   in_drain_ = false;
 }
 
-// onBatch(len, count, overruns): overruns is the running ENOBUFS count, so
-// JS sees an overrun with the batch that follows it (or an empty batch).
+// onBatch(len, count, overruns, fromUs): overruns is the running ENOBUFS
+// count, so JS sees an overrun with the batch that follows it (or an empty
+// batch); fromUs: every message of the batch was generated after this.
 void NetlinkSocket::Deliver(size_t len, uint32_t count) {
   if (closed_) return;
   if (len == 0 && enobufs_ == reported_enobufs_) return;
@@ -611,7 +614,8 @@ void NetlinkSocket::Deliver(size_t len, uint32_t count) {
   Napi::Env env = env_;
   on_batch_.MakeCallback(Value(), {Napi::Number::New(env, static_cast<double>(len)),
                                    Napi::Number::New(env, count),
-                                   Napi::Number::New(env, static_cast<double>(enobufs_))});
+                                   Napi::Number::New(env, static_cast<double>(enobufs_)),
+                                   Napi::Number::New(env, drain_from_us_)});
 }
 
 // Events are lost only while the receive queue is full, so the first loss

@@ -90,4 +90,5 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
   double last_empty_us_ = 0;
   double loss_from_us_ = 0;
   double started_us_ = 0;
+  double drain_from_us_ = 0;
 };

@@ -13,14 +13,14 @@ export const DEFAULT_CONFIG = '/etc/conntrail/conntrail.toml';
 
 export function statsText(s: DaemonStats): string {
   const src = s.sources.map((x) => `source ${x.name}: events=${x.events} datagrams=${x.datagrams} overflows=${x.enobufs} ` +
-    `kernel_drops=${x.kernelDrops} resyncs=${x.resyncs} malformed=${x.malformed} rcvbuf=${x.rcvbuf}`);
+    `kernel_drops=${x.kernelDrops} resyncs=${x.resyncs} dumped=${x.dumped} malformed=${x.malformed} rcvbuf=${x.rcvbuf}`);
   const snk = s.sinks.map((x) => `sink ${x.name}: written=${x.written} dropped=${x.dropped} queued=${x.queued} errors=${x.errors}` +
     (x.resent !== undefined ? ` resent=${x.resent}` : ''));
   const st = s.store ? [`store ${s.store.store}: flows_written=${s.store.written} open_written=${s.store.openWritten} ` +
     `corrected=${s.store.corrected} queued=${s.store.queued} full=${s.store.full} errors=${s.store.errors} spooled=${s.store.spooled} ` +
     `spool_pending=${s.store.spoolPending} replayed=${s.store.replayed} expired=${s.store.expired}`] : [];
   const fl = s.flows ? [`flows: open=${s.flows.open} opened=${s.flows.opened} closed=${s.flows.closed} ` +
-    `partial=${s.flows.partial} settled=${s.flows.settled} corrected=${s.flows.corrected} missing=${s.flows.missing}`] : [];
+    `partial=${s.flows.partial} settled=${s.flows.settled} corrected=${s.flows.corrected} missing=${s.flows.missing} quiet=${s.flows.quiet}`] : [];
   return [...src, ...snk, ...fl, ...st].join('; ');
 }
 

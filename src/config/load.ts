@@ -423,7 +423,7 @@ function loadVyos(file: string, text: string): Plan {
   const events = [...select.keys()].map((t) => t.toLowerCase() as 'new' | 'update' | 'destroy');
   const source: SourceConfig = {
     name: 'conntrack', type: 'conntrack', buffer_size: 16777216, batch_delay_ms: 1, buffer_max: 268435456,
-    resync: true, reliable: false, flows: false, sync_at_start: false, enable_accounting: false, enable_timestamps: false, events,
+    resync: true, reliable: false, flows: false, enable_events: false, sync_at_start: false, enable_accounting: false, enable_timestamps: false, events,
     proto: [], not_proto: [], src: [], dst: [], not_src: [], not_dst: [], port: [], not_port: [], mark: [], zone: [],
   };
   const sink: SinkConfig = {

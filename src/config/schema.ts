@@ -20,6 +20,7 @@ export interface SourceConfig {
   enable_timestamps: boolean;
   reliable: boolean;
   flows: boolean;
+  enable_events: boolean;
   events: Array<'new' | 'update' | 'destroy'>;
   family?: 'ipv4' | 'ipv6';
   proto: Array<string | number>;
@@ -111,6 +112,7 @@ export const SOURCE_SCHEMA = {
     enable_timestamps: { type: 'boolean', default: false, description: 'At start, turn on nf_conntrack_timestamp in the source\'s namespace (start/stop times, so DESTROY carries the duration), and say so in the log.' },
     reliable: { type: 'boolean', default: false, description: 'Reliable event delivery (NETLINK_BROADCAST_ERROR + NETLINK_NO_ENOBUFS): the kernel keeps an event it cannot deliver and retries it, which can make it drop packets instead of events under extreme load.' },
     flows: { type: 'boolean', default: true, description: 'Feed the flow store with this source\'s flows (one record per flow). Only one source per network namespace may: set `false` on the others.' },
+    enable_events: { type: 'boolean', default: true, description: 'With `flows`: at start, set nf_conntrack_events to 1 in the source\'s namespace (and say so in the log), so that connections that begin while no listener runs (the daemon restarting) still report their end; by default (2) the kernel gives them no events at all. Flows the daemon first sees in a table dump are checked by further dumps until they end.' },
     events: { type: 'array', items: { enum: ['new', 'update', 'destroy'] }, minItems: 1, uniqueItems: true, default: ['new', 'update', 'destroy'], description: 'Event types to subscribe to.' },
     family: { enum: ['ipv4', 'ipv6'], description: 'Only this address family.' },
     proto: { type: 'array', items: { type: ['string', 'integer'] }, default: [], description: 'Only these layer-4 protocols (names or numbers).' },

@@ -55,6 +55,9 @@ export interface FlowEvent {
   portid: number;
   /** when conntrail received the event: µs since the epoch */
   recvTime: number;
+  /** the kernel generated it after this (µs): when the receive queue was last
+   * seen empty before it was read (0: unknown) */
+  recvFrom: number;
   /** network namespace it was read from ('' = conntrail's own) */
   netns: string;
 }
@@ -74,6 +77,6 @@ export function emptyEvent(): FlowEvent {
     tcpState: undefined, sctpState: undefined, dccpState: undefined,
     origPackets: undefined, origBytes: undefined, replyPackets: undefined,
     replyBytes: undefined, start: undefined, stop: undefined, eventTime: undefined,
-    helper: undefined, labels: undefined, portid: 0, recvTime: 0, netns: '',
+    helper: undefined, labels: undefined, portid: 0, recvTime: 0, recvFrom: 0, netns: '',
   };
 }

@@ -85,12 +85,13 @@ export class ConntrackEventSource {
     let buf: Buffer;
     const stats = this.decodeStats;
     let overruns = 0;
-    const onBatch = (len: number, _count: number, total: number): void => {
+    const onBatch = (len: number, _count: number, total: number, from: number): void => {
       const t = nowMicros();
       const netns = this.opts.netns ?? '';
       if (len > 0) {
         const r = decodeBatch(buf, len, stats, (ev) => {
           ev.recvTime = t;
+          ev.recvFrom = Math.min(from, t);
           ev.netns = netns;
           sink.event(ev);
         });
@@ -204,6 +205,7 @@ export function dumpConntrack(opts: DumpOptions, onEvent: (ev: FlowEvent) => voi
         const t = nowMicros();
         const r = decodeBatch(buf, len, stats, (ev) => {
           ev.recvTime = t;
+          ev.recvFrom = t;
           ev.netns = opts.netns ?? '';
           onEvent(ev);
         }, true);

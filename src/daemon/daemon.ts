@@ -49,12 +49,15 @@ interface RunningSource {
   dumpToSinks: boolean;
   /** when events may first have been lost, for the loss not yet recovered (µs) */
   lossFrom: number | undefined;
+  /** the next dump that checks the flows only a dump can tell the end of (ms), and the interval */
+  nextCheck: number;
+  checkEvery: number;
   /** events received per type (before filters) */
   byType: Record<FlowEvent['type'], number>;
 }
 
 export interface DaemonStats {
-  sources: Array<{ name: string; resyncs: number; byType: Record<FlowEvent['type'], number> } & SourceStats>;
+  sources: Array<{ name: string; resyncs: number; dumped: number; byType: Record<FlowEvent['type'], number> } & SourceStats>;
   sinks: SinkStats[];
   store?: WriterStats;
   flows?: FlowTableStats;
@@ -63,6 +66,9 @@ export interface DaemonStats {
 /** Estimated kernel memory per queued event (skb truesize), for growing the buffer after an overrun. */
 const EVENT_TRUESIZE = 1536;
 const TIMESTAMP_SYSCTL = 'net.netfilter.nf_conntrack_timestamp';
+/** flows only a dump can tell the end of are checked after this long, then twice as long each time, up to CHECK_MAX_MS */
+const CHECK_FIRST_MS = 10_000;
+const CHECK_MAX_MS = 300_000;
 
 export class Pipeline {
   private sources: RunningSource[] = [];
@@ -129,8 +135,9 @@ export class Pipeline {
     for (const s of this.sources) {
       if (s.config.sync_at_start || s.table) this.resync(s, 'start-up sync', s.config.sync_at_start, prevAlive);
     }
+    // (not unref'd: with every source paused, a full store waiting on an
+    // unref'd retry, nothing else would keep the daemon alive)
     this.timer = setInterval(() => this.tick(), 1000);
-    this.timer.unref();
   }
 
   /** Opens the sinks of a configuration; if one cannot be opened, closes those it opened and throws. */
@@ -194,6 +201,7 @@ export class Pipeline {
     }
     let nsId = 0;
     if (this.writer && sc.flows) {
+      if (sc.enable_events) this.enableEvents(sc);
       nsId = await this.writer.namespaceId(sc.netns ?? '');
       if (!table) {
         const ns = this.readNamespace(sc);
@@ -206,6 +214,23 @@ export class Pipeline {
       }
     }
     return { nsId, table };
+  }
+
+  /**
+   * nf_conntrack_events = 1: every new entry gets the kernel's event cache,
+   * also while no listener runs; with the default (2) an entry created then
+   * never reports anything, its DESTROY included.
+   */
+  private enableEvents(sc: SourceConfig): void {
+    const name = 'net.netfilter.nf_conntrack_events';
+    try {
+      const cur = native().readSysctl(sc.netns ?? '', [name])[0];
+      if (cur?.trim() === '1') return;
+      native().writeSysctl(sc.netns ?? '', name, '1');
+      this.log.info(`source ${sc.name}: set ${name}=1 (was ${cur ?? 'unknown'})${sc.netns ? ` in network namespace ${sc.netns}` : ''}: connections that begin while no listener runs (the daemon restarting) still report their end`);
+    } catch (e) {
+      this.log.warn(`source ${sc.name}: could not set ${name}=1 (${(e as Error).message}): connections that begin while the daemon is not running will not report their end; dumps will find it`);
+    }
   }
 
   /** Opens a source's socket and starts reading (synchronous: no event is read before it returns). */
@@ -222,7 +247,7 @@ export class Pipeline {
     const rs: RunningSource = {
       name: sc.name, config: sc, planned: ps, src, table: prep.table, nsId: prep.nsId, routes: this.routesFor(sc), reportedOverruns: 0,
       kernelDrops: 0, resyncs: 0, resyncing: false, again: false, dumpToSinks: false, lossFrom: undefined,
-      byType: { NEW: 0, UPDATE: 0, DESTROY: 0, DUMP: 0 },
+      nextCheck: Date.now() + CHECK_FIRST_MS, checkEvery: CHECK_FIRST_MS, byType: { NEW: 0, UPDATE: 0, DESTROY: 0, DUMP: 0 },
     };
     const match = compileMatcher(ps.filter, src.kernelFiltered);
     const select = ps.select;
@@ -279,6 +304,17 @@ export class Pipeline {
 
   private tick(): void {
     for (const s of this.sources) s.table?.sweep();
+    // flows first seen in a dump that report nothing: a dump now and then tells when they end
+    const now = Date.now();
+    for (const s of this.sources) {
+      if (!s.table) continue;
+      if (!s.table.hasQuiet) { s.checkEvery = CHECK_FIRST_MS; s.nextCheck = now + CHECK_FIRST_MS; continue; }
+      if (now >= s.nextCheck && !s.resyncing) {
+        this.resync(s, 'check', false);
+        s.nextCheck = now + s.checkEvery;
+        s.checkEvery = Math.min(s.checkEvery * 2, CHECK_MAX_MS);
+      }
+    }
     // an overrun the batches did not report (nothing to read after it)
     for (const s of this.sources) if (s.src.sock.stats().enobufs > s.reportedOverruns) this.onOverrun(s, true);
     // the namespaces' timeouts, in case they were changed
@@ -302,6 +338,8 @@ export class Pipeline {
     const loss = s.src.takeLoss();
     if (loss.from > 0 && (s.lossFrom === undefined || loss.from < s.lossFrom)) s.lossFrom = loss.from;
     s.lossFrom ??= nowMicros();
+    // a flow first seen from now on without its NEW began after the loss did
+    if (s.table) s.table.gapFrom = s.lossFrom;
     const drops = Math.max(0, st.kernelDrops - s.kernelDrops);
     s.kernelDrops = Math.max(s.kernelDrops, st.kernelDrops);
     const before = s.src.rcvbuf;
@@ -324,7 +362,7 @@ export class Pipeline {
    * and tell the flow table which flows are still open; those it was
    * following that the dump no longer has ended unseen after `lossFrom`.
    */
-  private resync(s: RunningSource, why: 'resync' | 'start-up sync', toSinks: boolean, lossFrom?: number): void {
+  private resync(s: RunningSource, why: 'resync' | 'start-up sync' | 'check', toSinks: boolean, lossFrom?: number): void {
     if (s.resyncing) { s.again = true; return; }
     s.resyncing = true;
     s.again = false;
@@ -343,8 +381,12 @@ export class Pipeline {
         }
         // the loss is recovered unless events were lost again meanwhile
         if (why === 'resync' && !s.again) s.lossFrom = undefined;
-        this.log.info(`source ${s.name}: ${why} done, ${s.byType.DUMP - before} table entries ${toSinks ? 'passed on' : 'read'}` +
-          (missing ? `; ${missing} flows no longer in the table will be ended (their DESTROY was not seen)` : ''));
+        const said = `source ${s.name}: ${why} done, ${s.byType.DUMP - before} table entries ${toSinks ? 'passed on' : 'read'}` +
+          (missing ? `; ${missing} flows no longer in the table will be ended (their DESTROY was not seen)` : '');
+        if (why === 'check') this.log.debug(said); else this.log.info(said);
+        if (why === 'start-up sync' && table?.hasQuiet) {
+          this.log.info(`source ${s.name}: ${table.stats().quiet} flows were first seen in the table dump; until their events show they report, further dumps tell when they end`);
+        }
       })
       .catch((e: Error) => { if (!this.stopping) this.log.error(`source ${s.name}: ${why} failed: ${e.message}`); })
       .finally(() => {
@@ -357,12 +399,16 @@ export class Pipeline {
 
   stats(): DaemonStats {
     const st: DaemonStats = {
-      sources: this.sources.map((s) => ({ name: s.name, resyncs: s.resyncs, byType: { ...s.byType }, ...s.src.stats() })),
+      // events: NEW, UPDATE and DESTROY (the table entries of dumps on the same socket are counted apart)
+      sources: this.sources.map((s) => ({
+        name: s.name, resyncs: s.resyncs, byType: { ...s.byType }, ...s.src.stats(),
+        events: s.byType.NEW + s.byType.UPDATE + s.byType.DESTROY, dumped: s.byType.DUMP,
+      })),
       sinks: this.sinks.map((s) => s.stats()),
     };
     if (this.writer) {
       st.store = this.writer.stats();
-      const f: FlowTableStats = { open: 0, opened: 0, closed: 0, partial: 0, settled: 0, corrected: 0, missing: 0 };
+      const f: FlowTableStats = { open: 0, opened: 0, closed: 0, partial: 0, settled: 0, corrected: 0, missing: 0, quiet: 0 };
       for (const s of this.sources) {
         const t = s.table?.stats();
         if (t) for (const k of Object.keys(f) as Array<keyof FlowTableStats>) f[k] += t[k];

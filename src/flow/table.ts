@@ -51,6 +51,8 @@ export interface FlowTableStats {
   corrected: number;
   /** flows missing from a dump, waiting for a late DESTROY before they are settled */
   missing: number;
+  /** flows first seen in a dump with no event since (checked by dumps until they end) */
+  quiet: number;
 }
 
 /** What the table needs to know of its namespace. */
@@ -108,9 +110,15 @@ function eventHash(ev: FlowEvent): Int32Array {
   return fpScratch;
 }
 
-/** When the event happened: the kernel's event timestamp, else when it was read (µs). */
+/** When the event happened, at the latest: the kernel's event timestamp, else when it was read (µs). */
 function eventTime(ev: FlowEvent): number {
   return ev.eventTime !== undefined ? nsToUsFloor(ev.eventTime) : ev.recvTime;
+}
+
+/** When the event happened, at the earliest: the kernel's event timestamp, else
+ * when the receive queue was last seen empty before it was read (µs). */
+function eventFrom(ev: FlowEvent): number {
+  return ev.eventTime !== undefined ? nsToUsFloor(ev.eventTime) : ev.recvFrom > 0 ? Math.min(ev.recvFrom, ev.recvTime) : ev.recvTime;
 }
 
 function finished(proto: number, state: number | undefined): boolean {
@@ -127,7 +135,9 @@ export class FlowTable {
   private startUs = new Float64Array(0);
   private startErr = new Float64Array(0);
   private seenUs = new Float64Array(0);
+  /** the last NEW/UPDATE: when it happened at the latest, and at the earliest */
   private eventUs = new Float64Array(0);
+  private eventLo = new Float64Array(0);
   private activeUs = new Float64Array(0);
   private keyOf = new Float64Array(0);
   private idOf = new Float64Array(0);
@@ -143,6 +153,11 @@ export class FlowTable {
   private obsClass = new Int32Array(0);
   private state = new Uint8Array(0);
   private flags = new Uint8Array(0);
+  private proto = new Uint8Array(0);
+  /** first seen in a dump and no event since: it may be one that never
+   * reports (created while no listener ran, with nf_conntrack_events = 2) */
+  private quiet = new Uint8Array(0);
+  private quietCount = 0;
   private free: number[] = [];
   private used = 0;
   private size_ = 0;
@@ -184,6 +199,7 @@ export class FlowTable {
     this.startErr = copy(this.startErr, new Float64Array(cap));
     this.seenUs = copy(this.seenUs, new Float64Array(cap));
     this.eventUs = copy(this.eventUs, new Float64Array(cap));
+    this.eventLo = copy(this.eventLo, new Float64Array(cap));
     this.activeUs = copy(this.activeUs, new Float64Array(cap));
     this.keyOf = copy(this.keyOf, new Float64Array(cap));
     this.idOf = copy(this.idOf, new Float64Array(cap));
@@ -199,6 +215,8 @@ export class FlowTable {
     this.obsClass = copy(this.obsClass, new Int32Array(cap));
     this.state = copy(this.state, new Uint8Array(cap));
     this.flags = copy(this.flags, new Uint8Array(cap));
+    this.proto = copy(this.proto, new Uint8Array(cap));
+    this.quiet = copy(this.quiet, new Uint8Array(cap));
     this.cap = cap;
   }
 
@@ -212,7 +230,12 @@ export class FlowTable {
   get size(): number { return this.size_; }
 
   stats(): FlowTableStats {
-    return { open: this.size_, ...this.counts, missing: this.missingCount };
+    return { open: this.size_, ...this.counts, missing: this.missingCount, quiet: this.quietCount };
+  }
+
+  /** Are there flows only a dump can tell the end of? */
+  get hasQuiet(): boolean {
+    return this.quietCount > 0;
   }
 
   private find(idKey: number, a: number, b: number): number {
@@ -242,6 +265,7 @@ export class FlowTable {
       } else this.next[prev] = this.next[slot];
     }
     if (this.missingUntil[slot] > 0) { this.missingUntil[slot] = 0; this.missingCount--; }
+    if (this.quiet[slot]) { this.quiet[slot] = 0; this.quietCount--; }
     this.free.push(slot);
     this.size_--;
   }
@@ -256,6 +280,8 @@ export class FlowTable {
     let slot = this.find(idKey, a, b);
     const state = ev.tcpState ?? ev.sctpState ?? ev.dccpState;
     const t = eventTime(ev);
+    // it was there at `lo` for sure (seen lower bounds the end of a flow a dump later misses)
+    const lo = eventFrom(ev);
     if (ev.type === 'DESTROY') { this.destroy(ev, idKey, slot, a, b, state); return; }
     if (slot >= 0) {
       if (state !== undefined) {
@@ -266,10 +292,12 @@ export class FlowTable {
         this.state[slot] = state;
       }
       if (ev.status !== undefined) this.status[slot] = ev.status;
-      this.seenUs[slot] = t;
+      this.seenUs[slot] = Math.max(this.seenUs[slot], lo);
       if (ev.type !== 'DUMP') {
         this.eventUs[slot] = t;
+        this.eventLo[slot] = lo;
         this.observe(slot, ev, state);
+        if (this.quiet[slot]) { this.quiet[slot] = 0; this.quietCount--; } // it reports: its DESTROY will come
       }
       this.gen[slot] = this.generation;
       if (this.missingUntil[slot] > 0) { this.missingUntil[slot] = 0; this.missingCount--; } // alive after all
@@ -281,21 +309,25 @@ export class FlowTable {
     let start: number;
     let startErr = 0;
     if (ev.start !== undefined) start = nsToUsFloor(ev.start);
-    else if (ev.type === 'NEW') start = t;
+    else if (ev.type === 'NEW') { start = t; startErr = t - lo; } // read late: it began between
     else { start = t; flags |= FLAG_START_UNKNOWN; startErr = this.startBound(t); }
     if (ev.type !== 'NEW') flags |= FLAG_NO_NEW;
     const key = this.out.newKey();
     this.link(idKey, slot);
     this.startUs[slot] = start;
     this.startErr[slot] = startErr;
-    this.seenUs[slot] = t;
+    this.seenUs[slot] = Math.max(lo, start);
     this.eventUs[slot] = ev.type === 'DUMP' ? start : t;
+    this.eventLo[slot] = ev.type === 'DUMP' ? start : lo;
     this.activeUs[slot] = finished(ev.proto, state) ? t : 0;
     this.keyOf[slot] = key;
     this.missingUntil[slot] = 0;
     this.flags[slot] = flags;
     this.state[slot] = state ?? NONE;
     this.status[slot] = ev.status ?? 0;
+    this.proto[slot] = ev.proto;
+    this.quiet[slot] = ev.type === 'DUMP' ? 1 : 0;
+    if (ev.type === 'DUMP') this.quietCount++;
     this.fpA[slot] = a;
     this.fpB[slot] = b;
     this.gen[slot] = this.generation;
@@ -321,6 +353,8 @@ export class FlowTable {
 
   private destroy(ev: FlowEvent, idKey: number, slot: number, a: number, b: number, state: number | undefined): void {
     const end = ev.stop !== undefined ? nsToUsCeil(ev.stop) : ev.recvTime;
+    // without the kernel's stop: read at `end`, it ended after the queue was last seen empty
+    const endErr = ev.stop !== undefined ? 0 : Math.max(0, end - eventFrom(ev));
     // the kernel's start timestamp is exact; the NEW event's receive time is a little late
     const kstart = ev.start !== undefined ? nsToUsFloor(ev.start) : undefined;
     let start: number;
@@ -352,7 +386,7 @@ export class FlowTable {
         this.counts.corrected++;
         this.out.corrected(ref, recordFromEvent(ev, ref.key, this.ns, {
           start, startErr: flags & FLAG_START_UNKNOWN ? this.startBound(start) : 0,
-          end: e, endErr: 0, activeEnd: Math.max(Math.min(active.at, e), start),
+          end: e, endErr: Math.min(endErr, e - start), activeEnd: Math.max(Math.min(active.at, e), start),
         }, st, status, flags));
         return;
       }
@@ -366,7 +400,7 @@ export class FlowTable {
     this.counts.closed++;
     const e = Math.max(end, start);
     this.out.closed(recordFromEvent(ev, key, this.ns, {
-      start, startErr, end: e, endErr: 0, activeEnd: Math.max(Math.min(active.at, e), start),
+      start, startErr, end: e, endErr: Math.min(endErr, e - start), activeEnd: Math.max(Math.min(active.at, e), start),
     }, st, status, flags));
   }
 
@@ -421,13 +455,29 @@ export class FlowTable {
         if (this.gen[s] === g || this.missingUntil[s] > 0) continue;
         this.missingUntil[s] = deadline;
         this.settleHi[s] = Math.max(doneUs, this.seenUs[s]);
-        this.settleLo[s] = Math.max(this.seenUs[s], lossFrom ?? this.seenUs[s], this.startUs[s]);
+        this.settleLo[s] = this.endBound(s, lossFrom);
         this.pending.push([s, this.keyOf[s]]);
         this.missingCount++;
         n++;
       }
     }
     return n;
+  }
+
+  /**
+   * The earliest a flow missing from a dump may have ended. After it was
+   * last seen; and after the loss began, if its end was a deletion (that
+   * reports at once) — but an entry that expired reports only when it is
+   * reaped, which can be a while after its expiry: then no earlier than its
+   * last event plus the timeout running then.
+   */
+  private endBound(s: number, lossFrom: number | undefined): number {
+    const seen = Math.max(this.seenUs[s], this.startUs[s]);
+    if (lossFrom === undefined) return seen;
+    const state = this.state[s] === NONE ? undefined : this.state[s];
+    const secs = this.timeouts?.seconds(this.proto[s], state, this.status[s]);
+    const expiry = secs === undefined ? seen : this.eventLo[s] + secs * 1e6 - this.jiffy;
+    return Math.max(seen, Math.min(lossFrom, expiry));
   }
 
   /** Settles the missing flows whose grace has passed (all of them with `all`). Returns how many. */
@@ -508,12 +558,17 @@ export class FlowTable {
     this.startErr[slot] = row.startErr;
     this.seenUs[slot] = row.start;
     this.eventUs[slot] = row.start;
+    this.eventLo[slot] = row.start;
     this.activeUs[slot] = row.activeEnd ?? 0;
     this.keyOf[slot] = row.key;
     this.missingUntil[slot] = 0;
     this.flags[slot] = row.flags;
     this.state[slot] = NONE;
     this.status[slot] = row.status;
+    this.proto[slot] = row.proto;
+    // first seen in a dump by an earlier run: it may never report its end
+    this.quiet[slot] = row.flags & FLAG_NO_NEW ? 1 : 0;
+    if (this.quiet[slot]) this.quietCount++;
     this.fpA[slot] = fpScratch[0];
     this.fpB[slot] = fpScratch[1];
     this.gen[slot] = 0;

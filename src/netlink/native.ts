@@ -39,8 +39,9 @@ export interface NativeNetlinkSocket {
   attachFilter(program: Buffer): void;
   detachFilter(): void;
   send(msg: Buffer): number;
-  /** onBatch(len, count, overruns): len 0 when only an overrun is reported */
-  start(onBatch: (len: number, count: number, overruns: number) => void, onError: (err: Error) => void): Buffer;
+  /** onBatch(len, count, overruns, fromUs): len 0 when only an overrun is reported; every
+   * message of the batch was generated after fromUs (µs: when the queue was last seen empty) */
+  start(onBatch: (len: number, count: number, overruns: number, fromUs: number) => void, onError: (err: Error) => void): Buffer;
   /** the overrun count, and (µs) when the first loss since the last call may have happened, 0: none */
   takeLoss(): { overruns: number; from: number };
   pause(): void;
