@@ -19,7 +19,7 @@ export interface PlanItem {
   hold: number;
 }
 
-/** What a server saw: one line when a connection opened, one when it closed. */
+/** What a server saw: one line when a connection opened, one when it closed (t: µs since the epoch). */
 export interface SeenLine {
   ev: 'open' | 'close';
   id: string;
@@ -32,6 +32,8 @@ export interface SeenLine {
 }
 
 const out = (o: unknown) => process.stdout.write(JSON.stringify(o) + '\n');
+/** µs since the epoch (the wall clock at start, then the monotonic clock: no ms rounding) */
+const nowUs = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function server(tcpPorts: number[], udpPorts: number[]): void {
@@ -48,10 +50,10 @@ function server(tcpPorts: number[], udpPorts: number[]): void {
         if (!who && nl >= 0) {
           const [id, host] = buf.slice(0, nl).split(' ');
           who = { id, host };
-          out({ ev: 'open', id, host, proto: 'tcp', lport: port, peer, pport, t: Date.now() });
+          out({ ev: 'open', id, host, proto: 'tcp', lport: port, peer, pport, t: nowUs() });
         }
       });
-      const done = () => { if (who) { out({ ev: 'close', ...who, proto: 'tcp', lport: port, peer, pport, t: Date.now() }); who = undefined; } };
+      const done = () => { if (who) { out({ ev: 'close', ...who, proto: 'tcp', lport: port, peer, pport, t: nowUs() }); who = undefined; } };
       s.on('end', () => { done(); s.end(); });
       s.on('close', done);
       s.on('error', () => undefined);
@@ -64,27 +66,35 @@ function server(tcpPorts: number[], udpPorts: number[]): void {
       const [id, host, last] = m.toString().trim().split(' ');
       const k = `${r.address}:${r.port}:${id}`;
       if (!seen.has(k)) {
-        seen.set(k, { id, host, peer: r.address, pport: r.port, last: Date.now() });
-        out({ ev: 'open', id, host, proto: 'udp', lport: port, peer: r.address, pport: r.port, t: Date.now() });
+        seen.set(k, { id, host, peer: r.address, pport: r.port, last: nowUs() });
+        out({ ev: 'open', id, host, proto: 'udp', lport: port, peer: r.address, pport: r.port, t: nowUs() });
       }
       sock.send('ok', r.port, r.address);
-      if (last === 'last') out({ ev: 'close', id, host, proto: 'udp', lport: port, peer: r.address, pport: r.port, t: Date.now() });
+      if (last === 'last') out({ ev: 'close', id, host, proto: 'udp', lport: port, peer: r.address, pport: r.port, t: nowUs() });
     });
     sock.bind(port, '0.0.0.0');
   }
   out({ ev: 'ready' });
 }
 
+/**
+ * One planned connection. The client logs `start` before it sends anything
+ * and `closed` once nothing more can pass (TCP: the socket closed; UDP: the
+ * answer to its last datagram came, or 1 s passed): the flow was active,
+ * at most, between the two; the server's `open` and `close` lines bound
+ * the time it was active at least.
+ */
 async function runItem(p: PlanItem): Promise<void> {
   if (p.proto === 'tcp') {
     await new Promise<void>((resolve) => {
+      out({ ev: 'start', id: p.id, t: nowUs() });
       const s = connect({ host: p.dst, port: p.dport, localAddress: p.host }, () => {
         s.write(`${p.id} ${p.host}\n`);
-        out({ ev: 'connected', id: p.id, t: Date.now() });
+        out({ ev: 'connected', id: p.id, t: nowUs() });
         setTimeout(() => s.end(), p.hold);
       });
       s.on('data', () => undefined);
-      s.on('close', () => resolve());
+      s.on('close', () => { out({ ev: 'closed', id: p.id, t: nowUs() }); resolve(); });
       s.on('error', (e) => { out({ ev: 'error', id: p.id, error: e.message }); resolve(); });
     });
     return;
@@ -92,12 +102,17 @@ async function runItem(p: PlanItem): Promise<void> {
   const sock = createSocket('udp4');
   await new Promise<void>((r) => sock.bind(0, p.host, () => r()));
   const n = 4;
+  let answers = 0;
+  let lastAnswered: () => void = () => undefined;
+  sock.on('message', () => { if (++answers >= n) lastAnswered(); });
+  out({ ev: 'start', id: p.id, t: nowUs() });
   for (let i = 0; i < n; i++) {
     sock.send(`${p.id} ${p.host} ${i === n - 1 ? 'last' : 'more'}`, p.dport, p.dst);
     if (i < n - 1) await sleep(p.hold / (n - 1));
   }
-  await sleep(50);
+  await new Promise<void>((r) => { lastAnswered = r; if (answers >= n) r(); setTimeout(r, 1000); });
   sock.close();
+  out({ ev: 'closed', id: p.id, t: nowUs() });
 }
 
 async function client(plan: PlanItem[]): Promise<void> {

@@ -24,6 +24,19 @@ function error(text: string): string {
   return 'valid';
 }
 
+describe('configuration: sources and the flow store', () => {
+  it('no fixed limit of sources (flow keys no longer pack the source in a few bits)', () => {
+    const many = Array.from({ length: 40 }, (_, i) => `[[source]]\nname = "s${i}"\nnetns = "ns${i}"\n`).join('\n');
+    assert.equal(error(`${many}\n[store]\npath = "${dir}/flows.db"\n`), 'valid');
+  });
+  it('one source per namespace feeds the flow store: one record per flow', () => {
+    const two = `[[source]]\nname = "a"\nnetns = "rtr"\n[[source]]\nname = "b"\nnetns = "rtr"\nproto = ["tcp"]\n`;
+    assert.equal(error(two), ':4: source[1].flows: source "a" already feeds the flow store from network namespace rtr: set flows = false on one of them (one record per flow)');
+    assert.equal(error(two + 'flows = false\n'), 'valid');
+    assert.equal(error(two + '[store]\ntype = "none"\n'), 'valid');
+  });
+});
+
 describe('configuration bounds', () => {
   it('buffer sizes: 4096 to 1 GiB, buffer_max at least buffer_size', () => {
     for (const n of [3000000000, 2 ** 31, 2 ** 32, 1e15, 1073741825, 4095, -1]) {

@@ -231,6 +231,21 @@ describe('SQLite flow store', () => {
     await s.close();
   });
 
+  it('the WAL stays small next to the database: checkpointed once past a quarter of it (at least 16 MiB)', async () => {
+    const path = join(dir, 'wal.db');
+    const s = new SqliteStore({ path });
+    let maxWal = 0;
+    for (let b = 0; b < 40; b++) {
+      await s.write(batch({ closed: Array.from({ length: 5000 }, (_, i) => rec({ start: T0 + b * 5000 + i, sport: i, ctId: b * 5000 + i })) }));
+      maxWal = Math.max(maxWal, statSync(path + '-wal').size);
+    }
+    const main = statSync(path).size;
+    // one batch may land on top of the limit before the checkpoint after it
+    assert.ok(maxWal <= Math.max(16 * 1048576, main / 4) + 8 * 1048576, `WAL up to ${maxWal} bytes, database ${main}`);
+    assert.ok(statSync(path + '-wal').size <= 24 * 1048576, 'cut back after a checkpoint');
+    await s.close();
+  });
+
   it('retention deletes flows that ended before the cutoff, in steps', async () => {
     const s = new SqliteStore({ path: join(dir, 'ret.db') });
     const now = Date.now() * 1000;

@@ -1,0 +1,303 @@
+// One row per flow, always, and nothing lost that the kernel let us keep:
+// counted UDP flows (each its own conntrack entry) through a daemon that is
+// stopped with SIGTERM or killed with SIGKILL mid-ingest and started again,
+// that overruns its receive buffer in a burst, that reloads its
+// configuration, and that replays a spool left by a run whose PostgreSQL
+// was down. Ground truth is the generator's count and tuples; the store
+// must hold each of them exactly once.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ADDR, collect, sh, Topology, waitFor, waitSubscribed } from '../helpers/netns.js';
+import { CONNTRAIL } from '../helpers/cli.js';
+import { startPostgres, type Postgres } from '../helpers/postgres.js';
+
+const GEN = join(process.cwd(), 'test', 'helpers', 'udpflows.py');
+
+interface Row { orig: { src: string; sport: number; dst: string; dport: number }; open: boolean; start_us: number; end_us: number | null; end_err_us: number; flags: string[] }
+
+function rows(store: string[]): Row[] {
+  const r = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'flows', ...store, '--json', '--limit', '0', '--proto', 'udp', '--src', ADDR.cli], {
+    encoding: 'utf8', maxBuffer: 512 * 1024 * 1024,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout) as Row[];
+}
+
+/** The generator's flows, by destination port and source port: how many rows each has. */
+function tally(list: Row[]): { closed: number; open: number; dup: string[] } {
+  const seen = new Map<string, number>();
+  for (const x of list) {
+    const k = `${x.orig.sport}>${x.orig.dport}`;
+    seen.set(k, (seen.get(k) ?? 0) + 1);
+  }
+  return {
+    closed: list.filter((x) => !x.open).length, open: list.filter((x) => x.open).length,
+    dup: [...seen].filter(([, n]) => n > 1).map(([k, n]) => `${k} x${n}`),
+  };
+}
+
+describe('the flow store holds each flow once', { timeout: 600_000 }, () => {
+  const t = new Topology('si');
+  const dir = mkdtempSync(join(tmpdir(), 'conntrail-si-'));
+  let pg: Postgres | undefined;
+  before(() => {
+    t.up({ nft: `table inet ctt {
+  chain postrouting { type nat hook postrouting priority 100; oifname "${t.prefix}r1" masquerade; }
+}` });
+    // flows live 5 s after their one packet: none ends while a daemon restarts
+    t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_udp_timeout': '5' });
+  });
+  after(async () => {
+    t.down();
+    await pg?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const daemon = (conf: string) => {
+    const d = t.spawn('', [...CONNTRAIL, 'run', '--config', conf]);
+    return { d, o: collect(d) };
+  };
+  const started = async (x: { d: ChildProcess; o: ReturnType<typeof collect> }) => {
+    assert.ok(await waitSubscribed(x.d.pid!, 10000, t.rtr), x.o.err());
+    assert.ok(await waitFor(() => /start-up sync done/.test(x.o.err()), 15000), x.o.err());
+  };
+  /** every flow the generator made has ended (its DESTROY read) and is stored */
+  const allStored = async (store: string[], n: number, maxMs = 60000) => waitFor(() => {
+    t.exec(t.rtr, ['conntrack', '-L'], { allowFail: true }); // reap what has expired
+    const c = tally(rows(store));
+    return c.closed >= n && c.open === 0;
+  }, maxMs);
+
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    it(`a daemon stopped with ${signal} mid-ingest and started again: every flow once`, async () => {
+      const db = join(dir, `${signal}.db`);
+      const conf = join(dir, `${signal}.toml`);
+      writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\n\n[store]\npath = "${db}"\nspool_dir = "${join(dir, `${signal}-spool`)}"\nflush_interval_ms = 200\n`);
+      const N = 12000;
+      let a = daemon(conf);
+      await started(a);
+      const gen = t.spawn(t.cli, ['python3', GEN, ADDR.srv, String(N), '5000']);
+      const g = collect(gen);
+      try {
+        assert.ok(await waitFor(() => /sent 4000/.test(g.out()), 30000), g.out());
+        if (signal === 'SIGKILL') {
+          a.d.kill('SIGKILL');
+          await a.o.done;
+        } else assert.equal(await t.stop(a.d), 0, a.o.err());
+        a = daemon(conf);
+        await started(a);
+        await g.done;
+        assert.match(g.out(), new RegExp(`done ${N}`));
+        assert.ok(await allStored(['--db', db], N), `stored: ${JSON.stringify(tally(rows(['--db', db])).closed)}\n${a.o.err()}`);
+        const c = tally(rows(['--db', db]));
+        assert.deepEqual(c.dup.slice(0, 10), [], `${c.dup.length} flows stored more than once`);
+        assert.equal(c.closed, N);
+        assert.equal(await t.stop(a.d), 0, a.o.err());
+        // the counters say what was written
+        const m = /flows_written=(\d+)/.exec(a.o.err());
+        assert.ok(m, a.o.err());
+      } finally {
+        await t.stop(gen);
+        await t.stop(a.d);
+      }
+    });
+  }
+
+  it('an overrun in a burst: the buffer grows at once, the resync recovers the open flows, every flow once', async () => {
+    const db = join(dir, 'burst.db');
+    const conf = join(dir, 'burst.toml');
+    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\nbuffer_size = 4096\nbuffer_max = 67108864\nbatch_delay_ms = 50\n\n[store]\npath = "${db}"\nflush_interval_ms = 200\n`);
+    const N = 20000;
+    const a = daemon(conf);
+    await started(a);
+    try {
+      t.exec(t.cli, ['python3', GEN, ADDR.srv, String(N), '0', String(N)]);
+      assert.ok(await waitFor(() => /resync done/.test(a.o.err()), 30000), a.o.err());
+      assert.ok(await allStored(['--db', db], N), a.o.err());
+      const list = rows(['--db', db]);
+      const c = tally(list);
+      assert.deepEqual(c.dup.slice(0, 10), [], `${c.dup.length} flows stored more than once`);
+      assert.equal(c.closed, N, 'every flow of the burst is in the store');
+      assert.match(a.o.err(), /netlink overrun \(ENOBUFS\) x\d+, kernel dropped \d+ events so far; receive buffer grown from \d+ to \d+ bytes; resyncing from a table dump/);
+      // grown to what the burst needed at once: no more than a few overruns
+      const warnings = a.o.err().match(/netlink overrun/g)!.length;
+      assert.ok(warnings <= 4, `${warnings} overrun warnings:\n${a.o.err()}`);
+      assert.equal(await t.stop(a.d), 0, a.o.err());
+      assert.match(a.o.err(), /stopped: source conntrack: events=\d+ datagrams=\d+ overflows=[1-9]\d* /);
+      // flows whose NEW was lost are known from the dump, with the kernel's start
+      assert.ok(list.some((x) => x.flags.includes('partial')), 'some NEW events were lost and recovered');
+      assert.ok(list.every((x) => !x.flags.includes('start-unknown')), 'kernel timestamps: every start is known');
+    } finally {
+      await t.stop(a.d);
+    }
+  });
+
+  it('an overrun that loses DESTROYs (a receive buffer that may not grow): each settled flow\'s end interval holds its real end', async () => {
+    t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_udp_timeout': '1' });
+    const db = join(dir, 'lost.db');
+    const conf = join(dir, 'lost.toml');
+    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\nbuffer_size = 16384\nbuffer_max = 16384\nbatch_delay_ms = 100\n\n[store]\npath = "${db}"\nflush_interval_ms = 200\n`);
+    const N = 12000;
+    const a = daemon(conf);
+    await started(a);
+    try {
+      t.exec(t.cli, ['python3', GEN, ADDR.srv, String(N), '4000']);
+      assert.ok(await allStored(['--db', db], N, 90000), a.o.err());
+      const list = rows(['--db', db]);
+      const c = tally(list);
+      assert.deepEqual(c.dup.slice(0, 10), [], `${c.dup.length} flows stored more than once`);
+      assert.equal(c.closed, N, 'every flow is in the store, its DESTROY seen or not');
+      const settled = list.filter((x) => x.flags.includes('end-estimated'));
+      assert.ok(settled.length > 0, `some DESTROYs were lost: ${a.o.err()}`);
+      // each flow is one datagram: it expired 1 s after its start (to a tick of 4 ms)
+      for (const x of settled) {
+        const real = x.start_us + 1_000_000;
+        assert.ok(real <= x.end_us! + 10_000 && real >= x.end_us! - x.end_err_us - 10_000, `${JSON.stringify(x)}: the real end ${real}`);
+      }
+      for (const x of list.filter((y) => !y.flags.includes('end-estimated'))) {
+        assert.ok(Math.abs(x.end_us! - x.start_us - 1_000_000) <= 10_000, `${JSON.stringify(x)}: the kernel's end`);
+      }
+      console.log(`# ${settled.length} of ${N} flows settled after lost DESTROYs; end uncertainty p50 ${settled.map((x) => x.end_err_us).sort((p, q) => p - q)[settled.length >> 1] / 1000} ms`);
+      assert.equal(await t.stop(a.d), 0, a.o.err());
+    } finally {
+      await t.stop(a.d);
+      t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_udp_timeout': '5' });
+    }
+  });
+
+  /** resident memory of a process, bytes */
+  const rss = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+  const counters = async (x: { d: ChildProcess; o: ReturnType<typeof collect> }) => {
+    const before = (x.o.err().match(/counters:/g) ?? []).length;
+    x.d.kill('SIGUSR1');
+    await waitFor(() => (x.o.err().match(/counters:/g) ?? []).length > before);
+    return x.o.err().split('\n').filter((l) => /counters:/.test(l)).pop()!;
+  };
+
+  for (const spoolOnSameDisk of [false, true]) {
+    it(`a full disk under SQLite${spoolOnSameDisk ? ', the spool on it too' : ''}: memory stays bounded, ${spoolOnSameDisk ? 'the sources pause and the loss is counted' : 'batches are spooled'}, and it recovers when there is room`, async () => {
+      t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_udp_timeout': '1' });
+      const small = join(dir, `small-${spoolOnSameDisk}`);
+      mkdirSync(small);
+      sh(['mount', '-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', small]);
+      const db = join(small, 'flows.db');
+      const spool = spoolOnSameDisk ? join(small, 'spool') : join(dir, `spool-${spoolOnSameDisk}`);
+      const conf = join(dir, `full-${spoolOnSameDisk}.toml`);
+      writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\nbuffer_size = 1048576\n\n[store]\npath = "${db}"\nspool_dir = "${spool}"\nflush_interval_ms = 200\nqueue_size = 2000\n`);
+      const N = 16000;
+      const a = daemon(conf);
+      let gen: ChildProcess | undefined;
+      try {
+        await started(a);
+        const base = rss(a.d.pid!);
+        let peak = base;
+        const sampler = setInterval(() => { try { peak = Math.max(peak, rss(a.d.pid!)); } catch { /* gone */ } }, 100);
+        gen = t.spawn(t.cli, ['python3', GEN, ADDR.srv, String(N), '2000']);
+        const g = collect(gen);
+        assert.ok(await waitFor(() => /write failed \((SQLITE_FULL|.*full)/i.test(a.o.err()), 30000), `the disk filled: ${a.o.err()}`);
+        await g.done;
+        await new Promise((r) => setTimeout(r, 1500)); // the last flows expire: their DESTROYs are read
+        const c = await counters(a);
+        clearInterval(sampler);
+        if (!spoolOnSameDisk) assert.match(c, /spooled=[1-9]\d* spool_pending=[1-9]/, c);
+        else assert.match(c, /full=[1-9]/, c);
+        const queued = Number(/queued=(\d+) full/.exec(c)?.[1]);
+        assert.ok(queued <= 2000 + 10000, `records in memory: ${queued}`);
+        assert.ok(peak - base < 80 * 1048576, `RSS grew ${Math.round((peak - base) / 1048576)} MiB`);
+        console.log(`# full disk${spoolOnSameDisk ? ' (spool too)' : ''}: RSS ${Math.round(base / 1048576)} -> peak ${Math.round(peak / 1048576)} MiB; ${c.replace(/.*store sqlite: /, '')}`);
+        // room again
+        sh(['mount', '-o', 'remount,size=256m', small]);
+        assert.ok(await waitFor(() => /store sqlite: writing again/.test(a.o.err()), 30000), a.o.err());
+        assert.ok(await waitFor(() => /spool replayed/.test(a.o.err()) || spoolOnSameDisk, 60000), a.o.err());
+        assert.ok(await waitFor(() => { t.exec(t.rtr, ['conntrack', '-L'], { allowFail: true }); return tally(rows(['--db', db])).open === 0; }, 60000));
+        assert.match(await counters(a), /spool_pending=0 /);
+        const list = rows(['--db', db]);
+        const tl = tally(list);
+        assert.deepEqual(tl.dup.slice(0, 10), [], `${tl.dup.length} flows stored more than once`);
+        if (!spoolOnSameDisk) assert.equal(tl.closed, N, 'nothing lost: every flow went through the spool');
+        else {
+          // what could not be kept is counted: overruns while paused, and the gap is in the store
+          assert.ok(tl.closed > 0 && tl.closed <= N);
+          assert.equal(await t.stop(a.d), 0, a.o.err());
+          assert.match(a.o.err(), /overflows=[1-9]/);
+          const g2 = new Database(db, { readonly: true });
+          const gaps = (g2.prepare('SELECT count(*) AS n FROM gaps').get() as { n: number }).n;
+          g2.close();
+          assert.ok(gaps > 0, 'the time events were lost is recorded');
+        }
+      } finally {
+        if (gen) await t.stop(gen);
+        await t.stop(a.d);
+        sh(['umount', small], { allowFail: true });
+        t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_udp_timeout': '5' });
+      }
+    });
+  }
+
+  it('a reload (SIGHUP) while flows are open, with a sink added: every flow once, none missed', async () => {
+    const db = join(dir, 'reload.db');
+    const conf = join(dir, 'reload.toml');
+    const base = `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\n\n[store]\npath = "${db}"\nflush_interval_ms = 200\n`;
+    writeFileSync(conf, base);
+    const N = 6000;
+    const a = daemon(conf);
+    await started(a);
+    const gen = t.spawn(t.cli, ['python3', GEN, ADDR.srv, String(N), '3000']);
+    const g = collect(gen);
+    try {
+      assert.ok(await waitFor(() => /sent 2000/.test(g.out()), 30000));
+      writeFileSync(conf, base + `\n[[sink]]\ntype = "file"\npath = "${join(dir, 'reload.log')}"\nformat = "json"\n`);
+      a.d.kill('SIGHUP');
+      assert.ok(await waitFor(() => /configuration reloaded/.test(a.o.err())), a.o.err());
+      await g.done;
+      assert.ok(await allStored(['--db', db], N), a.o.err());
+      const c = tally(rows(['--db', db]));
+      assert.deepEqual(c.dup.slice(0, 10), []);
+      assert.equal(c.closed, N);
+      assert.equal(await t.stop(a.d), 0, a.o.err());
+      assert.doesNotMatch(a.o.err(), /resync done|overrun/, 'the unchanged source kept its socket');
+    } finally {
+      await t.stop(gen);
+      await t.stop(a.d);
+    }
+  });
+
+  it('a spool left by a run whose PostgreSQL was down is replayed at start, and the start-up sync does not end the flows in it', async () => {
+    pg = await startPostgres();
+    const spool = join(dir, 'pg-spool');
+    const conf = join(dir, 'pg.toml');
+    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\n\n[store]\ntype = "postgres"\nurl = "${pg.url}"\nspool_dir = "${spool}"\nflush_interval_ms = 200\n`);
+    const N = 3000;
+    // the flows outlive the restart with room to spare
+    t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_udp_timeout': '15' });
+    let a = daemon(conf);
+    await started(a);
+    try {
+      await pg.stop();
+      t.exec(t.cli, ['python3', GEN, ADDR.srv, String(N), '3000']);
+      assert.ok(await waitFor(() => /spooling to/.test(a.o.err()), 15000), a.o.err());
+      assert.equal(await t.stop(a.d), 0, a.o.err());
+      assert.ok(readdirSync(spool).some((f) => f.endsWith('.batch')), 'a spool is left');
+      await pg.start();
+      a = daemon(conf);
+      await started(a);
+      assert.ok(await waitFor(() => /spool replayed/.test(a.o.err()), 30000), a.o.err());
+      assert.ok(await allStored(['--postgres', pg.url], N), a.o.err());
+      const c = tally(rows(['--postgres', pg.url]));
+      assert.deepEqual(c.dup.slice(0, 10), []);
+      assert.equal(c.closed, N);
+      assert.doesNotMatch(a.o.err(), /flows no longer in the table will be ended/, 'no flow of the spool was taken for ended');
+      assert.equal(await t.stop(a.d), 0, a.o.err());
+      const m = /flows_written=(\d+) /.exec(a.o.err().split('\n').filter((l) => /stopped:/.test(l)).pop() ?? '');
+      assert.equal(Number(m?.[1]), N, 'the counter is the rows written in this run');
+    } finally {
+      await t.stop(a.d);
+      t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_udp_timeout': '5' });
+    }
+  });
+});
