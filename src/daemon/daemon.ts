@@ -344,9 +344,11 @@ export class Pipeline {
     s.kernelDrops = Math.max(s.kernelDrops, st.kernelDrops);
     const before = s.src.rcvbuf;
     let grown = '';
-    // the kernel grants twice what is asked; ask for what was queued plus
-    // what was dropped, so the grant has that much room again over it
-    const ask = Math.min(s.config.buffer_max, Math.max(before, before + drops * EVENT_TRUESIZE));
+    // the kernel grants twice what is asked. The drops counted when the
+    // overrun is reported are only the start of a burst: ask for twice what
+    // was queued and dropped so far, and at least eight times the buffer
+    // (a limit, not memory: the kernel uses only what is queued)
+    const ask = Math.min(s.config.buffer_max, Math.max(before * 8, (before + drops * EVENT_TRUESIZE) * 2));
     if (recover && ask * 2 > before) {
       const got = s.src.growBuffer(ask);
       if (got > before) grown = `; receive buffer grown from ${before} to ${got} bytes`;
