@@ -9,6 +9,7 @@
 import { ConntrackEventSource, type SourceStats } from '../conntrack/source.js';
 import type { FlowEvent } from '../conntrack/record.js';
 import { compileMatcher } from '../pipeline/filter.js';
+import { FLAG_END_ESTIMATED } from '../flow/record.js';
 import { makeFormatter, type Formatter } from '../formats/index.js';
 import { FileSink } from '../sinks/file.js';
 import { SyslogSink } from '../sinks/syslog.js';
@@ -105,6 +106,29 @@ export class Pipeline {
     }
   }
 
+  /**
+   * Flows an earlier run left open in a namespace no source follows now
+   * (it is no longer configured, or it does not feed the store): nothing
+   * will tell when they end. They are ended with what is known — open
+   * when that run was last seen alive, and not yet known to have ended
+   * now — so they stop counting as active for ever.
+   */
+  private settleUnadopted(open: OpenRow[]): void {
+    if (!this.writer || !open.length) return;
+    const followed = new Set(this.sources.filter((s) => s.table).map((s) => s.nsId));
+    const now = nowMicros();
+    const prev = this.previousRun ? this.previousRun.stopped ?? this.previousRun.alive : undefined;
+    let n = 0;
+    for (const r of open) {
+      if (followed.has(r.ns)) continue;
+      const lo = Math.min(now, Math.max(r.start, prev ?? r.start));
+      const activeEnd = r.activeEnd !== null ? Math.min(r.activeEnd, now) : now;
+      this.writer.settled(r.key, { end: now, endErr: now - lo, activeEnd }, r.flags | FLAG_END_ESTIMATED);
+      n++;
+    }
+    if (n) this.log.info(`store: ${n} flows left open by an earlier run in network namespaces no source follows now were ended (end-estimated: after that run was last seen, by now)`);
+  }
+
   /** Opens the store and every sink, then every source (so no record has nowhere to go). */
   async start(): Promise<void> {
     this.writer = this.openStore();
@@ -129,6 +153,7 @@ export class Pipeline {
       this.closeNow();
       throw e;
     }
+    this.settleUnadopted(adopted);
     // with a store, the flow table learns the flows open now (and settles
     // those left open by the last run that have ended since)
     const prevAlive = this.previousRun ? this.previousRun.stopped ?? this.previousRun.alive : undefined;
@@ -249,7 +274,8 @@ export class Pipeline {
       kernelDrops: 0, resyncs: 0, resyncing: false, again: false, dumpToSinks: false, lossFrom: undefined,
       nextCheck: Date.now() + CHECK_FIRST_MS, checkEvery: CHECK_FIRST_MS, byType: { NEW: 0, UPDATE: 0, DESTROY: 0, DUMP: 0 },
     };
-    const match = compileMatcher(ps.filter, src.kernelFiltered);
+    // every filter again in user space: a dump runs with the socket filter off
+    const match = compileMatcher(ps.filter, false);
     const select = ps.select;
     src.start({
       event: (ev) => {
@@ -356,6 +382,15 @@ export class Pipeline {
     this.log.warn(`source ${s.name}: netlink overrun (ENOBUFS) x${n}, kernel dropped ${st.kernelDrops} events so far${grown || ` (receive buffer ${before} bytes${ask >= s.config.buffer_max ? ', at buffer_max' : ''})`}` +
       `${recover && s.config.resync ? '; resyncing from a table dump' : ''}`);
     if (recover && s.config.resync) this.resync(s, 'resync', true);
+    // not recovered by a dump: the time events may have been lost is a gap in the trail now
+    else this.recordLoss(s, recover ? 'events lost (netlink overrun); resync is off' : 'events lost (netlink overrun) as the daemon stopped');
+  }
+
+  /** Records that events of source `s` may have been lost from s.lossFrom until now (when it was not recovered). */
+  private recordLoss(s: RunningSource, reason: string): void {
+    if (s.lossFrom === undefined) return;
+    if (this.writer && s.config.flows) this.writer.gap({ ns: s.nsId, since: s.lossFrom, until: nowMicros(), reason });
+    s.lossFrom = undefined;
   }
 
   /**
@@ -390,7 +425,10 @@ export class Pipeline {
           this.log.info(`source ${s.name}: ${table.stats().quiet} flows were first seen in the table dump; until their events show they report, further dumps tell when they end`);
         }
       })
-      .catch((e: Error) => { if (!this.stopping) this.log.error(`source ${s.name}: ${why} failed: ${e.message}`); })
+      .catch((e: Error) => {
+        if (!this.stopping) this.log.error(`source ${s.name}: ${why} failed: ${e.message}`);
+        if (why === 'resync') this.recordLoss(s, `events lost (netlink overrun); the resync ${this.stopping ? 'was cut short as the daemon stopped' : `failed: ${e.message}`}`);
+      })
       .finally(() => {
         s.resyncing = false;
         s.dumpToSinks = false;
@@ -500,6 +538,8 @@ export class Pipeline {
   async stop(): Promise<DaemonStats> {
     for (const s of this.sources) if (s.src.sock.stats().enobufs > s.reportedOverruns) this.onOverrun(s, false);
     this.stopping = true;
+    // a loss a resync has not recovered yet stays a gap
+    for (const s of this.sources) this.recordLoss(s, 'events lost (netlink overrun); the resync was cut short as the daemon stopped');
     const final = this.stats();
     for (const s of this.sources) s.src.close();
     if (this.timer) clearInterval(this.timer);

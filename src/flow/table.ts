@@ -168,7 +168,9 @@ export class FlowTable {
   private missingCount = 0;
   /** settled flows remembered for late DESTROYs, by (zone, id) */
   private readonly recent = new Map<number, Remembered[]>();
-  private readonly recentOrder: Array<[number, number]> = [];
+  // a FIFO: the live entries are recentOrder[recentHead..] (no O(n) shift)
+  private recentOrder: Array<[number, number]> = [];
+  private recentHead = 0;
   private readonly counts = { opened: 0, closed: 0, partial: 0, settled: 0, corrected: 0 };
   private readonly ns: number;
   private readonly out: FlowOutput;
@@ -515,11 +517,15 @@ export class FlowTable {
     if (l) l.push(entry); else this.recent.set(idKey, [entry]);
     this.recentOrder.push([idKey, entry.until]);
     // bounded: the oldest go first
-    while (this.recentOrder.length > 200_000) this.forgetOldest();
+    while (this.recentOrder.length - this.recentHead > 200_000) this.forgetOldest();
   }
 
   private forgetOldest(): void {
-    const [idKey, until] = this.recentOrder.shift()!;
+    const [idKey, until] = this.recentOrder[this.recentHead++];
+    if (this.recentHead >= 4096 && this.recentHead * 2 >= this.recentOrder.length) {
+      this.recentOrder = this.recentOrder.slice(this.recentHead);
+      this.recentHead = 0;
+    }
     const l = this.recent.get(idKey);
     if (!l) return;
     const i = l.findIndex((e) => e.until === until);
@@ -529,7 +535,7 @@ export class FlowTable {
 
   private expireRemembered(): void {
     const now = this.now();
-    while (this.recentOrder.length && this.recentOrder[0][1] <= now) this.forgetOldest();
+    while (this.recentHead < this.recentOrder.length && this.recentOrder[this.recentHead][1] <= now) this.forgetOldest();
   }
 
   private takeRemembered(idKey: number, a: number, b: number): SettledRef | undefined {

@@ -119,16 +119,20 @@ export class PostgresStore implements FlowStore {
   /** Runs `f` in one transaction on one connection. */
   private async tx<T>(f: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const c = await this.pool.connect();
+    let broken: Error | undefined;
     try {
       await c.query('BEGIN');
       const r = await f(c);
       await c.query('COMMIT');
       return r;
     } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
+      // partitions created in a transaction that rolled back are gone again
+      this.days.clear();
+      await c.query('ROLLBACK').catch((re: Error) => { broken = re; });
       throw e;
     } finally {
-      c.release();
+      // a connection that could not even roll back is not given out again
+      c.release(broken);
     }
   }
 
@@ -197,7 +201,8 @@ export class PostgresStore implements FlowStore {
         if (gone.rows.length) await c.query('DELETE FROM long_flows WHERE id = ANY($1::bigint[])', [gone.rows.map((r) => r.id)]);
         closed.push(x.rec);
         res.corrected++;
-        res.flows--;
+        // the row replaces the settled one (if that is still there)
+        if (gone.rows.length) res.flows--;
       }
       if (closed.length) {
         for (const d of new Set(closed.map((r) => Math.floor(r.start / DAY_US)))) await this.ensureDay(c, d);

@@ -252,7 +252,8 @@ export class SqliteStore implements FlowStore {
       }) as Array<{ id: number }>;
       for (const g of gone) st.delSettledLong.run(g.id);
       insertOne(rowValues(c.rec, cols).slice(), isLong(c.rec));
-      res.flows--;
+      // the row replaces the settled one (if that is still there)
+      if (gone.length) res.flows--;
       res.corrected++;
     }
     const closed = b.closed;

@@ -305,6 +305,14 @@ describe('who: verdicts over active intervals', () => {
     const open = flow({ src: '10.0.0.5', start: T0, end: null, activeEnd: null });
     assert.equal(judge([open], sec(T0 + 1000 * S)).verdict, 'exact');
   });
+
+  it('a port forward that is also masqueraded (both translations): asked by its public address, it names the inside server, not the client', () => {
+    // 203.0.113.5 -> 198.51.100.7:443, forwarded to 10.0.0.10:8443 and masqueraded to the router's 10.0.0.1
+    const both = flow({ src: '203.0.113.5', sport: 51000, dst: '198.51.100.7', dport: 443, natDst: '10.0.0.10', natDport: 8443, natSrc: '10.0.0.1', natSport: 51000, start: T0, end: T0 + 20 * S });
+    assert.deepEqual(judge([both], q, [], '198.51.100.7').inside, ['10.0.0.10']);
+    // asked by the masquerading address, it is the client that was translated to it
+    assert.deepEqual(judge([both], q, [], '10.0.0.1').inside, ['203.0.113.5']);
+  });
   it('coverage: before the first run, between runs and after the last one are gaps; a running daemon covers up to now', () => {
     const runs = [{ id: 1, started: T0, alive: T0 + 90 * S, stopped: T0 + 100 * S }, { id: 2, started: T0 + 200 * S, alive: T0 + 290 * S, stopped: null }];
     assert.match(coverageGaps(runs, [], sec(T0 - 5 * S), T0 + 300 * S)[0].reason, /before the trail begins/);
