@@ -165,11 +165,22 @@ export class Pipeline {
     this.timer = setInterval(() => this.tick(), 1000);
   }
 
-  /** Opens the sinks of a configuration; if one cannot be opened, closes those it opened and throws. */
-  private openSinks(list: SinkConfig[]): Sink[] {
+  /**
+   * Opens the sinks of a configuration; if one cannot be opened, closes
+   * those it opened and throws. A sink in `reuse` with the same settings is
+   * taken from there (it keeps its queue and its connection) instead.
+   */
+  private openSinks(list: SinkConfig[], reuse: Array<{ key: string; sink: Sink }> = []): Sink[] {
     const sinks: Sink[] = [];
+    const opened: Sink[] = [];
     try {
       for (const k of list) {
+        const i = reuse.findIndex((r) => r.key === JSON.stringify(k));
+        if (i >= 0) {
+          sinks.push(reuse[i].sink);
+          reuse.splice(i, 1);
+          continue;
+        }
         const sink: Sink = k.type === 'syslog' ? new SyslogSink({
           name: k.name, address: k.address, protocol: k.protocol, facility: k.facility, severity: k.severity,
           tag: k.tag, queueSize: k.queue_size, whenFull: k.when_full, warn: (m) => this.log.warn(m),
@@ -189,9 +200,10 @@ export class Pipeline {
         });
         sink.onDrain(() => this.maybeResume());
         sinks.push(sink);
+        opened.push(sink);
       }
     } catch (e) {
-      for (const s of sinks) void s.close();
+      for (const s of opened) void s.close();
       const err = e as NodeJS.ErrnoException;
       const k = list[sinks.length];
       const what = k.type === 'file' ? `file ${k.path}` : k.type === 'syslog' ? k.address : k.type;
@@ -233,7 +245,7 @@ export class Pipeline {
         if (ns.timestamps === false) {
           this.log.warn(`source ${sc.name}: nf_conntrack_timestamp is off${sc.netns ? ` in network namespace ${sc.netns}` : ''}: flow times are when conntrail read the events and ends of expired flows when the kernel reaped them (set enable_timestamps = true for the kernel's own times)`);
         }
-        table = new FlowTable({ ns: nsId, out: this.writer, timeouts: ns.timeouts, jiffyUs: this.jiffy });
+        table = new FlowTable({ ns: nsId, out: this.writer, timeouts: ns.timeouts, jiffyUs: this.jiffy, seesNew: sc.events.includes('new') });
         table.gapFrom = this.previousRun ? this.previousRun.stopped ?? this.previousRun.alive : undefined;
         for (const r of adopted) table.adopt(r);
       }
@@ -463,7 +475,8 @@ export class Pipeline {
   }
 
   /**
-   * A new configuration. Sinks are opened anew (the old ones close after
+   * A new configuration. A sink whose settings did not change stays (its
+   * queue and connection with it); changed ones are opened anew (the old ones close after
    * the new ones are open). A source whose settings did not change keeps
    * its socket and its flow table, so no event is read twice or missed; a
    * changed one is closed, then opened anew and resynced (its flow table,
@@ -474,8 +487,12 @@ export class Pipeline {
     const storeChanged = JSON.stringify(storeKey(next.config.store)) !== JSON.stringify(storeKey(this.plan.config.store));
     if (storeChanged) this.log.warn('SIGHUP: the [store] settings change only when the daemon restarts; the running store stays');
     const plan: Plan = { ...next, config: { ...next.config, store: this.plan.config.store } };
-    // everything that can fail first: the old configuration runs on if it does
-    const sinks = this.openSinks(plan.config.sink);
+    // everything that can fail first: the old configuration runs on if it does.
+    // A sink whose settings did not change stays as it is (its queue, its
+    // connection); it only reopens its file, as on any SIGHUP.
+    const reuse = this.plan.config.sink.map((c, i) => ({ key: JSON.stringify(c), sink: this.sinks[i] }));
+    const sinks = this.openSinks(plan.config.sink, reuse);
+    const keptSinks = sinks.filter((k) => this.sinks.includes(k));
     const old = this.sources;
     const kept = new Set<RunningSource>();
     const steps: Array<{ ps: PlannedSource; same?: RunningSource; prev?: RunningSource; prep?: { nsId: number; table: FlowTable | undefined } }> = [];
@@ -489,10 +506,11 @@ export class Pipeline {
         steps.push({ ps, prev, prep: await this.prepareSource(ps, [], prev?.table) });
       }
     } catch (e) {
-      for (const k of sinks) void k.close();
+      for (const k of sinks) if (!keptSinks.includes(k)) void k.close();
       throw e;
     }
-    const oldSinks = this.sinks;
+    const oldSinks = this.sinks.filter((k) => !keptSinks.includes(k));
+    for (const k of keptSinks) k.reopen();
     this.plan = plan;
     this.sinks = sinks;
     this.sources = [];
@@ -506,8 +524,15 @@ export class Pipeline {
       // in one turn of the event loop: the old socket reads nothing more, the
       // new one has everything from its opening on (what the old one still
       // held is recovered by the resync)
-      const closedAt = nowMicros();
-      if (st.prev) { st.prev.src.close(); st.prev.table = undefined; }
+      // what the old socket still holds unread is lost with it: from when
+      // its queue was last seen empty (now, if it is empty)
+      let closedAt = nowMicros();
+      if (st.prev) {
+        const q = st.prev.src.sock.stats();
+        if (q.rmemAlloc !== 0 && q.lastEmptyUs > 0) closedAt = Math.min(closedAt, q.lastEmptyUs);
+        st.prev.src.close();
+        st.prev.table = undefined;
+      }
       let rs: RunningSource;
       try {
         rs = this.openSource(st.ps, st.prep!);

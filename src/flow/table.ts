@@ -64,6 +64,9 @@ export interface FlowTableOptions {
   timeouts?: Timeouts;
   /** the kernel's tick in µs (default 10 ms) */
   jiffyUs?: number;
+  /** the source reads NEW events (default true); without them a flow first
+   * seen without its NEW may have begun at any time before */
+  seesNew?: boolean;
   /** a flow missing from a dump is settled this long after (µs; default 2 s):
    * a DESTROY still on its way in that time completes it properly */
   graceUs?: number;
@@ -183,11 +186,14 @@ export class FlowTable {
   /** flows first seen without a NEW began after this (µs; undefined: any time) */
   gapFrom: number | undefined;
 
+  private readonly seesNew: boolean;
+
   constructor(o: FlowTableOptions) {
     this.ns = o.ns;
     this.out = o.out;
     this.timeouts = o.timeouts;
     this.jiffy = o.jiffyUs ?? 10_000;
+    this.seesNew = o.seesNew !== false;
     this.grace = o.graceUs ?? 2_000_000;
     this.remember = o.rememberUs ?? 900_000_000;
     this.now = o.now ?? (() => Date.now() * 1000);
@@ -343,7 +349,7 @@ export class FlowTable {
 
   /** how much earlier than `t` a flow first seen now may have begun */
   private startBound(t: number): number {
-    return this.gapFrom === undefined ? UNBOUNDED : Math.max(0, t - this.gapFrom);
+    return this.gapFrom === undefined || !this.seesNew ? UNBOUNDED : Math.max(0, t - this.gapFrom);
   }
 
   /** The timeout an event reports (seconds left, right after the packet that caused it). */
