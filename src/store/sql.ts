@@ -17,7 +17,7 @@
 //   gaps        times events were lost (an overrun): flows may be missing
 import type { Cidr } from '../util/ip.js';
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 /** flows whose possible extent is at least this long are also kept in long_flows */
 export const LONG_FLOW_US = 600_000_000;
 /**

@@ -190,6 +190,17 @@ describe('SQLite flow store', () => {
     await s.close();
   });
 
+  it('a batch is applied once: written again (a replay after a crash, a commit whose answer was lost) it changes nothing', async () => {
+    const s = new SqliteStore({ path: join(dir, 'once.db') });
+    const b = batch({ id: '7-0', closed: [rec({ src: '10.1.0.1' }), rec({ src: '10.1.0.2' })], run: { id: 7, started: T0, alive: T0 + S, stopped: null } });
+    assert.equal((await s.write(b)).flows, 2);
+    assert.deepEqual(await s.write(b), { flows: 0, open: 0, corrected: 0 });
+    assert.equal((await s.write({ ...b, id: '7-1' })).flows, 2, 'another batch with the same rows is another batch');
+    const n = await s.search(search({}));
+    assert.equal(n.filter((f) => f.src === '10.1.0.1').length, 2);
+    await s.close();
+  });
+
   it('search: host or CIDR on any side, IPv6, ports, NAT kind, bytes, time; top hosts, ports, pairs', async () => {
     const s = new SqliteStore({ path: join(dir, 'search.db') });
     const flows = [
