@@ -21,6 +21,7 @@ interface PacketsOptions {
   count?: number;
   batchDelay: number;
   stats?: boolean;
+  hwhdr?: boolean;
 }
 
 const groupArg = (v: string, prev: number[] = []): number[] => {
@@ -43,7 +44,7 @@ export function packetsCommand(): Command {
     .option('-f, --format <name>', `output format: ${PACKET_FORMATS.join(', ')}`, (v: string) => {
       if (!(PACKET_FORMATS as readonly string[]).includes(v)) throw new InvalidArgumentError(`"${v}" is not a packet format (${PACKET_FORMATS.join(', ')})`);
       return v;
-    }, 'json')
+    }, 'logemu')
     .option('--copy-range <bytes>', 'bytes of each packet to copy, 0 to 65535 (0: all)', positiveInt('a size in bytes', 0, 65535), 0)
     .option('--qthreshold <n>', 'packets the kernel gathers into one message, 1 to 65535', positiveInt('a count', 1, 65535), 1)
     .option('--timeout <ms>', 'longest the kernel holds gathered packets, 0 to 60000 ms (in 10 ms steps)', positiveInt('milliseconds', 0, 60000), 0)
@@ -51,13 +52,14 @@ export function packetsCommand(): Command {
     .option('--no-conntrack', 'do not ask for each packet\'s conntrack entry')
     .option('--count <n>', 'exit after printing N packets (1 or more)', positiveInt('a count'))
     .option('--batch-delay <ms>', 'after a wake-up, wait this long before reading again, 0 to 1000', positiveInt('milliseconds', 0, 1000), 1)
+    .option('--hwhdr', 'ulogd-json: as the stack with HWHDR (the mac.* keys)')
     .option('--stats', 'print the counters to stderr at exit')
     .action((o: PacketsOptions) => runPackets(o));
 }
 
 export async function runPackets(o: PacketsOptions): Promise<void> {
   if (!o.group?.length) throw new UsageError('packets: --group is required (the NFLOG group of the log rule, e.g. --group 32)');
-  const format = makePacketFormatter({ format: o.format, netns: o.netns });
+  const format = makePacketFormatter({ format: o.format, netns: o.netns, hwhdr: o.hwhdr });
   const out = new LineWriter(1);
   let src: NflogSource;
   try {

@@ -144,6 +144,8 @@ export interface PacketUlogdJsonOptions {
   eventv1?: boolean;
   /** the stack has HWHDR (the mac.* keys; oob.protocol and raw.type as HWHDR sets them) */
   hwhdr?: boolean;
+  /** the NFLOG plugin has seq_local = 1 and seq_global = 1 (the oob.seq.* keys) */
+  seq?: boolean;
 }
 
 const p2 = (n: number) => (n < 10 ? '0' + n : String(n));
@@ -189,8 +191,9 @@ export function formatPacketUlogdJson(p: PacketLog, o: PacketUlogdJsonOptions = 
   if (p.outdev) n('oob.ifindex_out', p.outdev);
   n('oob.hook', p.hook);
   if (hasMac) n('raw.mac_len', p.hwLen);
-  n('oob.seq.local', p.seq);
-  n('oob.seq.global', p.seqGlobal);
+  // conntrail always asks for sequence numbers (to count gaps); ulogd only
+  // with seq_local / seq_global, off by default
+  if (o.seq) { n('oob.seq.local', p.seq); n('oob.seq.global', p.seqGlobal); }
   n('oob.family', p.family);
   n('oob.protocol', oobProto);
   n('oob.uid', p.uid);

@@ -54,8 +54,12 @@ export function decodePacket(b: Uint8Array, off: number, msgLen: number, stats: 
           a.need(16);
           const sec = be32(b, a.p) * 4294967296 + be32(b, a.p + 4);
           const usec = be32(b, a.p + 8) * 4294967296 + be32(b, a.p + 12);
-          p.time = sec * 1e6 + usec;
-          p.kernelTime = true;
+          // a time no clock gives (past year 9999, a fraction of a second
+          // that is not one) is not taken: the packet keeps when it was read
+          if (sec <= 253402300799 && usec < 1e6) {
+            p.time = sec * 1e6 + usec;
+            p.kernelTime = true;
+          }
           break;
         }
         case C.NFULA_IFINDEX_INDEV: p.indev = a.be32(); break;
