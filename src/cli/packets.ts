@@ -8,6 +8,7 @@ import { makePacketFormatter, PACKET_FORMATS, type PacketFormatName } from '../f
 import { ClosedOutputError, LineWriter } from '../util/output.js';
 import { explainSocketError, UsageError } from '../util/errors.js';
 import { positiveInt, rcvbufWarning } from './events.js';
+import { checkNetns } from './options.js';
 
 interface PacketsOptions {
   group: number[];
@@ -59,6 +60,7 @@ export function packetsCommand(): Command {
 
 export async function runPackets(o: PacketsOptions): Promise<void> {
   if (!o.group?.length) throw new UsageError('packets: --group is required (the NFLOG group of the log rule, e.g. --group 32)');
+  if (o.netns !== undefined) checkNetns(o.netns, '--netns');
   const format = makePacketFormatter({ format: o.format, netns: o.netns, hwhdr: o.hwhdr });
   const out = new LineWriter(1);
   let src: NflogSource;

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { decodeNflogBatch, newNflogStats, SeqTracker } from '../../src/sources/nflog/decode.js';
 import type { PacketLog } from '../../src/records/packet.js';
 import { formatPacketJson } from '../../src/formats/packet/json.js';
+import { formatPacketUlogdJson, printpkt } from '../../src/formats/packet/ulogd.js';
 import { makePacketFormatter, PACKET_FORMATS } from '../../src/formats/packet/index.js';
 import { attr, be16, be32, icmp, ipv4, ipv6, nest, nflogMessage, tcp, udp, type MsgOpts } from '../helpers/nflogmsg.js';
 import { NFULA_CT, NFULA_CT_INFO } from '../../src/sources/nflog/constants.js';
@@ -225,5 +226,50 @@ describe('NFLOG decoder fuzzing', () => {
         run(b.subarray(0, len));
       },
     ), { numRuns: 20000 });
+  });
+});
+
+describe('ulogd formats of a packet (ulogd 2.0.8 BASE + PRINTPKT, quirks included)', () => {
+  const emu = (buf: Buffer, o: MsgOpts = {}) => printpkt(one(buf, { prefix: 'p', ...o }));
+  it('IPv4 + TCP: the field order, TOS without 0x, flags URG ACK PSH RST SYN FIN, URGP only with URG, MARK always', () => {
+    const l = emu(ipv4({ src: '192.0.2.1', dst: '198.51.100.2', proto: 6, tos: 0x12, ttl: 63, id: 7 }, tcp({ sport: 1, dport: 2, seq: 5, ack: 6, flags: 0x3f, win: 9, urg: 77 })), { mark: 0x2a });
+    assert.equal(l, 'p IN= OUT= MAC= SRC=192.0.2.1 DST=198.51.100.2 LEN=40 TOS=12 PREC=0x00 TTL=63 ID=7 DF PROTO=TCP SPT=1 DPT=2 SEQ=5 ACK=6 WINDOW=9 URG ACK PSH RST SYN FIN URGP=77 MARK=0x2a ');
+    assert.match(emu(ipv4({ proto: 6 }, tcp({ sport: 1, dport: 2, flags: 0x02, urg: 77 }))), / SYN URGP=0 MARK=0x0 $/);
+  });
+  it('a later IPv4 fragment is read as if a transport header began it (as BASE does)', () => {
+    const l = emu(ipv4({ proto: 17, frag: 185 }, Buffer.from('0035003500100000', 'hex')));
+    assert.match(l, / FRAG:185 PROTO=UDP SPT=53 DPT=53 LEN=16 /);
+  });
+  it('ICMP: the extra fields go by the code (echo: ID SEQ; a code 3 error nothing; code 0 errors ID=0 SEQ=0)', () => {
+    assert.match(emu(ipv4({ proto: 1 }, icmp(8, 0, Buffer.from('00070009', 'hex')))), / PROTO=ICMP TYPE=8 CODE=0 ID=7 SEQ=9 MARK/);
+    assert.match(emu(ipv4({ proto: 1 }, icmp(3, 3, Buffer.alloc(4)))), / PROTO=ICMP TYPE=3 CODE=3 MARK/);
+    assert.match(emu(ipv4({ proto: 1 }, icmp(11, 0, Buffer.alloc(4)))), / PROTO=ICMP TYPE=11 CODE=0 ID=0 SEQ=0 MARK/);
+    assert.match(emu(ipv4({ proto: 1 }, Buffer.from('0800', 'hex'))), / PROTO=ICMP INCOMPLETEMARK=0x0 $/);
+  });
+  it('ESP and AH are INCOMPLETE (no SPI), SCTP has ports, others are numbers; an IPv4 header alone is not parsed', () => {
+    assert.match(emu(ipv4({ proto: 50 }, Buffer.alloc(16))), / PROTO=ESP INCOMPLETEMARK/);
+    const sctp = Buffer.alloc(12); sctp.writeUInt16BE(9, 0); sctp.writeUInt16BE(10, 2);
+    assert.match(emu(ipv4({ proto: 132 }, sctp)), / PROTO=SCTP SPT=9 DPT=10 MARK/);
+    assert.match(emu(ipv4({ proto: 47 }, Buffer.alloc(4))), / PROTO=47 MARK/);
+    assert.match(emu(ipv4({ proto: 6 }, Buffer.alloc(0))), /MAC= LEN=0 TOS=00 PREC=0x00 TTL=0 ID=0 PROTO=0 MARK=0x0 $/);
+  });
+  it('IPv6: the fields, a fragment header as "FRAG: n ID: x", SCTP over IPv6 not parsed', () => {
+    const frag = Buffer.from('1100000100000abc', 'hex');
+    const l = emu(ipv6({ src: '2001:db8::1', dst: '2001:db8::2', next: 44, tc: 0, flow: 5, hop: 9 }, Buffer.concat([frag, udp(1, 2)])), { family: 10 });
+    assert.match(l, /SRC=2001:db8::1 DST=2001:db8::2 LEN=60 TC=0 HOPLIMIT=9 FLOWLBL=5 FRAG: 0 ID: 00000abc PROTO=UDP SPT=1 DPT=2 LEN=12 /);
+    const sctp = Buffer.alloc(12);
+    assert.match(emu(ipv6({ next: 132 }, sctp), { family: 10 }), / PROTO=SCTP INCOMPLETEMARK/);
+  });
+  it('ulogd-json: NFLOG, BASE, IFINDEX, IP2STR keys in ulogd\'s order, ports as src_port/dest_port', () => {
+    const p = one(ipv4({ proto: 17 }, udp(53, 5353)), { prefix: 'x', indev: 2, time: [1764572766, 5], hwtype: 1, hwheader: Buffer.from('0200000000010200000000020800', 'hex'), hwaddr: [2, 0, 0, 0, 0, 2] });
+    p.indevName = 'eth0';
+    const keys = Object.keys(JSON.parse(formatPacketUlogdJson(p)));
+    assert.deepEqual(keys, ['timestamp', 'dvc', 'raw.pktlen', 'raw.pktcount', 'oob.prefix', 'oob.time.sec', 'oob.time.usec', 'oob.mark', 'oob.ifindex_in', 'oob.hook',
+      'raw.mac_len', 'oob.family', 'oob.protocol', 'raw.label', 'raw.type', 'raw.mac.addrlen', 'ip.protocol', 'ip.tos', 'ip.ttl', 'ip.totlen', 'ip.ihl', 'ip.csum', 'ip.id',
+      'ip.fragoff', 'src_port', 'dest_port', 'udp.len', 'udp.csum', 'oob.in', 'oob.out', 'src_ip', 'dest_ip']);
+    const h = JSON.parse(formatPacketUlogdJson(p, { hwhdr: true }));
+    assert.equal(h['mac.saddr.str'], '02:00:00:00:00:02');
+    assert.equal(h['mac.daddr.str'], '02:00:00:00:00:01');
+    assert.equal(h['mac.str'], '02:00:00:00:00:01:02:00:00:00:00:02:08:00');
   });
 });
