@@ -674,6 +674,8 @@ Napi::Value NetlinkSocket::Stats(const Napi::CallbackInfo& info) {
   }
   o.Set("kernelDrops", Napi::Number::New(env, drops));
   o.Set("rmemAlloc", Napi::Number::New(env, rmem));
+  // when the receive queue was last seen empty (µs; its start if never)
+  o.Set("lastEmptyUs", Napi::Number::New(env, last_empty_us_ ? last_empty_us_ : started_us_));
   return o;
 }
 

@@ -23,10 +23,15 @@ export function flagList(flags: number): string[] {
   return FLAG_NAMES.filter(([bit]) => flags & bit).map(([, n]) => n);
 }
 
-/** Where the inside host and the public address are, by NAT kind. */
-export function sides(f: StoredFlow): { inside: string; public: string | null; remote: string } {
+/**
+ * Where the inside host and the public address are, by NAT kind. A flow
+ * with both translations (a port forward that is also masqueraded) is seen
+ * from its destination (the forwarded address), unless `bySource`.
+ */
+export function sides(f: StoredFlow, bySource = false): { inside: string; public: string | null; remote: string } {
   const k = natKind(f);
-  if (k === 'snat') return { inside: hostPort(f.src, f.sport, f.proto), public: hostPort(f.natSrc, f.natSport, f.proto), remote: hostPort(f.dst, f.dport, f.proto) };
+  if (k === 'both' && !bySource) return { inside: hostPort(f.natDst, f.natDport, f.proto), public: hostPort(f.dst, f.dport, f.proto), remote: hostPort(f.src, f.sport, f.proto) };
+  if (k === 'snat' || k === 'both') return { inside: hostPort(f.src, f.sport, f.proto), public: hostPort(f.natSrc, f.natSport, f.proto), remote: hostPort(f.dst, f.dport, f.proto) };
   if (k === 'dnat') return { inside: hostPort(f.natDst, f.natDport, f.proto), public: hostPort(f.dst, f.dport, f.proto), remote: hostPort(f.src, f.sport, f.proto) };
   return { inside: hostPort(f.src, f.sport, f.proto), public: null, remote: hostPort(f.dst, f.dport, f.proto) };
 }

@@ -70,8 +70,11 @@ export async function runDaemon(given: string | undefined): Promise<void> {
     process.on('SIGINT', () => void stop('SIGINT'));
     process.on('SIGUSR1', () => log.info(`counters: ${statsText(pipeline.stats())}`));
     let reloading = false;
-    process.on('SIGHUP', () => {
-      if (stopping || reloading) return;
+    let hupAgain = false;
+    const onHup = (): void => {
+      if (stopping) return;
+      // a SIGHUP during a reload (logrotate's, say) is done right after it
+      if (reloading) { hupAgain = true; return; }
       let next;
       try {
         next = load();
@@ -82,7 +85,8 @@ export async function runDaemon(given: string | undefined): Promise<void> {
       }
       reloading = true;
       // unchanged sources keep their sockets and flow tables: nothing is
-      // read twice or missed; sinks are opened anew, then the old ones close
+      // read twice or missed; unchanged sinks stay, changed ones are opened
+      // anew, then the old ones close
       pipeline.reload(next).then(() => {
         log.level = next.config.log_level;
         log.info(`SIGHUP: configuration reloaded from ${file ?? 'built-in defaults'}, files reopened`);
@@ -90,7 +94,11 @@ export async function runDaemon(given: string | undefined): Promise<void> {
       }, (e: Error) => {
         log.error(`SIGHUP: new configuration could not start, the running one stays: ${e.message}`);
         pipeline.reopen();
-      }).finally(() => { reloading = false; });
-    });
+      }).finally(() => {
+        reloading = false;
+        if (hupAgain) { hupAgain = false; onHup(); }
+      });
+    };
+    process.on('SIGHUP', onHup);
   });
 }

@@ -13,7 +13,7 @@
 import { Command } from 'commander';
 import { natKind } from '../flow/record.js';
 import type { Gap, Run, StoredFlow } from '../store/store.js';
-import type { AddrPort } from '../store/sql.js';
+import { WHO_LIMIT, type AddrPort } from '../store/sql.js';
 import { parseIp } from '../util/ip.js';
 import { isoTime, parseDurationMicros, parseTimeInterval, type TimeInterval } from '../util/time.js';
 import { UsageError } from '../util/errors.js';
@@ -60,7 +60,26 @@ export interface WhoAnswer {
   gaps: Gap[];
 }
 
-export const insideAddr = (f: StoredFlow) => (natKind(f) === 'dnat' ? f.natDst! : f.src);
+/**
+ * The inside host of a flow found by its public address `pub`: the inside
+ * server of a port forward (the flow's destination was `pub` and was
+ * translated), else the source that was translated to `pub`. A flow with
+ * both translations (a port forward the router also masquerades) is found
+ * by its destination.
+ */
+export function insideAddr(f: StoredFlow, pub?: string): string {
+  const kind = natKind(f);
+  if (kind === 'dnat') return f.natDst!;
+  if (kind === 'both' && f.natDst !== null && (pub === undefined || sameAddr(f.dst, pub))) return f.natDst;
+  return f.src;
+}
+
+function sameAddr(a: string, b: string): boolean {
+  if (a === b) return true;
+  const x = parseIp(a);
+  const y = parseIp(b);
+  return x !== undefined && y !== undefined && x.length === y.length && x.every((v, i) => v === y[i]);
+}
 
 /**
  * The verdict over the flows of the window for the interval `q` (µs, `hi`
@@ -69,7 +88,8 @@ export const insideAddr = (f: StoredFlow) => (natKind(f) === 'dnat' ? f.natDst! 
  * ambiguous when several may have been; nearest (the closest active flows,
  * nearest first) or none otherwise.
  */
-export function judge(flows: StoredFlow[], q: TimeInterval, gaps: Gap[] = []): WhoAnswer {
+export function judge(flows: StoredFlow[], q: TimeInterval, gaps: Gap[] = [], pub?: string): WhoAnswer {
+  const insideOf = (f: StoredFlow) => insideAddr(f, pub);
   const active: StoredFlow[] = [];
   const lingering: StoredFlow[] = [];
   for (const f of flows) {
@@ -78,7 +98,7 @@ export function judge(flows: StoredFlow[], q: TimeInterval, gaps: Gap[] = []): W
   }
   active.sort((a, b) => a.start - b.start);
   if (active.length) {
-    const inside = [...new Set(active.map(insideAddr))];
+    const inside = [...new Set(active.map(insideOf))];
     const verdict: Verdict = inside.length > 1 ? 'ambiguous' : gaps.length ? 'incomplete' : 'exact';
     return { verdict, inside, flows: active, lingering, gaps };
   }
@@ -88,7 +108,7 @@ export function judge(flows: StoredFlow[], q: TimeInterval, gaps: Gap[] = []): W
   };
   const near = [...flows].sort((a, b) => dist(a) - dist(b) || a.start - b.start);
   if (!near.length) return { verdict: 'none', inside: [], flows: [], lingering, gaps };
-  return { verdict: 'nearest', inside: [...new Set(near.map(insideAddr))], flows: near, lingering, gaps };
+  return { verdict: 'nearest', inside: [...new Set(near.map(insideOf))], flows: near, lingering, gaps };
 }
 
 /**
@@ -173,9 +193,15 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
         await store.who(pub, { since: q.lo - window, until: q.hi + window }, proto, remote), await store.namespaces(),
         await store.runs(), await store.gaps(q.lo, q.hi),
       ] as const);
-      const ans = judge(flows, q, coverageGaps(runs, lost, q, nowUs));
+      const gaps = coverageGaps(runs, lost, q, nowUs);
+      // more flows than it reads: those that began after the last it read are not judged
+      if (flows.length >= WHO_LIMIT && flows[flows.length - 1].start < q.hi) {
+        gaps.push({ ns: -1, since: Math.max(q.lo, flows[flows.length - 1].start), until: q.hi, reason: `more than ${WHO_LIMIT} flows used it within the window: the later ones were not read (narrow with a port, --remote, --proto or --window)` });
+      }
+      const ans = judge(flows, q, gaps, pub.addr);
       const what = `${hostPort(pub.addr, pub.port ?? null, 0)}${proto !== undefined ? `/${protoName(proto)}` : ''}`;
-      const withSides = (f: StoredFlow) => ({ ...flowJson(f, ns), ...sidesJson(f) });
+      const bySource = (f: StoredFlow) => natKind(f) === 'both' && insideAddr(f, pub.addr) === f.src;
+      const withSides = (f: StoredFlow) => ({ ...flowJson(f, ns), ...sidesJson(f, bySource(f)) });
       if (o.json) {
         process.stdout.write(JSON.stringify({
           query: {
@@ -195,7 +221,7 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
                 : `nearest: no inside host was active on ${what} in ${when}; the nearest: ${ans.inside.join(', ')}`;
         let out = head + '\n';
         const table = (list: StoredFlow[]) => alignedTable(['START', 'END', 'ACTIVE UNTIL', 'PROTO', 'NAT', 'INSIDE', 'PUBLIC', 'REMOTE', 'FLAGS'], list.map((f) => {
-          const s = sides(f);
+          const s = sides(f, bySource(f));
           const startText = f.startErr ? (f.startErr >= Number.MAX_SAFE_INTEGER ? `≤ ${isoTime(f.start)}` : `${isoTime(f.start)} (-${f.startErr / 1e6} s)`) : isoTime(f.start);
           const endText = f.end === null ? 'open' : f.endErr ? `${isoTime(f.end)} (-${f.endErr / 1e6} s)` : isoTime(f.end);
           const act = f.activeEnd === null ? (f.end === null ? 'open' : isoTime(f.end)) : isoTime(f.activeEnd);
@@ -211,7 +237,7 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
     });
 }
 
-function sidesJson(f: StoredFlow): Record<string, unknown> {
-  const s = sides(f);
+function sidesJson(f: StoredFlow, bySource: boolean): Record<string, unknown> {
+  const s = sides(f, bySource);
   return { inside: s.inside, public: s.public, remote: s.remote };
 }

@@ -47,6 +47,8 @@ export class ConntrackEventSource {
   readonly kernelFiltered: boolean;
   readonly filterInsns: number;
   private closed = false;
+  /** the socket filter, detached while a dump runs on this socket */
+  private prog: Buffer | undefined;
 
   constructor(private readonly opts: ConntrackSourceOptions) {
     const groups = eventGroups(opts.filter);
@@ -65,6 +67,7 @@ export class ConntrackEventSource {
       if (!opts.noKernelFilter && needsKernelFilter(opts.filter)) {
         const prog = buildConntrackBpf(opts.filter);
         this.sock.attachFilter(prog);
+        this.prog = prog;
         insns = prog.length / 8;
       }
       this.filterInsns = insns;
@@ -108,6 +111,14 @@ export class ConntrackEventSource {
   private endDump(err: number): void {
     const d = this.dumping!;
     this.dumping = undefined;
+    if (this.prog && !this.closed) {
+      try {
+        this.sock.attachFilter(this.prog);
+      } catch (e) {
+        d.reject(e as Error);
+        return;
+      }
+    }
     if (err) {
       const e = new Error(`conntrack dump failed: ${errnoName(err)}`) as Error & { errno: number; code: string };
       e.errno = err;
@@ -122,15 +133,23 @@ export class ConntrackEventSource {
    * DESTROY the dump itself causes (it evicts the expired entries it walks
    * over) arrives before the dump ends, and so does every event generated
    * before that. Resolves when the dump is complete.
+   *
+   * The socket filter is detached meanwhile: the kernel applies it to each
+   * reply datagram as a whole, judging by its first entry, so it would drop
+   * or pass whole groups of entries. Everything read while it is off (and
+   * the events queued then) is unfiltered: the consumer checks each record
+   * with the full user-space matcher (compileMatcher(filter, false)).
    */
   dump(family = AF_UNSPEC): Promise<void> {
     if (this.dumping) return Promise.reject(new Error('a dump is already running on this socket'));
     return new Promise<void>((resolve, reject) => {
       this.dumping = { resolve, reject };
       try {
+        if (this.prog) this.sock.detachFilter();
         this.sock.send(dumpRequest(family));
       } catch (e) {
         this.dumping = undefined;
+        try { if (this.prog && !this.closed) this.sock.attachFilter(this.prog); } catch { /* the send's error is the one to report */ }
         reject(e as Error);
       }
     });

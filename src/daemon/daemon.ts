@@ -9,6 +9,7 @@
 import { ConntrackEventSource, type SourceStats } from '../conntrack/source.js';
 import type { FlowEvent } from '../conntrack/record.js';
 import { compileMatcher } from '../pipeline/filter.js';
+import { FLAG_END_ESTIMATED } from '../flow/record.js';
 import { makeFormatter, type Formatter } from '../formats/index.js';
 import { FileSink } from '../sinks/file.js';
 import { SyslogSink } from '../sinks/syslog.js';
@@ -105,6 +106,29 @@ export class Pipeline {
     }
   }
 
+  /**
+   * Flows an earlier run left open in a namespace no source follows now
+   * (it is no longer configured, or it does not feed the store): nothing
+   * will tell when they end. They are ended with what is known — open
+   * when that run was last seen alive, and not yet known to have ended
+   * now — so they stop counting as active for ever.
+   */
+  private settleUnadopted(open: OpenRow[]): void {
+    if (!this.writer || !open.length) return;
+    const followed = new Set(this.sources.filter((s) => s.table).map((s) => s.nsId));
+    const now = nowMicros();
+    const prev = this.previousRun ? this.previousRun.stopped ?? this.previousRun.alive : undefined;
+    let n = 0;
+    for (const r of open) {
+      if (followed.has(r.ns)) continue;
+      const lo = Math.min(now, Math.max(r.start, prev ?? r.start));
+      const activeEnd = r.activeEnd !== null ? Math.min(r.activeEnd, now) : now;
+      this.writer.settled(r.key, { end: now, endErr: now - lo, activeEnd }, r.flags | FLAG_END_ESTIMATED);
+      n++;
+    }
+    if (n) this.log.info(`store: ${n} flows left open by an earlier run in network namespaces no source follows now were ended (end-estimated: after that run was last seen, by now)`);
+  }
+
   /** Opens the store and every sink, then every source (so no record has nowhere to go). */
   async start(): Promise<void> {
     this.writer = this.openStore();
@@ -129,6 +153,7 @@ export class Pipeline {
       this.closeNow();
       throw e;
     }
+    this.settleUnadopted(adopted);
     // with a store, the flow table learns the flows open now (and settles
     // those left open by the last run that have ended since)
     const prevAlive = this.previousRun ? this.previousRun.stopped ?? this.previousRun.alive : undefined;
@@ -140,11 +165,22 @@ export class Pipeline {
     this.timer = setInterval(() => this.tick(), 1000);
   }
 
-  /** Opens the sinks of a configuration; if one cannot be opened, closes those it opened and throws. */
-  private openSinks(list: SinkConfig[]): Sink[] {
+  /**
+   * Opens the sinks of a configuration; if one cannot be opened, closes
+   * those it opened and throws. A sink in `reuse` with the same settings is
+   * taken from there (it keeps its queue and its connection) instead.
+   */
+  private openSinks(list: SinkConfig[], reuse: Array<{ key: string; sink: Sink }> = []): Sink[] {
     const sinks: Sink[] = [];
+    const opened: Sink[] = [];
     try {
       for (const k of list) {
+        const i = reuse.findIndex((r) => r.key === JSON.stringify(k));
+        if (i >= 0) {
+          sinks.push(reuse[i].sink);
+          reuse.splice(i, 1);
+          continue;
+        }
         const sink: Sink = k.type === 'syslog' ? new SyslogSink({
           name: k.name, address: k.address, protocol: k.protocol, facility: k.facility, severity: k.severity,
           tag: k.tag, queueSize: k.queue_size, whenFull: k.when_full, warn: (m) => this.log.warn(m),
@@ -164,9 +200,10 @@ export class Pipeline {
         });
         sink.onDrain(() => this.maybeResume());
         sinks.push(sink);
+        opened.push(sink);
       }
     } catch (e) {
-      for (const s of sinks) void s.close();
+      for (const s of opened) void s.close();
       const err = e as NodeJS.ErrnoException;
       const k = list[sinks.length];
       const what = k.type === 'file' ? `file ${k.path}` : k.type === 'syslog' ? k.address : k.type;
@@ -208,7 +245,7 @@ export class Pipeline {
         if (ns.timestamps === false) {
           this.log.warn(`source ${sc.name}: nf_conntrack_timestamp is off${sc.netns ? ` in network namespace ${sc.netns}` : ''}: flow times are when conntrail read the events and ends of expired flows when the kernel reaped them (set enable_timestamps = true for the kernel's own times)`);
         }
-        table = new FlowTable({ ns: nsId, out: this.writer, timeouts: ns.timeouts, jiffyUs: this.jiffy });
+        table = new FlowTable({ ns: nsId, out: this.writer, timeouts: ns.timeouts, jiffyUs: this.jiffy, seesNew: sc.events.includes('new') });
         table.gapFrom = this.previousRun ? this.previousRun.stopped ?? this.previousRun.alive : undefined;
         for (const r of adopted) table.adopt(r);
       }
@@ -249,7 +286,8 @@ export class Pipeline {
       kernelDrops: 0, resyncs: 0, resyncing: false, again: false, dumpToSinks: false, lossFrom: undefined,
       nextCheck: Date.now() + CHECK_FIRST_MS, checkEvery: CHECK_FIRST_MS, byType: { NEW: 0, UPDATE: 0, DESTROY: 0, DUMP: 0 },
     };
-    const match = compileMatcher(ps.filter, src.kernelFiltered);
+    // every filter again in user space: a dump runs with the socket filter off
+    const match = compileMatcher(ps.filter, false);
     const select = ps.select;
     src.start({
       event: (ev) => {
@@ -356,6 +394,15 @@ export class Pipeline {
     this.log.warn(`source ${s.name}: netlink overrun (ENOBUFS) x${n}, kernel dropped ${st.kernelDrops} events so far${grown || ` (receive buffer ${before} bytes${ask >= s.config.buffer_max ? ', at buffer_max' : ''})`}` +
       `${recover && s.config.resync ? '; resyncing from a table dump' : ''}`);
     if (recover && s.config.resync) this.resync(s, 'resync', true);
+    // not recovered by a dump: the time events may have been lost is a gap in the trail now
+    else this.recordLoss(s, recover ? 'events lost (netlink overrun); resync is off' : 'events lost (netlink overrun) as the daemon stopped');
+  }
+
+  /** Records that events of source `s` may have been lost from s.lossFrom until now (when it was not recovered). */
+  private recordLoss(s: RunningSource, reason: string): void {
+    if (s.lossFrom === undefined) return;
+    if (this.writer && s.config.flows) this.writer.gap({ ns: s.nsId, since: s.lossFrom, until: nowMicros(), reason });
+    s.lossFrom = undefined;
   }
 
   /**
@@ -390,7 +437,10 @@ export class Pipeline {
           this.log.info(`source ${s.name}: ${table.stats().quiet} flows were first seen in the table dump; until their events show they report, further dumps tell when they end`);
         }
       })
-      .catch((e: Error) => { if (!this.stopping) this.log.error(`source ${s.name}: ${why} failed: ${e.message}`); })
+      .catch((e: Error) => {
+        if (!this.stopping) this.log.error(`source ${s.name}: ${why} failed: ${e.message}`);
+        if (why === 'resync') this.recordLoss(s, `events lost (netlink overrun); the resync ${this.stopping ? 'was cut short as the daemon stopped' : `failed: ${e.message}`}`);
+      })
       .finally(() => {
         s.resyncing = false;
         s.dumpToSinks = false;
@@ -425,7 +475,8 @@ export class Pipeline {
   }
 
   /**
-   * A new configuration. Sinks are opened anew (the old ones close after
+   * A new configuration. A sink whose settings did not change stays (its
+   * queue and connection with it); changed ones are opened anew (the old ones close after
    * the new ones are open). A source whose settings did not change keeps
    * its socket and its flow table, so no event is read twice or missed; a
    * changed one is closed, then opened anew and resynced (its flow table,
@@ -436,8 +487,12 @@ export class Pipeline {
     const storeChanged = JSON.stringify(storeKey(next.config.store)) !== JSON.stringify(storeKey(this.plan.config.store));
     if (storeChanged) this.log.warn('SIGHUP: the [store] settings change only when the daemon restarts; the running store stays');
     const plan: Plan = { ...next, config: { ...next.config, store: this.plan.config.store } };
-    // everything that can fail first: the old configuration runs on if it does
-    const sinks = this.openSinks(plan.config.sink);
+    // everything that can fail first: the old configuration runs on if it does.
+    // A sink whose settings did not change stays as it is (its queue, its
+    // connection); it only reopens its file, as on any SIGHUP.
+    const reuse = this.plan.config.sink.map((c, i) => ({ key: JSON.stringify(c), sink: this.sinks[i] }));
+    const sinks = this.openSinks(plan.config.sink, reuse);
+    const keptSinks = sinks.filter((k) => this.sinks.includes(k));
     const old = this.sources;
     const kept = new Set<RunningSource>();
     const steps: Array<{ ps: PlannedSource; same?: RunningSource; prev?: RunningSource; prep?: { nsId: number; table: FlowTable | undefined } }> = [];
@@ -451,10 +506,11 @@ export class Pipeline {
         steps.push({ ps, prev, prep: await this.prepareSource(ps, [], prev?.table) });
       }
     } catch (e) {
-      for (const k of sinks) void k.close();
+      for (const k of sinks) if (!keptSinks.includes(k)) void k.close();
       throw e;
     }
-    const oldSinks = this.sinks;
+    const oldSinks = this.sinks.filter((k) => !keptSinks.includes(k));
+    for (const k of keptSinks) k.reopen();
     this.plan = plan;
     this.sinks = sinks;
     this.sources = [];
@@ -468,8 +524,15 @@ export class Pipeline {
       // in one turn of the event loop: the old socket reads nothing more, the
       // new one has everything from its opening on (what the old one still
       // held is recovered by the resync)
-      const closedAt = nowMicros();
-      if (st.prev) { st.prev.src.close(); st.prev.table = undefined; }
+      // what the old socket still holds unread is lost with it: from when
+      // its queue was last seen empty (now, if it is empty)
+      let closedAt = nowMicros();
+      if (st.prev) {
+        const q = st.prev.src.sock.stats();
+        if (q.rmemAlloc !== 0 && q.lastEmptyUs > 0) closedAt = Math.min(closedAt, q.lastEmptyUs);
+        st.prev.src.close();
+        st.prev.table = undefined;
+      }
       let rs: RunningSource;
       try {
         rs = this.openSource(st.ps, st.prep!);
@@ -500,6 +563,8 @@ export class Pipeline {
   async stop(): Promise<DaemonStats> {
     for (const s of this.sources) if (s.src.sock.stats().enobufs > s.reportedOverruns) this.onOverrun(s, false);
     this.stopping = true;
+    // a loss a resync has not recovered yet stays a gap
+    for (const s of this.sources) this.recordLoss(s, 'events lost (netlink overrun); the resync was cut short as the daemon stopped');
     const final = this.stats();
     for (const s of this.sources) s.src.close();
     if (this.timer) clearInterval(this.timer);

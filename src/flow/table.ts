@@ -64,6 +64,9 @@ export interface FlowTableOptions {
   timeouts?: Timeouts;
   /** the kernel's tick in µs (default 10 ms) */
   jiffyUs?: number;
+  /** the source reads NEW events (default true); without them a flow first
+   * seen without its NEW may have begun at any time before */
+  seesNew?: boolean;
   /** a flow missing from a dump is settled this long after (µs; default 2 s):
    * a DESTROY still on its way in that time completes it properly */
   graceUs?: number;
@@ -168,7 +171,9 @@ export class FlowTable {
   private missingCount = 0;
   /** settled flows remembered for late DESTROYs, by (zone, id) */
   private readonly recent = new Map<number, Remembered[]>();
-  private readonly recentOrder: Array<[number, number]> = [];
+  // a FIFO: the live entries are recentOrder[recentHead..] (no O(n) shift)
+  private recentOrder: Array<[number, number]> = [];
+  private recentHead = 0;
   private readonly counts = { opened: 0, closed: 0, partial: 0, settled: 0, corrected: 0 };
   private readonly ns: number;
   private readonly out: FlowOutput;
@@ -181,11 +186,14 @@ export class FlowTable {
   /** flows first seen without a NEW began after this (µs; undefined: any time) */
   gapFrom: number | undefined;
 
+  private readonly seesNew: boolean;
+
   constructor(o: FlowTableOptions) {
     this.ns = o.ns;
     this.out = o.out;
     this.timeouts = o.timeouts;
     this.jiffy = o.jiffyUs ?? 10_000;
+    this.seesNew = o.seesNew !== false;
     this.grace = o.graceUs ?? 2_000_000;
     this.remember = o.rememberUs ?? 900_000_000;
     this.now = o.now ?? (() => Date.now() * 1000);
@@ -341,7 +349,7 @@ export class FlowTable {
 
   /** how much earlier than `t` a flow first seen now may have begun */
   private startBound(t: number): number {
-    return this.gapFrom === undefined ? UNBOUNDED : Math.max(0, t - this.gapFrom);
+    return this.gapFrom === undefined || !this.seesNew ? UNBOUNDED : Math.max(0, t - this.gapFrom);
   }
 
   /** The timeout an event reports (seconds left, right after the packet that caused it). */
@@ -515,11 +523,15 @@ export class FlowTable {
     if (l) l.push(entry); else this.recent.set(idKey, [entry]);
     this.recentOrder.push([idKey, entry.until]);
     // bounded: the oldest go first
-    while (this.recentOrder.length > 200_000) this.forgetOldest();
+    while (this.recentOrder.length - this.recentHead > 200_000) this.forgetOldest();
   }
 
   private forgetOldest(): void {
-    const [idKey, until] = this.recentOrder.shift()!;
+    const [idKey, until] = this.recentOrder[this.recentHead++];
+    if (this.recentHead >= 4096 && this.recentHead * 2 >= this.recentOrder.length) {
+      this.recentOrder = this.recentOrder.slice(this.recentHead);
+      this.recentHead = 0;
+    }
     const l = this.recent.get(idKey);
     if (!l) return;
     const i = l.findIndex((e) => e.until === until);
@@ -529,7 +541,7 @@ export class FlowTable {
 
   private expireRemembered(): void {
     const now = this.now();
-    while (this.recentOrder.length && this.recentOrder[0][1] <= now) this.forgetOldest();
+    while (this.recentHead < this.recentOrder.length && this.recentOrder[this.recentHead][1] <= now) this.forgetOldest();
   }
 
   private takeRemembered(idKey: number, a: number, b: number): SettledRef | undefined {

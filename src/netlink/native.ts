@@ -15,6 +15,8 @@ export interface NativeStats {
   /** the kernel's drop count for this socket (SO_MEMINFO), -1 if unknown */
   kernelDrops: number;
   rmemAlloc: number;
+  /** when the receive queue was last seen empty (µs since the epoch; 0 before start) */
+  lastEmptyUs: number;
 }
 
 export interface NativeSocketOptions {

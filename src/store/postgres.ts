@@ -79,7 +79,13 @@ const MIGRATIONS: Array<(c: pg.PoolClient) => Promise<unknown>> = [
       CREATE TABLE gaps (id bigserial PRIMARY KEY, ns integer NOT NULL, since bigint NOT NULL, until bigint NOT NULL, reason text NOT NULL);
       CREATE INDEX gaps_until ON gaps (until);`);
   },
+  // 3: the batches applied (each once), kept for a week
+  (c) => c.query(`CREATE TABLE batches (id text PRIMARY KEY, t bigint NOT NULL);
+    CREATE INDEX batches_t ON batches (t);`),
 ];
+
+/** how long the ids of applied batches are kept (a spool older than that is replayed as new) */
+const BATCH_KEEP_US = 7 * 86_400_000_000;
 
 /** column arrays for unnest(), one array per column */
 function columnArrays(rows: FlowRecord[]): unknown[][] {
@@ -106,6 +112,7 @@ export class PostgresStore implements FlowStore {
   private readonly pool: pg.Pool;
   private ready: Promise<void> | undefined;
   private readonly days = new Set<number>();
+  private batchesSincePrune = 0;
 
   constructor(readonly opts: PostgresOptions) {
     this.pool = new pg.Pool({
@@ -119,16 +126,20 @@ export class PostgresStore implements FlowStore {
   /** Runs `f` in one transaction on one connection. */
   private async tx<T>(f: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const c = await this.pool.connect();
+    let broken: Error | undefined;
     try {
       await c.query('BEGIN');
       const r = await f(c);
       await c.query('COMMIT');
       return r;
     } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
+      // partitions created in a transaction that rolled back are gone again
+      this.days.clear();
+      await c.query('ROLLBACK').catch((re: Error) => { broken = re; });
       throw e;
     } finally {
-      c.release();
+      // a connection that could not even roll back is not given out again
+      c.release(broken);
     }
   }
 
@@ -157,6 +168,16 @@ export class PostgresStore implements FlowStore {
     await this.schema();
     return this.tx(async (c) => {
       const res: WriteResult = { flows: 0, open: 0, corrected: 0 };
+      if (b.id !== undefined) {
+        const t = b.run?.alive ?? Date.now() * 1000;
+        // applied already (a replay, or a commit whose answer was lost): nothing to do
+        const ins = await c.query('INSERT INTO batches (id, t) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING', [b.id, t]);
+        if (ins.rowCount === 0) return res;
+        if (++this.batchesSincePrune >= 1000) {
+          this.batchesSincePrune = 0;
+          await c.query('DELETE FROM batches WHERE t < $1', [t - BATCH_KEEP_US]);
+        }
+      }
       if (b.opened.length) {
         await c.query(`INSERT INTO open_flows (k, ${COLUMN_LIST}) SELECT * FROM unnest($1::bigint[], ${UNNEST_ARGS(2)}) AS u(k, ${COLUMN_LIST})
           ON CONFLICT (k) DO UPDATE SET ${COLUMNS.map((x) => `${x} = EXCLUDED.${x}`).join(', ')}`,
@@ -197,7 +218,8 @@ export class PostgresStore implements FlowStore {
         if (gone.rows.length) await c.query('DELETE FROM long_flows WHERE id = ANY($1::bigint[])', [gone.rows.map((r) => r.id)]);
         closed.push(x.rec);
         res.corrected++;
-        res.flows--;
+        // the row replaces the settled one (if that is still there)
+        if (gone.rows.length) res.flows--;
       }
       if (closed.length) {
         for (const d of new Set(closed.map((r) => Math.floor(r.start / DAY_US)))) await this.ensureDay(c, d);

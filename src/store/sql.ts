@@ -17,7 +17,7 @@
 //   gaps        times events were lost (an overrun): flows may be missing
 import type { Cidr } from '../util/ip.js';
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 /** flows whose possible extent is at least this long are also kept in long_flows */
 export const LONG_FLOW_US = 600_000_000;
 /**
@@ -160,6 +160,9 @@ export interface Built { sql: string; values: unknown[] }
  * have existed at some instant of the window (the caller judges which were
  * active when).
  */
+/** the most rows `who` reads; more (a busy address over a wide window) and it says it could not judge */
+export const WHO_LIMIT = 100_000;
+
 export function whoQuery(d: Dialect, pub: AddrPort, w: Window, proto: number | undefined, remote: AddrPort | undefined): Built {
   const P = new Params(d);
   const { p } = P;
@@ -185,7 +188,7 @@ export function whoQuery(d: Dialect, pub: AddrPort, w: Window, proto: number | u
     return threeSets(OUT_COLS, (range) => [...c, range].join(' AND '), w, p);
   };
   const cte = bucketsCte(w, p);
-  return { sql: `${cte}${branch('snat')} UNION ALL ${branch('dnat')} ORDER BY start LIMIT 1000`, values: P.values };
+  return { sql: `${cte}${branch('snat')} UNION ALL ${branch('dnat')} ORDER BY start LIMIT ${WHO_LIMIT}`, values: P.values };
 }
 
 /** conditions of a flow search, without the time window */

@@ -64,6 +64,11 @@ const V1_INDEXES = ['flows_src', 'flows_dst', 'flows_nat_src', 'flows_nat_dst', 
   'long_flows_nat_src', 'long_flows_nat_dst', 'open_flows_src', 'open_flows_dst', 'open_flows_nat_src', 'open_flows_nat_dst'];
 const v1Index = (e: string) => e.replaceAll(BUCKET, 'start / 60000');
 
+/** how long the ids of applied batches are kept (a spool older than that is replayed as new) */
+const BATCH_KEEP_US = 7 * 86_400_000_000;
+/** the oldest schema the readers (who, flows) read as it is */
+const READ_MIN_VERSION = 2;
+
 /** migrations: MIGRATIONS[i] takes the schema from version i to i + 1 */
 export const SQLITE_MIGRATIONS: string[] = [
   `CREATE TABLE flows (id INTEGER PRIMARY KEY, ${V1_COLS});
@@ -88,6 +93,9 @@ export const SQLITE_MIGRATIONS: string[] = [
        'before schema 2: coverage not recorded' AS note FROM flows) AS m WHERE s IS NOT NULL;
    CREATE TABLE gaps (id INTEGER PRIMARY KEY, ns INTEGER NOT NULL, since INTEGER NOT NULL, until INTEGER NOT NULL, reason TEXT NOT NULL);
    CREATE INDEX gaps_until ON gaps (until);`,
+  // 3: the batches applied (each once), kept for a week
+  `CREATE TABLE batches (id TEXT PRIMARY KEY, t INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE INDEX batches_t ON batches (t);`,
 ];
 
 /** a record's values in COLUMNS order (positional binding is the fast path) */
@@ -145,6 +153,7 @@ export class SqliteStore implements FlowStore {
   /** INSERT of MULTI rows at once: fewer calls into SQLite per flow */
   private readonly multiVals: unknown[] = new Array(COLUMNS.length * MULTI).fill(null);
   private readonly tx: (b: StoreBatch) => WriteResult;
+  private batchesSincePrune = 0;
   private readonly row: unknown[] = new Array(COLUMNS.length + 1).fill(null);
 
   constructor(readonly opts: SqliteOptions) {
@@ -156,7 +165,8 @@ export class SqliteStore implements FlowStore {
       const v = this.version();
       if (v === 0) throw new Error(`${opts.path}: not a conntrail flow store (no schema)`);
       if (v > SCHEMA_VERSION) throw new Error(`${opts.path}: schema version ${v} is newer than this conntrail (${SCHEMA_VERSION})`);
-      if (v < SCHEMA_VERSION) throw new Error(`${opts.path}: schema version ${v} is older than this conntrail's (${SCHEMA_VERSION}); the daemon (conntrail run) migrates it when it starts`);
+      // schema 3 only added what the writer needs (batches): 2 reads the same
+      if (v < READ_MIN_VERSION) throw new Error(`${opts.path}: schema version ${v} is older than this conntrail's (${SCHEMA_VERSION}); the daemon (conntrail run) migrates it when it starts`);
     } else {
       ensureDir(dirname(opts.path), 0o750);
       closeSync(openSync(opts.path, 'a', opts.mode ?? 0o640)); // created with our mode, never wider
@@ -181,6 +191,8 @@ export class SqliteStore implements FlowStore {
     const vals = COLUMNS.map(() => '?').join(', ');
     const p = (name: string, sql: string) => { this.st[name] = this.db.prepare(sql); };
     p('ins', `INSERT INTO flows (${cols}) VALUES (${vals})`);
+    p('insBatch', 'INSERT OR IGNORE INTO batches (id, t) VALUES (?, ?)');
+    p('pruneBatches', 'DELETE FROM batches WHERE t < ?');
     p('insMulti', `INSERT INTO flows (${cols}) VALUES ${Array.from({ length: MULTI }, () => `(${vals})`).join(', ')}`);
     p('insLong', `INSERT INTO long_flows (${cols}, id) VALUES (${vals}, ?)`);
     p('insOpen', `INSERT OR REPLACE INTO open_flows (${cols}, k) VALUES (${vals}, ?)`);
@@ -216,6 +228,14 @@ export class SqliteStore implements FlowStore {
     const row = this.row;
     const n = COLUMNS.length;
     const res: WriteResult = { flows: 0, open: 0, corrected: 0 };
+    if (b.id !== undefined) {
+      // applied already (a replay): nothing to do
+      if (st.insBatch.run(b.id, b.run?.alive ?? Date.now() * 1000).changes === 0) return res;
+      if (++this.batchesSincePrune >= 1000) {
+        this.batchesSincePrune = 0;
+        st.pruneBatches.run((b.run?.alive ?? Date.now() * 1000) - BATCH_KEEP_US);
+      }
+    }
     for (const r of b.opened) {
       rowValues(r, row);
       row[n] = r.key;
@@ -252,7 +272,8 @@ export class SqliteStore implements FlowStore {
       }) as Array<{ id: number }>;
       for (const g of gone) st.delSettledLong.run(g.id);
       insertOne(rowValues(c.rec, cols).slice(), isLong(c.rec));
-      res.flows--;
+      // the row replaces the settled one (if that is still there)
+      if (gone.length) res.flows--;
       res.corrected++;
     }
     const closed = b.closed;

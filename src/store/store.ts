@@ -40,6 +40,10 @@ export interface StoreBatch {
   gaps: Gap[];
   /** this run, as of the batch */
   run?: Run;
+  /** unique per batch ("run-seq"): a store applies a batch once, so a replay
+   * of one already written (a crash before its spool file was removed, a
+   * commit the client did not hear of) changes nothing */
+  id?: string;
   /** namespace names under ids chosen while the store could not be asked */
   namespaces?: Array<{ id: number; name: string }>;
 }

@@ -61,6 +61,7 @@ const SPOOL_FILE = /^\d{12}\.batch$/;
 export class StoreWriter implements FlowOutput {
   private pendingOpen = new Map<number, FlowRecord>();
   private cur = emptyBatch();
+  private batchSeq = 0;
   private queue: StoreBatch[] = [];
   private busy = false;
   private timer: NodeJS.Timeout | undefined;
@@ -243,6 +244,7 @@ export class StoreWriter implements FlowOutput {
     this.cur = emptyBatch();
     this.run.alive = this.now();
     b.run = { ...this.run };
+    b.id = `${this.run.id}-${this.batchSeq++}`;
     this.lastBatchAt = this.run.alive;
     this.queue.push(b);
     // while the store is down, batches go straight behind the spooled ones
@@ -268,6 +270,9 @@ export class StoreWriter implements FlowOutput {
         fsyncSync(fd);
       } finally { closeSync(fd); }
       renameSync(tmp, join(this.o.spoolDir, name));
+      // the rename itself is durable only once the directory is synced
+      const dfd = openSync(this.o.spoolDir, 'r');
+      try { fsyncSync(dfd); } finally { closeSync(dfd); }
     } catch (e) {
       try { unlinkSync(tmp); } catch { /* never created */ }
       throw e;
@@ -415,8 +420,8 @@ export class StoreWriter implements FlowOutput {
     await Promise.race([done, new Promise<void>((r) => { timeout = setTimeout(r, maxWaitMs); })]);
     if (timeout) clearTimeout(timeout);
     if (this.retryTimer) { clearTimeout(this.retryTimer); this.retryTimer = undefined; }
-    // a store still down: what is queued goes to the spool, if there is one
-    if (this.down && this.o.spoolDir) this.spill();
+    // a store still down or too slow: what is queued goes to the spool, if there is one
+    if (this.o.spoolDir) this.spill();
     const left = this.stats().queued;
     if (left) this.o.warn(`store ${this.store.kind}: ${left} records could not be written before stopping`);
     await this.store.close();

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { ADDR, collect, sh, Topology, waitFor, waitSubscribed } from '../helpers/netns.js';
 import { mixedRules, mixedTraffic, ping, reapExpired, shortTimeouts, tcp, udp } from '../helpers/traffic.js';
@@ -88,6 +89,38 @@ sources = ["ct"]
     assert.deepEqual(before, [6001]);
     assert.deepEqual(afterRot, [6002, 6003]);
     assert.match(o.err(), new RegExp(`error: SIGHUP: new configuration rejected, the running one stays: ${conf.replace(/[.]/g, '\\.')}:5: sink\\[0\\]\\.bogus: unknown key`));
+  });
+
+  it('SIGHUP: a sink whose settings did not change keeps its queue (records waiting for a collector that is down reach it later)', async () => {
+    // a port nobody listens on yet
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const conf = join(dir, 'hup-keep.toml');
+    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nevents = ["new"]\n\n[[sink]]\ntype = "syslog"\naddress = "tcp://127.0.0.1:${port}"\nformat = "json"\n`);
+    const d = t.spawn('', [...CONNTRAIL, 'run', '-c', conf]);
+    const o = collect(d);
+    const got: string[] = [];
+    let server: Server | undefined;
+    try {
+      assert.ok(await waitSubscribed(d.pid!, 10000, t.rtr), o.err());
+      const N = 20;
+      for (let i = 0; i < N; i++) t.exec(t.rtr, ['conntrack', '-I', '-s', '10.99.1.66', '-d', ADDR.srv, '-p', 'udp', '--sport', String(42000 + i), '--dport', '7000', '-t', '60']);
+      assert.ok(await waitFor(() => /records are kept and sent when it is back/.test(o.err()), 10000), o.err());
+      d.kill('SIGHUP');
+      assert.ok(await waitFor(() => /configuration reloaded/.test(o.err()), 10000), o.err());
+      server = createServer((c) => { let buf = ''; c.on('data', (b) => { buf += b; const parts = buf.split('\n'); buf = parts.pop()!; got.push(...parts); }); });
+      await new Promise<void>((r) => server!.listen(port, '127.0.0.1', () => r()));
+      assert.ok(await waitFor(() => got.filter((l) => /"dport":7000/.test(l)).length >= N, 20000), `${got.length} lines\n${o.err()}`);
+      assert.equal(got.filter((l) => /"dport":7000/.test(l)).length, N);
+      assert.doesNotMatch(o.err(), /dropped|not sent at exit/);
+      assert.equal(await t.stop(d), 0, o.err());
+    } finally {
+      await t.stop(d);
+      server?.close();
+      t.exec(t.rtr, ['conntrack', '-F'], { allowFail: true });
+    }
   });
 
   it('the VyOS conntrack-logger configuration, side by side with the VyOS logger', async () => {

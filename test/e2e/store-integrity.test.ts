@@ -267,6 +267,113 @@ describe('the flow store holds each flow once', { timeout: 600_000 }, () => {
     }
   });
 
+  it('a source with a socket filter: the start-up dump keeps to the filter, entry by entry (the kernel filters dump datagrams whole)', async () => {
+    // 300 entries from an address the filter excludes, 300 from one it keeps,
+    // all in the table before the daemon starts: the start-up dump brings them
+    const N = 300;
+    const EXCL = '10.99.1.77';
+    const ins = (src: string, i: number) => ['conntrack', '-I', '-s', src, '-d', ADDR.srv, '-p', 'udp', '--sport', String(30000 + i), '--dport', '5353', '-t', '300'];
+    for (let i = 0; i < N; i++) {
+      t.exec(t.rtr, ins(EXCL, i));
+      t.exec(t.rtr, ins(ADDR.cli, i));
+    }
+    const db = join(dir, 'filtered.db');
+    const conf = join(dir, 'filtered.toml');
+    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nnot_src = ["${EXCL}/32"]\n\n[store]\npath = "${db}"\nflush_interval_ms = 200\n`);
+    const a = daemon(conf);
+    try {
+      await started(a);
+      assert.match(a.o.err(), /socket filter of \d+ instructions/, a.o.err());
+      const open = (src: string) => {
+        const r = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'flows', '--db', db, '--json', '--limit', '0', '--src', src], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+        assert.equal(r.status, 0, r.stderr);
+        return (JSON.parse(r.stdout) as Row[]).filter((x) => x.orig.dport === 5353);
+      };
+      assert.ok(await waitFor(() => open(ADDR.cli).length >= N, 15000), `kept: ${open(ADDR.cli).length} of ${N}\n${a.o.err()}`);
+      const kept = open(ADDR.cli);
+      assert.equal(kept.length, N);
+      assert.ok(kept.every((x) => x.open), 'every kept entry is open (none ended as missing from the dump)');
+      assert.equal(open(EXCL).length, 0, 'no entry of the excluded source is stored');
+      // after the dump the socket filter is on again: a new excluded entry's event is not read
+      t.exec(t.rtr, ins(EXCL, N));
+      t.exec(t.rtr, ['conntrack', '-I', '-s', ADDR.cli, '-d', ADDR.srv, '-p', 'udp', '--sport', String(30000 + N), '--dport', '5353', '-t', '300']);
+      assert.ok(await waitFor(() => open(ADDR.cli).length === N + 1, 10000), a.o.err());
+      assert.equal(open(EXCL).length, 0);
+      assert.equal(await t.stop(a.d), 0, a.o.err());
+    } finally {
+      await t.stop(a.d);
+      t.exec(t.rtr, ['conntrack', '-F'], { allowFail: true });
+    }
+  });
+
+  it('flows an earlier run left open in a namespace no source follows now are ended at the next start, not left active for ever', async () => {
+    const db = join(dir, 'dropped.db');
+    const conf = join(dir, 'dropped.toml');
+    const src = (ns: string) => `[[source]]\nname = "${ns}"\nnetns = "${ns}"\n`;
+    const store = `\n[store]\npath = "${db}"\nflush_interval_ms = 200\n`;
+    writeFileSync(conf, src(t.rtr) + src(t.cli) + store);
+    const a = daemon(conf);
+    const openIn = () => {
+      const r = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'flows', '--db', db, '--json', '--limit', '0', '--src', '10.99.1.88'], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout) as Row[];
+    };
+    try {
+      assert.ok(await waitFor(() => (a.o.err().match(/start-up sync done/g) ?? []).length >= 2, 15000), a.o.err());
+      for (let i = 0; i < 5; i++) t.exec(t.cli, ['conntrack', '-I', '-s', '10.99.1.88', '-d', ADDR.srv, '-p', 'udp', '--sport', String(41000 + i), '--dport', '53', '-t', '300']);
+      assert.ok(await waitFor(() => openIn().filter((x) => x.open).length === 5, 10000), a.o.err());
+      assert.equal(await t.stop(a.d), 0, a.o.err());
+    } finally {
+      await t.stop(a.d);
+    }
+    // the namespace is still there (its entries too), but no source follows it now
+    writeFileSync(conf, src(t.rtr) + store);
+    const b = daemon(conf);
+    try {
+      await started(b);
+      assert.ok(await waitFor(() => openIn().every((x) => !x.open), 10000), JSON.stringify(openIn()));
+      const ended = openIn();
+      assert.equal(ended.length, 5, 'each once');
+      assert.ok(ended.every((x) => x.flags.includes('end-estimated') && x.end_err_us > 0), JSON.stringify(ended));
+      assert.match(b.o.err(), /5 flows left open by an earlier run in network namespaces no source follows now were ended/);
+      assert.equal(await t.stop(b.d), 0, b.o.err());
+    } finally {
+      await t.stop(b.d);
+      t.exec(t.cli, ['conntrack', '-F'], { allowFail: true });
+    }
+  });
+
+  it('an overrun with resync off is still recorded as a gap in the trail, and who says so for a question about then', async () => {
+    const db = join(dir, 'noresync.db');
+    const conf = join(dir, 'noresync.toml');
+    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nresync = false\nbuffer_size = 8192\nbuffer_max = 8192\n\n[store]\npath = "${db}"\nflush_interval_ms = 200\n`);
+    const a = daemon(conf);
+    try {
+      await started(a);
+      const t0 = Date.now();
+      // overflow the receive buffer while the daemon cannot read
+      process.kill(a.d.pid!, 'SIGSTOP');
+      t.exec(t.cli, ['python3', GEN, ADDR.srv, '3000', '0', '3000']);
+      process.kill(a.d.pid!, 'SIGCONT');
+      assert.ok(await waitFor(() => /netlink overrun/.test(a.o.err()), 10000), a.o.err());
+      const gaps = () => {
+        const g = new Database(db, { readonly: true });
+        try { return g.prepare('SELECT since, until, reason FROM gaps').all() as Array<{ since: number; until: number; reason: string }>; } finally { g.close(); }
+      };
+      assert.ok(await waitFor(() => gaps().some((g) => /resync is off/.test(g.reason)), 10000), JSON.stringify(gaps()));
+      const g = gaps().find((x) => /resync is off/.test(x.reason))!;
+      assert.ok(g.since <= g.until && g.since >= (t0 - 2000) * 1000, JSON.stringify(g));
+      const at = new Date(Math.floor(g.until / 1000)).toISOString();
+      const r = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'who', ADDR.rtrOut, '--db', db, '--at', at, '--json'], { encoding: 'utf8' });
+      const ans = JSON.parse(r.stdout) as { verdict: string; gaps: Array<{ reason: string }> };
+      assert.ok(ans.gaps.some((x) => /resync is off/.test(x.reason)), r.stdout);
+      assert.notEqual(ans.verdict, 'exact', 'a question about a time events were lost is never answered exact');
+      assert.equal(await t.stop(a.d), 0, a.o.err());
+    } finally {
+      await t.stop(a.d);
+    }
+  });
+
   it('a spool left by a run whose PostgreSQL was down is replayed at start, and the start-up sync does not end the flows in it', async () => {
     pg = await startPostgres();
     const spool = join(dir, 'pg-spool');

@@ -197,6 +197,12 @@ describe('flow table', () => {
     t2.gapFrom = evs[0].recvTime - 2_000_000;
     t2.handle(evs[0]);
     assert.equal(out2.closed_[0].startErr, 2_000_000);
+    // a source that does not read NEW events knows no such bound
+    const out3 = collector();
+    const t3 = new FlowTable({ ns: 3, out: out3, seesNew: false });
+    t3.gapFrom = evs[0].recvTime - 2_000_000;
+    t3.handle(evs[0]);
+    assert.equal(out3.closed_[0].startErr, UNBOUNDED);
   });
 
   it('a dump settles the flows it no longer has only after a grace (a DESTROY on its way completes them), and knows the ones it did not', () => {

@@ -190,6 +190,17 @@ describe('SQLite flow store', () => {
     await s.close();
   });
 
+  it('a batch is applied once: written again (a replay after a crash, a commit whose answer was lost) it changes nothing', async () => {
+    const s = new SqliteStore({ path: join(dir, 'once.db') });
+    const b = batch({ id: '7-0', closed: [rec({ src: '10.1.0.1' }), rec({ src: '10.1.0.2' })], run: { id: 7, started: T0, alive: T0 + S, stopped: null } });
+    assert.equal((await s.write(b)).flows, 2);
+    assert.deepEqual(await s.write(b), { flows: 0, open: 0, corrected: 0 });
+    assert.equal((await s.write({ ...b, id: '7-1' })).flows, 2, 'another batch with the same rows is another batch');
+    const n = await s.search(search({}));
+    assert.equal(n.filter((f) => f.src === '10.1.0.1').length, 2);
+    await s.close();
+  });
+
   it('search: host or CIDR on any side, IPv6, ports, NAT kind, bytes, time; top hosts, ports, pairs', async () => {
     const s = new SqliteStore({ path: join(dir, 'search.db') });
     const flows = [
@@ -304,6 +315,14 @@ describe('who: verdicts over active intervals', () => {
     assert.deepEqual(judge([dn], q).inside, ['10.0.0.9']);
     const open = flow({ src: '10.0.0.5', start: T0, end: null, activeEnd: null });
     assert.equal(judge([open], sec(T0 + 1000 * S)).verdict, 'exact');
+  });
+
+  it('a port forward that is also masqueraded (both translations): asked by its public address, it names the inside server, not the client', () => {
+    // 203.0.113.5 -> 198.51.100.7:443, forwarded to 10.0.0.10:8443 and masqueraded to the router's 10.0.0.1
+    const both = flow({ src: '203.0.113.5', sport: 51000, dst: '198.51.100.7', dport: 443, natDst: '10.0.0.10', natDport: 8443, natSrc: '10.0.0.1', natSport: 51000, start: T0, end: T0 + 20 * S });
+    assert.deepEqual(judge([both], q, [], '198.51.100.7').inside, ['10.0.0.10']);
+    // asked by the masquerading address, it is the client that was translated to it
+    assert.deepEqual(judge([both], q, [], '10.0.0.1').inside, ['203.0.113.5']);
   });
   it('coverage: before the first run, between runs and after the last one are gaps; a running daemon covers up to now', () => {
     const runs = [{ id: 1, started: T0, alive: T0 + 90 * S, stopped: T0 + 100 * S }, { id: 2, started: T0 + 200 * S, alive: T0 + 290 * S, stopped: null }];
