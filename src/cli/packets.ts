@@ -6,6 +6,8 @@ import { RCVBUF_MAX, RCVBUF_MIN } from '../config/schema.js';
 import { NFLOG_DEFAULT_RCVBUF, NflogSource, type NflogStats } from '../sources/nflog/source.js';
 import { makePacketFormatter, PACKET_FORMATS, type PacketFormatName } from '../formats/packet/index.js';
 import { ClosedOutputError, LineWriter } from '../util/output.js';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { pcapFileHeader, pcapRecordNflog, pcapRecordRaw, type PcapLinktype } from '../formats/packet/pcap.js';
 import { explainSocketError, UsageError } from '../util/errors.js';
 import { positiveInt, rcvbufWarning } from './events.js';
 import { checkNetns } from './options.js';
@@ -23,6 +25,36 @@ interface PacketsOptions {
   batchDelay: number;
   stats?: boolean;
   hwhdr?: boolean;
+  write?: string;
+  linktype: PcapLinktype;
+}
+
+/** pcap records to a file, written at the end of each batch */
+class PcapOut {
+  private readonly fd: number;
+  private pending: Buffer[] = [];
+  constructor(path: string, private readonly linktype: PcapLinktype) {
+    try {
+      this.fd = path === '-' ? 1 : openSync(path, 'w', 0o640);
+    } catch (e) {
+      throw new UsageError(`--write: cannot open ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    writeSync(this.fd, pcapFileHeader(linktype));
+  }
+  add(p: Parameters<typeof pcapRecordRaw>[0]): void {
+    this.pending.push(this.linktype === 'nflog' ? pcapRecordNflog(p) : pcapRecordRaw(p));
+  }
+  flush(): void {
+    if (!this.pending.length) return;
+    const b = Buffer.concat(this.pending);
+    this.pending = [];
+    let off = 0;
+    while (off < b.length) off += writeSync(this.fd, b, off);
+  }
+  close(): void {
+    this.flush();
+    if (this.fd !== 1) closeSync(this.fd);
+  }
 }
 
 const groupArg = (v: string, prev: number[] = []): number[] => {
@@ -54,6 +86,11 @@ export function packetsCommand(): Command {
     .option('--count <n>', 'exit after printing N packets (1 or more)', positiveInt('a count'))
     .option('--batch-delay <ms>', 'after a wake-up, wait this long before reading again, 0 to 1000', positiveInt('milliseconds', 0, 1000), 1)
     .option('--hwhdr', 'ulogd-json: as the stack with HWHDR (the mac.* keys)')
+    .option('-w, --write <file>', 'write a pcap file instead of lines ("-": stdout)')
+    .option('--linktype <type>', 'with --write: raw (the IP packet, as ulogd\'s PCAP output) or nflog (the NFLOG message, as tcpdump -i nflog:N)', (v: string) => {
+      if (v !== 'raw' && v !== 'nflog') throw new InvalidArgumentError(`"${v}" is not a pcap link type (raw, nflog)`);
+      return v;
+    }, 'raw')
     .option('--stats', 'print the counters to stderr at exit')
     .action((o: PacketsOptions) => runPackets(o));
 }
@@ -62,11 +99,12 @@ export async function runPackets(o: PacketsOptions): Promise<void> {
   if (!o.group?.length) throw new UsageError('packets: --group is required (the NFLOG group of the log rule, e.g. --group 32)');
   if (o.netns !== undefined) checkNetns(o.netns, '--netns');
   const format = makePacketFormatter({ format: o.format, netns: o.netns, hwhdr: o.hwhdr });
+  const pcap = o.write !== undefined ? new PcapOut(o.write, o.linktype) : undefined;
   const out = new LineWriter(1);
   let src: NflogSource;
   try {
     src = new NflogSource({
-      netns: o.netns, groups: o.group, copyRange: o.copyRange || 0xffff, qthreshold: o.qthreshold,
+      netns: o.netns, groups: o.group, copyRange: o.copyRange || 0xffff, qthreshold: o.qthreshold, keepRaw: pcap !== undefined && o.linktype === 'nflog',
       timeoutMs: o.timeout, rcvbuf: o.bufferSize, conntrack: o.conntrack, coalesceMs: o.batchDelay,
     });
   } catch (e) {
@@ -98,8 +136,9 @@ export async function runPackets(o: PacketsOptions): Promise<void> {
       process.off('SIGTERM', onSignal);
       try {
         out.flush();
+        pcap?.close();
       } catch (e) {
-        if (!(e instanceof ClosedOutputError)) err ??= e as Error;
+        if (!(e instanceof ClosedOutputError) && (e as NodeJS.ErrnoException).code !== 'EPIPE') err ??= e as Error;
       }
       warn();
       const s = src.stats();
@@ -114,7 +153,7 @@ export async function runPackets(o: PacketsOptions): Promise<void> {
       packet(p) {
         if (stopped) return;
         try {
-          out.line(format(p));
+          if (pcap) pcap.add(p); else out.line(format(p));
         } catch (e) {
           finish(e instanceof ClosedOutputError ? undefined : (e as Error));
           return;
@@ -125,8 +164,9 @@ export async function runPackets(o: PacketsOptions): Promise<void> {
         if (stopped) return;
         try {
           out.flush();
+          pcap?.flush();
         } catch (e) {
-          finish(e instanceof ClosedOutputError ? undefined : (e as Error));
+          finish(e instanceof ClosedOutputError || (e as NodeJS.ErrnoException).code === 'EPIPE' ? undefined : (e as Error));
         }
       },
     }, (err) => finish(err)).catch((err: Error) => finish(err));

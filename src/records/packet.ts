@@ -51,6 +51,8 @@ export interface PacketLog {
   ctInfo: number | undefined;
   /** the packet as copied, from the network header (copy range may cut it) */
   payload: Uint8Array;
+  /** the message as the kernel sent it, from its nfgenmsg on (kept only when asked: pcap with link type NFLOG) */
+  raw: Uint8Array | undefined;
 
   // ---- decoded from `payload` (see sources/nflog/packet.ts) ----
   /** 4, 6, or 0 when the payload is not IP */
@@ -106,7 +108,7 @@ export function emptyPacket(): PacketLog {
     hwAddr: undefined, hwType: undefined, hwHeader: undefined, hwLen: undefined,
     uid: undefined, gid: undefined, seq: undefined, seqGlobal: undefined,
     vlanProto: undefined, vlanTci: undefined, l2hdr: undefined, ct: undefined, ctInfo: undefined,
-    payload: EMPTY,
+    payload: EMPTY, raw: undefined,
     ipVersion: 0, src: '', dst: '', ipLen: 0, tos: 0, ttl: 0, ipId: undefined, ihl: 0,
     ipFlags: 0, fragOff: 0, flowLabel: 0, proto: -1, l4Off: -1,
     sport: undefined, dport: undefined, tcpFlags: undefined, tcpRes: undefined, tcpSeq: undefined,

@@ -8,20 +8,14 @@
 // same, line for line, receipt times aside.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADDR, collect, Topology, waitFor } from '../helpers/netns.js';
 import { ping, tcp, udp } from '../helpers/traffic.js';
 import { CONNTRAIL } from '../helpers/cli.js';
+import { ulogdPluginDir } from '../helpers/ulogd.js';
 
-function pluginDir(): string {
-  for (const d of readdirSync('/usr/lib')) {
-    const p = join('/usr/lib', d, 'ulogd');
-    if (existsSync(join(p, 'ulogd_output_JSON.so'))) return p;
-  }
-  throw new Error('ulogd2 and ulogd2-json are not installed');
-}
 
 const G = { ctEmu: 40, ctJson: 41, ulEmu: 42, ulJson: 43 };
 const lines = (s: string) => s.split('\n').filter(Boolean);
@@ -47,7 +41,7 @@ ${each('ip6 nexthdr tcp tcp dport 8080', 'v6: ')}
 }
 
 function ulogdConfig(dir: string): string {
-  const pd = pluginDir();
+  const pd = ulogdPluginDir();
   const path = join(dir, 'ulogd.conf');
   const plugins = ['inppkt_NFLOG', 'raw2packet_BASE', 'filter_IFINDEX', 'filter_IP2STR', 'filter_PRINTPKT', 'output_LOGEMU', 'output_JSON'];
   writeFileSync(path, `[global]

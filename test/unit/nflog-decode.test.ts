@@ -196,6 +196,9 @@ describe('NFLOG decoding: the packet', () => {
     assert.equal(s.check(mk(1, 0)), 0); // rebound: numbering starts over
     assert.equal(s.check(mk(1, 0xffffffff)), 0);
     assert.equal(s.check(mk(1, 0)), 0); // wraps
+    const b = new SeqTracker();
+    b.bound(7);
+    assert.equal(b.check(mk(7, 3)), 3, 'bound by us: numbering starts at 0, the first three were lost');
   });
 });
 

@@ -36,7 +36,7 @@ const c1 = new Nla();
  * Decodes one NFLOG packet message at b[off, off+msgLen). `recvUs` is when
  * it was read (the time when the kernel sent no timestamp).
  */
-export function decodePacket(b: Uint8Array, off: number, msgLen: number, stats: NflogDecodeStats, recvUs: number): PacketLog | undefined {
+export function decodePacket(b: Uint8Array, off: number, msgLen: number, stats: NflogDecodeStats, recvUs: number, keepRaw = false): PacketLog | undefined {
   if (u16(b, off + 4) !== C.NFLOG_PACKET) { stats.unknown++; return undefined; }
   if (msgLen < NLMSG_HDRLEN + NFGENMSG_LEN) { stats.malformed++; return undefined; }
   const p = emptyPacket();
@@ -107,6 +107,7 @@ export function decodePacket(b: Uint8Array, off: number, msgLen: number, stats: 
     throw e;
   }
   if (!gotHdr) { stats.malformed++; return undefined; }
+  if (keepRaw) p.raw = b.slice(off + NLMSG_HDRLEN, off + msgLen);
   if (p.ct) p.ct.family = p.family === AF_INET6 || (p.payload.length > 0 && p.payload[0] >> 4 === 6) ? AF_INET6 : AF_INET;
   parsePayload(p);
   if (p.truncated) stats.truncatedPackets++;
@@ -129,6 +130,11 @@ export class SeqTracker {
     return gap < 0x80000000 ? gap : 0;
   }
 
+  /** the group was just bound by us: its numbering starts at 0, so a loss before the first packet counts too */
+  bound(group: number): void {
+    this.last.set(group, 0xffffffff);
+  }
+
   reset(): void {
     this.last.clear();
   }
@@ -145,7 +151,7 @@ export interface NflogBatchResult {
 
 /** Walks every netlink message in b[0, len), handing each packet to `onPacket`. */
 export function decodeNflogBatch(
-  b: Uint8Array, len: number, stats: NflogDecodeStats, recvUs: number, onPacket: (p: PacketLog) => void,
+  b: Uint8Array, len: number, stats: NflogDecodeStats, recvUs: number, onPacket: (p: PacketLog) => void, keepRaw = false,
 ): NflogBatchResult {
   const res: NflogBatchResult = { error: 0, errorGroup: -1, acks: 0 };
   let o = 0;
@@ -167,7 +173,7 @@ export function decodeNflogBatch(
     } else if (type === NLMSG_DONE || type === NLMSG_NOOP || type === NLMSG_OVERRUN) {
       // nothing
     } else {
-      const p = decodePacket(b, o, mlen, stats, recvUs);
+      const p = decodePacket(b, o, mlen, stats, recvUs, keepRaw);
       if (p) onPacket(p);
     }
     o += (mlen + 3) & ~3;

@@ -35,6 +35,8 @@ export interface NflogOptions {
   conntrack?: boolean;
   /** resolve interface names in the namespace (default true) */
   resolveNames?: boolean;
+  /** keep each message's raw bytes (PacketLog.raw), for pcap with link type NFLOG */
+  keepRaw?: boolean;
   coalesceMs?: number;
 }
 
@@ -160,7 +162,7 @@ export class NflogSource {
     };
     const onBatch = (len: number, _count: number, total: number): void => {
       if (len > 0) {
-        const r = decodeNflogBatch(buf, len, stats, nowMicros(), onPacket);
+        const r = decodeNflogBatch(buf, len, stats, nowMicros(), onPacket, this.opts.keepRaw === true);
         if (this.ready) this.acked(r.acks, r.error, r.errorGroup);
         else if (r.error) onError(new NflogError(`nflog: the kernel reported ${errnoName(r.error)}`, r.error));
       }
@@ -178,6 +180,7 @@ export class NflogSource {
       void (this.links?.ready() ?? Promise.resolve()).then(() => {
         if (this.closed) { reject(new NflogError('nflog: closed before the groups were bound', 4)); return; }
         const msgs = this.opts.groups.flatMap((g) => groupConfig(g, this.opts));
+        for (const g of this.opts.groups) this.seqs.bound(g);
         this.pendingAcks = msgs.length;
         this.ready = { resolve, reject };
         try {
