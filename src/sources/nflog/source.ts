@@ -4,6 +4,7 @@
 // and reads the packets in batches through the native netlink socket.
 // Losses are never silent: ENOBUFS (the socket overran) and sequence gaps
 // (packets the kernel numbered but we never got) are counted and reported.
+import { SocketSource } from '../../netlink/socket-source.js';
 import { native, type NativeNetlinkSocket, type NativeStats } from '../../netlink/native.js';
 import { AF_UNSPEC, NETLINK_NETFILTER, NLM_F_ACK, NLM_F_REQUEST, NLMSG_HDRLEN } from '../../netlink/constants.js';
 import { NFGENMSG_LEN, NFNETLINK_V0 } from '../../conntrack/constants.js';
@@ -104,7 +105,7 @@ export class NflogError extends Error {
   constructor(message: string, readonly errno: number) { super(message); }
 }
 
-export class NflogSource {
+export class NflogSource extends SocketSource {
   readonly sock: NativeNetlinkSocket;
   readonly decodeStats = newNflogStats();
   rcvbuf: number;
@@ -117,6 +118,7 @@ export class NflogSource {
   conntrack: boolean;
 
   constructor(private readonly opts: NflogOptions) {
+    super();
     this.conntrack = opts.conntrack !== false;
     if (!opts.groups.length) throw new Error('nflog: at least one group');
     const copy = opts.copyRange ?? 0xffff;
@@ -225,17 +227,8 @@ export class NflogSource {
     if (this.pendingAcks <= 0) { this.ready = undefined; r.resolve(); }
   }
 
-  takeLoss(): { overruns: number; from: number } {
-    return this.sock.takeLoss();
-  }
 
-  growBuffer(bytes: number): number {
-    this.rcvbuf = this.sock.setRcvbuf(bytes);
-    return this.rcvbuf;
-  }
 
-  pause(): void { this.sock.pause(); }
-  resume(): void { this.sock.resume(); }
 
   stats(): NflogStats {
     return { ...this.sock.stats(), ...this.decodeStats, rcvbuf: this.rcvbuf };
