@@ -8,6 +8,7 @@ import { runCommand } from './run.js';
 import { checkConfigCommand } from './check-config.js';
 import { whoCommand } from './who.js';
 import { flowsCommand } from './flows.js';
+import { packetsCommand } from './packets.js';
 
 function version(): string {
   try {
@@ -49,7 +50,7 @@ async function main(argv: string[]): Promise<void> {
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ writeErr });
-  for (const c of [eventsCommand(), dumpCommand(), runCommand(), checkConfigCommand(), whoCommand(), flowsCommand()]) {
+  for (const c of [eventsCommand(), dumpCommand(), runCommand(), checkConfigCommand(), whoCommand(), flowsCommand(), packetsCommand()]) {
     c.exitOverride().configureOutput({ writeErr });
     program.addCommand(c);
   }

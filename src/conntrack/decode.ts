@@ -2,8 +2,9 @@
 // attributes, no intermediate object per attribute. Malformed, truncated or
 // unknown messages are counted and skipped, never thrown.
 import * as C from './constants.js';
-import { AF_INET, AF_INET6, NLA_TYPE_MASK, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLMSG_OVERRUN } from '../netlink/constants.js';
+import { AF_INET, AF_INET6, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLMSG_OVERRUN } from '../netlink/constants.js';
 import { ipv4ToString, ipv6ToString } from '../util/ip.js';
+import { MALFORMED, Nla, u16, u32 } from '../netlink/attr.js';
 import { emptyEvent, type FlowEvent, type FlowEventType, type Tuple } from './record.js';
 
 export interface DecodeStats {
@@ -23,176 +24,131 @@ export function newDecodeStats(): DecodeStats {
   return { events: 0, malformed: 0, unknown: 0, errors: 0, done: 0 };
 }
 
-class Malformed extends Error {}
-const MALFORMED = new Malformed('malformed');
+// one cursor per nesting depth, reused for every message
+const c0 = new Nla();
+const c1 = new Nla();
+const c2 = new Nla();
 
-const u16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
-const be16 = (b: Uint8Array, o: number) => (b[o] << 8) | b[o + 1];
-const be32 = (b: Uint8Array, o: number) => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-const be64n = (b: Uint8Array, o: number) => be32(b, o) * 4294967296 + be32(b, o + 4);
-// 64-bit timestamps through a DataView over the (reused) receive buffer:
-// one bigint allocation instead of four.
-let dvBuf: ArrayBufferLike | undefined;
-let dv: DataView | undefined;
-function be64(b: Uint8Array, o: number): bigint {
-  if (b.buffer !== dvBuf) {
-    dvBuf = b.buffer;
-    dv = new DataView(b.buffer);
-  }
-  return dv!.getBigUint64(b.byteOffset + o);
-}
-const u32 = (b: Uint8Array, o: number) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
-
-function need(len: number, n: number): void {
-  if (len < n) throw MALFORMED;
-}
-
-function cstring(b: Uint8Array, o: number, len: number): string {
-  let end = o;
-  const max = o + len;
-  while (end < max && b[end] !== 0) end++;
-  // one char per byte: printed back byte for byte (as conntrack does);
-  // formats that need Unicode (JSON) reinterpret it as UTF-8
-  return Buffer.from(b.buffer, b.byteOffset + o, end - o).toString('latin1');
-}
-
-function decodeIp(b: Uint8Array, start: number, end: number, t: Tuple): void {
-  let o = start;
-  while (o + 4 <= end) {
-    const len = u16(b, o);
-    if (len < 4 || o + len > end) throw MALFORMED;
-    const type = u16(b, o + 2) & NLA_TYPE_MASK;
-    const p = o + 4;
-    const plen = len - 4;
-    switch (type) {
-      case C.CTA_IP_V4_SRC: need(plen, 4); t.src = ipv4ToString(b, p); break;
-      case C.CTA_IP_V4_DST: need(plen, 4); t.dst = ipv4ToString(b, p); break;
-      case C.CTA_IP_V6_SRC: need(plen, 16); t.src = ipv6ToString(b, p); break;
-      case C.CTA_IP_V6_DST: need(plen, 16); t.dst = ipv6ToString(b, p); break;
+function decodeIp(a: Nla, t: Tuple): void {
+  while (a.next()) {
+    switch (a.type) {
+      case C.CTA_IP_V4_SRC: a.need(4); t.src = ipv4ToString(a.b, a.p); break;
+      case C.CTA_IP_V4_DST: a.need(4); t.dst = ipv4ToString(a.b, a.p); break;
+      case C.CTA_IP_V6_SRC: a.need(16); t.src = ipv6ToString(a.b, a.p); break;
+      case C.CTA_IP_V6_DST: a.need(16); t.dst = ipv6ToString(a.b, a.p); break;
       default: break;
     }
-    o += (len + 3) & ~3;
   }
 }
 
-function decodeProto(b: Uint8Array, start: number, end: number, t: Tuple): number {
-  let o = start;
+function decodeProto(a: Nla, t: Tuple): number {
   let proto = -1;
-  while (o + 4 <= end) {
-    const len = u16(b, o);
-    if (len < 4 || o + len > end) throw MALFORMED;
-    const type = u16(b, o + 2) & NLA_TYPE_MASK;
-    const p = o + 4;
-    const plen = len - 4;
-    switch (type) {
-      case C.CTA_PROTO_NUM: need(plen, 1); proto = b[p]; break;
-      case C.CTA_PROTO_SRC_PORT: need(plen, 2); t.sport = be16(b, p); break;
-      case C.CTA_PROTO_DST_PORT: need(plen, 2); t.dport = be16(b, p); break;
+  while (a.next()) {
+    switch (a.type) {
+      case C.CTA_PROTO_NUM: proto = a.u8(); break;
+      case C.CTA_PROTO_SRC_PORT: t.sport = a.be16(); break;
+      case C.CTA_PROTO_DST_PORT: t.dport = a.be16(); break;
       case C.CTA_PROTO_ICMP_ID:
-      case C.CTA_PROTO_ICMPV6_ID: need(plen, 2); t.icmpId = be16(b, p); break;
+      case C.CTA_PROTO_ICMPV6_ID: t.icmpId = a.be16(); break;
       case C.CTA_PROTO_ICMP_TYPE:
-      case C.CTA_PROTO_ICMPV6_TYPE: need(plen, 1); t.icmpType = b[p]; break;
+      case C.CTA_PROTO_ICMPV6_TYPE: t.icmpType = a.u8(); break;
       case C.CTA_PROTO_ICMP_CODE:
-      case C.CTA_PROTO_ICMPV6_CODE: need(plen, 1); t.icmpCode = b[p]; break;
+      case C.CTA_PROTO_ICMPV6_CODE: t.icmpCode = a.u8(); break;
       default: break;
     }
-    o += (len + 3) & ~3;
   }
   return proto;
 }
 
 /** Decodes a CTA_TUPLE_* nest into `t`; returns the protocol number or -1. */
-function decodeTuple(b: Uint8Array, start: number, end: number, t: Tuple): number {
-  let o = start;
+function decodeTuple(a: Nla, t: Tuple): number {
   let proto = -1;
-  while (o + 4 <= end) {
-    const len = u16(b, o);
-    if (len < 4 || o + len > end) throw MALFORMED;
-    const type = u16(b, o + 2) & NLA_TYPE_MASK;
-    const p = o + 4;
-    switch (type) {
-      case C.CTA_TUPLE_IP: decodeIp(b, p, o + len, t); break;
-      case C.CTA_TUPLE_PROTO: proto = decodeProto(b, p, o + len, t); break;
-      case C.CTA_TUPLE_ZONE: need(len - 4, 2); t.zone = be16(b, p); break;
+  while (a.next()) {
+    switch (a.type) {
+      case C.CTA_TUPLE_IP: decodeIp(c2.reset(a.b, a.p, a.end), t); break;
+      case C.CTA_TUPLE_PROTO: proto = decodeProto(c2.reset(a.b, a.p, a.end), t); break;
+      case C.CTA_TUPLE_ZONE: t.zone = a.be16(); break;
       default: break;
     }
-    o += (len + 3) & ~3;
   }
   return proto;
 }
 
-function decodeProtoinfo(b: Uint8Array, start: number, end: number, ev: FlowEvent): void {
-  let o = start;
-  while (o + 4 <= end) {
-    const len = u16(b, o);
-    if (len < 4 || o + len > end) throw MALFORMED;
-    const type = u16(b, o + 2) & NLA_TYPE_MASK;
+function decodeProtoinfo(a: Nla, ev: FlowEvent): void {
+  while (a.next()) {
     // each protocol nest starts with its *_STATE attribute (u8)
-    const state = findU8(b, o + 4, o + len, 1);
-    if (type === C.CTA_PROTOINFO_TCP) ev.tcpState = state;
-    else if (type === C.CTA_PROTOINFO_SCTP) ev.sctpState = state;
-    else if (type === C.CTA_PROTOINFO_DCCP) ev.dccpState = state;
-    o += (len + 3) & ~3;
+    const state = findU8(c2.reset(a.b, a.p, a.end), 1);
+    if (a.type === C.CTA_PROTOINFO_TCP) ev.tcpState = state;
+    else if (a.type === C.CTA_PROTOINFO_SCTP) ev.sctpState = state;
+    else if (a.type === C.CTA_PROTOINFO_DCCP) ev.dccpState = state;
   }
 }
 
-function findU8(b: Uint8Array, start: number, end: number, want: number): number | undefined {
-  let o = start;
-  while (o + 4 <= end) {
-    const len = u16(b, o);
-    if (len < 4 || o + len > end) throw MALFORMED;
-    if ((u16(b, o + 2) & NLA_TYPE_MASK) === want) {
-      need(len - 4, 1);
-      return b[o + 4];
-    }
-    o += (len + 3) & ~3;
-  }
+function findU8(a: Nla, want: number): number | undefined {
+  while (a.next()) if (a.type === want) return a.u8();
   return undefined;
 }
 
-function decodeCounters(b: Uint8Array, start: number, end: number, ev: FlowEvent, orig: boolean): void {
-  let o = start;
+function findString(a: Nla, want: number): string | undefined {
+  while (a.next()) if (a.type === want) return a.str();
+  return undefined;
+}
+
+function decodeCounters(a: Nla, ev: FlowEvent, orig: boolean): void {
   let packets: number | undefined;
   let bytes: number | undefined;
-  while (o + 4 <= end) {
-    const len = u16(b, o);
-    if (len < 4 || o + len > end) throw MALFORMED;
-    const type = u16(b, o + 2) & NLA_TYPE_MASK;
-    const p = o + 4;
-    const plen = len - 4;
-    switch (type) {
-      case C.CTA_COUNTERS_PACKETS: need(plen, 8); packets = be64n(b, p); break;
-      case C.CTA_COUNTERS_BYTES: need(plen, 8); bytes = be64n(b, p); break;
-      case C.CTA_COUNTERS32_PACKETS: need(plen, 4); packets = be32(b, p); break;
-      case C.CTA_COUNTERS32_BYTES: need(plen, 4); bytes = be32(b, p); break;
+  while (a.next()) {
+    switch (a.type) {
+      case C.CTA_COUNTERS_PACKETS: packets = a.be64n(); break;
+      case C.CTA_COUNTERS_BYTES: bytes = a.be64n(); break;
+      case C.CTA_COUNTERS32_PACKETS: packets = a.be32(); break;
+      case C.CTA_COUNTERS32_BYTES: bytes = a.be32(); break;
       default: break;
     }
-    o += (len + 3) & ~3;
   }
   if (orig) { ev.origPackets = packets; ev.origBytes = bytes; } else { ev.replyPackets = packets; ev.replyBytes = bytes; }
 }
 
-function decodeTimestamp(b: Uint8Array, start: number, end: number, ev: FlowEvent): void {
-  let o = start;
-  while (o + 4 <= end) {
-    const len = u16(b, o);
-    if (len < 4 || o + len > end) throw MALFORMED;
-    const type = u16(b, o + 2) & NLA_TYPE_MASK;
-    if (type === C.CTA_TIMESTAMP_START) { need(len - 4, 8); ev.start = be64(b, o + 4); }
-    else if (type === C.CTA_TIMESTAMP_STOP) { need(len - 4, 8); ev.stop = be64(b, o + 4); }
-    o += (len + 3) & ~3;
+function decodeTimestamp(a: Nla, ev: FlowEvent): void {
+  while (a.next()) {
+    if (a.type === C.CTA_TIMESTAMP_START) ev.start = a.be64();
+    else if (a.type === C.CTA_TIMESTAMP_STOP) ev.stop = a.be64();
   }
 }
 
-function findString(b: Uint8Array, start: number, end: number, want: number): string | undefined {
-  let o = start;
-  while (o + 4 <= end) {
-    const len = u16(b, o);
-    if (len < 4 || o + len > end) throw MALFORMED;
-    if ((u16(b, o + 2) & NLA_TYPE_MASK) === want) return cstring(b, o + 4, len - 4);
-    o += (len + 3) & ~3;
+/**
+ * Decodes the conntrack attributes in b[start, end) (the body of a
+ * ctnetlink message, or an NFLOG packet's NFULA_CT nest) into `ev`.
+ * Returns the original tuple's protocol number, or -1 if the attributes
+ * have no original tuple. Throws MALFORMED.
+ */
+export function decodeCtAttrs(b: Uint8Array, start: number, end: number, ev: FlowEvent): number {
+  const a = c0.reset(b, start, end);
+  let proto = -1;
+  let haveOrig = false;
+  while (a.next()) {
+    switch (a.type) {
+      case C.CTA_TUPLE_ORIG: proto = decodeTuple(c1.reset(b, a.p, a.end), ev.orig); haveOrig = true; break;
+      case C.CTA_TUPLE_REPLY: decodeTuple(c1.reset(b, a.p, a.end), ev.reply); break;
+      case C.CTA_STATUS: ev.status = a.be32(); break;
+      case C.CTA_PROTOINFO: decodeProtoinfo(c1.reset(b, a.p, a.end), ev); break;
+      case C.CTA_HELP: ev.helper = findString(c1.reset(b, a.p, a.end), C.CTA_HELP_NAME); break;
+      case C.CTA_TIMEOUT: ev.timeout = a.be32(); break;
+      case C.CTA_MARK: ev.mark = a.be32(); break;
+      case C.CTA_COUNTERS_ORIG: decodeCounters(c1.reset(b, a.p, a.end), ev, true); break;
+      case C.CTA_COUNTERS_REPLY: decodeCounters(c1.reset(b, a.p, a.end), ev, false); break;
+      case C.CTA_USE: ev.use = a.be32(); break;
+      case C.CTA_ID: ev.id = a.be32(); break;
+      case C.CTA_SECMARK: ev.secmark = a.be32(); break;
+      case C.CTA_ZONE: ev.zone = a.be16(); break;
+      case C.CTA_SECCTX: ev.secctx = findString(c1.reset(b, a.p, a.end), C.CTA_SECCTX_NAME); break;
+      case C.CTA_TIMESTAMP: decodeTimestamp(c1.reset(b, a.p, a.end), ev); break;
+      case C.CTA_TIMESTAMP_EVENT: ev.eventTime = a.be64(); break;
+      case C.CTA_LABELS: ev.labels = a.bytes(); break;
+      default: break;
+    }
   }
-  return undefined;
+  return haveOrig ? proto : -1;
 }
 
 /**
@@ -222,38 +178,8 @@ export function decodeMessage(
   ev.portid = u32(b, off + 12);
   ev.family = b[off + NLMSG_HDRLEN];
   try {
-    let o = off + NLMSG_HDRLEN + C.NFGENMSG_LEN;
-    let proto = -1;
-    let haveOrig = false;
-    while (o + 4 <= end) {
-      const len = u16(b, o);
-      if (len < 4 || o + len > end) throw MALFORMED;
-      const at = u16(b, o + 2) & NLA_TYPE_MASK;
-      const p = o + 4;
-      const plen = len - 4;
-      switch (at) {
-        case C.CTA_TUPLE_ORIG: proto = decodeTuple(b, p, o + len, ev.orig); haveOrig = true; break;
-        case C.CTA_TUPLE_REPLY: decodeTuple(b, p, o + len, ev.reply); break;
-        case C.CTA_STATUS: need(plen, 4); ev.status = be32(b, p); break;
-        case C.CTA_PROTOINFO: decodeProtoinfo(b, p, o + len, ev); break;
-        case C.CTA_HELP: ev.helper = findString(b, p, o + len, C.CTA_HELP_NAME); break;
-        case C.CTA_TIMEOUT: need(plen, 4); ev.timeout = be32(b, p); break;
-        case C.CTA_MARK: need(plen, 4); ev.mark = be32(b, p); break;
-        case C.CTA_COUNTERS_ORIG: decodeCounters(b, p, o + len, ev, true); break;
-        case C.CTA_COUNTERS_REPLY: decodeCounters(b, p, o + len, ev, false); break;
-        case C.CTA_USE: need(plen, 4); ev.use = be32(b, p); break;
-        case C.CTA_ID: need(plen, 4); ev.id = be32(b, p); break;
-        case C.CTA_SECMARK: need(plen, 4); ev.secmark = be32(b, p); break;
-        case C.CTA_ZONE: need(plen, 2); ev.zone = be16(b, p); break;
-        case C.CTA_SECCTX: ev.secctx = findString(b, p, o + len, C.CTA_SECCTX_NAME); break;
-        case C.CTA_TIMESTAMP: decodeTimestamp(b, p, o + len, ev); break;
-        case C.CTA_TIMESTAMP_EVENT: need(plen, 8); ev.eventTime = be64(b, p); break;
-        case C.CTA_LABELS: ev.labels = b.slice(p, p + plen); break;
-        default: break;
-      }
-      o += (len + 3) & ~3;
-    }
-    if (!haveOrig || proto < 0 || (ev.family !== AF_INET && ev.family !== AF_INET6)) {
+    const proto = decodeCtAttrs(b, off + NLMSG_HDRLEN + C.NFGENMSG_LEN, end, ev);
+    if (proto < 0 || (ev.family !== AF_INET && ev.family !== AF_INET6)) {
       stats.malformed++;
       return undefined;
     }

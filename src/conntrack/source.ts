@@ -1,6 +1,7 @@
 // The conntrack source: ctnetlink events (NEW / UPDATE / DESTROY) and table
 // dumps, read in batches through the native netlink socket and decoded
 // straight from the receive buffer.
+import { SocketSource } from '../netlink/socket-source.js';
 import { native, type NativeNetlinkSocket, type NativeStats } from '../netlink/native.js';
 import { AF_UNSPEC, NETLINK_BROADCAST_ERROR, NETLINK_NETFILTER, NETLINK_NO_ENOBUFS, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN, SOL_NETLINK } from '../netlink/constants.js';
 import { CT_MSG_GET, NFGENMSG_LEN, NFNETLINK_V0 } from './constants.js';
@@ -40,7 +41,7 @@ export interface SourceStats extends NativeStats, DecodeStats {
   filterInsns: number;
 }
 
-export class ConntrackEventSource {
+export class ConntrackEventSource extends SocketSource {
   readonly sock: NativeNetlinkSocket;
   readonly decodeStats: DecodeStats = newDecodeStats();
   rcvbuf: number;
@@ -51,6 +52,7 @@ export class ConntrackEventSource {
   private prog: Buffer | undefined;
 
   constructor(private readonly opts: ConntrackSourceOptions) {
+    super();
     const groups = eventGroups(opts.filter);
     this.sock = new (native().NetlinkSocket)({
       protocol: NETLINK_NETFILTER,
@@ -155,19 +157,8 @@ export class ConntrackEventSource {
     });
   }
 
-  /** The overrun count and when the first loss since the last call may have happened (µs; 0: none). */
-  takeLoss(): { overruns: number; from: number } {
-    return this.sock.takeLoss();
-  }
 
-  /** Asks for a larger receive buffer; returns what the kernel granted. */
-  growBuffer(bytes: number): number {
-    this.rcvbuf = this.sock.setRcvbuf(bytes);
-    return this.rcvbuf;
-  }
 
-  pause(): void { this.sock.pause(); }
-  resume(): void { this.sock.resume(); }
 
   stats(): SourceStats {
     return { ...this.sock.stats(), ...this.decodeStats, rcvbuf: this.rcvbuf, filterInsns: this.filterInsns };

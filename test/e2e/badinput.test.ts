@@ -361,6 +361,22 @@ describe('bad input: one line, a named cause, exit 2 (or 1 for a runtime cause),
     ]));
   });
 
+  it('packets: argument errors (valid command lines get --count 1 and are killed when they listen on)', () => {
+    const spec: Array<[string, fc.Arbitrary<string> | null]> = [
+      ['--group', fc.oneof(pick('0', '65535', '65536', '-1', '32', '0x20'), oddNumber)],
+      ['--netns', fc.oneof(pick('', '.', 'no-such-ns-badinput', '/etc/passwd', dir), oddText)],
+      ['--format', fc.oneof(pick('logemu', 'ulogd-json', 'json', 'kernel', 'xml'), oddValue)],
+      ['--copy-range', fc.oneof(pick('0', '65535', '65536', '-1'), oddNumber)],
+      ['--qthreshold', fc.oneof(pick('0', '1', '65535', '65536'), oddNumber)],
+      ['--timeout', fc.oneof(pick('0', '60000', '60001'), oddNumber)],
+      ['-b', fc.oneof(pick('4095', '4096', '3000000000'), oddNumber)],
+      ['--no-conntrack', null], ['--hwhdr', null], ['--stats', null],
+    ];
+    fc.assert(fc.property(commandLine(['packets', '--group', '61'], spec, ['--count', '1']), (args) => check(args, { ms: 1_500, mayRun: true })), opts(10, [
+      [['packets']], [['packets', '--group', '70000']], [['packets', '--group', '61', '--netns', '', '--count', '1']],
+    ]));
+  });
+
   it('dump: argument errors', () => {
     fc.assert(fc.property(commandLine(['dump'], filterSpec(false)), (args) => check(args, { ms: 10_000 })), opts(10, [
       [['dump', '--netns', '']], [['dump', '-m', '1/2/3']], [['dump', '--formt', 'json']],

@@ -1,0 +1,134 @@
+// `conntrail packets` side by side with the real ulogd2 2.0.8 on the same
+// packets: a router whose forward chain logs every ACCEPT and DROP of a
+// "security group" with prefixes (TCP accepted and dropped, UDP, ICMP,
+// ICMPv6 and TCP over IPv6), behind masquerade. Each packet is logged to
+// four NFLOG groups by four rules (one socket per group and namespace):
+// conntrail's logemu and ulogd-json, ulogd's NFLOG,BASE,IFINDEX,IP2STR,
+// PRINTPKT,LOGEMU and NFLOG,BASE,IFINDEX,IP2STR,JSON. The lines must be the
+// same, line for line, receipt times aside.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ADDR, collect, Topology, waitFor } from '../helpers/netns.js';
+import { ping, tcp, udp } from '../helpers/traffic.js';
+import { CONNTRAIL } from '../helpers/cli.js';
+import { ulogdPluginDir } from '../helpers/ulogd.js';
+
+
+const G = { ctEmu: 40, ctJson: 41, ulEmu: 42, ulJson: 43 };
+const lines = (s: string) => s.split('\n').filter(Boolean);
+
+function rules(t: Topology): string {
+  const out = `${t.prefix}r1`;
+  // one rule per group (a rule may carry several log statements, but one
+  // per rule keeps it plain); the verdict after them
+  const each = (match: string, prefix: string, verdict = '') =>
+    Object.values(G).map((g) => `    ${match} log prefix "${prefix}" group ${g}`).join('\n') + (verdict ? `\n    ${match} ${verdict}` : '');
+  return `table inet ctt {
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+${each('tcp dport 8081', 'sg-drop: ', 'drop')}
+${each('tcp dport 8080 ct state new', 'sg-accept: ')}
+${each('udp dport 5353', 'udp: ')}
+${each('icmp type echo-request', '')}
+${each('icmpv6 type echo-request', 'ping6 ')}
+${each('ip6 nexthdr tcp tcp dport 8080', 'v6: ')}
+  }
+  chain postrouting { type nat hook postrouting priority 100; oifname "${out}" masquerade; }
+}`;
+}
+
+function ulogdConfig(dir: string): string {
+  const pd = ulogdPluginDir();
+  const path = join(dir, 'ulogd.conf');
+  const plugins = ['inppkt_NFLOG', 'raw2packet_BASE', 'filter_IFINDEX', 'filter_IP2STR', 'filter_PRINTPKT', 'output_LOGEMU', 'output_JSON'];
+  writeFileSync(path, `[global]
+logfile="${join(dir, 'ulogd.log')}"
+loglevel=3
+${plugins.map((p) => `plugin="${pd}/ulogd_${p}.so"`).join('\n')}
+stack=log1:NFLOG,base1:BASE,ifi1:IFINDEX,ip2str1:IP2STR,print1:PRINTPKT,emu1:LOGEMU
+stack=log2:NFLOG,base2:BASE,ifi2:IFINDEX,ip2str2:IP2STR,json1:JSON
+
+[log1]
+group=${G.ulEmu}
+[log2]
+group=${G.ulJson}
+[emu1]
+file="${join(dir, 'emu.out')}"
+sync=1
+[json1]
+file="${join(dir, 'json.out')}"
+sync=1
+`);
+  writeFileSync(join(dir, 'emu.out'), '');
+  writeFileSync(join(dir, 'json.out'), '');
+  return path;
+}
+
+/** the groups bound in the namespace (/proc/net/netfilter/nfnetlink_log) */
+function bound(t: Topology): number[] {
+  return t.exec(t.rtr, ['cat', '/proc/net/netfilter/nfnetlink_log']).split('\n').filter(Boolean).map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
+describe('packets (NFLOG) vs ulogd2', { timeout: 120_000 }, () => {
+  const t = new Topology('nf');
+  const dir = mkdtempSync(join(tmpdir(), 'conntrail-nflog-'));
+  before(() => { t.up({ nft: rules(t) }); });
+  after(() => { t.down(); rmSync(dir, { recursive: true, force: true }); });
+
+  it('logemu and ulogd-json lines are ulogd\'s, line for line: accepted and dropped TCP, UDP, ICMP, ICMPv6, TCP over IPv6, through masquerade', async () => {
+    const ref = t.spawn(t.rtr, ['ulogd', '-c', ulogdConfig(dir)]);
+    const emu = t.spawn(t.rtr, [...CONNTRAIL, 'packets', '--group', String(G.ctEmu), '--format', 'logemu', '--stats']);
+    const json = t.spawn(t.rtr, [...CONNTRAIL, 'packets', '--group', String(G.ctJson), '--format', 'ulogd-json', '--stats']);
+    const [oe, oj] = [emu, json].map(collect);
+    try {
+      assert.ok(await waitFor(() => Object.values(G).every((g) => bound(t).includes(g)), 10000), `bound: ${bound(t)}\n${oe.err()}${oj.err()}`);
+      await tcp(t, 8080);
+      await udp(t, 5353, false, false);
+      ping(t);
+      ping(t, true);
+      await tcp(t, 8080, true);
+      // dropped: the SYN is logged (and retried) and never answered
+      t.exec(t.cli, ['python3', '-c', `import socket\ns=socket.socket()\ns.settimeout(1.2)\ntry: s.connect(("${ADDR.srv}", 8081))\nexcept Exception: pass`], { allowFail: true });
+      const theirs = (f: string) => lines(readFileSync(join(dir, f), 'utf8'));
+      // the traffic is over, so every packet is logged and on its way: wait
+      // until both have written the same number of lines
+      assert.ok(await waitFor(() => theirs('emu.out').length >= 8 && lines(oe.out()).length === theirs('emu.out').length &&
+        lines(oj.out()).length === theirs('json.out').length && theirs('json.out').length === theirs('emu.out').length, 15000),
+      `ulogd ${theirs('emu.out').length}/${theirs('json.out').length}, conntrail ${lines(oe.out()).length}/${lines(oj.out()).length}\n${oe.err()}`);
+    } finally {
+      for (const p of [ref, emu, json]) await t.stop(p);
+    }
+    await Promise.all([oe.done, oj.done]);
+
+    const stamp = /^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ /;
+    const ulEmu = theirs2(dir, 'emu.out');
+    const ctEmu = lines(oe.out());
+    for (const l of ctEmu) assert.match(l, stamp);
+    assert.deepEqual(ctEmu.map((l) => l.replace(stamp, '')), ulEmu.map((l) => l.replace(stamp, '')));
+    for (const want of ['sg-drop:  IN=', 'sg-accept:  IN=', 'PROTO=TCP', 'PROTO=UDP', 'PROTO=ICMP TYPE=8', 'PROTO=ICMPv6 TYPE=128', 'SRC=fd99:1::2']) {
+      assert.ok(ctEmu.some((l) => l.includes(want)), `a line with ${want}`);
+    }
+    assert.ok(ctEmu.filter((l) => l.includes('sg-drop: ')).length >= 2, 'the dropped SYN and its retry');
+
+    // JSON: the same keys in the same order with the same values; the time
+    // of a packet the kernel sent without a timestamp is when each read it
+    const norm = (l: string) => {
+      const o = JSON.parse(l);
+      assert.match(o.timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$/);
+      for (const k of ['timestamp', 'oob.time.sec', 'oob.time.usec']) o[k] = 'time';
+      return JSON.stringify(o);
+    };
+    const ulJson = theirs2(dir, 'json.out');
+    const ctJson = lines(oj.out());
+    assert.deepEqual(ctJson.map(norm), ulJson.map(norm));
+    assert.ok(ctJson.every((l) => l.startsWith('{"timestamp": "') && l.includes('", "dvc": "Netfilter", ')), 'jansson\'s spacing');
+    assert.match(oe.err(), /stats shown=\d+ packets=\d+ seq_gaps=0 .*overflows=0/);
+  });
+});
+
+function theirs2(dir: string, f: string): string[] {
+  return lines(readFileSync(join(dir, f), 'utf8'));
+}
