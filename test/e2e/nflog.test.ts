@@ -81,10 +81,11 @@ describe('packets (NFLOG) vs ulogd2', { timeout: 120_000 }, () => {
   it('logemu and ulogd-json lines are ulogd\'s, line for line: accepted and dropped TCP, UDP, ICMP, ICMPv6, TCP over IPv6, through masquerade', async () => {
     const ref = t.spawn(t.rtr, ['ulogd', '-c', ulogdConfig(dir)]);
     const emu = t.spawn(t.rtr, [...CONNTRAIL, 'packets', '--group', String(G.ctEmu), '--format', 'logemu', '--stats']);
-    const json = t.spawn(t.rtr, [...CONNTRAIL, 'packets', '--group', String(G.ctJson), '--format', 'ulogd-json', '--stats']);
+    // two groups in one process (39 logs nothing): both bound, each group's configuration acknowledged
+    const json = t.spawn(t.rtr, [...CONNTRAIL, 'packets', '--group', String(G.ctJson), '--group', '39', '--format', 'ulogd-json', '--stats']);
     const [oe, oj] = [emu, json].map(collect);
     try {
-      assert.ok(await waitFor(() => Object.values(G).every((g) => bound(t).includes(g)), 10000), `bound: ${bound(t)}\n${oe.err()}${oj.err()}`);
+      assert.ok(await waitFor(() => [...Object.values(G), 39].every((g) => bound(t).includes(g)), 10000), `bound: ${bound(t)}\n${oe.err()}${oj.err()}`);
       await tcp(t, 8080);
       await udp(t, 5353, false, false);
       ping(t);

@@ -2,7 +2,7 @@
 // `who` verdicts over active intervals, the writer (spool, bounded memory,
 // the current table through the spool, runs), time parsing, and the
 // migration from schema 1.
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -337,12 +337,16 @@ describe('who: verdicts over active intervals', () => {
 });
 
 describe('store writer', () => {
+  // the directories the tests make, removed at the end whatever happened
+  const made: string[] = [];
+  const tmp = () => { const d = mkdtempSync(join(tmpdir(), 'conntrail-spool-')); made.push(d); return d; };
+  after(() => { for (const d of made) rmSync(d, { recursive: true, force: true }); });
   const wopts = (dir: string, msgs: string[], o: object = {}) => ({
     flushMs: 60000, maxBatch: 1000, retentionMs: 0, spoolDir: join(dir, 'spool'), warn: (m: string) => msgs.push(m), info: (m: string) => msgs.push(m), ...o,
   });
 
   it('a store that refuses writes: batches go to the spool, are replayed in order, nothing lost, counted as rows', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'conntrail-spool-'));
+    const dir = tmp();
     const store = new SqliteStore({ path: join(dir, 'flows.db') });
     let refuse = true;
     const real = store.write.bind(store);
@@ -387,7 +391,7 @@ describe('store writer', () => {
   });
 
   it('at start, the current table is the store\'s as the spool changes it; new keys are above every key there', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'conntrail-spool-'));
+    const dir = tmp();
     const path = join(dir, 'flows.db');
     const msgs: string[] = [];
     const store = new SqliteStore({ path });
@@ -415,7 +419,7 @@ describe('store writer', () => {
   });
 
   it('neither store nor spool takes batches: memory is bounded (the writer is full), and it drains when they do', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'conntrail-spool-'));
+    const dir = tmp();
     const store = new SqliteStore({ path: join(dir, 'flows.db') });
     let refuse = true;
     const real = store.write.bind(store);

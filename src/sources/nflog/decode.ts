@@ -147,13 +147,15 @@ export interface NflogBatchResult {
   errorGroup: number;
   /** NLMSG_ERROR acknowledgements (errno 0) seen */
   acks: number;
+  /** every error answer (errno, group or -1), in order */
+  errors: Array<[number, number]>;
 }
 
 /** Walks every netlink message in b[0, len), handing each packet to `onPacket`. */
 export function decodeNflogBatch(
   b: Uint8Array, len: number, stats: NflogDecodeStats, recvUs: number, onPacket: (p: PacketLog) => void, keepRaw = false,
 ): NflogBatchResult {
-  const res: NflogBatchResult = { error: 0, errorGroup: -1, acks: 0 };
+  const res: NflogBatchResult = { error: 0, errorGroup: -1, acks: 0, errors: [] };
   let o = 0;
   while (o + NLMSG_HDRLEN <= len) {
     const mlen = u32(b, o);
@@ -163,12 +165,11 @@ export function decodeNflogBatch(
       const err = mlen >= NLMSG_HDRLEN + 4 ? -(u32(b, o + NLMSG_HDRLEN) | 0) : 0;
       if (err !== 0) {
         stats.errors++;
-        if (!res.error) {
-          res.error = err;
-          // the error carries the request back: its nfgenmsg names the group
-          const req = o + NLMSG_HDRLEN + 4;
-          if (mlen >= NLMSG_HDRLEN + 4 + NLMSG_HDRLEN + NFGENMSG_LEN && u16(b, req + 4) === C.NFLOG_CONFIG) res.errorGroup = (b[req + NLMSG_HDRLEN + 2] << 8) | b[req + NLMSG_HDRLEN + 3];
-        }
+        // the error carries the request back: its nfgenmsg names the group
+        const req = o + NLMSG_HDRLEN + 4;
+        const group = mlen >= NLMSG_HDRLEN + 4 + NLMSG_HDRLEN + NFGENMSG_LEN && u16(b, req + 4) === C.NFLOG_CONFIG ? (b[req + NLMSG_HDRLEN + 2] << 8) | b[req + NLMSG_HDRLEN + 3] : -1;
+        res.errors.push([err, group]);
+        if (!res.error) { res.error = err; res.errorGroup = group; }
       } else res.acks++;
     } else if (type === NLMSG_DONE || type === NLMSG_NOOP || type === NLMSG_OVERRUN) {
       // nothing

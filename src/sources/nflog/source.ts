@@ -165,7 +165,7 @@ export class NflogSource extends SocketSource {
     const onBatch = (len: number, _count: number, total: number): void => {
       if (len > 0) {
         const r = decodeNflogBatch(buf, len, stats, nowMicros(), onPacket, this.opts.keepRaw === true);
-        if (this.ready) this.acked(r.acks, r.error, r.errorGroup);
+        if (this.ready) this.acked(r.acks, r.errors);
         else if (r.error) onError(new NflogError(`nflog: the kernel reported ${errnoName(r.error)}`, r.error));
       }
       if (total > overruns) { overruns = total; sink.overrun?.(total); }
@@ -195,27 +195,31 @@ export class NflogSource extends SocketSource {
     });
   }
 
-  private acked(acks: number, error: number, group: number): void {
+  private acked(acks: number, errors: Array<[number, number]>): void {
     const r = this.ready!;
     this.pendingAcks -= acks;
-    if (error === 95 && this.conntrack) {
-      // EOPNOTSUPP: only NFULNL_CFG_F_CONNTRACK gives it (a kernel without
-      // CONFIG_NETFILTER_NETLINK_GLUE_CT): the same flags without it
-      this.conntrack = false;
-      this.pendingAcks--; // the refused message
-      const flags = C.NFULNL_CFG_F_SEQ | C.NFULNL_CFG_F_SEQ_GLOBAL;
-      try {
-        for (const g of this.opts.groups) {
-          this.pendingAcks++;
-          this.sock.send(configMessage(g, [[C.NFULA_CFG_FLAGS, be16b(flags)]]));
+    for (const [error, group] of errors) {
+      this.pendingAcks--; // an error answers its message instead of an ack
+      if (error === 95 && this.opts.conntrack !== false) {
+        // EOPNOTSUPP: only NFULNL_CFG_F_CONNTRACK gives it (a kernel without
+        // CONFIG_NETFILTER_NETLINK_GLUE_CT): the same flags without it, once
+        // for every group (each group's flags message is refused alike)
+        if (this.conntrack) {
+          this.conntrack = false;
+          const flags = C.NFULNL_CFG_F_SEQ | C.NFULNL_CFG_F_SEQ_GLOBAL;
+          try {
+            for (const g of this.opts.groups) {
+              this.pendingAcks++;
+              this.sock.send(configMessage(g, [[C.NFULA_CFG_FLAGS, be16b(flags)]]));
+            }
+          } catch (e) {
+            this.ready = undefined;
+            r.reject(e as Error);
+            return;
+          }
         }
-      } catch (e) {
-        this.ready = undefined;
-        r.reject(e as Error);
+        continue;
       }
-      return;
-    }
-    if (error) {
       this.ready = undefined;
       const why = error === 16 || error === 1
         ? `was refused (${errnoName(error)}): another socket in this namespace has it bound (another logger, such as ulogd?), or this process lacks CAP_NET_ADMIN`
@@ -226,9 +230,6 @@ export class NflogSource extends SocketSource {
     }
     if (this.pendingAcks <= 0) { this.ready = undefined; r.resolve(); }
   }
-
-
-
 
   stats(): NflogStats {
     return { ...this.sock.stats(), ...this.decodeStats, rcvbuf: this.rcvbuf };
