@@ -371,6 +371,8 @@ describe('the flow store holds each flow once', { timeout: 600_000 }, () => {
       assert.equal(await t.stop(a.d), 0, a.o.err());
     } finally {
       await t.stop(a.d);
+      // the next test starts from an empty table
+      t.exec(t.rtr, ['conntrack', '-F'], { allowFail: true });
     }
   });
 
@@ -380,8 +382,9 @@ describe('the flow store holds each flow once', { timeout: 600_000 }, () => {
     const conf = join(dir, 'pg.toml');
     writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\n\n[store]\ntype = "postgres"\nurl = "${pg.url}"\nspool_dir = "${spool}"\nflush_interval_ms = 200\n`);
     const N = 3000;
-    // the flows outlive the restart with room to spare
+    // the flows outlive the restart with room to spare; none of an earlier test's is left
     t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_udp_timeout': '15' });
+    t.exec(t.rtr, ['conntrack', '-F'], { allowFail: true });
     let a = daemon(conf);
     await started(a);
     try {

@@ -9,6 +9,7 @@ import { decodeNflogBatch, newNflogStats, SeqTracker } from '../../src/sources/n
 import type { PacketLog } from '../../src/records/packet.js';
 import { formatPacketJson } from '../../src/formats/packet/json.js';
 import { formatPacketUlogdJson, printpkt } from '../../src/formats/packet/ulogd.js';
+import { formatPacketKernel } from '../../src/formats/packet/kernel.js';
 import { makePacketFormatter, PACKET_FORMATS } from '../../src/formats/packet/index.js';
 import { attr, be16, be32, icmp, ipv4, ipv6, nest, nflogMessage, tcp, udp, type MsgOpts } from '../helpers/nflogmsg.js';
 import { NFULA_CT, NFULA_CT_INFO } from '../../src/sources/nflog/constants.js';
@@ -274,5 +275,19 @@ describe('ulogd formats of a packet (ulogd 2.0.8 BASE + PRINTPKT, quirks include
     assert.equal(h['mac.saddr.str'], '02:00:00:00:00:02');
     assert.equal(h['mac.daddr.str'], '02:00:00:00:00:01');
     assert.equal(h['mac.str'], '02:00:00:00:00:01:02:00:00:00:00:02:08:00');
+  });
+});
+
+describe('the kernel LOG line of a packet', () => {
+  it('prefix as it is, MAC only for packets that came in, TOS=0x, RES=, CWR/ECE, no SEQ/ACK, MARK only when set, IPv6 in full', () => {
+    const k = (buf: Buffer, o: MsgOpts = {}) => formatPacketKernel(one(buf, { prefix: 'fw: ', ...o }));
+    assert.equal(k(ipv4({ src: '10.0.0.1', dst: '10.0.0.2', proto: 6, tos: 0x10, id: 9 }, tcp({ sport: 1, dport: 2, flags: 0xc2, win: 5 }))),
+      'fw: IN= OUT= SRC=10.0.0.1 DST=10.0.0.2 LEN=40 TOS=0x10 PREC=0x00 TTL=64 ID=9 DF PROTO=TCP SPT=1 DPT=2 WINDOW=5 RES=0x00 CWR ECE SYN URGP=0 ');
+    assert.match(k(ipv4({ proto: 17 }, udp(1, 2)), { mark: 0x2a, indev: 3 }), /^fw: IN= OUT= MAC= SRC=.* PROTO=UDP SPT=1 DPT=2 LEN=12 MARK=0x2a $/);
+    assert.match(k(ipv6({ src: 'fd99:1::2', dst: 'fd99:2::2', next: 58 }, icmp(128, 0, Buffer.from('00010002', 'hex'))), { family: 10 }),
+      /SRC=fd99:0001:0000:0000:0000:0000:0000:0002 DST=fd99:0002:0000:0000:0000:0000:0000:0002 LEN=48 TC=0 HOPLIMIT=64 FLOWLBL=0 PROTO=ICMPv6 TYPE=128 CODE=0 ID=1 SEQ=2 $/);
+    // an ICMP error carries the packet it is about, in brackets
+    assert.match(k(ipv4({ proto: 1 }, icmp(3, 3, Buffer.concat([Buffer.alloc(4), ipv4({ src: '10.0.0.2', dst: '10.0.0.1', proto: 17 }, udp(53, 9))])))),
+      /PROTO=ICMP TYPE=3 CODE=3 \[SRC=10\.0\.0\.2 DST=10\.0\.0\.1 LEN=32 .* PROTO=UDP SPT=53 DPT=9 LEN=12 \] $/);
   });
 });

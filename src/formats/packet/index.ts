@@ -2,9 +2,10 @@
 import type { PacketLog } from '../../records/packet.js';
 import { formatPacketJson } from './json.js';
 import { formatPacketLogemu, formatPacketUlogdJson } from './ulogd.js';
+import { formatPacketKernel } from './kernel.js';
 import { shortHostname } from '../ulogd.js';
 
-export const PACKET_FORMATS = ['logemu', 'ulogd-json', 'json'] as const;
+export const PACKET_FORMATS = ['logemu', 'ulogd-json', 'kernel', 'json'] as const;
 export type PacketFormatName = (typeof PACKET_FORMATS)[number];
 
 export interface PacketFormatSpec {
@@ -28,6 +29,8 @@ export function makePacketFormatter(spec: PacketFormatSpec): PacketFormatter {
       const o = { device: spec.ulogdDevice ?? 'Netfilter', eventv1: spec.ulogdEventv1 === true, hwhdr: spec.hwhdr === true };
       return (p) => formatPacketUlogdJson(p, o);
     }
+    case 'kernel':
+      return formatPacketKernel;
     default:
       return formatPacketJson;
   }

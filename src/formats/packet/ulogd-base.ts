@@ -25,6 +25,65 @@ export interface UlogdBase {
   arpHwType?: number; arpProtoType?: number; arpOp?: number; arpSha?: Uint8Array;
 }
 
+/** BASE's keys in one fixed shape (every key present, undefined = not valid): fast to fill and read */
+class Keys implements UlogdBase {
+  saddr: string | undefined = undefined;
+  daddr: string | undefined = undefined;
+  protocol: number | undefined = undefined;
+  tos: number | undefined = undefined;
+  ttl: number | undefined = undefined;
+  totlen: number | undefined = undefined;
+  ihl: number | undefined = undefined;
+  csum: number | undefined = undefined;
+  id: number | undefined = undefined;
+  fragoff: number | undefined = undefined;
+  ip6PayloadLen: number | undefined = undefined;
+  ip6Priority: number | undefined = undefined;
+  ip6FlowLabel: number | undefined = undefined;
+  ip6HopLimit: number | undefined = undefined;
+  ip6NextHdr: number | undefined = undefined;
+  ip6FragOff: number | undefined = undefined;
+  ip6FragId: number | undefined = undefined;
+  tcpSport: number | undefined = undefined;
+  tcpDport: number | undefined = undefined;
+  tcpSeq: number | undefined = undefined;
+  tcpAck: number | undefined = undefined;
+  tcpWindow: number | undefined = undefined;
+  tcpUrg: number | undefined = undefined;
+  tcpUrgp: number | undefined = undefined;
+  tcpAckF: number | undefined = undefined;
+  tcpPsh: number | undefined = undefined;
+  tcpRst: number | undefined = undefined;
+  tcpSyn: number | undefined = undefined;
+  tcpFin: number | undefined = undefined;
+  tcpRes1: number | undefined = undefined;
+  tcpRes2: number | undefined = undefined;
+  tcpCsum: number | undefined = undefined;
+  udpSport: number | undefined = undefined;
+  udpDport: number | undefined = undefined;
+  udpLen: number | undefined = undefined;
+  udpCsum: number | undefined = undefined;
+  icmpType: number | undefined = undefined;
+  icmpCode: number | undefined = undefined;
+  icmpEchoId: number | undefined = undefined;
+  icmpEchoSeq: number | undefined = undefined;
+  icmpGateway: number | undefined = undefined;
+  icmpFragMtu: number | undefined = undefined;
+  icmpCsum: number | undefined = undefined;
+  icmp6Type: number | undefined = undefined;
+  icmp6Code: number | undefined = undefined;
+  icmp6EchoId: number | undefined = undefined;
+  icmp6EchoSeq: number | undefined = undefined;
+  icmp6Csum: number | undefined = undefined;
+  sctpSport: number | undefined = undefined;
+  sctpDport: number | undefined = undefined;
+  sctpCsum: number | undefined = undefined;
+  arpHwType: number | undefined = undefined;
+  arpProtoType: number | undefined = undefined;
+  arpOp: number | undefined = undefined;
+  arpSha: Uint8Array | undefined = undefined;
+}
+
 const ETH_P_IP = 0x0800;
 const ETH_P_IPV6 = 0x86dd;
 const ETH_P_ARP = 0x0806;
@@ -32,7 +91,7 @@ const ETH_P_ARP = 0x0806;
 const le16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
 
 export function ulogdBase(p: PacketLog): UlogdBase {
-  const k: UlogdBase = {};
+  const k: UlogdBase = new Keys();
   const b = p.payload;
   switch (p.family) {
     case 2: ipv4(k, b); break;
