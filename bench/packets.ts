@@ -5,7 +5,7 @@
 // flood (the generator pinned to CPU 0, the logger to CPU 1). For each:
 // packets/s asked and achieved, logged lines / sent (the rule's counter),
 // loss, CPU (user+sys of the logger) per 100k packets, peak RSS.
-// usage: node dist/bench/packets.js [--rates "20000 50000"] [--packets 200000] [--peers "ct-logemu ct-json ulogd-logemu ulogd-json"]
+// usage: [CONNTRAIL_ARGS="..."] node dist/bench/packets.js [--rates "20000 50000"] [--packets 200000] [--peers "ct-logemu ct-json ulogd-logemu ulogd-json"]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -81,7 +81,8 @@ async function runOne(t: Topology, dir: string, peer: string, rate: number): Pro
   let cmd: string[];
   if (peer.startsWith('ct-')) {
     const fmt = peer === 'ct-json' ? 'ulogd-json' : 'logemu';
-    cmd = ['sh', '-c', `exec taskset -c 1 ${process.execPath} ${CLI} packets --group ${GROUP} --format ${fmt} --stats > ${out}`];
+    // CONNTRAIL_ARGS: more options for conntrail (experiments, e.g. "--qthreshold 32 --timeout 10")
+    cmd = ['sh', '-c', `exec taskset -c 1 ${process.execPath} ${CLI} packets --group ${GROUP} --format ${fmt} --stats ${process.env.CONNTRAIL_ARGS ?? ''} > ${out}`];
   } else {
     cmd = ['taskset', '-c', '1', 'ulogd', '-c', ulogdConf(dir, peer === 'ulogd-json' ? 'json' : 'logemu', out)];
   }
