@@ -27,7 +27,13 @@ describe('conntrail events vs conntrack -E', { timeout: 180_000 }, () => {
     await mixedTraffic(t);
     await reapExpired(t);
     const want = () => lines(r.out()).length;
-    await waitFor(() => want() >= 30 && [c, j, v, s].every((x) => lines(x.out()).length >= want()));
+    // every flow has ended (reapExpired), so conntrack has printed a DESTROY
+    // for each NEW; then every listener has as many lines as conntrack
+    const ended = () => {
+      const l = lines(r.out());
+      return l.filter((x) => x.startsWith('[DESTROY]')).length === l.filter((x) => x.trimStart().startsWith('[NEW]')).length;
+    };
+    await waitFor(() => want() >= 30 && ended() && [c, j, v, s].every((x) => lines(x.out()).length === want()));
     for (const p of [ref, ours, json, vyos, stamped]) await t.stop(p);
     await Promise.all([r.done, c.done, j.done, v.done, s.done]);
 
