@@ -84,7 +84,6 @@ export function decodePacket(b: Uint8Array, off: number, msgLen: number, stats: 
         case C.NFULA_CT: {
           const ev = emptyEvent();
           ev.type = 'UPDATE';
-          ev.family = p.family === AF_INET6 ? AF_INET6 : AF_INET;
           const proto = decodeCtAttrs(b, a.p, a.end, ev);
           if (proto >= 0) { ev.proto = proto; p.ct = ev; }
           break;
@@ -141,13 +140,9 @@ export class SeqTracker {
 }
 
 export interface NflogBatchResult {
-  /** the first NLMSG_ERROR errno (positive), 0 if none */
-  error: number;
-  /** the group named by the request the first error answers (-1: unknown) */
-  errorGroup: number;
   /** NLMSG_ERROR acknowledgements (errno 0) seen */
   acks: number;
-  /** every error answer (errno, group or -1), in order */
+  /** every NLMSG_ERROR answer with a non-zero errno (positive), and the group its request named (-1: unknown), in order */
   errors: Array<[number, number]>;
 }
 
@@ -155,7 +150,7 @@ export interface NflogBatchResult {
 export function decodeNflogBatch(
   b: Uint8Array, len: number, stats: NflogDecodeStats, recvUs: number, onPacket: (p: PacketLog) => void, keepRaw = false,
 ): NflogBatchResult {
-  const res: NflogBatchResult = { error: 0, errorGroup: -1, acks: 0, errors: [] };
+  const res: NflogBatchResult = { acks: 0, errors: [] };
   let o = 0;
   while (o + NLMSG_HDRLEN <= len) {
     const mlen = u32(b, o);
@@ -169,7 +164,6 @@ export function decodeNflogBatch(
         const req = o + NLMSG_HDRLEN + 4;
         const group = mlen >= NLMSG_HDRLEN + 4 + NLMSG_HDRLEN + NFGENMSG_LEN && u16(b, req + 4) === C.NFLOG_CONFIG ? (b[req + NLMSG_HDRLEN + 2] << 8) | b[req + NLMSG_HDRLEN + 3] : -1;
         res.errors.push([err, group]);
-        if (!res.error) { res.error = err; res.errorGroup = group; }
       } else res.acks++;
     } else if (type === NLMSG_DONE || type === NLMSG_NOOP || type === NLMSG_OVERRUN) {
       // nothing

@@ -166,7 +166,7 @@ export class NflogSource extends SocketSource {
       if (len > 0) {
         const r = decodeNflogBatch(buf, len, stats, nowMicros(), onPacket, this.opts.keepRaw === true);
         if (this.ready) this.acked(r.acks, r.errors);
-        else if (r.error) onError(new NflogError(`nflog: the kernel reported ${errnoName(r.error)}`, r.error));
+        else if (r.errors.length) onError(new NflogError(`nflog: the kernel reported ${errnoName(r.errors[0][0])}`, r.errors[0][0]));
       }
       if (total > overruns) { overruns = total; sink.overrun?.(total); }
       sink.batchEnd();
