@@ -5,7 +5,7 @@
 // usage: node dist/bench/replay.js [conntrack|json|vyos] [events]
 import { openSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeBatch, newDecodeStats } from '../src/conntrack/decode.js';
+import { decodeBatch, newDecodeStats } from '../src/sources/conntrack/decode.js';
 import { formatConntrack } from '../src/formats/conntrack.js';
 import { formatJson } from '../src/formats/json.js';
 import { formatVyos } from '../src/formats/vyos.js';

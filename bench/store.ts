@@ -11,7 +11,7 @@ import { rmSync, statSync } from 'node:fs';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { rowToFlow } from '../src/store/rows.js';
 import { ALL_SIDES, type FlowSearch } from '../src/store/sql.js';
-import type { FlowRecord } from '../src/flow/record.js';
+import type { FlowRecord } from '../src/records/flow.js';
 import { emptyBatch } from '../src/store/store.js';
 import { parseCidr } from '../src/util/ip.js';
 import { judge } from '../src/cli/who.js';
@@ -139,7 +139,7 @@ async function queryBench(path: string, samples: FlowRecord[], t0: number, days:
 }
 
 async function tableBench(total: number): Promise<void> {
-  const { FlowTable } = await import('../src/flow/table.js');
+  const { FlowTable } = await import('../src/pipeline/flow-table.js');
   const { StoreWriter } = await import('../src/store/writer.js');
   const { decodeFixture } = await import('../test/helpers/fixtures.js');
   const path = '/tmp/conntrail-bench-table.db';

@@ -1,6 +1,6 @@
 // `conntrail dump`: the current conntrack table, like `conntrack -L`.
 import { Command } from 'commander';
-import { dumpConntrack } from '../conntrack/source.js';
+import { dumpConntrack } from '../sources/conntrack/socket.js';
 import { compileMatcher } from '../pipeline/filter.js';
 import { ClosedOutputError, LineWriter } from '../util/output.js';
 import { explainSocketError } from '../util/errors.js';

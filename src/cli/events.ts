@@ -1,12 +1,13 @@
 // `conntrail events`: the live conntrack event stream, like `conntrack -E`.
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
-import { ConntrackEventSource, DEFAULT_RCVBUF, type SourceStats } from '../conntrack/source.js';
+import { ConntrackEventSource, DEFAULT_RCVBUF, type SourceStats } from '../sources/conntrack/socket.js';
 import { RCVBUF_MAX, RCVBUF_MIN } from '../config/schema.js';
 import { compileMatcher } from '../pipeline/filter.js';
 import { ClosedOutputError, LineWriter } from '../util/output.js';
 import { explainSocketError } from '../util/errors.js';
-import { addFilterOptions, BPF_MAXINSNS, buildFilter, buildFormatter, socketFilterSize, type FilterCliOptions } from './options.js';
+import { addFilterOptions, buildFilter, buildFormatter, type FilterCliOptions } from './options.js';
+import { BPF_MAXINSNS, socketFilterSize } from '../sources/conntrack/filter.js';
 
 interface EventsOptions extends FilterCliOptions {
   bufferSize: number;

@@ -1,6 +1,6 @@
 // Printing stored flows: an aligned table for a terminal, JSON, or CSV.
-import { PROTO_NAMES, SCTP_STATES, TCP_STATES } from '../conntrack/constants.js';
-import { FLAG_NAMES, natKind } from '../flow/record.js';
+import { PROTO_NAMES, SCTP_STATES, TCP_STATES } from '../records/values.js';
+import { FLAG_NAMES, natKind } from '../records/flow.js';
 import type { StoredFlow, TopRow } from '../store/store.js';
 import { isoTime } from '../util/time.js';
 

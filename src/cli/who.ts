@@ -11,7 +11,7 @@
 // apart and never decides. Estimated starts and ends widen a flow's
 // interval, so uncertainty gives "ambiguous", never a wrong "exact".
 import { Command } from 'commander';
-import { natKind } from '../flow/record.js';
+import { natKind } from '../records/flow.js';
 import type { Gap, Run, StoredFlow } from '../store/store.js';
 import { WHO_LIMIT, type AddrPort } from '../store/sql.js';
 import { parseIp } from '../util/ip.js';

@@ -9,12 +9,11 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import { CONFIG_SCHEMA, SINK_SCHEMA, stateDirectory, type DaemonConfig, type SinkConfig, type SourceConfig, type StoreConfig } from './schema.js';
 import { UsageError } from '../util/errors.js';
 import { parseAddress } from '../sinks/syslog.js';
-import { BPF_MAXINSNS, buildFilter, socketFilterSize } from '../cli/options.js';
-import type { FlowFilter } from '../pipeline/filter.js';
+import { BPF_MAXINSNS, buildFilter, socketFilterSize, type FlowFilter } from '../sources/conntrack/filter.js';
 import { checkDirUsable, checkFileUsable, kindOf } from '../util/fs.js';
 import { parseDuration } from '../util/time.js';
-import type { FlowEvent, FlowEventType } from '../conntrack/record.js';
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../conntrack/constants.js';
+import type { FlowEvent, FlowEventType } from '../records/event.js';
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../records/values.js';
 
 export class ConfigError extends UsageError {}
 

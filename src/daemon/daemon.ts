@@ -6,10 +6,10 @@
 // overrun is handled as soon as the socket reports it (the receive buffer
 // grows at once to what the burst needed, the table is dumped on the same
 // socket), and the time events may have been lost is recorded in the store.
-import { ConntrackEventSource, type SourceStats } from '../conntrack/source.js';
-import type { FlowEvent } from '../conntrack/record.js';
+import { ConntrackEventSource, type SourceStats } from '../sources/conntrack/socket.js';
+import type { FlowEvent } from '../records/event.js';
 import { compileMatcher } from '../pipeline/filter.js';
-import { FLAG_END_ESTIMATED } from '../flow/record.js';
+import { FLAG_END_ESTIMATED } from '../records/flow.js';
 import { makeFormatter, type Formatter } from '../formats/index.js';
 import { FileSink } from '../sinks/file.js';
 import { SyslogSink } from '../sinks/syslog.js';
@@ -20,8 +20,8 @@ import type { SinkConfig, SourceConfig, StoreConfig } from '../config/schema.js'
 import { explainSocketError } from '../util/errors.js';
 import { native } from '../netlink/native.js';
 import type { Logger } from './log.js';
-import { FlowTable, type FlowTableStats } from '../flow/table.js';
-import { jiffyMicros, Timeouts, TIMEOUT_SYSCTLS } from '../flow/timeouts.js';
+import { FlowTable, type FlowTableStats } from '../pipeline/flow-table.js';
+import { jiffyMicros, Timeouts, TIMEOUT_SYSCTLS } from '../pipeline/timeouts.js';
 import { StoreWriter, type WriterStats } from '../store/writer.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { PostgresStore } from '../store/postgres.js';

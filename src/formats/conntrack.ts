@@ -1,12 +1,8 @@
 // The line `conntrack -E` / `conntrack -L` (conntrack-tools 1.4.7 with
 // libnetfilter_conntrack 1.0.9) prints for a conntrack entry, byte for byte.
 import { readFileSync } from 'node:fs';
-import {
-  DCCP_STATES, IPPROTO_DCCP, IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP,
-  IPPROTO_UDP, IPPROTO_UDPLITE, IPS_ASSURED, IPS_HW_OFFLOAD, IPS_OFFLOAD, IPS_SEEN_REPLY, SCTP_STATES,
-  TCP_STATES, protoName,
-} from '../conntrack/constants.js';
-import type { FlowEvent, Tuple } from '../conntrack/record.js';
+import { DCCP_STATES, IPPROTO_DCCP, IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPS_ASSURED, IPS_HW_OFFLOAD, IPS_OFFLOAD, IPS_SEEN_REPLY, SCTP_STATES, TCP_STATES, protoName } from '../records/values.js';
+import type { FlowEvent, Tuple } from '../records/event.js';
 import { ctime } from '../util/time.js';
 
 export interface ConntrackFormatOptions {

@@ -1,5 +1,5 @@
 // Formats by name: pure functions from a record to one line of text.
-import type { FlowEvent } from '../conntrack/record.js';
+import type { FlowEvent } from '../records/event.js';
 import { formatConntrack, loadLabelMap, type ConntrackFormatOptions } from './conntrack.js';
 import { formatVyos } from './vyos.js';
 import { formatJson } from './json.js';

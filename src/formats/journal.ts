@@ -1,8 +1,8 @@
 // A flow event as systemd journal fields (the native protocol's
 // KEY=VALUE pairs): every record field, structured, so `journalctl
 // CT_ORIG_SRC=10.0.0.2` finds it. Names: CT_ + upper case.
-import { IPS_DST_NAT, IPS_SRC_NAT, protoName, TCP_STATES, SCTP_STATES, DCCP_STATES } from '../conntrack/constants.js';
-import type { FlowEvent, Tuple } from '../conntrack/record.js';
+import { IPS_DST_NAT, IPS_SRC_NAT, protoName, TCP_STATES, SCTP_STATES, DCCP_STATES } from '../records/values.js';
+import type { FlowEvent, Tuple } from '../records/event.js';
 
 export type Fields = Array<[string, string]>;
 

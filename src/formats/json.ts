@@ -1,7 +1,7 @@
 // conntrail's own JSON line: one object per event, every decoded field.
 // Schema: docs/json-format.md.
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, STATUS_NAMES, protoName, TCP_STATES, SCTP_STATES, DCCP_STATES } from '../conntrack/constants.js';
-import type { FlowEvent, Tuple } from '../conntrack/record.js';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, STATUS_NAMES, protoName, TCP_STATES, SCTP_STATES, DCCP_STATES } from '../records/values.js';
+import type { FlowEvent, Tuple } from '../records/event.js';
 import { isoMicros, isoNanos, isoPrefix } from '../util/time.js';
 import { asciiJsonString } from '../util/json.js';
 

@@ -5,8 +5,8 @@
 // ulogd (with hash_enable=0) logs NEW and DESTROY; UPDATE events are
 // formatted the same way with ct.event 2.
 import { hostname } from 'node:os';
-import { IPPROTO_DCCP, IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE } from '../conntrack/constants.js';
-import type { FlowEvent, Tuple } from '../conntrack/record.js';
+import { IPPROTO_DCCP, IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE } from '../records/values.js';
+import type { FlowEvent, Tuple } from '../records/event.js';
 import { ctime } from '../util/time.js';
 import { asciiJsonString } from '../util/json.js';
 

@@ -3,11 +3,8 @@
 // purpose: the packets=/bytes= counters it means to print but never does
 // (it stores them under a wrong key) are printed; where it would crash on a
 // timestamp without a stop time, we print stop=None and no delta.
-import {
-  IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPS_ASSURED,
-  IPS_OFFLOAD, IPS_SEEN_REPLY,
-} from '../conntrack/constants.js';
-import type { FlowEvent, Tuple } from '../conntrack/record.js';
+import { IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPS_ASSURED, IPS_OFFLOAD, IPS_SEEN_REPLY } from '../records/values.js';
+import type { FlowEvent, Tuple } from '../records/event.js';
 import { pyFloatRepr } from '../util/time.js';
 
 const VYOS_PROTO: Record<number, string> = {

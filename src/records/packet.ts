@@ -2,7 +2,7 @@
 // `log group N`, iptables `-j NFLOG`), with what the kernel said about it
 // and what its headers say. Plain data: the source fills it, formats and
 // sinks read it.
-import type { FlowEvent } from '../conntrack/record.js';
+import type { FlowEvent } from './event.js';
 
 export interface PacketLog {
   /** network namespace it was read from ('' = conntrail's own) */

@@ -3,7 +3,7 @@
 // plus SYSLOG_IDENTIFIER, PRIORITY and a CT_* field for every record field.
 // An entry too large for one datagram goes in a sealed memfd.
 import { native } from '../netlink/native.js';
-import type { FlowEvent } from '../conntrack/record.js';
+import type { FlowEvent } from '../records/event.js';
 import { encodeJournal, journalFields } from '../formats/journal.js';
 import { SEVERITIES } from './syslog.js';
 import type { Sink, SinkStats } from './sink.js';

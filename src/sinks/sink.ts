@@ -1,4 +1,4 @@
-import type { FlowEvent } from '../conntrack/record.js';
+import type { FlowEvent } from '../records/event.js';
 
 // The sink interface: formatted lines in, written somewhere, through a
 // bounded queue with a declared policy when it is full.

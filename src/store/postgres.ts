@@ -3,7 +3,7 @@
 // written in one transaction with one INSERT ... SELECT FROM unnest(...) per
 // table, so a batch of any size is a handful of statements.
 import pg from 'pg';
-import { UNBOUNDED, type FlowRecord } from '../flow/record.js';
+import { UNBOUNDED, type FlowRecord } from '../records/flow.js';
 import {
   BUCKET, BUCKET_US, COLUMN_LIST, COLUMNS, LONG_FLOW_US, indexDdl, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,

@@ -1,7 +1,7 @@
 // Reading rows back, the same for both stores: addresses to text, a row to
 // a StoredFlow, a --top row; and the clamp of a wide search to the minutes
 // the store holds.
-import { PROTO_NAMES } from '../conntrack/constants.js';
+import { PROTO_NAMES } from '../records/values.js';
 import { ipv6ToString } from '../util/ip.js';
 import type { FlowSearch, TopKey } from './sql.js';
 import type { FlowReader, OpenRow, StoredFlow, TopRow } from './store.js';

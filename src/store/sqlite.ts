@@ -5,7 +5,7 @@
 import { closeSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { UNBOUNDED, type FlowRecord } from '../flow/record.js';
+import { UNBOUNDED, type FlowRecord } from '../records/flow.js';
 import { parseIp, type Cidr } from '../util/ip.js';
 import { ensureDir } from '../util/fs.js';
 import {

@@ -1,6 +1,6 @@
 // What every flow store does: take batches from the daemon, answer queries.
-import type { FlowRecord } from '../flow/record.js';
-import type { SettledRef } from '../flow/table.js';
+import type { FlowRecord } from '../records/flow.js';
+import type { SettledRef } from '../pipeline/flow-table.js';
 import type { AddrPort, Buckets, FlowSearch, TopKey, Window } from './sql.js';
 
 /** A flow as read back from a store: the record without the daemon's key. */

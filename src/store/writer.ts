@@ -9,8 +9,8 @@
 // recovers what it can), exactly as for a blocking sink.
 import { readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, fsyncSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FlowOutput, SettleTimes, SettledRef } from '../flow/table.js';
-import type { FlowRecord } from '../flow/record.js';
+import type { FlowOutput, SettleTimes, SettledRef } from '../pipeline/flow-table.js';
+import type { FlowRecord } from '../records/flow.js';
 import { batchSize, emptyBatch, normalizeBatch, type FlowStore, type Gap, type OpenRow, type Run, type StoreBatch } from './store.js';
 import { ensureDir } from '../util/fs.js';
 

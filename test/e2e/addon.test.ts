@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { native } from '../../src/netlink/native.js';
 import { NETLINK_NETFILTER } from '../../src/netlink/constants.js';
-import { dumpConntrack, dumpRequest } from '../../src/conntrack/source.js';
+import { dumpConntrack, dumpRequest } from '../../src/sources/conntrack/socket.js';
 import { Topology } from '../helpers/netns.js';
 import { ping } from '../helpers/traffic.js';
 
@@ -54,8 +54,8 @@ describe('native netlink socket', { timeout: 60_000 }, () => {
   });
 
   it('reliable delivery sets NETLINK_BROADCAST_ERROR and NETLINK_NO_ENOBUFS on the event socket', async () => {
-    const { ConntrackEventSource } = await import('../../src/conntrack/source.js');
-    const { emptyFilter } = await import('../../src/pipeline/filter.js');
+    const { ConntrackEventSource } = await import('../../src/sources/conntrack/socket.js');
+    const { emptyFilter } = await import('../../src/sources/conntrack/filter.js');
     const { SOL_NETLINK, NETLINK_BROADCAST_ERROR, NETLINK_NO_ENOBUFS } = await import('../../src/netlink/constants.js');
     for (const reliable of [true, false]) {
       const src = new ConntrackEventSource({ netns: t.rtr, filter: emptyFilter(), reliable });

@@ -6,7 +6,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../../src/netlink/native.js';
 import { NETLINK_NETFILTER } from '../../src/netlink/constants.js';
-import { dumpRequest } from '../../src/conntrack/source.js';
+import { dumpRequest } from '../../src/sources/conntrack/socket.js';
 import { nowMicros } from '../../src/util/time.js';
 import { ADDR, collect, Topology, waitFor, waitSubscribed, writeFileOnce } from './netns.js';
 import { splitMessages, writeFixture, type RawMessage } from './fixtures.js';

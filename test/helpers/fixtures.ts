@@ -1,8 +1,8 @@
 // Captured netlink messages: [u32le length][u32le reserved][f64le receive µs][message], repeated.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeBatch, newDecodeStats } from '../../src/conntrack/decode.js';
-import type { FlowEvent } from '../../src/conntrack/record.js';
+import { decodeBatch, newDecodeStats } from '../../src/sources/conntrack/decode.js';
+import type { FlowEvent } from '../../src/records/event.js';
 
 export const FIXTURE_DIR = join(process.cwd(), 'test', 'fixtures');
 

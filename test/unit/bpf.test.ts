@@ -5,12 +5,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { runBpf } from '../../src/netlink/bpf.js';
-import { buildConntrackBpf, compileMatcher, emptyFilter, type FlowFilter } from '../../src/pipeline/filter.js';
+import { compileMatcher } from '../../src/pipeline/filter.js';
+import { buildConntrackBpf, emptyFilter, type FlowFilter } from '../../src/sources/conntrack/filter.js';
 import { parseCidr } from '../../src/util/ip.js';
-import { decodeBatch, newDecodeStats } from '../../src/conntrack/decode.js';
+import { decodeBatch, newDecodeStats } from '../../src/sources/conntrack/decode.js';
 import { readFixture, FIXTURE_DIR } from '../helpers/fixtures.js';
 import { join } from 'node:path';
-import type { FlowEvent } from '../../src/conntrack/record.js';
+import type { FlowEvent } from '../../src/records/event.js';
 
 const MSGS = ['ipv4-masq-acct-ts', 'ipv6-masq-acct-ts', 'snat-dnat', 'sctp-gre-zone-mark-labels', 'ipv4-no-acct-no-ts']
   .flatMap((n) => readFixture(join(FIXTURE_DIR, `${n}.bin`)).map((m) => m.bytes));

@@ -5,13 +5,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeFixture } from '../helpers/fixtures.js';
-import { FlowTable, type FlowOutput, type SettledRef, type SettleTimes } from '../../src/flow/table.js';
+import { FlowTable, type FlowOutput, type SettledRef, type SettleTimes } from '../../src/pipeline/flow-table.js';
 import {
   FLAG_ACTIVE_ESTIMATED, FLAG_END_ESTIMATED, FLAG_NO_NEW, FLAG_START_UNKNOWN, UNBOUNDED, natKind, type FlowRecord,
-} from '../../src/flow/record.js';
-import { Timeouts, TIMEOUT_SYSCTLS } from '../../src/flow/timeouts.js';
-import type { FlowEvent } from '../../src/conntrack/record.js';
-import { IPS_ASSURED } from '../../src/conntrack/constants.js';
+} from '../../src/records/flow.js';
+import { Timeouts, TIMEOUT_SYSCTLS } from '../../src/pipeline/timeouts.js';
+import type { FlowEvent } from '../../src/records/event.js';
+import { IPS_ASSURED } from '../../src/records/values.js';
 
 interface Collector extends FlowOutput {
   opened_: FlowRecord[]; closed_: FlowRecord[]; settled_: Array<{ key: number; t: SettleTimes; flags: number }>;

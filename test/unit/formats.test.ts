@@ -5,7 +5,7 @@ import { formatVyos, vyosDelta } from '../../src/formats/vyos.js';
 import { formatJson } from '../../src/formats/json.js';
 import { formatConntrack } from '../../src/formats/conntrack.js';
 import { ctime, pyFloatRepr } from '../../src/util/time.js';
-import { emptyEvent, type FlowEvent } from '../../src/conntrack/record.js';
+import { emptyEvent, type FlowEvent } from '../../src/records/event.js';
 import { decodeFixture } from '../helpers/fixtures.js';
 
 function tcpEvent(): FlowEvent {

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { join } from 'node:path';
-import { decodeBatch, newDecodeStats } from '../../src/conntrack/decode.js';
+import { decodeBatch, newDecodeStats } from '../../src/sources/conntrack/decode.js';
 import { formatConntrack } from '../../src/formats/conntrack.js';
 import { formatJson } from '../../src/formats/json.js';
 import { formatVyos } from '../../src/formats/vyos.js';

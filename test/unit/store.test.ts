@@ -12,7 +12,7 @@ import { SqliteStore, SQLITE_MIGRATIONS, addrValue } from '../../src/store/sqlit
 import { addrText } from '../../src/store/rows.js';
 import { StoreWriter } from '../../src/store/writer.js';
 import { LONG_FLOW_US, ALL_SIDES, SCHEMA_VERSION, type FlowSearch } from '../../src/store/sql.js';
-import { UNBOUNDED, type FlowRecord } from '../../src/flow/record.js';
+import { UNBOUNDED, type FlowRecord } from '../../src/records/flow.js';
 import { emptyBatch, type StoreBatch, type StoredFlow } from '../../src/store/store.js';
 import { coverageGaps, judge } from '../../src/cli/who.js';
 import { parseCidr } from '../../src/util/ip.js';

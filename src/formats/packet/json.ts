@@ -1,6 +1,6 @@
 // conntrail's own JSON line for a packet log: one object per packet, every
 // decoded field (absent ones left out). Schema: docs/packets.md.
-import { protoName, STATUS_NAMES, TCP_STATES } from '../../conntrack/constants.js';
+import { protoName, STATUS_NAMES, TCP_STATES } from '../../records/values.js';
 import type { PacketLog } from '../../records/packet.js';
 import { CTINFO_NAMES, HOOK_NAMES } from '../../sources/nflog/constants.js';
 import { isoMicros } from '../../util/time.js';

@@ -3,9 +3,9 @@
 // thrown; a packet whose own headers are cut short is kept and counted.
 import { AF_INET, AF_INET6, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLMSG_OVERRUN } from '../../netlink/constants.js';
 import { be32, MALFORMED, Nla, u16, u32 } from '../../netlink/attr.js';
-import { NFGENMSG_LEN } from '../../conntrack/constants.js';
-import { decodeCtAttrs } from '../../conntrack/decode.js';
-import { emptyEvent } from '../../conntrack/record.js';
+import { NFGENMSG_LEN } from '../conntrack/constants.js';
+import { decodeCtAttrs } from '../conntrack/decode.js';
+import { emptyEvent } from '../../records/event.js';
 import { emptyPacket, type PacketLog } from '../../records/packet.js';
 import * as C from './constants.js';
 import { parsePayload } from './packet.js';

@@ -7,8 +7,8 @@
 import { SocketSource } from '../../netlink/socket-source.js';
 import { native, type NativeNetlinkSocket, type NativeStats } from '../../netlink/native.js';
 import { AF_UNSPEC, NETLINK_NETFILTER, NLM_F_ACK, NLM_F_REQUEST, NLMSG_HDRLEN } from '../../netlink/constants.js';
-import { NFGENMSG_LEN, NFNETLINK_V0 } from '../../conntrack/constants.js';
-import { errnoName } from '../../conntrack/source.js';
+import { NFGENMSG_LEN, NFNETLINK_V0 } from '../conntrack/constants.js';
+import { errnoName } from '../conntrack/socket.js';
 import { nowMicros } from '../../util/time.js';
 import type { PacketLog } from '../../records/packet.js';
 import * as C from './constants.js';

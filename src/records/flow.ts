@@ -4,7 +4,7 @@
 // timeout running out). This is what the stores keep. Every time is in µs
 // since the epoch; an estimated time carries how far it may be off, so a
 // question about an instant can be answered honestly.
-import type { FlowEvent } from '../conntrack/record.js';
+import type { FlowEvent } from './event.js';
 
 /** The flow's NEW event was not seen (start-up, overrun): it was first seen later. */
 export const FLAG_NO_NEW = 1;

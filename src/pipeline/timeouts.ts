@@ -9,7 +9,7 @@
 // sysctls and answers "which timeout was running when this entry expired".
 import { gunzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
-import { IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPS_ASSURED } from '../conntrack/constants.js';
+import { IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPS_ASSURED } from '../records/values.js';
 
 const TCP_NAMES = ['', 'syn_sent', 'syn_recv', 'established', 'fin_wait', 'close_wait', 'last_ack', 'time_wait', 'close', 'syn_sent'];
 const SCTP_NAMES = ['', 'closed', 'cookie_wait', 'cookie_echoed', 'established', 'shutdown_sent', 'shutdown_recd', 'shutdown_ack_sent', 'heartbeat_sent'];

@@ -2,10 +2,10 @@
 // attributes, no intermediate object per attribute. Malformed, truncated or
 // unknown messages are counted and skipped, never thrown.
 import * as C from './constants.js';
-import { AF_INET, AF_INET6, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLMSG_OVERRUN } from '../netlink/constants.js';
-import { ipv4ToString, ipv6ToString } from '../util/ip.js';
-import { MALFORMED, Nla, u16, u32 } from '../netlink/attr.js';
-import { emptyEvent, type FlowEvent, type FlowEventType, type Tuple } from './record.js';
+import { AF_INET, AF_INET6, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLMSG_OVERRUN } from '../../netlink/constants.js';
+import { ipv4ToString, ipv6ToString } from '../../util/ip.js';
+import { MALFORMED, Nla, u16, u32 } from '../../netlink/attr.js';
+import { emptyEvent, type FlowEvent, type FlowEventType, type Tuple } from '../../records/event.js';
 
 export interface DecodeStats {
   /** conntrack messages decoded into events */

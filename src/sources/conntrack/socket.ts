@@ -1,14 +1,14 @@
 // The conntrack source: ctnetlink events (NEW / UPDATE / DESTROY) and table
 // dumps, read in batches through the native netlink socket and decoded
 // straight from the receive buffer.
-import { SocketSource } from '../netlink/socket-source.js';
-import { native, type NativeNetlinkSocket, type NativeStats } from '../netlink/native.js';
-import { AF_UNSPEC, NETLINK_BROADCAST_ERROR, NETLINK_NETFILTER, NETLINK_NO_ENOBUFS, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN, SOL_NETLINK } from '../netlink/constants.js';
+import { SocketSource } from '../../netlink/socket-source.js';
+import { native, type NativeNetlinkSocket, type NativeStats } from '../../netlink/native.js';
+import { AF_UNSPEC, NETLINK_BROADCAST_ERROR, NETLINK_NETFILTER, NETLINK_NO_ENOBUFS, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN, SOL_NETLINK } from '../../netlink/constants.js';
 import { CT_MSG_GET, NFGENMSG_LEN, NFNETLINK_V0 } from './constants.js';
 import { decodeBatch, newDecodeStats, type DecodeStats } from './decode.js';
-import type { FlowEvent } from './record.js';
-import { buildConntrackBpf, eventGroups, needsKernelFilter, type FlowFilter } from '../pipeline/filter.js';
-import { nowMicros } from '../util/time.js';
+import type { FlowEvent } from '../../records/event.js';
+import { buildConntrackBpf, eventGroups, needsKernelFilter, type FlowFilter } from './filter.js';
+import { nowMicros } from '../../util/time.js';
 
 export const DEFAULT_RCVBUF = 16 * 1024 * 1024;
 

@@ -9,12 +9,12 @@
 // kernel's 32-bit ids collide, and two flows open at once may share one.
 // One table serves one network namespace; its flows' store keys come from
 // the store writer, so they are unique however many namespaces there are.
-import type { FlowEvent } from '../conntrack/record.js';
-import { IPPROTO_SCTP, IPPROTO_TCP } from '../conntrack/constants.js';
+import type { FlowEvent } from '../records/event.js';
+import { IPPROTO_SCTP, IPPROTO_TCP } from '../records/values.js';
 import {
   FLAG_ACTIVE_ESTIMATED, FLAG_END_ESTIMATED, FLAG_NO_NEW, FLAG_START_UNKNOWN, UNBOUNDED, isIcmp, nsToUsCeil,
   nsToUsFloor, recordFromEvent, type FlowRecord,
-} from './record.js';
+} from '../records/flow.js';
 import { sctpFinished, tcpFinished, type Timeouts } from './timeouts.js';
 
 /** When a flow that ended unseen ended, as far as can be known (µs). */

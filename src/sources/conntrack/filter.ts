@@ -1,0 +1,314 @@
+// The conntrack source's filter: what the user asked for (options or
+// configuration keys, parsed and checked here), and the part the kernel
+// evaluates: the event type by multicast group; family, protocol,
+// addresses, mark and zone by a classic BPF socket filter, so filtered-out
+// events never reach user space. The user-space matcher that checks the
+// rest (ports; everything during a table dump) is pipeline/filter.ts.
+import { AF_INET, AF_INET6 } from '../../netlink/constants.js';
+import { ACCEPT, BPF, BpfProgram, DROP, hostU16AsLoaded } from '../../netlink/bpf.js';
+import * as C from './constants.js';
+import type { FlowEventType } from '../../records/event.js';
+import { PROTO_NAMES } from '../../records/values.js';
+import { parseCidr, type Cidr } from '../../util/ip.js';
+import { UsageError } from '../../util/errors.js';
+import { list } from '../../util/args.js';
+
+export interface PortRange { lo: number; hi: number }
+export interface MarkMatch { value: number; mask: number }
+
+export interface FlowFilter {
+  /** event types to keep; undefined = all */
+  events?: Set<FlowEventType>;
+  family?: typeof AF_INET | typeof AF_INET6;
+  protos: number[];
+  notProtos: number[];
+  src: Cidr[];
+  dst: Cidr[];
+  notSrc: Cidr[];
+  notDst: Cidr[];
+  ports: PortRange[];
+  notPorts: PortRange[];
+  marks: MarkMatch[];
+  zones: number[];
+}
+
+export function emptyFilter(): FlowFilter {
+  return { protos: [], notProtos: [], src: [], dst: [], notSrc: [], notDst: [], ports: [], notPorts: [], marks: [], zones: [] };
+}
+
+/** The categories a socket filter evaluates (the rest is checked in user space). */
+export const KERNEL_CATEGORIES = ['event', 'family', 'proto', 'not-proto', 'src', 'dst', 'not-src', 'not-dst', 'mark', 'zone'] as const;
+export const USERSPACE_CATEGORIES = ['port', 'not-port'] as const;
+
+export interface FilterSpec {
+  event?: string;
+  family?: string;
+  proto?: string[];
+  notProto?: string[];
+  src?: string[];
+  dst?: string[];
+  notSrc?: string[];
+  notDst?: string[];
+  port?: string[];
+  notPort?: string[];
+  mark?: string[];
+  zone?: string[];
+  netns?: string;
+}
+
+const PROTO_BY_NAME = new Map<string, number>(Object.entries(PROTO_NAMES).map(([n, name]) => [name, Number(n)]));
+PROTO_BY_NAME.set('ipv6-icmp', 58);
+
+export function parseProto(text: string, opt: string): number {
+  const t = text.toLowerCase();
+  const byName = PROTO_BY_NAME.get(t);
+  if (byName !== undefined) return byName;
+  if (/^\d{1,3}$/.test(t) && Number(t) <= 255) return Number(t);
+  throw new UsageError(`${opt}: "${text}" is not a protocol (${[...PROTO_BY_NAME.keys()].join(', ')} or a number 0-255)`);
+}
+
+function parsePort(text: string, opt: string): PortRange {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
+  const lo = m ? Number(m[1]) : NaN;
+  const hi = m ? Number(m[2] ?? m[1]) : NaN;
+  if (!m || lo > 65535 || hi > 65535 || lo > hi) {
+    throw new UsageError(`${opt}: "${text}" is not a port (0-65535) or range LO-HI`);
+  }
+  return { lo, hi };
+}
+
+function parseU32(text: string, opt: string, what: string): number {
+  const n = /^0x[0-9a-f]{1,8}$/i.test(text) ? parseInt(text, 16) : /^\d{1,10}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n > 0xffffffff) throw new UsageError(`${opt}: "${text}" is not a ${what} (0-4294967295 or 0x hex)`);
+  return n;
+}
+
+function parseMark(text: string, opt: string): MarkMatch {
+  const parts = text.split('/');
+  if (parts.length > 2) throw new UsageError(`${opt}: "${text}" is not VALUE[/MASK] (one slash at most)`);
+  const [v, m] = parts;
+  const mask = m === undefined ? 0xffffffff : parseU32(m, opt, 'mask');
+  const value = parseU32(v, opt, 'mark');
+  return { value: (value & mask) >>> 0, mask };
+}
+
+function parseCidrs(vals: string[] | undefined, opt: string): Cidr[] {
+  return list(vals, opt).map((v) => {
+    try {
+      return parseCidr(v);
+    } catch (e) {
+      throw new UsageError(`${opt}: ${(e as Error).message}`);
+    }
+  });
+}
+
+/**
+ * A network namespace as given: a name under /run/netns, or a path. An
+ * empty name would silently mean the own namespace; "." and ".." name
+ * directories, not namespaces.
+ */
+export function checkNetns(name: string, opt: string): void {
+  if (name === '') throw new UsageError(`${opt}: an empty namespace name (give NAME for /run/netns/NAME, or a path)`);
+  if (name === '.' || name === '..') throw new UsageError(`${opt}: "${name}" is not a namespace name (give NAME for /run/netns/NAME, or a path)`);
+  if (/[\x00-\x1f\x7f]/.test(name)) throw new UsageError(`${opt}: ${JSON.stringify(name)} has control characters; not a namespace name`);
+}
+
+/** the kernel's limit on a socket filter program (BPF_MAXINSNS) */
+export const BPF_MAXINSNS = 4096;
+
+/**
+ * Instructions of the socket filter for `f`: 0 when none is needed,
+ * Infinity when it cannot be built at all (a jump too long).
+ */
+export function socketFilterSize(f: FlowFilter): number {
+  if (!needsKernelFilter(f)) return 0;
+  try {
+    return buildConntrackBpf(f).length / 8;
+  } catch {
+    return Infinity;
+  }
+}
+
+
+/**
+ * Builds a filter from option values. `label` names an option in error
+ * messages (the CLI flag, or a configuration key).
+ */
+export function buildFilter(o: FilterSpec, label: (flag: string) => string = (f) => f): FlowFilter {
+  const f = emptyFilter();
+  if (o.netns !== undefined) checkNetns(o.netns, label('--netns'));
+  if (o.event !== undefined) {
+    const types = list([o.event], label('--event')).map((t) => t.toUpperCase());
+    // "," would subscribe to no event at all, and wait forever
+    if (!types.length) throw new UsageError(`${label('--event')}: "${o.event}" names no event type (NEW, UPDATE, DESTROY or ALL)`);
+    if (!types.includes('ALL')) {
+      const ok = new Set<FlowEventType>();
+      for (const t of types) {
+        if (t !== 'NEW' && t !== 'UPDATE' && t !== 'DESTROY') {
+          throw new UsageError(`${label('--event')}: "${t}" is not an event type (NEW, UPDATE, DESTROY or ALL)`);
+        }
+        ok.add(t);
+      }
+      f.events = ok;
+    }
+  }
+  if (o.family !== undefined) {
+    const fam = o.family.toLowerCase();
+    if (fam === 'ipv4' || fam === 'inet') f.family = AF_INET;
+    else if (fam === 'ipv6' || fam === 'inet6') f.family = AF_INET6;
+    else throw new UsageError(`${label('--family')}: "${o.family}" is not ipv4 or ipv6`);
+  }
+  f.protos = list(o.proto, label('--proto')).map((p) => parseProto(p, label('--proto')));
+  f.notProtos = list(o.notProto, label('--not-proto')).map((p) => parseProto(p, label('--not-proto')));
+  f.src = parseCidrs(o.src, label('--src'));
+  f.dst = parseCidrs(o.dst, label('--dst'));
+  f.notSrc = parseCidrs(o.notSrc, label('--not-src'));
+  f.notDst = parseCidrs(o.notDst, label('--not-dst'));
+  f.ports = list(o.port, label('--port')).map((p) => parsePort(p, label('--port')));
+  f.notPorts = list(o.notPort, label('--not-port')).map((p) => parsePort(p, label('--not-port')));
+  f.marks = list(o.mark, label('--mark')).map((m) => parseMark(m, label('--mark')));
+  f.zones = list(o.zone, label('--zone')).map((z) => {
+    const n = parseU32(z, label('--zone'), 'zone');
+    if (n > 65535) throw new UsageError(`${label('--zone')}: "${z}" is not a zone (0-65535)`);
+    return n;
+  });
+  if (f.family !== undefined) {
+    const want = f.family === AF_INET ? 4 : 6;
+    for (const [opt, l] of [['--src', f.src], ['--dst', f.dst], ['--not-src', f.notSrc], ['--not-dst', f.notDst]] as const) {
+      for (const c of l) {
+        if (c.family !== want) throw new UsageError(`${label(opt)}: "${c.text}" is not an ${o.family} address`);
+      }
+    }
+  }
+  return f;
+}
+
+/** Multicast groups (bitmask for bind) for the event filter. */
+export function eventGroups(f: FlowFilter): number[] {
+  const all: Array<[FlowEventType, number]> = [
+    ['NEW', C.NFNLGRP_CONNTRACK_NEW], ['UPDATE', C.NFNLGRP_CONNTRACK_UPDATE], ['DESTROY', C.NFNLGRP_CONNTRACK_DESTROY],
+  ];
+  return all.filter(([t]) => !f.events || f.events.has(t)).map(([, g]) => g);
+}
+
+const ATTRS_START = 20; // nlmsghdr + nfgenmsg
+
+/** Does the filter have anything for a socket filter to do? */
+export function needsKernelFilter(f: FlowFilter): boolean {
+  return f.family !== undefined || f.protos.length > 0 || f.notProtos.length > 0 || f.src.length > 0 ||
+    f.dst.length > 0 || f.notSrc.length > 0 || f.notDst.length > 0 || f.marks.length > 0 || f.zones.length > 0;
+}
+
+/**
+ * Builds the socket filter for ctnetlink event messages. Messages that are
+ * not conntrack NEW/DELETE pass untouched. Throws if the program would be
+ * too large (the caller then filters in user space).
+ */
+export function buildConntrackBpf(f: FlowFilter): Buffer {
+  const p = new BpfProgram();
+  const REJECT = 'reject';
+  p.ldAbs(BPF.H, 4);
+  const isCt = p.label('ct');
+  p.jeq(hostU16AsLoaded(C.CT_MSG_NEW), isCt, 0);
+  p.jeq(hostU16AsLoaded(C.CT_MSG_DELETE), isCt, 0);
+  p.ret(ACCEPT);
+  p.here(isCt);
+
+  if (f.family !== undefined) {
+    const ok = p.label();
+    p.ldAbs(BPF.B, 16).jeq(f.family, ok, 0).ja(REJECT).here(ok);
+  }
+
+  // A := offset of a nested attribute path from the top level, 0 if absent
+  const findPath = (path: number[], onMissing: string): void => {
+    p.ldImm(ATTRS_START).ldxImm(path[0]).nlattr();
+    for (let i = 1; i < path.length; i++) {
+      const ok = p.label();
+      p.jeq(0, 0, ok).ja(onMissing).here(ok);
+      p.ldxImm(path[i]).nlattrNest();
+    }
+    const ok = p.label();
+    p.jeq(0, 0, ok).ja(onMissing).here(ok);
+  };
+
+  const protoBlock = (list: number[], deny: boolean) => {
+    if (!list.length) return;
+    const done = p.label();
+    const hit = p.label();
+    findPath([C.CTA_TUPLE_ORIG, C.CTA_TUPLE_PROTO, C.CTA_PROTO_NUM], deny ? done : REJECT);
+    p.tax().ldInd(BPF.B, 4);
+    for (const proto of list) {
+      const next = p.label();
+      p.jeq(proto, 0, next).ja(hit).here(next);
+    }
+    if (deny) p.ja(done).here(hit).ja(REJECT);
+    else p.ja(REJECT).here(hit);
+    p.here(done);
+  };
+  protoBlock(f.protos, false);
+  protoBlock(f.notProtos, true);
+
+  const addrBlock = (list: Cidr[], srcSide: boolean, deny: boolean) => {
+    if (!list.length) return;
+    const done = p.label();
+    const hit = p.label();
+    findPath([C.CTA_TUPLE_ORIG, C.CTA_TUPLE_IP], deny ? done : REJECT);
+    p.st(0);
+    for (const c of list) {
+      const next = p.label();
+      const attr = c.family === 4
+        ? (srcSide ? C.CTA_IP_V4_SRC : C.CTA_IP_V4_DST)
+        : (srcSide ? C.CTA_IP_V6_SRC : C.CTA_IP_V6_DST);
+      p.ldMem(0).ldxImm(attr).nlattrNest();
+      const found = p.label();
+      p.jeq(0, 0, found).ja(next).here(found);
+      p.tax();
+      for (let w = 0; w * 32 < c.prefix; w++) {
+        const bits = Math.min(32, c.prefix - w * 32);
+        const mask = bits === 32 ? 0xffffffff : (0xffffffff << (32 - bits)) >>> 0;
+        const net = ((c.bytes[4 * w] << 24) | (c.bytes[4 * w + 1] << 16) | (c.bytes[4 * w + 2] << 8) | c.bytes[4 * w + 3]) >>> 0;
+        p.ldInd(BPF.W, 4 + 4 * w);
+        if (mask !== 0xffffffff) p.and(mask);
+        const wok = p.label();
+        p.jeq(net, wok, 0).ja(next).here(wok);
+      }
+      p.ja(hit).here(next);
+    }
+    if (deny) p.ja(done).here(hit).ja(REJECT);
+    else p.ja(REJECT).here(hit);
+    p.here(done);
+  };
+  addrBlock(f.src, true, false);
+  addrBlock(f.dst, false, false);
+  addrBlock(f.notSrc, true, true);
+  addrBlock(f.notDst, false, true);
+
+  // top-level u32/u16 attribute that is absent when 0 (mark, zone)
+  const valueBlock = (attr: number, size: number, tests: Array<{ value: number; mask: number }>) => {
+    if (!tests.length) return;
+    const hit = p.label();
+    const absent = p.label();
+    const have = p.label();
+    p.ldImm(ATTRS_START).ldxImm(attr).nlattr();
+    p.jeq(0, absent, have).here(have);
+    p.tax().ldInd(size, 4);
+    p.st(1);
+    for (const t of tests) {
+      const next = p.label();
+      p.ldMem(1);
+      if (t.mask !== 0xffffffff) p.and(t.mask);
+      p.jeq(t.value >>> 0, 0, next).ja(hit).here(next);
+    }
+    p.ja(REJECT);
+    p.here(absent);
+    if (!tests.some((t) => ((0 & t.mask) >>> 0) === t.value >>> 0)) p.ja(REJECT);
+    p.here(hit);
+  };
+  valueBlock(C.CTA_MARK, BPF.W, f.marks);
+  valueBlock(C.CTA_ZONE, BPF.H, f.zones.map((z) => ({ value: z, mask: 0xffffffff })));
+
+  p.ret(ACCEPT);
+  p.here(REJECT);
+  p.ret(DROP);
+  return p.assemble();
+}
