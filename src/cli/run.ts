@@ -12,8 +12,11 @@ import type { Server } from 'node:http';
 export const DEFAULT_CONFIG = '/etc/conntrail/conntrail.toml';
 
 export function statsText(s: DaemonStats): string {
-  const src = s.sources.map((x) => `source ${x.name}: events=${x.events} datagrams=${x.datagrams} overflows=${x.enobufs} ` +
-    `kernel_drops=${x.kernelDrops} resyncs=${x.resyncs} dumped=${x.dumped} malformed=${x.malformed} rcvbuf=${x.rcvbuf}`);
+  const src = s.sources.map((x) => x.type === 'nflog'
+    ? `source ${x.name}: packets=${x.packets} seq_gaps=${x.seqGaps} datagrams=${x.datagrams} overflows=${x.enobufs} ` +
+      `kernel_drops=${x.kernelDrops} malformed=${x.malformed} truncated_packets=${x.truncatedPackets} rcvbuf=${x.rcvbuf}`
+    : `source ${x.name}: events=${x.events} datagrams=${x.datagrams} overflows=${x.enobufs} ` +
+      `kernel_drops=${x.kernelDrops} resyncs=${x.resyncs} dumped=${x.dumped} malformed=${x.malformed} rcvbuf=${x.rcvbuf}`);
   const snk = s.sinks.map((x) => `sink ${x.name}: written=${x.written} dropped=${x.dropped} queued=${x.queued} errors=${x.errors}` +
     (x.resent !== undefined ? ` resent=${x.resent}` : ''));
   const st = s.store ? [`store ${s.store.store}: flows_written=${s.store.written} open_written=${s.store.openWritten} ` +

@@ -4,16 +4,13 @@
 // pages and the schema disagree.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CONFIG_SCHEMA, SINK_SCHEMA, SINK_TYPES, SOURCE_SCHEMA, STORE_SCHEMA } from './schema.js';
+import { CONFIG_SCHEMA, SINK_SCHEMA, SINK_SCHEMAS, SINK_TYPES, SOURCE_SCHEMA, SOURCE_TYPES, STORE_SCHEMA } from './schema.js';
+import { SINK_COMMON_PROPS } from '../sinks/sink.js';
 
-/** the sink keys every type takes, and each type's own */
-export const SINK_COMMON_KEYS = ['name', 'type', 'sources', 'format', 'output', 'queue_size', 'when_full', 'ulogd_device', 'ulogd_eventv1'];
-export const SINK_TYPE_KEYS: Record<(typeof SINK_TYPES)[number], string[]> = {
-  stdout: [],
-  file: ['path', 'mode', 'fsync', 'rotate_size', 'rotate_keep'],
-  syslog: ['address', 'protocol', 'facility', 'severity', 'tag'],
-  journal: ['tag', 'severity', 'journal_socket', 'memfd_threshold'],
-};
+/** the sink keys every type takes, and each type's own (from each type's schema) */
+export const SINK_COMMON_KEYS = ['name', 'type', ...Object.keys(SINK_COMMON_PROPS).filter((k) => k !== 'name')];
+export const SINK_TYPE_KEYS: Record<(typeof SINK_TYPES)[number], string[]> = Object.fromEntries(SINK_TYPES.map((t) =>
+  [t, Object.keys(SINK_SCHEMAS[t].properties).filter((k) => !SINK_COMMON_KEYS.includes(k))])) as Record<(typeof SINK_TYPES)[number], string[]>;
 const SINK_INTRO: Record<(typeof SINK_TYPES)[number], string> = {
   stdout: 'Records on standard output, one line each.',
   file: 'Records appended to a file, one line each: asynchronous writes, one per batch; created with `mode`; reopened on SIGHUP (logrotate: rename, then SIGHUP) or rotated by size.',
@@ -60,9 +57,18 @@ conntrack-logger JSON configuration instead (see the README).
 ${table(CONFIG_SCHEMA.properties as unknown as Record<string, Prop>, CONFIG_SCHEMA.required)}
 ## \`[[source]]\`
 
+Each \`[[source]]\` table has a \`type\`: ${Object.keys(SOURCE_TYPES).map((t) => `[\`${t}\`](sources/${t}.md)`).join(', ')} (the default is \`conntrack\`), and takes only the keys of its type. A sink's format must exist for the kind of record each of its sources sends (conntrack events, packet logs); the configuration is refused otherwise.
+
+### \`type = "conntrack"\`
+
 ${SOURCE_SCHEMA.description}
 
 ${table(SOURCE_SCHEMA.properties as unknown as Record<string, Prop>)}
+### \`type = "nflog"\`
+
+${SOURCE_TYPES.nflog.schema.description}
+
+${table(SOURCE_TYPES.nflog.schema.properties as unknown as Record<string, Prop>, SOURCE_TYPES.nflog.schema.required)}
 ## \`[[sink]]\`
 
 ${SINK_SCHEMA.description} One page per type: ${SINK_TYPES.map((t) => `[${t}](sinks/${t}.md)`).join(', ')}.
@@ -111,8 +117,10 @@ function pick(keys: string[]): Record<string, Prop> {
 export function renderPages(): Record<string, string> {
   const pages: Record<string, string> = { 'config.md': renderConfigDocs() };
   const gen = '<!-- generated from src/config/schema.ts by src/config/docs.ts: do not edit -->';
-  pages['sources/conntrack.md'] = `# Source \`conntrack\`\n\n${gen}\n\n${SOURCE_SCHEMA.description}\n\n` +
-    table(SOURCE_SCHEMA.properties as unknown as Record<string, Prop>);
+  for (const [t, v] of Object.entries(SOURCE_TYPES)) {
+    pages[`sources/${t}.md`] = `# Source \`${t}\`\n\n${gen}\n\n${v.schema.description}\n\n` +
+      table(v.schema.properties as unknown as Record<string, Prop>, v.schema.required);
+  }
   for (const t of SINK_TYPES) {
     pages[`sinks/${t}.md`] = `# Sink \`${t}\`\n\n${gen}\n\n${SINK_INTRO[t]}\n\n## Keys of every sink\n\n` +
       table(pick(SINK_COMMON_KEYS), SINK_SCHEMA.required) +

@@ -6,10 +6,15 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseToml, TomlError } from 'smol-toml';
-import { CONFIG_SCHEMA, SINK_SCHEMA, stateDirectory, type DaemonConfig, type SinkConfig, type SourceConfig, type StoreConfig } from './schema.js';
+import {
+  CONFIG_SCHEMA, QUEUE_MAX, SINK_SCHEMAS, SINK_TYPES, SOURCE_TYPES, stateDirectory,
+  type ConntrackSourceConfig, type DaemonConfig, type NflogSourceConfig, type SinkConfig, type SourceType, type StoreConfig,
+} from './schema.js';
+import { KIND_NAMES, type Kind } from '../records/index.js';
+import { DEFAULT_FORMAT, findFormat, FORMAT_NAMES, formatsOf } from '../formats/registry.js';
 import { UsageError } from '../util/errors.js';
 import { parseAddress } from '../sinks/syslog.js';
-import { BPF_MAXINSNS, buildFilter, socketFilterSize, type FlowFilter } from '../sources/conntrack/filter.js';
+import { BPF_MAXINSNS, buildFilter, checkNetns, socketFilterSize, type FlowFilter } from '../sources/conntrack/filter.js';
 import { checkDirUsable, checkFileUsable, kindOf } from '../util/fs.js';
 import { parseDuration } from '../util/time.js';
 import type { FlowEvent, FlowEventType } from '../records/event.js';
@@ -17,12 +22,24 @@ import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../records/values.js';
 
 export class ConfigError extends UsageError {}
 
-/** A source ready to open: its settings and compiled filter. */
-export interface PlannedSource {
-  config: SourceConfig;
+/** A conntrack source ready to open: its settings and compiled filter. */
+export interface PlannedConntrack {
+  type: 'conntrack';
+  config: ConntrackSourceConfig;
   filter: FlowFilter;
   /** an extra user-space predicate (the VyOS per-event protocol selection) */
   select?: (ev: FlowEvent) => boolean;
+}
+export interface PlannedNflog {
+  type: 'nflog';
+  config: NflogSourceConfig;
+}
+/** A source ready to open. */
+export type PlannedSource = PlannedConntrack | PlannedNflog;
+
+/** The kind of record a source emits. */
+export function sourceKind(s: { type: SourceType }): Kind {
+  return SOURCE_TYPES[s.type].emits;
 }
 
 export interface Plan {
@@ -42,7 +59,49 @@ export function describePlan(plan: Plan): { kind: string; counts: string } {
 }
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
-const validate = ajv.compile(CONFIG_SCHEMA);
+const validateTop = ajv.compile(CONFIG_SCHEMA);
+const validateSource = Object.fromEntries(Object.entries(SOURCE_TYPES).map(([t, v]) => [t, ajv.compile(v.schema)]));
+const validateSink = Object.fromEntries(Object.entries(SINK_SCHEMAS).map(([t, v]) => [t, ajv.compile(v)]));
+
+/** An error of one table's own schema, its paths as if the whole file's. */
+interface Found { e: ErrorObject; root: unknown }
+
+/**
+ * Validates the whole configuration: the top level first, then each
+ * [[source]] and [[sink]] table against its own type's schema (a file sink
+ * does not take `address`). Defaults are filled in. The first error, the
+ * most specific (deepest) one, is returned.
+ */
+function validateConfig(raw: unknown): Found | undefined {
+  const pick = (errs: ErrorObject[], root: unknown, prefix = '', schemaPrefix = '#'): Found | undefined => {
+    if (!errs.length) return undefined;
+    const e = [...errs].sort((a, b) => b.instancePath.length - a.instancePath.length)[0];
+    return { e: { ...e, instancePath: prefix + e.instancePath, schemaPath: e.schemaPath.replace(/^#/, schemaPrefix) }, root };
+  };
+  if (!validateTop(raw)) return pick(validateTop.errors ?? [], CONFIG_SCHEMA);
+  const o = raw as { source: Array<{ type: SourceType }>; sink: Array<{ type: string }> };
+  for (let i = 0; i < o.source.length; i++) {
+    const t = o.source[i].type;
+    const v = validateSource[t];
+    if (!v(o.source[i])) return pick(v.errors ?? [], SOURCE_TYPES[t].schema, `/source/${i}`);
+  }
+  for (let i = 0; i < o.sink.length; i++) {
+    const t = o.sink[i].type as keyof typeof SINK_SCHEMAS;
+    const v = validateSink[t];
+    if (!v(o.sink[i])) return pick(v.errors ?? [], SINK_SCHEMAS[t], `/sink/${i}`);
+  }
+  return undefined;
+}
+
+/** the other types of a table that take key `k` ("file sinks"), for a key its own type does not take */
+function whoseKey(instancePath: string, k: string): string {
+  const m = /^\/(source|sink)\/\d+$/.exec(instancePath);
+  if (!m) return '';
+  const owners = m[1] === 'sink'
+    ? SINK_TYPES.filter((t) => Object.hasOwn(SINK_SCHEMAS[t].properties, k))
+    : (Object.keys(SOURCE_TYPES) as SourceType[]).filter((t) => Object.hasOwn(SOURCE_TYPES[t].schema.properties, k));
+  return owners.length ? ` for this ${m[1]} type (a key of ${owners.join(' and ')} ${m[1]}s)` : '';
+}
 
 /** "sink[1].format" for the JSON pointer "/sink/1/format" */
 function keyPath(pointer: string, extra?: string): string {
@@ -93,11 +152,11 @@ export function lineOf(text: string, path: string): number {
   return 0;
 }
 
-function describe(e: ErrorObject): { key: string; message: string } {
+function describe(e: ErrorObject, root: unknown): { key: string; message: string } {
   switch (e.keyword) {
     case 'additionalProperties': {
       const k = (e.params as { additionalProperty: string }).additionalProperty;
-      return { key: keyPath(e.instancePath, k), message: 'unknown key' };
+      return { key: keyPath(e.instancePath, k), message: `unknown key${whoseKey(e.instancePath, k)}` };
     }
     case 'required': {
       const k = (e.params as { missingProperty: string }).missingProperty;
@@ -120,7 +179,7 @@ function describe(e: ErrorObject): { key: string; message: string } {
     }
     case 'minimum':
     case 'maximum': {
-      const b = bounds(e.schemaPath);
+      const b = bounds(e.schemaPath, root);
       return { key: keyPath(e.instancePath), message: `must be an integer from ${b.min} to ${b.max}${b.unit}` };
     }
     case 'minLength':
@@ -144,9 +203,9 @@ function describe(e: ErrorObject): { key: string; message: string } {
 }
 
 /** The bounds of the integer a schema path ("#/properties/source/items/properties/buffer_size/minimum") points at. */
-function bounds(schemaPath: string): { min: string; max: string; unit: string } {
+function bounds(schemaPath: string, root: unknown): { min: string; max: string; unit: string } {
   const parts = schemaPath.replace(/^#\//, '').split('/').slice(0, -1);
-  let node: unknown = CONFIG_SCHEMA;
+  let node: unknown = root;
   for (const part of parts) node = (node as Record<string, unknown> | undefined)?.[part];
   const n = (node ?? {}) as { minimum?: number; maximum?: number };
   const key = parts[parts.length - 1] === 'items' ? parts[parts.length - 2] : parts[parts.length - 1];
@@ -223,11 +282,9 @@ function parseConfig(file: string, text: string, purpose: Purpose = 'run'): Plan
     // the parser's own limits (a RangeError, say) are still bad input
     throw new ConfigError(`${file}: not valid TOML: ${(e as Error).message}`);
   }
-  if (!validate(raw)) {
-    const errs = validate.errors ?? [];
-    // the most specific error first: the deepest path
-    const e = [...errs].sort((a, b) => b.instancePath.length - a.instancePath.length)[0];
-    const d = describe(e);
+  const bad = validateConfig(raw);
+  if (bad) {
+    const d = describe(bad.e, bad.root);
     fail(file, text, d.key, d.message);
   }
   const config = raw as unknown as DaemonConfig;
@@ -321,9 +378,16 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
     }
   }
   const feeding = new Map<string, string>();
-  const sources = config.source.map((s, i) => {
+  const bound = new Map<string, string>();
+  const kinds = new Map<string, Kind>();
+  const sources = config.source.map((s, i): PlannedSource => {
     if (names.has(s.name)) fail(file, text, `source[${i}].name`, `"${s.name}" is used by another source`);
     names.add(s.name);
+    kinds.set(s.name, sourceKind(s));
+    if (s.buffer_max < s.buffer_size) {
+      fail(file, text, `source[${i}].buffer_max`, `${s.buffer_max} is less than buffer_size (${s.buffer_size}); it is what the buffer may grow to after an overrun`);
+    }
+    if (s.type === 'nflog') return planNflog(s, i);
     if (st.type !== 'none' && s.flows) {
       const ns = s.netns ?? '';
       const other = feeding.get(ns);
@@ -331,9 +395,6 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
         fail(file, text, `source[${i}].flows`, `source "${other}" already feeds the flow store from ${ns ? `network namespace ${ns}` : 'this network namespace'}: set flows = false on one of them (one record per flow)`);
       }
       feeding.set(ns, s.name);
-    }
-    if (s.buffer_max < s.buffer_size) {
-      fail(file, text, `source[${i}].buffer_max`, `${s.buffer_max} is less than buffer_size (${s.buffer_size}); it is what the buffer may grow to after an overrun`);
     }
     const label = (flag: string) => `source[${i}].${flag.replace(/^--/, '').replace(/-/g, '_').replace(/^event$/, 'events')}`;
     try {
@@ -348,7 +409,7 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
         fail(file, text, `source[${i}]`, `its filters need ${Number.isFinite(insns) ? insns : 'too many'} socket-filter instructions, the kernel takes at most ${BPF_MAXINSNS}: ` +
           'fewer src, dst, not_src, not_dst, proto, mark or zone values (or wider CIDRs)');
       }
-      return { config: s, filter };
+      return { type: 'conntrack', config: s, filter };
     } catch (e) {
       if (e instanceof ConfigError) throw e;
       const m = /^([\w[\].]+): ([^]*)$/.exec((e as Error).message);
@@ -356,19 +417,49 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
       throw e;
     }
   });
+  function planNflog(s: NflogSourceConfig, i: number): PlannedNflog {
+    try {
+      if (s.netns !== undefined) checkNetns(s.netns, `source[${i}].netns`);
+    } catch (e) {
+      fail(file, text, `source[${i}].netns`, (e as Error).message.replace(/^[^:]*: /, ''));
+    }
+    // one socket per namespace can bind a group: a second would be refused at start
+    for (const g of s.groups) {
+      const key = `${s.netns ?? ''}\0${g}`;
+      const other = bound.get(key);
+      if (other !== undefined) fail(file, text, `source[${i}].groups`, `group ${g} is bound by source "${other}" already (one socket per network namespace can bind an NFLOG group)`);
+      bound.set(key, s.name);
+    }
+    return { type: 'nflog', config: s };
+  }
   config.sink.forEach((k: SinkConfig, i) => {
     k.name ??= `${k.type}${i}`;
     for (const src of k.sources) {
       if (!names.has(src)) fail(file, text, `sink[${i}].sources`, `no source is named "${src}" (sources: ${[...names].join(', ')})`);
     }
+    // the topology: the sink's format must exist for every kind of record it takes
+    const takes = [...new Set((k.sources.length ? k.sources : [...names]).map((src) => kinds.get(src)!))];
+    if (k.format !== undefined && !takes.some((kind) => findFormat(k.format!, kind))) {
+      const known = [...new Set(takes.flatMap((kind) => formatsOf(kind)))];
+      if (!FORMAT_NAMES.includes(k.format)) fail(file, text, `sink[${i}].format`, `must be one of ${known.map((f) => JSON.stringify(f)).join(', ')}`);
+    }
+    for (const src of k.sources.length ? k.sources : [...names]) {
+      const kind = kinds.get(src)!;
+      const fmt = k.format ?? DEFAULT_FORMAT[kind];
+      if (fmt === undefined || !findFormat(fmt, kind)) {
+        const typ = config.source.find((x) => x.name === src)!.type;
+        fail(file, text, k.format !== undefined ? `sink[${i}].format` : `sink[${i}]`,
+          `${fmt === undefined ? 'no format' : `format "${fmt}" does not write ${KIND_NAMES[kind]}`}, and source "${src}" (${typ}) sends them ` +
+          `(formats of ${KIND_NAMES[kind]}: ${formatsOf(kind).join(', ')}${k.sources.length ? '' : '; or name the sources the sink takes in `sources`'})`);
+      }
+    }
     if (k.type === 'file' && !k.path) fail(file, text, `sink[${i}].path`, 'is required for a file sink');
-    if (k.type !== 'file' && k.path) fail(file, text, `sink[${i}].path`, `only a file sink has a path (this one is ${k.type})`);
-    if (k.output.length && k.format !== 'conntrack') fail(file, text, `sink[${i}].output`, `applies to format "conntrack" only, not "${k.format}"`);
+    if (k.output.length && (k.format ?? 'conntrack') !== 'conntrack') fail(file, text, `sink[${i}].output`, `applies to format "conntrack" only, not "${k.format}"`);
     if (k.type === 'syslog') {
       try { parseAddress(k.address); } catch (e) { fail(file, text, `sink[${i}].address`, (e as Error).message); }
     }
     // (a NUL would cut the path short on its way to the kernel)
-    if (k.journal_socket.includes('\0')) fail(file, text, `sink[${i}].journal_socket`, 'a path cannot contain a NUL character');
+    if (k.type === 'journal' && k.journal_socket.includes('\0')) fail(file, text, `sink[${i}].journal_socket`, 'a path cannot contain a NUL character');
     if (k.type === 'file' && purpose === 'run') {
       // the file sink opens its file at start and creates no directory
       try {
@@ -415,22 +506,21 @@ function loadVyos(file: string, text: string): Plan {
     select.set(type!, keys.length === 0 ? 'all' : new Set(keys));
   }
   const qs = o.queue_size;
-  const qmax = SINK_SCHEMA.properties.queue_size.maximum;
+  const qmax = QUEUE_MAX;
   if (qs !== undefined && (!Number.isInteger(qs) || (qs as number) < 1 || (qs as number) > qmax)) bad('queue_size', `must be an integer from 1 to ${qmax}`);
   const level = o.log_level ?? 'info';
   if (typeof level !== 'string') bad('log_level', 'must be a string');
   const events = [...select.keys()].map((t) => t.toLowerCase() as 'new' | 'update' | 'destroy');
-  const source: SourceConfig = {
+  const source: ConntrackSourceConfig = {
     name: 'conntrack', type: 'conntrack', buffer_size: 16777216, batch_delay_ms: 1, buffer_max: 268435456,
     resync: true, reliable: false, flows: false, enable_events: false, sync_at_start: false, enable_accounting: false, enable_timestamps: false, events,
     proto: [], not_proto: [], src: [], dst: [], not_src: [], not_dst: [], port: [], not_port: [], mark: [], zone: [],
   };
-  const sink: SinkConfig = {
-    name: 'stdout', type: 'stdout', sources: [], format: 'vyos', output: [], mode: '0640', fsync: 'never', rotate_size: 0, rotate_keep: 5,
-    queue_size: (qs as number | undefined) ?? 65536, when_full: 'block', ulogd_device: 'Netfilter', ulogd_eventv1: false,
-    address: '/dev/log', protocol: 'rfc3164', facility: 'daemon', severity: 'info', tag: 'conntrail',
-    journal_socket: '/run/systemd/journal/socket', memfd_threshold: 0,
-  };
+  // through the same validation as a TOML file's sink: the defaults live in the schema, once
+  const sink = { type: 'stdout', format: 'vyos' } as SinkConfig;
+  if (qs !== undefined) sink.queue_size = qs as number;
+  if (!validateSink.stdout(sink)) throw new ConfigError(`${file}: ${validateSink.stdout.errors?.[0]?.message ?? 'invalid'}`);
+  sink.name = 'stdout';
   // a drop-in for the VyOS logger writes its lines and nothing else
   const store: StoreConfig = {
     type: 'none', path: '', retention: 'forever', flush_interval_ms: 1000, batch_size: 10000, spool_dir: '', queue_size: 200000, mode: '0640',
@@ -440,7 +530,7 @@ function loadVyos(file: string, text: string): Plan {
   return {
     file, kind: 'vyos', config,
     sources: [{
-      config: source, filter,
+      type: 'conntrack', config: source, filter,
       select: (e) => {
         // a resync's table entries are printed as [NEW] lines: the NEW selection applies
         const s = select.get(e.type === 'DUMP' ? 'NEW' : e.type);

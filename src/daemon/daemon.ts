@@ -1,23 +1,21 @@
-// The daemon: sources -> filters -> sinks and the flow store, built from a
-// validated plan. A source never knows its sinks' formats; a sink never
-// decodes netlink.
-//
-// Losses are never silent and are recovered where the kernel allows: an
-// overrun is handled as soon as the socket reports it (the receive buffer
-// grows at once to what the burst needed, the table is dumped on the same
-// socket), and the time events may have been lost is recorded in the store.
-import { ConntrackEventSource, type SourceStats } from '../sources/conntrack/socket.js';
+// The daemon: sources -> pipeline (filters, the flow table) -> sinks and the
+// flow store, built from a validated plan. A source never knows its sinks'
+// formats; a sink never decodes netlink. Each source handles its own losses
+// (sources/*/index.ts); the pipeline records the time events may have been
+// lost as a gap in the store.
+import { ConntrackSource, prepareConntrack, type ConntrackStats, type SyncWhy } from '../sources/conntrack/index.js';
+import { NflogDaemonSource, type NflogSourceStats } from '../sources/nflog/index.js';
 import type { FlowEvent } from '../records/event.js';
+import type { Kind, RecordOf } from '../records/index.js';
 import { compileMatcher } from '../pipeline/filter.js';
 import { FLAG_END_ESTIMATED } from '../records/flow.js';
-import { makeFormatter, type Formatter } from '../formats/index.js';
+import { DEFAULT_FORMAT, findFormat } from '../formats/registry.js';
 import { FileSink } from '../sinks/file.js';
 import { SyslogSink } from '../sinks/syslog.js';
 import { JournalSink } from '../sinks/journal.js';
 import type { Sink, SinkStats } from '../sinks/sink.js';
-import type { Plan, PlannedSource } from '../config/load.js';
-import type { SinkConfig, SourceConfig, StoreConfig } from '../config/schema.js';
-import { explainSocketError } from '../util/errors.js';
+import { sourceKind, type Plan, type PlannedConntrack, type PlannedSource } from '../config/load.js';
+import type { ConntrackSourceConfig, SinkConfig, StoreConfig } from '../config/schema.js';
 import { native } from '../netlink/native.js';
 import type { Logger } from './log.js';
 import { FlowTable, type FlowTableStats } from '../pipeline/flow-table.js';
@@ -28,51 +26,37 @@ import { PostgresStore } from '../store/postgres.js';
 import type { FlowStore, OpenRow, Run } from '../store/store.js';
 import { nowMicros, parseDuration } from '../util/time.js';
 
-interface Route { sink: Sink; format: Formatter }
+interface Route { sink: Sink; kind: Kind; format: (r: never) => string }
 
-interface RunningSource {
+/** A source as the pipeline runs it: where its records go. */
+interface Attached {
   name: string;
-  config: SourceConfig;
   planned: PlannedSource;
-  src: ConntrackEventSource;
-  /** the flow table feeding the store (undefined without a store) */
+  src: ConntrackSource | NflogDaemonSource;
+  /** conntrack: the flow table feeding the store (undefined without a store) */
   table: FlowTable | undefined;
   /** the store's id of the source's namespace */
   nsId: number;
   routes: Route[];
-  reportedOverruns: number;
-  kernelDrops: number;
-  resyncs: number;
-  resyncing: boolean;
-  /** an overrun during a resync: another one follows */
-  again: boolean;
-  /** the entries of the running dump go to the sinks too */
-  dumpToSinks: boolean;
-  /** when events may first have been lost, for the loss not yet recovered (µs) */
-  lossFrom: number | undefined;
   /** the next dump that checks the flows only a dump can tell the end of (ms), and the interval */
   nextCheck: number;
   checkEvery: number;
-  /** events received per type (before filters) */
-  byType: Record<FlowEvent['type'], number>;
 }
 
 export interface DaemonStats {
-  sources: Array<{ name: string; resyncs: number; dumped: number; byType: Record<FlowEvent['type'], number> } & SourceStats>;
+  sources: Array<ConntrackStats | NflogSourceStats>;
   sinks: SinkStats[];
   store?: WriterStats;
   flows?: FlowTableStats;
 }
 
-/** Estimated kernel memory per queued event (skb truesize), for growing the buffer after an overrun. */
-const EVENT_TRUESIZE = 1536;
 const TIMESTAMP_SYSCTL = 'net.netfilter.nf_conntrack_timestamp';
 /** flows only a dump can tell the end of are checked after this long, then twice as long each time, up to CHECK_MAX_MS */
 const CHECK_FIRST_MS = 10_000;
 const CHECK_MAX_MS = 300_000;
 
 export class Pipeline {
-  private sources: RunningSource[] = [];
+  private sources: Attached[] = [];
   private sinks: Sink[] = [];
   private paused = false;
   private stopping = false;
@@ -147,7 +131,9 @@ export class Pipeline {
       this.sinks = this.openSinks(this.plan.config.sink);
       for (const ps of this.plan.sources) {
         const prep = await this.prepareSource(ps, adopted);
-        this.sources.push(this.openSource(ps, prep));
+        const a = this.openSource(ps, prep);
+        this.sources.push(a);
+        await this.startSource(a);
       }
     } catch (e) {
       this.closeNow();
@@ -158,7 +144,7 @@ export class Pipeline {
     // those left open by the last run that have ended since)
     const prevAlive = this.previousRun ? this.previousRun.stopped ?? this.previousRun.alive : undefined;
     for (const s of this.sources) {
-      if (s.config.sync_at_start || s.table) this.resync(s, 'start-up sync', s.config.sync_at_start, prevAlive);
+      if (s.src instanceof ConntrackSource && (s.src.config.sync_at_start || s.table)) s.src.sync('start-up sync', s.src.config.sync_at_start, prevAlive);
     }
     // (not unref'd: with every source paused, a full store waiting on an
     // unref'd retry, nothing else would keep the daemon alive)
@@ -187,9 +173,9 @@ export class Pipeline {
         }) : k.type === 'journal' ? new JournalSink({
           name: k.name, socket: k.journal_socket, identifier: k.tag, severity: k.severity, memfdThreshold: k.memfd_threshold,
           queueSize: k.queue_size, whenFull: k.when_full, warn: (m) => this.log.warn(m),
-        }) : new FileSink({
+        }) : k.type === 'file' ? new FileSink({
           name: k.name,
-          target: k.type === 'stdout' ? 1 : k.path!,
+          target: k.path!,
           mode: parseInt(k.mode, 8),
           fsync: k.fsync,
           rotateSize: k.rotate_size,
@@ -197,7 +183,7 @@ export class Pipeline {
           queueSize: k.queue_size,
           whenFull: k.when_full,
           warn: (m) => this.log.warn(m),
-        });
+        }) : new FileSink({ name: k.name, target: 1, queueSize: k.queue_size, whenFull: k.when_full, warn: (m) => this.log.warn(m) });
         sink.onDrain(() => this.maybeResume());
         sinks.push(sink);
         opened.push(sink);
@@ -213,7 +199,7 @@ export class Pipeline {
   }
 
   /** The namespace's conntrack timeouts, and whether it keeps timestamps. */
-  private readNamespace(sc: SourceConfig): { timeouts: Timeouts | undefined; timestamps: boolean | undefined } {
+  private readNamespace(sc: ConntrackSourceConfig): { timeouts: Timeouts | undefined; timestamps: boolean | undefined } {
     try {
       const v = native().readSysctl(sc.netns ?? '', [...TIMEOUT_SYSCTLS, TIMESTAMP_SYSCTL]);
       const ts = v[v.length - 1];
@@ -226,19 +212,12 @@ export class Pipeline {
 
   /** What a source needs before its socket opens: sysctls set, its namespace id and flow table. */
   private async prepareSource(ps: PlannedSource, adopted: OpenRow[], table?: FlowTable): Promise<{ nsId: number; table: FlowTable | undefined }> {
+    if (ps.type !== 'conntrack') return { nsId: 0, table: undefined };
     const sc = ps.config;
-    for (const [on, name, what] of [[sc.enable_accounting, 'nf_conntrack_acct', 'accounting'], [sc.enable_timestamps, 'nf_conntrack_timestamp', 'timestamps']] as const) {
-      if (!on) continue;
-      try {
-        native().writeSysctl(sc.netns ?? '', `net.netfilter.${name}`, '1');
-        this.log.info(`source ${sc.name}: turned on conntrack ${what} (net.netfilter.${name}=1)${sc.netns ? ` in network namespace ${sc.netns}` : ''}`);
-      } catch (e) {
-        this.log.warn(`source ${sc.name}: could not turn on net.netfilter.${name}: ${(e as Error).message}`);
-      }
-    }
+    const withFlows = this.writer !== undefined && sc.flows;
+    prepareConntrack(sc, this.log, withFlows);
     let nsId = 0;
     if (this.writer && sc.flows) {
-      if (sc.enable_events) this.enableEvents(sc);
       nsId = await this.writer.namespaceId(sc.netns ?? '');
       if (!table) {
         const ns = this.readNamespace(sc);
@@ -253,72 +232,76 @@ export class Pipeline {
     return { nsId, table };
   }
 
-  /**
-   * nf_conntrack_events = 1: every new entry gets the kernel's event cache,
-   * also while no listener runs; with the default (2) an entry created then
-   * never reports anything, its DESTROY included.
-   */
-  private enableEvents(sc: SourceConfig): void {
-    const name = 'net.netfilter.nf_conntrack_events';
-    try {
-      const cur = native().readSysctl(sc.netns ?? '', [name])[0];
-      if (cur?.trim() === '1') return;
-      native().writeSysctl(sc.netns ?? '', name, '1');
-      this.log.info(`source ${sc.name}: set ${name}=1 (was ${cur ?? 'unknown'})${sc.netns ? ` in network namespace ${sc.netns}` : ''}: connections that begin while no listener runs (the daemon restarting) still report their end`);
-    } catch (e) {
-      this.log.warn(`source ${sc.name}: could not set ${name}=1 (${(e as Error).message}): connections that begin while the daemon is not running will not report their end; dumps will find it`);
-    }
-  }
-
-  /** Opens a source's socket and starts reading (synchronous: no event is read before it returns). */
-  private openSource(ps: PlannedSource, prep: { nsId: number; table: FlowTable | undefined }): RunningSource {
-    const sc = ps.config;
-    let src: ConntrackEventSource;
-    try {
-      src = new ConntrackEventSource({
-        netns: sc.netns, rcvbuf: sc.buffer_size, filter: ps.filter, coalesceMs: sc.batch_delay_ms, reliable: sc.reliable,
-      });
-    } catch (e) {
-      throw explainSocketError(e, sc.netns);
-    }
-    const rs: RunningSource = {
-      name: sc.name, config: sc, planned: ps, src, table: prep.table, nsId: prep.nsId, routes: this.routesFor(sc), reportedOverruns: 0,
-      kernelDrops: 0, resyncs: 0, resyncing: false, again: false, dumpToSinks: false, lossFrom: undefined,
-      nextCheck: Date.now() + CHECK_FIRST_MS, checkEvery: CHECK_FIRST_MS, byType: { NEW: 0, UPDATE: 0, DESTROY: 0, DUMP: 0 },
+  /** Opens a source's socket (nothing is read before startSource). */
+  private openSource(ps: PlannedSource, prep: { nsId: number; table: FlowTable | undefined }): Attached {
+    const src = ps.type === 'conntrack' ? new ConntrackSource(ps.config, ps.filter, this.log)
+      : new NflogDaemonSource(ps.config, this.log);
+    return {
+      name: ps.config.name, planned: ps, src, table: prep.table, nsId: prep.nsId, routes: this.routesFor(ps),
+      nextCheck: Date.now() + CHECK_FIRST_MS, checkEvery: CHECK_FIRST_MS,
     };
-    // every filter again in user space: a dump runs with the socket filter off
-    const match = compileMatcher(ps.filter, false);
-    const select = ps.select;
-    src.start({
-      event: (ev) => {
-        rs.byType[ev.type]++;
-        if (!match(ev)) return;
-        if ((ev.type !== 'DUMP' || rs.dumpToSinks) && (!select || select(ev))) {
-          const routes = rs.routes;
-          for (let i = 0; i < routes.length; i++) routes[i].sink.push(routes[i].format(ev), ev);
-        }
-        rs.table?.handle(ev);
-      },
-      overrun: () => this.onOverrun(rs, true),
-      batchEnd: () => this.afterBatch(),
-    }, (err) => this.log.error(`source ${sc.name}: ${explainSocketError(err, sc.netns).message}`));
-    if (src.rcvbuf < Math.min(sc.buffer_size * 2, 2 ** 31 - 1)) {
-      this.log.warn(`source ${sc.name}: asked for a receive buffer of ${sc.buffer_size} bytes, the kernel granted ${src.rcvbuf} (${src.rcvbuf / 2} usable): without CAP_NET_ADMIN it is capped by net.core.rmem_max`);
-    }
-    this.log.info(`source ${sc.name}: listening to conntrack ${sc.events.join(',')} events` +
-      `${sc.netns ? ` in network namespace ${sc.netns}` : ''} (receive buffer ${src.rcvbuf} bytes` +
-      `${src.filterInsns ? `, socket filter of ${src.filterInsns} instructions` : ''})`);
-    return rs;
   }
 
-  private routesFor(sc: SourceConfig): Route[] {
-    const routes: Route[] = [];
-    this.plan.config.sink.forEach((k, i) => {
-      if (k.sources.length && !k.sources.includes(sc.name)) return;
-      routes.push({
-        sink: this.sinks[i],
-        format: makeFormatter({ format: k.format, output: k.output, netns: sc.netns, ulogdDevice: k.ulogd_device, ulogdEventv1: k.ulogd_eventv1 }),
+  /** Starts reading: each record through the pipeline's filters to its routes (and the flow table). */
+  private startSource(a: Attached): Promise<void> {
+    const batchEnd = () => this.afterBatch();
+    if (a.src instanceof ConntrackSource) {
+      const ps = a.planned as PlannedConntrack;
+      a.src.hooks = this.hooksFor(a);
+      // every filter again in user space: a dump runs with the socket filter off
+      const match = compileMatcher(ps.filter, false);
+      return a.src.start({
+        record: (ev, toSinks) => {
+          if (!match(ev)) return;
+          if (toSinks && (!ps.select || ps.select(ev))) {
+            const routes = a.routes;
+            for (let i = 0; i < routes.length; i++) routes[i].sink.push((routes[i].format as (r: FlowEvent) => string)(ev), ev, 'event');
+          }
+          a.table?.handle(ev);
+        },
+        batchEnd,
       });
+    }
+    return a.src.start({
+      record: (p) => {
+        const routes = a.routes;
+        for (let i = 0; i < routes.length; i++) routes[i].sink.push((routes[i].format as (r: RecordOf['packet']) => string)(p), p, 'packet');
+      },
+      batchEnd,
+    });
+  }
+
+  /** What a conntrack source tells the flow table and the store. */
+  private hooksFor(a: Attached): ConntrackSource['hooks'] {
+    const flows = () => this.writer !== undefined && (a.planned as PlannedConntrack).config.flows;
+    return {
+      syncBegin: () => a.table?.beginSync(),
+      syncEnd: (why: SyncWhy, done: number, from: number | undefined) => {
+        const t = a.table;
+        if (!t) return 0;
+        const missing = t.endSync(done, from);
+        if (why === 'start-up sync' && t.hasQuiet) {
+          // after the source's own line about the dump
+          queueMicrotask(() => this.log.info(`source ${a.name}: ${t.stats().quiet} flows were first seen in the table dump; until their events show they report, further dumps tell when they end`));
+        }
+        return missing;
+      },
+      lossStarted: (since) => { if (a.table) a.table.gapFrom = since; },
+      gap: (since, until, reason) => { if (flows()) this.writer!.gap({ ns: a.nsId, since, until, reason }); },
+    };
+  }
+
+  private routesFor(ps: PlannedSource): Route[] {
+    const routes: Route[] = [];
+    const kind = sourceKind(ps.config);
+    this.plan.config.sink.forEach((k, i) => {
+      if (k.sources.length && !k.sources.includes(ps.config.name)) return;
+      // the configuration checked that the format exists for this kind
+      const spec = findFormat(k.format ?? DEFAULT_FORMAT[kind]!, kind)!;
+      const format = spec.build({
+        output: k.output, netns: ps.config.netns, ulogdDevice: k.ulogd_device, ulogdEventv1: k.ulogd_eventv1, hwhdr: k.ulogd_hwhdr,
+      }) as (r: never) => string;
+      routes.push({ sink: this.sinks[i], kind, format });
     });
     return routes;
   }
@@ -345,117 +328,26 @@ export class Pipeline {
     // flows first seen in a dump that report nothing: a dump now and then tells when they end
     const now = Date.now();
     for (const s of this.sources) {
-      if (!s.table) continue;
+      if (!s.table || !(s.src instanceof ConntrackSource)) continue;
       if (!s.table.hasQuiet) { s.checkEvery = CHECK_FIRST_MS; s.nextCheck = now + CHECK_FIRST_MS; continue; }
-      if (now >= s.nextCheck && !s.resyncing) {
-        this.resync(s, 'check', false);
+      if (now >= s.nextCheck && !s.src.resyncing) {
+        s.src.sync('check', false);
         s.nextCheck = now + s.checkEvery;
         s.checkEvery = Math.min(s.checkEvery * 2, CHECK_MAX_MS);
       }
     }
-    // an overrun the batches did not report (nothing to read after it)
-    for (const s of this.sources) if (s.src.sock.stats().enobufs > s.reportedOverruns) this.onOverrun(s, true);
+    // what no batch reported (an overrun with nothing to read after it, sequence gaps)
+    for (const s of this.sources) s.src.tick();
     // the namespaces' timeouts, in case they were changed
     if (++this.ticks % 60 === 0) {
-      for (const s of this.sources) if (s.table) s.table.timeouts = this.readNamespace(s.config).timeouts ?? s.table.timeouts;
+      for (const s of this.sources) if (s.table && s.src instanceof ConntrackSource) s.table.timeouts = this.readNamespace(s.src.config).timeouts ?? s.table.timeouts;
     }
     this.maybeResume();
   }
 
-  /**
-   * An overrun, handled at once: one warning with the counts, a receive
-   * buffer as large as the burst needed (up to buffer_max), and a resync.
-   * With `recover` false (stopping) it only reports.
-   */
-  private onOverrun(s: RunningSource, recover: boolean): void {
-    if (this.stopping) return;
-    const st = s.src.sock.stats();
-    const n = st.enobufs - s.reportedOverruns;
-    if (n <= 0) return;
-    s.reportedOverruns = st.enobufs;
-    const loss = s.src.takeLoss();
-    if (loss.from > 0 && (s.lossFrom === undefined || loss.from < s.lossFrom)) s.lossFrom = loss.from;
-    s.lossFrom ??= nowMicros();
-    // a flow first seen from now on without its NEW began after the loss did
-    if (s.table) s.table.gapFrom = s.lossFrom;
-    const drops = Math.max(0, st.kernelDrops - s.kernelDrops);
-    s.kernelDrops = Math.max(s.kernelDrops, st.kernelDrops);
-    const before = s.src.rcvbuf;
-    let grown = '';
-    // the kernel grants twice what is asked. The drops counted when the
-    // overrun is reported are only the start of a burst: ask for twice what
-    // was queued and dropped so far, and at least eight times the buffer
-    // (a limit, not memory: the kernel uses only what is queued)
-    const ask = Math.min(s.config.buffer_max, Math.max(before * 8, (before + drops * EVENT_TRUESIZE) * 2));
-    if (recover && ask * 2 > before) {
-      const got = s.src.growBuffer(ask);
-      if (got > before) grown = `; receive buffer grown from ${before} to ${got} bytes`;
-    }
-    this.log.warn(`source ${s.name}: netlink overrun (ENOBUFS) x${n}, kernel dropped ${st.kernelDrops} events so far${grown || ` (receive buffer ${before} bytes${ask >= s.config.buffer_max ? ', at buffer_max' : ''})`}` +
-      `${recover && s.config.resync ? '; resyncing from a table dump' : ''}`);
-    if (recover && s.config.resync) this.resync(s, 'resync', true);
-    // not recovered by a dump: the time events may have been lost is a gap in the trail now
-    else this.recordLoss(s, recover ? 'events lost (netlink overrun); resync is off' : 'events lost (netlink overrun) as the daemon stopped');
-  }
-
-  /** Records that events of source `s` may have been lost from s.lossFrom until now (when it was not recovered). */
-  private recordLoss(s: RunningSource, reason: string): void {
-    if (s.lossFrom === undefined) return;
-    if (this.writer && s.config.flows) this.writer.gap({ ns: s.nsId, since: s.lossFrom, until: nowMicros(), reason });
-    s.lossFrom = undefined;
-  }
-
-  /**
-   * Dumps the table on the source's own socket: the entries pass through
-   * the same path as events (to the sinks when `toSinks`, as DUMP records)
-   * and tell the flow table which flows are still open; those it was
-   * following that the dump no longer has ended unseen after `lossFrom`.
-   */
-  private resync(s: RunningSource, why: 'resync' | 'start-up sync' | 'check', toSinks: boolean, lossFrom?: number): void {
-    if (s.resyncing) { s.again = true; return; }
-    s.resyncing = true;
-    s.again = false;
-    s.dumpToSinks = toSinks;
-    const table = s.table;
-    const from = why === 'resync' ? s.lossFrom : lossFrom;
-    const before = s.byType.DUMP;
-    table?.beginSync();
-    s.src.dump()
-      .then(() => {
-        const done = nowMicros();
-        if (why === 'resync') s.resyncs++;
-        const missing = table ? table.endSync(done, from) : 0;
-        if (why === 'resync' && from !== undefined && this.writer && s.config.flows) {
-          this.writer.gap({ ns: s.nsId, since: from, until: done, reason: 'events lost (netlink overrun)' });
-        }
-        // the loss is recovered unless events were lost again meanwhile
-        if (why === 'resync' && !s.again) s.lossFrom = undefined;
-        const said = `source ${s.name}: ${why} done, ${s.byType.DUMP - before} table entries ${toSinks ? 'passed on' : 'read'}` +
-          (missing ? `; ${missing} flows no longer in the table will be ended (their DESTROY was not seen)` : '');
-        if (why === 'check') this.log.debug(said); else this.log.info(said);
-        if (why === 'start-up sync' && table?.hasQuiet) {
-          this.log.info(`source ${s.name}: ${table.stats().quiet} flows were first seen in the table dump; until their events show they report, further dumps tell when they end`);
-        }
-      })
-      .catch((e: Error) => {
-        if (!this.stopping) this.log.error(`source ${s.name}: ${why} failed: ${e.message}`);
-        if (why === 'resync') this.recordLoss(s, `events lost (netlink overrun); the resync ${this.stopping ? 'was cut short as the daemon stopped' : `failed: ${e.message}`}`);
-      })
-      .finally(() => {
-        s.resyncing = false;
-        s.dumpToSinks = false;
-        this.afterBatch();
-        if (s.again && !this.stopping) this.resync(s, 'resync', true);
-      });
-  }
-
   stats(): DaemonStats {
     const st: DaemonStats = {
-      // events: NEW, UPDATE and DESTROY (the table entries of dumps on the same socket are counted apart)
-      sources: this.sources.map((s) => ({
-        name: s.name, resyncs: s.resyncs, byType: { ...s.byType }, ...s.src.stats(),
-        events: s.byType.NEW + s.byType.UPDATE + s.byType.DESTROY, dumped: s.byType.DUMP,
-      })),
+      sources: this.sources.map((s) => s.src.stats()),
       sinks: this.sinks.map((s) => s.stats()),
     };
     if (this.writer) {
@@ -481,7 +373,10 @@ export class Pipeline {
    * its socket and its flow table, so no event is read twice or missed; a
    * changed one is closed, then opened anew and resynced (its flow table,
    * if the namespace is the same, carries on: the moment between is
-   * recorded as a gap). The flow store's settings change only on restart.
+   * recorded as a gap). An NFLOG source that changed gives its groups up
+   * before the new one binds them (one socket per namespace can bind a
+   * group): packets logged in between are lost, and said so. The flow
+   * store's settings change only on restart.
    */
   async reload(next: Plan): Promise<void> {
     const storeChanged = JSON.stringify(storeKey(next.config.store)) !== JSON.stringify(storeKey(this.plan.config.store));
@@ -494,14 +389,15 @@ export class Pipeline {
     const sinks = this.openSinks(plan.config.sink, reuse);
     const keptSinks = sinks.filter((k) => this.sinks.includes(k));
     const old = this.sources;
-    const kept = new Set<RunningSource>();
-    const steps: Array<{ ps: PlannedSource; same?: RunningSource; prev?: RunningSource; prep?: { nsId: number; table: FlowTable | undefined } }> = [];
+    const kept = new Set<Attached>();
+    const steps: Array<{ ps: PlannedSource; same?: Attached; prev?: Attached; prep?: { nsId: number; table: FlowTable | undefined } }> = [];
     try {
       for (const ps of plan.sources) {
-        const same = old.find((o) => !kept.has(o) && JSON.stringify(o.config) === JSON.stringify(ps.config));
+        const same = old.find((o) => !kept.has(o) && JSON.stringify(o.planned.config) === JSON.stringify(ps.config));
         if (same) { kept.add(same); steps.push({ ps, same }); continue; }
         // the same namespace's flow table carries on behind the new socket
-        const prev = old.find((o) => !kept.has(o) && o.table && (o.config.netns ?? '') === (ps.config.netns ?? '') && ps.config.flows);
+        const prev = ps.type !== 'conntrack' ? undefined
+          : old.find((o) => !kept.has(o) && o.table && (o.planned.config.netns ?? '') === (ps.config.netns ?? '') && ps.config.flows);
         if (prev) kept.add(prev);
         steps.push({ ps, prev, prep: await this.prepareSource(ps, [], prev?.table) });
       }
@@ -514,38 +410,43 @@ export class Pipeline {
     this.plan = plan;
     this.sinks = sinks;
     this.sources = [];
+    // NFLOG groups are given up first, so that the new sources can bind them
+    for (const o of old) {
+      if (o.src instanceof NflogDaemonSource && !steps.some((x) => x.same === o)) {
+        o.src.stopping();
+        o.src.close();
+        this.log.warn(`SIGHUP: source ${o.name}: NFLOG groups ${o.src.config.groups.join(', ')} given up for the new configuration; packets logged until it has bound them again are lost`);
+      }
+    }
     for (const st of steps) {
       if (st.same) {
         st.same.planned = st.ps;
-        st.same.routes = this.routesFor(st.ps.config);
+        st.same.routes = this.routesFor(st.ps);
         this.sources.push(st.same);
         continue;
       }
       // in one turn of the event loop: the old socket reads nothing more, the
       // new one has everything from its opening on (what the old one still
-      // held is recovered by the resync)
-      // what the old socket still holds unread is lost with it: from when
-      // its queue was last seen empty (now, if it is empty)
+      // held is recovered by the resync): what the old socket still holds
+      // unread is lost with it, from when its queue was last seen empty
       let closedAt = nowMicros();
-      if (st.prev) {
-        const q = st.prev.src.sock.stats();
-        if (q.rmemAlloc !== 0 && q.lastEmptyUs > 0) closedAt = Math.min(closedAt, q.lastEmptyUs);
+      if (st.prev && st.prev.src instanceof ConntrackSource) {
+        closedAt = st.prev.src.unreadSince();
         st.prev.src.close();
         st.prev.table = undefined;
       }
-      let rs: RunningSource;
+      let a: Attached;
       try {
-        rs = this.openSource(st.ps, st.prep!);
+        a = this.openSource(st.ps, st.prep!);
+        await this.startSource(a);
       } catch (e) {
         this.log.error(`SIGHUP: source ${st.ps.config.name}: ${(e as Error).message}`);
         continue;
       }
-      this.sources.push(rs);
-      if (rs.table && st.prev) {
-        rs.table.gapFrom = closedAt;
-        rs.lossFrom = closedAt;
-        this.resync(rs, 'resync', false);
-      } else if (rs.table) this.resync(rs, 'start-up sync', rs.config.sync_at_start);
+      this.sources.push(a);
+      if (!(a.src instanceof ConntrackSource)) continue;
+      if (a.table && st.prev) a.src.recoverFrom(closedAt);
+      else if (a.table) a.src.sync('start-up sync', a.src.config.sync_at_start);
     }
     for (const o of old) if (!this.sources.includes(o) && !steps.some((x) => x.prev === o)) { o.src.close(); o.table?.sweep(true); }
     await Promise.all(oldSinks.map((k) => k.close()));
@@ -561,10 +462,8 @@ export class Pipeline {
 
   /** Stops reading, then writes out everything queued. */
   async stop(): Promise<DaemonStats> {
-    for (const s of this.sources) if (s.src.sock.stats().enobufs > s.reportedOverruns) this.onOverrun(s, false);
+    for (const s of this.sources) s.src.stopping();
     this.stopping = true;
-    // a loss a resync has not recovered yet stays a gap
-    for (const s of this.sources) this.recordLoss(s, 'events lost (netlink overrun); the resync was cut short as the daemon stopped');
     const final = this.stats();
     for (const s of this.sources) s.src.close();
     if (this.timer) clearInterval(this.timer);

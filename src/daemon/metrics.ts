@@ -11,13 +11,19 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter, s: DaemonStats) => void) =>
     new Counter({ name, help, labelNames, registers: [reg], collect(this: Counter) { this.reset(); fill(this, stats()); } });
   counter('conntrail_events_received_total', 'conntrack events received, by source and type (before filters)', ['source', 'type'], (c, s) => {
-    for (const src of s.sources) for (const [t, n] of Object.entries(src.byType)) c.inc({ source: src.name, type: t.toLowerCase() }, n);
+    for (const src of s.sources) if (src.type === 'conntrack') for (const [t, n] of Object.entries(src.byType)) c.inc({ source: src.name, type: t.toLowerCase() }, n);
+  });
+  counter('conntrail_packets_received_total', 'packets received from NFLOG, by source (before filters)', ['source'], (c, s) => {
+    for (const x of s.sources) if (x.type === 'nflog') c.inc({ source: x.name }, x.packets);
+  });
+  counter('conntrail_packets_lost_total', 'packets the NFLOG sequence numbers show were never received, by source', ['source'], (c, s) => {
+    for (const x of s.sources) if (x.type === 'nflog') c.inc({ source: x.name }, x.seqGaps);
   });
   counter('conntrail_netlink_datagrams_total', 'netlink datagrams read', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, x.datagrams); });
   counter('conntrail_netlink_bytes_total', 'netlink bytes read', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, x.bytes); });
   counter('conntrail_netlink_overflows_total', 'receive buffer overruns (ENOBUFS) reported by the socket', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, x.enobufs); });
-  counter('conntrail_kernel_drops_total', 'events the kernel could not queue for the socket (SO_MEMINFO)', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, Math.max(0, x.kernelDrops)); });
-  counter('conntrail_resyncs_total', 'table dumps after an overrun', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, x.resyncs); });
+  counter('conntrail_kernel_drops_total', 'events or packets the kernel could not queue for the socket (SO_MEMINFO)', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, Math.max(0, x.kernelDrops)); });
+  counter('conntrail_resyncs_total', 'table dumps after an overrun', ['source'], (c, s) => { for (const x of s.sources) if (x.type === 'conntrack') c.inc({ source: x.name }, x.resyncs); });
   counter('conntrail_decode_malformed_total', 'messages the decoder rejected', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, x.malformed); });
   counter('conntrail_sink_written_total', 'records written, by sink', ['sink'], (c, s) => { for (const k of s.sinks) c.inc({ sink: k.name }, k.written); });
   counter('conntrail_sink_dropped_total', 'records dropped because the sink was full', ['sink'], (c, s) => { for (const k of s.sinks) c.inc({ sink: k.name }, k.dropped); });

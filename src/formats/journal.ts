@@ -1,8 +1,9 @@
-// A flow event as systemd journal fields (the native protocol's
+// A flow event or a packet log as systemd journal fields (the native protocol's
 // KEY=VALUE pairs): every record field, structured, so `journalctl
 // CT_ORIG_SRC=10.0.0.2` finds it. Names: CT_ + upper case.
 import { IPS_DST_NAT, IPS_SRC_NAT, protoName, TCP_STATES, SCTP_STATES, DCCP_STATES } from '../records/values.js';
 import type { FlowEvent, Tuple } from '../records/event.js';
+import type { PacketLog } from '../records/packet.js';
 
 export type Fields = Array<[string, string]>;
 
@@ -77,4 +78,64 @@ export function encodeJournal(fields: Fields): Buffer {
     }
   }
   return Buffer.concat(parts);
+}
+
+const HOOKS = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'];
+const TCP_FLAG_NAMES = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR'];
+const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
+/**
+ * A packet log as journal fields: PKT_ + upper case, one for every field
+ * the packet has (so `journalctl PKT_PREFIX=sg-drop: PKT_DPT=22` finds it).
+ */
+export function packetJournalFields(p: PacketLog): Fields {
+  const f: Fields = [
+    ['PKT_PREFIX', p.prefix],
+    ['PKT_GROUP', String(p.group)],
+    ['PKT_FAMILY', String(p.family)],
+    ['PKT_HOOK', p.family === 0 ? String(p.hook) : HOOKS[p.hook] ?? String(p.hook)],
+    ['PKT_TIME_US', String(p.time)],
+  ];
+  if (p.hwProtocol) f.push(['PKT_HW_PROTOCOL', String(p.hwProtocol)]);
+  if (p.indev) f.push(['PKT_IN', p.indevName || String(p.indev)], ['PKT_IN_IFINDEX', String(p.indev)]);
+  if (p.outdev) f.push(['PKT_OUT', p.outdevName || String(p.outdev)], ['PKT_OUT_IFINDEX', String(p.outdev)]);
+  if (p.physindev) f.push(['PKT_PHYSIN', p.physindevName || String(p.physindev)]);
+  if (p.physoutdev) f.push(['PKT_PHYSOUT', p.physoutdevName || String(p.physoutdev)]);
+  if (p.hwAddr) f.push(['PKT_HW_ADDR', hex(p.hwAddr)]);
+  if (p.hwType !== undefined) f.push(['PKT_HW_TYPE', String(p.hwType)]);
+  if (p.hwHeader) f.push(['PKT_HW_HEADER', hex(p.hwHeader)]);
+  if (p.mark !== undefined) f.push(['PKT_MARK', String(p.mark)]);
+  if (p.uid !== undefined) f.push(['PKT_UID', String(p.uid)]);
+  if (p.gid !== undefined) f.push(['PKT_GID', String(p.gid)]);
+  if (p.seq !== undefined) f.push(['PKT_SEQ', String(p.seq)]);
+  if (p.seqGlobal !== undefined) f.push(['PKT_SEQ_GLOBAL', String(p.seqGlobal)]);
+  if (p.vlanTci !== undefined) f.push(['PKT_VLAN_ID', String(p.vlanTci & 0xfff)]);
+  if (p.ipVersion) {
+    f.push(['PKT_IP_VERSION', String(p.ipVersion)], ['PKT_SRC', p.src], ['PKT_DST', p.dst], ['PKT_LEN', String(p.ipLen)],
+      ['PKT_TOS', String(p.tos)], ['PKT_TTL', String(p.ttl)]);
+    if (p.ipId !== undefined) f.push(['PKT_IP_ID', String(p.ipId)]);
+    if (p.ipFlags & 0x4000) f.push(['PKT_DF', '1']);
+    if (p.ipFlags & 0x2000) f.push(['PKT_MF', '1']);
+    if (p.fragOff) f.push(['PKT_FRAG_OFFSET', String(p.fragOff)]);
+    if (p.ipVersion === 6) f.push(['PKT_FLOW_LABEL', String(p.flowLabel)]);
+  }
+  if (p.proto >= 0) f.push(['PKT_PROTO', protoName(p.proto)], ['PKT_PROTO_NUM', String(p.proto)]);
+  if (p.sport !== undefined) f.push(['PKT_SPT', String(p.sport)]);
+  if (p.dport !== undefined) f.push(['PKT_DPT', String(p.dport)]);
+  if (p.tcpFlags !== undefined) {
+    f.push(['PKT_TCP_FLAGS', TCP_FLAG_NAMES.filter((_, i) => (p.tcpFlags! >> i) & 1).join(',')]);
+    if (p.tcpSeq !== undefined) f.push(['PKT_TCP_SEQ', String(p.tcpSeq)]);
+    if (p.tcpAck !== undefined) f.push(['PKT_TCP_ACK', String(p.tcpAck)]);
+    if (p.tcpWindow !== undefined) f.push(['PKT_TCP_WINDOW', String(p.tcpWindow)]);
+  }
+  if (p.icmpType !== undefined) f.push(['PKT_ICMP_TYPE', String(p.icmpType)], ['PKT_ICMP_CODE', String(p.icmpCode ?? 0)]);
+  if (p.icmpId !== undefined) f.push(['PKT_ICMP_ID', String(p.icmpId)]);
+  if (p.icmpSeq !== undefined) f.push(['PKT_ICMP_SEQ', String(p.icmpSeq)]);
+  if (p.truncated) f.push(['PKT_TRUNCATED', '1']);
+  if (p.ct) {
+    if (p.ct.id !== undefined) f.push(['PKT_CT_ID', String(p.ct.id)]);
+    if (p.ctInfo !== undefined) f.push(['PKT_CT_INFO', String(p.ctInfo)]);
+  }
+  if (p.netns) f.push(['PKT_NETNS', p.netns]);
+  return f;
 }

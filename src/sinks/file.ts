@@ -6,6 +6,15 @@
 import { close as fsClose, closeSync, existsSync, fstatSync, fsync, openSync, renameSync, rmSync, writev } from 'node:fs';
 import type { Sink, SinkStats } from './sink.js';
 
+/** The keys of a file sink (the daemon's schema is assembled from each component's own). */
+export const FILE_SINK_PROPS = {
+  path: { type: 'string', minLength: 1, description: 'file: the file to append to (created with `mode`; reopened on SIGHUP); its directory must exist.' },
+  mode: { type: 'string', pattern: '^0?[0-7]{3}$', default: '0640', description: 'file: permissions of a file the sink creates (octal).' },
+  fsync: { enum: ['never', 'batch'], default: 'never', description: 'file: `batch` calls fsync after every written batch.' },
+  rotate_size: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'file: rotate when the file reaches this many bytes (0: never; or rename it and send SIGHUP, as logrotate does).' },
+  rotate_keep: { type: 'integer', minimum: 1, maximum: 1000, default: 5, description: 'file: rotated files kept, PATH.1 (newest) to PATH.N.' },
+} as const;
+
 export interface FileSinkOptions {
   name: string;
   /** a path to append to, or a file descriptor (stdout: 1) */

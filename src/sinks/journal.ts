@@ -4,11 +4,23 @@
 // An entry too large for one datagram goes in a sealed memfd.
 import { native } from '../netlink/native.js';
 import type { FlowEvent } from '../records/event.js';
-import { encodeJournal, journalFields } from '../formats/journal.js';
+import type { PacketLog } from '../records/packet.js';
+import type { Kind, RecordOf } from '../records/index.js';
+import { encodeJournal, journalFields, packetJournalFields } from '../formats/journal.js';
 import { SEVERITIES } from './syslog.js';
 import type { Sink, SinkStats } from './sink.js';
 
 export const JOURNAL_SOCKET = '/run/systemd/journal/socket';
+/** a memfd threshold beyond journald's largest entry (768 MiB) means nothing more */
+export const MEMFD_THRESHOLD_MAX = 805306368;
+
+/** The keys of a journal sink (the daemon's schema is assembled from each component's own). */
+export const JOURNAL_SINK_PROPS = {
+  severity: { enum: Object.keys(SEVERITIES), default: 'info', description: 'syslog: severity; journal: PRIORITY.' },
+  tag: { type: 'string', pattern: '^[!-~]{1,48}$', default: 'conntrail', description: 'syslog: tag (APP-NAME); journal: SYSLOG_IDENTIFIER.' },
+  journal_socket: { type: 'string', minLength: 1, default: '/run/systemd/journal/socket', description: 'journal: journald\'s native socket.' },
+  memfd_threshold: { type: 'integer', minimum: 0, maximum: MEMFD_THRESHOLD_MAX, default: 0, description: 'journal: send entries of this many bytes or more in a sealed memfd (0: only those too large for one datagram).' },
+} as const;
 
 export interface JournalSinkOptions {
   name: string;
@@ -44,9 +56,9 @@ export class JournalSink implements Sink {
     ]);
   }
 
-  push(line: string, ev?: FlowEvent): void {
+  push(line: string, rec?: RecordOf[Kind], kind?: Kind): void {
     if (this.queue.length >= this.o.queueSize && !this.blocking) { this.st.dropped++; return; }
-    const fields = ev ? journalFields(ev) : [];
+    const fields = !rec ? [] : kind === 'packet' ? packetJournalFields(rec as PacketLog) : journalFields(rec as FlowEvent);
     this.queue.push(Buffer.concat([encodeJournal([['MESSAGE', line]]), this.head, encodeJournal(fields)]));
     if (this.queue.length >= this.o.queueSize) this.wasFull = true;
   }

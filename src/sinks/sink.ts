@@ -1,7 +1,22 @@
-import type { FlowEvent } from '../records/event.js';
-
 // The sink interface: formatted lines in, written somewhere, through a
 // bounded queue with a declared policy when it is full.
+import type { Kind, RecordOf } from '../records/index.js';
+
+/** records a sink may queue (in memory) */
+export const QUEUE_MAX = 16777216;
+
+/** The keys every sink takes, whatever its transport. */
+export const SINK_COMMON_PROPS = {
+  name: { type: 'string', minLength: 1, description: 'Name in logs and counters (default: TYPE and its index).' },
+  sources: { type: 'array', items: { type: 'string' }, default: [], description: 'Names of the sources to take records from; empty: all.' },
+  format: { type: 'string', description: 'Line format of the records: for conntrack events one of `conntrack`, `vyos`, `json`, `logemu`, `ulogd-json` (as `conntrail events --format`), for packet logs one of `logemu`, `ulogd-json`, `kernel`, `json` (as `conntrail packets --format`); it must exist for every kind of record the sink takes (checked against the sources it takes). Default: `conntrack` for events, `logemu` for packets.' },
+  output: { type: 'array', items: { enum: ['extended', 'id', 'timestamp', 'ktimestamp', 'labels'] }, default: [], description: 'conntrack format options, as `-o`.' },
+  queue_size: { type: 'integer', minimum: 1, maximum: QUEUE_MAX, default: 65536, description: 'Records the sink may hold before it is full (the queue is in memory).' },
+  when_full: { enum: ['block', 'drop'], default: 'block', description: '`block`: pause the sources until the sink catches up (the kernel buffer absorbs, then overruns are counted); `drop`: drop new records and count them.' },
+  ulogd_device: { type: 'string', default: 'Netfilter', description: 'ulogd-json: the "dvc" value.' },
+  ulogd_eventv1: { type: 'boolean', default: false, description: 'ulogd-json: Logstash event v1 fields.' },
+  ulogd_hwhdr: { type: 'boolean', default: false, description: 'ulogd-json of packet logs: as ulogd\'s stack with HWHDR (the `mac.*` keys).' },
+} as const;
 
 export interface SinkStats {
   name: string;
@@ -22,9 +37,9 @@ export interface Sink {
   /** "block": the pipeline pauses its sources while this sink is full */
   readonly blocking: boolean;
   /** Takes one record: its line in the sink's format (no newline), and the
-   * record itself for sinks with structured fields. Never throws; counts a
+   * record itself (and its kind) for sinks with structured fields. Never throws; counts a
    * drop if it must. */
-  push(line: string, ev?: FlowEvent): void;
+  push(line: string, rec?: RecordOf[Kind], kind?: Kind): void;
   /** Starts writing what is queued (called at the end of each batch). */
   flush(): void;
   /** Is the queue at its limit? */

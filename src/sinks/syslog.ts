@@ -20,6 +20,15 @@ export const SEVERITIES: Record<string, number> = {
   emerg: 0, alert: 1, crit: 2, err: 3, warning: 4, notice: 5, info: 6, debug: 7,
 };
 
+/** The keys of a syslog sink (the daemon's schema is assembled from each component's own). */
+export const SYSLOG_SINK_PROPS = {
+  address: { type: 'string', default: '/dev/log', description: 'syslog: a local unix datagram socket path, `udp://HOST:PORT` or `tcp://HOST:PORT` (HOST an IPv4 address, an IPv6 address in brackets or a host name; PORT 1–65535). TCP is at-least-once: a record counts as written once the collector acknowledged it; records not acknowledged when a connection is lost are sent again (counted as `resent`); it reconnects with backoff, records wait in the queue meanwhile.' },
+  protocol: { enum: ['rfc3164', 'rfc5424'], default: 'rfc3164', description: 'syslog: message format.' },
+  facility: { enum: Object.keys(FACILITIES), default: 'daemon', description: 'syslog: facility.' },
+  severity: { enum: Object.keys(SEVERITIES), default: 'info', description: 'syslog: severity; journal: PRIORITY.' },
+  tag: { type: 'string', pattern: '^[!-~]{1,48}$', default: 'conntrail', description: 'syslog: tag (APP-NAME); journal: SYSLOG_IDENTIFIER.' },
+} as const;
+
 export interface SyslogSinkOptions {
   name: string;
   /** "/dev/log" (or another unix datagram path), "udp://HOST:PORT", "tcp://HOST:PORT" */

@@ -1,0 +1,18 @@
+// The kinds of record, and the type of each: the only things that cross
+// from sources to the pipeline, and from the pipeline to formats and sinks.
+import type { FlowEvent } from './event.js';
+import type { FlowRecord } from './flow.js';
+import type { PacketLog } from './packet.js';
+
+export interface RecordOf {
+  /** a conntrack event or table entry (sources/conntrack) */
+  event: FlowEvent;
+  /** one record per flow (the flow table) */
+  flow: FlowRecord;
+  /** a packet an NFLOG rule logged (sources/nflog) */
+  packet: PacketLog;
+}
+export type Kind = keyof RecordOf;
+export const KINDS: readonly Kind[] = ['event', 'flow', 'packet'];
+/** for messages: "conntrack events", ... */
+export const KIND_NAMES: Readonly<Record<Kind, string>> = { event: 'conntrack events', flow: 'flow records', packet: 'packet logs' };

@@ -1,0 +1,109 @@
+// The NFLOG source as the daemon runs it: the groups of one namespace on
+// one socket, and its loss discipline. A packet lost is never recovered
+// (the kernel keeps no copy), so every loss is counted and reported: an
+// overrun (ENOBUFS) at once, with the receive buffer grown as far as the
+// burst needed (up to buffer_max), and the gaps the per-group sequence
+// numbers show, once a second while they grow.
+import { explainSocketError } from '../../util/errors.js';
+import type { PacketLog } from '../../records/packet.js';
+import type { BaseSourceStats, Source, SourceLog, SourceOut } from '../source.js';
+import type { NflogSourceConfig } from './schema.js';
+import { NflogSource, type NflogStats } from './source.js';
+
+/** kernel memory per queued NFLOG datagram, for growing the buffer after an overrun (a full-size packet) */
+const PACKET_TRUESIZE = 4096;
+
+export interface NflogSourceStats extends BaseSourceStats, NflogStats {
+  type: 'nflog';
+}
+
+export class NflogDaemonSource implements Source<'packet'> {
+  readonly kind = 'packet' as const;
+  readonly name: string;
+  readonly sock: NflogSource;
+  private reported = { overruns: 0, gaps: 0, drops: 0 };
+  private halted = false;
+
+  constructor(readonly config: NflogSourceConfig, private readonly log: SourceLog, opts: { keepRaw?: boolean } = {}) {
+    this.name = config.name;
+    try {
+      this.sock = new NflogSource({
+        netns: config.netns, groups: config.groups, copyMode: config.copy_mode, copyRange: config.copy_range || 0xffff,
+        qthreshold: config.qthreshold, timeoutMs: config.timeout_ms, rcvbuf: config.buffer_size, conntrack: config.conntrack,
+        coalesceMs: config.batch_delay_ms, keepRaw: opts.keepRaw === true,
+      });
+    } catch (e) {
+      throw explainSocketError(e, config.netns);
+    }
+    const got = this.sock.rcvbuf;
+    if (got < Math.min(config.buffer_size * 2, 2 ** 31 - 1)) {
+      log.warn(`source ${config.name}: asked for a receive buffer of ${config.buffer_size} bytes, the kernel granted ${got} (${got / 2} usable): without CAP_NET_ADMIN it is capped by net.core.rmem_max`);
+    }
+  }
+
+  async start(out: SourceOut<PacketLog>): Promise<void> {
+    const c = this.config;
+    try {
+      await this.sock.start({
+        packet: (p) => out.record(p, true),
+        batchEnd: () => out.batchEnd(),
+        overrun: () => this.report(true),
+      }, (err) => this.log.error(`source ${this.name}: ${explainSocketError(err, c.netns).message}`));
+    } catch (e) {
+      throw explainSocketError(e, c.netns);
+    }
+    this.log.info(`source ${this.name}: listening to NFLOG group${c.groups.length > 1 ? 's' : ''} ${c.groups.join(', ')}` +
+      `${c.netns ? ` in network namespace ${c.netns}` : ''} (receive buffer ${this.sock.rcvbuf} bytes, copy ${c.copy_mode}` +
+      `${c.copy_mode === 'packet' ? ` up to ${c.copy_range || 65535} bytes` : ''}, qthreshold ${c.qthreshold})`);
+    if (c.conntrack && !this.sock.conntrack) {
+      this.log.info(`source ${this.name}: this kernel cannot attach each packet's conntrack entry (no CONFIG_NETFILTER_NETLINK_GLUE_CT): packets come without it`);
+    }
+  }
+
+  pause(): void { this.sock.pause(); }
+  resume(): void { this.sock.resume(); }
+  tick(): void { this.report(true); }
+
+  /**
+   * Reports the losses since the last report: overruns (and, with `grow`,
+   * a larger receive buffer) and sequence gaps.
+   */
+  private report(grow: boolean): void {
+    if (this.halted) return;
+    const s = this.sock.stats();
+    const n = s.enobufs - this.reported.overruns;
+    const gaps = s.seqGaps - this.reported.gaps;
+    if (n <= 0 && gaps <= 0) return;
+    let grown = '';
+    if (n > 0) {
+      this.sock.takeLoss();
+      const drops = Math.max(0, s.kernelDrops - this.reported.drops);
+      const before = this.sock.rcvbuf;
+      const ask = Math.min(this.config.buffer_max, Math.max(before * 8, (before + drops * PACKET_TRUESIZE) * 2));
+      if (grow && ask * 2 > before) {
+        const got = this.sock.growBuffer(ask);
+        if (got > before) grown = `; receive buffer grown from ${before} to ${got} bytes`;
+      }
+      if (!grown) grown = ` (receive buffer ${before} bytes${ask >= this.config.buffer_max ? ', at buffer_max' : ''})`;
+    }
+    this.reported = { overruns: s.enobufs, gaps: s.seqGaps, drops: Math.max(this.reported.drops, s.kernelDrops) };
+    this.log.warn(`source ${this.name}: packets lost: ` +
+      (n > 0 ? `netlink overrun (ENOBUFS) x${n}, ` : '') +
+      `${gaps} missing by sequence number (${s.seqGaps} so far)${grown}`);
+  }
+
+  stopping(): void {
+    this.report(false);
+    this.halted = true;
+  }
+
+  stats(): NflogSourceStats {
+    const s = this.sock.stats();
+    return { ...s, name: this.name, type: 'nflog', records: s.packets };
+  }
+
+  close(): void {
+    this.halted = true;
+    this.sock.close();
+  }
+}

@@ -1,0 +1,56 @@
+// What every source is to the pipeline: it opens its kernel side, decodes,
+// and hands records on; it never knows where they go. Overruns, buffer
+// growth and (where the kernel allows) recovery are the source's own.
+import type { Kind, RecordOf } from '../records/index.js';
+
+/** netlink receive buffer bounds, bytes: the kernel doubles SO_RCVBUF and keeps it in an int */
+export const RCVBUF_MIN = 4096;
+export const RCVBUF_MAX = 1073741824;
+
+/** Where a source says what happened (the daemon's logger fits). */
+export interface SourceLog {
+  error(m: string): void;
+  warn(m: string): void;
+  info(m: string): void;
+  debug(m: string): void;
+}
+
+/** Counters every source has (the metrics and SIGUSR1 read these). */
+export interface BaseSourceStats {
+  name: string;
+  type: string;
+  /** records handed on (before the pipeline's filters) */
+  records: number;
+  datagrams: number;
+  bytes: number;
+  /** receive buffer overruns (ENOBUFS) */
+  enobufs: number;
+  /** the kernel's drop count for the socket (SO_MEMINFO), -1 if unknown */
+  kernelDrops: number;
+  /** messages the decoder rejected */
+  malformed: number;
+  /** receive buffer the kernel granted */
+  rcvbuf: number;
+}
+
+export interface SourceOut<R> {
+  /** One record; `toSinks` false: for the flow table only (a dump nobody asked to see). */
+  record(r: R, toSinks: boolean): void;
+  /** The end of one receive batch: a good moment to flush. */
+  batchEnd(): void;
+}
+
+export interface Source<K extends Kind = Kind> {
+  readonly name: string;
+  readonly kind: K;
+  /** Starts reading; resolves when the kernel has accepted the subscription. */
+  start(out: SourceOut<RecordOf[K]>): Promise<void>;
+  pause(): void;
+  resume(): void;
+  /** Once a second: what no batch reported (an overrun with nothing to read after it). */
+  tick(): void;
+  /** The daemon is stopping: report what was lost and not recovered; read nothing more. */
+  stopping(): void;
+  stats(): BaseSourceStats;
+  close(): void;
+}
