@@ -128,6 +128,66 @@ describe('packets (NFLOG) vs ulogd2', { timeout: 120_000 }, () => {
     assert.ok(ctJson.every((l) => l.startsWith('{"timestamp": "') && l.includes('", "dvc": "Netfilter", ')), 'jansson\'s spacing');
     assert.match(oe.err(), /stats shown=\d+ packets=\d+ seq_gaps=0 .*overflows=0/);
   });
+
+  it('the daemon: an nflog source beside a conntrack source, its packets in ulogd\'s LOGEMU lines in one sink, both kinds in another in their own JSON', async () => {
+    for (const f of ['emu.out', 'json.out']) writeFileSync(join(dir, f), '');
+    const conf = join(dir, 'daemon.toml');
+    const pk = join(dir, 'packets.log');
+    const all = join(dir, 'all.json');
+    writeFileSync(conf, `[[source]]
+name = "ct"
+flows = false
+events = ["new", "destroy"]
+
+[[source]]
+name = "sg"
+type = "nflog"
+groups = [${G.ctEmu}]
+
+[[sink]]
+type = "file"
+path = "${pk}"
+sources = ["sg"]
+format = "logemu"
+
+[[sink]]
+type = "file"
+path = "${all}"
+format = "json"
+
+[store]
+type = "none"
+`);
+    const ref = t.spawn(t.rtr, ['ulogd', '-c', ulogdConfig(dir)]);
+    const d = t.spawn(t.rtr, [...CONNTRAIL, 'run', '-c', conf]);
+    const od = collect(d);
+    const theirs = () => theirs2(dir, 'emu.out');
+    const ours = () => { try { return lines(readFileSync(pk, 'utf8')); } catch { return []; } };
+    try {
+      assert.ok(await waitFor(() => bound(t).includes(G.ctEmu) && bound(t).includes(G.ulEmu) && /listening to NFLOG group/.test(od.err()), 10000), `bound: ${bound(t)}\n${od.err()}`);
+      await tcp(t, 8080);
+      await udp(t, 5353, false, false);
+      ping(t);
+      ping(t, true);
+      assert.ok(await waitFor(() => theirs().length >= 4 && ours().length === theirs().length, 15000),
+        `ulogd ${theirs().length}, conntrail ${ours().length}\n${od.err()}`);
+    } finally {
+      for (const p of [ref, d]) await t.stop(p);
+    }
+    await od.done;
+    const stamp = /^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ /;
+    assert.deepEqual(ours().map((l) => l.replace(stamp, '')), theirs().map((l) => l.replace(stamp, '')));
+    // the json sink has both kinds, each in its own schema: the packets as many as ulogd logged
+    const js = lines(readFileSync(all, 'utf8')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const packets = js.filter((o) => o.event === undefined);
+    const events = js.filter((o) => o.event !== undefined);
+    assert.equal(packets.length, theirs().length);
+    assert.ok(packets.every((o) => typeof o.time_us === 'number' && o.group === G.ctEmu), JSON.stringify(packets[0]));
+    // (one NEW for each connection: the TCP, UDP and both pings; their ends come after the test)
+    assert.ok(events.filter((o) => o.event === 'new').length >= 4 && events.every((o) => o.event === 'new' || o.event === 'destroy'), JSON.stringify(events));
+    // the counters at exit name the packets and no loss
+    assert.match(od.err(), new RegExp(`source sg: packets=${theirs().length} seq_gaps=0 `));
+  });
 });
 
 function theirs2(dir: string, f: string): string[] {
