@@ -5,6 +5,7 @@
 // fsync policy, reopen on SIGHUP.
 import { close as fsClose, closeSync, existsSync, fstatSync, fsync, openSync, renameSync, rmSync, writev } from 'node:fs';
 import type { Sink, SinkStats } from './sink.js';
+import { SinkQueue } from './queue.js';
 
 /** The keys of a file sink (the daemon's schema is assembled from each component's own). */
 export const FILE_SINK_PROPS = {
@@ -48,16 +49,12 @@ export class FileSink implements Sink {
   private queued = 0;
   private writing = false;
   private closing: (() => void) | undefined;
-  private drainCb: (() => void) | undefined;
-  private wasFull = false;
-  private failing = false;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private st: SinkStats;
+  private readonly q: SinkQueue;
 
   constructor(private readonly o: FileSinkOptions) {
     this.name = o.name;
-    this.blocking = o.whenFull === 'block';
-    this.st = { name: o.name, written: 0, dropped: 0, queued: 0, errors: 0 };
+    this.q = new SinkQueue({ name: o.name, size: o.queueSize, whenFull: o.whenFull, warn: o.warn });
+    this.blocking = this.q.blocking;
     this.fd = this.open();
   }
 
@@ -87,9 +84,7 @@ export class FileSink implements Sink {
   }
 
   push(line: string): void {
-    if (this.queued >= this.o.queueSize && !this.blocking) { this.st.dropped++; return; }
-    // block: the pipeline pauses the sources after this batch; what the
-    // batch still carries is kept (the queue may exceed its size by one batch)
+    if (!this.q.admit(this.queued)) return;
     if (this.curOff + line.length + 1 > this.cur.length) this.seal();
     if (line.length + 1 > this.cur.length) {
       this.chunks.push(Buffer.from(line + '\n', 'latin1'));
@@ -100,7 +95,7 @@ export class FileSink implements Sink {
       this.cur[this.curOff++] = 10;
       this.curLines++;
     }
-    if (++this.queued >= this.o.queueSize) this.wasFull = true;
+    this.q.added(++this.queued);
   }
 
   /** Moves the batch in progress to the write queue (a compact copy). */
@@ -113,17 +108,17 @@ export class FileSink implements Sink {
   }
 
   full(): boolean {
-    return this.queued >= this.o.queueSize;
+    return this.q.full(this.queued);
   }
 
   onDrain(cb: () => void): void {
-    this.drainCb = cb;
+    this.q.onDrain(cb);
   }
 
   /** Ends the batch: it joins the write queue; writing starts if idle. */
   flush(): void {
     this.seal();
-    if (this.writing || this.chunks.length === 0 || this.retryTimer) return;
+    if (this.writing || this.chunks.length === 0 || this.q.retrying) return;
     const bufs = this.chunks;
     const lines = this.chunkLines.reduce((a, b) => a + b, 0);
     this.chunks = [];
@@ -135,10 +130,8 @@ export class FileSink implements Sink {
   private writeBufs(bufs: Buffer[], lines: number): void {
     writev(this.fd, bufs, (err, n) => {
       if (err) {
-        this.st.errors++;
-        if (!this.failing) this.o.warn(`sink ${this.name}: write failed (${err.code ?? err.message}); retrying every second, records are kept`);
-        this.failing = true;
-        this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.writeBufs(bufs, lines); }, 1000);
+        this.q.failed(`write failed (${err.code ?? err.message})`, 'retrying every second, records are kept');
+        this.q.retry(() => this.writeBufs(bufs, lines));
         return;
       }
       const total = bufs.reduce((a, b) => a + b.length, 0);
@@ -147,17 +140,13 @@ export class FileSink implements Sink {
         this.writeBufs([Buffer.concat(bufs).subarray(n)], lines);
         return;
       }
-      if (this.failing) { this.o.warn(`sink ${this.name}: writing again`); this.failing = false; }
+      this.q.recovered();
       this.size += total;
       const done = () => {
         if (this.o.rotateSize && this.size >= this.o.rotateSize && typeof this.o.target === 'string') this.rotate();
-        this.st.written += lines;
         this.queued -= lines;
         this.writing = false;
-        if (this.wasFull && this.queued < this.o.queueSize / 2) {
-          this.wasFull = false;
-          this.drainCb?.();
-        }
+        this.q.written(lines, this.queued);
         if (this.chunks.length || this.curLines) this.flush();
         else if (this.closing) this.closing();
       };
@@ -191,6 +180,6 @@ export class FileSink implements Sink {
   }
 
   stats(): SinkStats {
-    return { ...this.st, queued: this.queued };
+    return this.q.stats(this.queued);
   }
 }

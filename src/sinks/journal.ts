@@ -9,6 +9,7 @@ import type { Kind, RecordOf } from '../records/index.js';
 import { encodeJournal, journalFields, packetJournalFields } from '../formats/journal.js';
 import { SEVERITIES } from './syslog.js';
 import type { Sink, SinkStats } from './sink.js';
+import { Fifo, SinkQueue } from './queue.js';
 
 export const JOURNAL_SOCKET = '/run/systemd/journal/socket';
 /** a memfd threshold beyond journald's largest entry (768 MiB) means nothing more */
@@ -37,34 +38,30 @@ export interface JournalSinkOptions {
 export class JournalSink implements Sink {
   readonly name: string;
   readonly blocking: boolean;
-  private queue: Buffer[] = [];
-  private drainCb: (() => void) | undefined;
-  private wasFull = false;
-  private failing = false;
-  private retry: NodeJS.Timeout | undefined;
-  private st: SinkStats;
+  private queue = new Fifo<Buffer>();
+  private readonly q: SinkQueue;
   private readonly socket: string;
   private readonly head: Buffer;
 
   constructor(private readonly o: JournalSinkOptions) {
     this.name = o.name;
-    this.blocking = o.whenFull === 'block';
+    this.q = new SinkQueue({ name: o.name, size: o.queueSize, whenFull: o.whenFull, warn: o.warn, unrefRetry: true });
+    this.blocking = this.q.blocking;
     this.socket = o.socket ?? JOURNAL_SOCKET;
-    this.st = { name: o.name, written: 0, dropped: 0, queued: 0, errors: 0 };
     this.head = encodeJournal([
       ['SYSLOG_IDENTIFIER', o.identifier], ['PRIORITY', String(SEVERITIES[o.severity])], ['SYSLOG_FACILITY', '3'],
     ]);
   }
 
   push(line: string, rec?: RecordOf[Kind], kind?: Kind): void {
-    if (this.queue.length >= this.o.queueSize && !this.blocking) { this.st.dropped++; return; }
+    if (!this.q.admit(this.queue.length)) return;
     const fields = !rec ? [] : kind === 'packet' ? packetJournalFields(rec as PacketLog) : journalFields(rec as FlowEvent);
     this.queue.push(Buffer.concat([encodeJournal([['MESSAGE', line]]), this.head, encodeJournal(fields)]));
-    if (this.queue.length >= this.o.queueSize) this.wasFull = true;
+    this.q.added(this.queue.length);
   }
 
-  full(): boolean { return this.queue.length >= this.o.queueSize; }
-  onDrain(cb: () => void): void { this.drainCb = cb; }
+  full(): boolean { return this.q.full(this.queue.length); }
+  onDrain(cb: () => void): void { this.q.onDrain(cb); }
   reopen(): void { /* datagrams: nothing held open */ }
 
   private send(b: Buffer): void {
@@ -79,31 +76,28 @@ export class JournalSink implements Sink {
   }
 
   flush(): void {
-    if (this.retry) return;
+    // while a retry is scheduled, it is the one that sends
+    if (this.q.retrying) return;
     while (this.queue.length) {
       try {
-        this.send(this.queue[0]);
+        this.send(this.queue.peek());
       } catch (e) {
-        this.st.errors++;
-        if (!this.failing) this.o.warn(`sink ${this.name}: ${this.socket}: ${(e as Error).message}; records are kept, retrying every second`);
-        this.failing = true;
-        this.retry = setTimeout(() => { this.retry = undefined; this.flush(); }, 1000);
-        this.retry.unref();
+        this.q.failed(`${this.socket}: ${(e as Error).message}`, 'records are kept, retrying every second');
+        this.q.retry(() => this.flush());
         return;
       }
       this.queue.shift();
-      this.st.written++;
+      this.q.written(1, this.queue.length);
     }
-    if (this.failing) { this.o.warn(`sink ${this.name}: sending again`); this.failing = false; }
-    if (this.wasFull) { this.wasFull = false; this.drainCb?.(); }
+    this.q.recovered('sending again');
   }
 
   close(): Promise<void> {
-    if (this.retry) { clearTimeout(this.retry); this.retry = undefined; }
+    this.q.cancelRetry();
     this.flush();
     if (this.queue.length) this.o.warn(`sink ${this.name}: ${this.queue.length} records not sent at exit (${this.socket} refused them)`);
     return Promise.resolve();
   }
 
-  stats(): SinkStats { return { ...this.st, queued: this.queue.length }; }
+  stats(): SinkStats { return this.q.stats(this.queue.length); }
 }

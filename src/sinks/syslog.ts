@@ -11,6 +11,7 @@ import { hostname } from 'node:os';
 import { connect, isIP, type Socket } from 'node:net';
 import { native } from '../netlink/native.js';
 import type { Sink, SinkStats } from './sink.js';
+import { Fifo, SinkQueue } from './queue.js';
 
 export const FACILITIES: Record<string, number> = {
   kern: 0, user: 1, mail: 2, daemon: 3, auth: 4, syslog: 5, lpr: 6, news: 7, uucp: 8, cron: 9, authpriv: 10, ftp: 11,
@@ -90,40 +91,6 @@ export interface SyslogSinkStats extends SinkStats {
   resent: number;
 }
 
-/** A first-in first-out queue: taking from the front moves an index (no
- * O(n) Array.shift), and what a lost connection gives back goes in front. */
-class Fifo<T> {
-  private a: (T | undefined)[] = [];
-  private h = 0;
-  get length(): number { return this.a.length - this.h; }
-  push(x: T): void { this.a.push(x); }
-  peek(): T { return this.a[this.h] as T; }
-  shift(): T {
-    const x = this.a[this.h] as T;
-    this.a[this.h++] = undefined; // not kept alive by the queue
-    if (this.h === this.a.length) { this.a = []; this.h = 0; }
-    else if (this.h >= 4096 && this.h * 2 >= this.a.length) { this.a = this.a.slice(this.h); this.h = 0; }
-    return x;
-  }
-  /** everything, in order; the queue is left empty */
-  take(): T[] {
-    const all = this.a.slice(this.h) as T[];
-    this.a = [];
-    this.h = 0;
-    return all;
-  }
-  /** puts xs in front, in their order */
-  prepend(xs: T[]): void {
-    if (xs.length <= this.h) {
-      this.h -= xs.length;
-      for (let i = 0; i < xs.length; i++) this.a[this.h + i] = xs[i];
-    } else {
-      this.a = (xs as (T | undefined)[]).concat(this.a.slice(this.h));
-      this.h = 0;
-    }
-  }
-}
-
 const BACKOFF_MIN = 250;
 const BACKOFF_MAX = 30_000;
 /** how often what is unacknowledged is looked at, while there is some */
@@ -181,9 +148,8 @@ export class SyslogSink implements Sink {
   readonly blocking: boolean;
   /** records not written anywhere yet (TCP: also those given back by a lost connection) */
   private queue = new Fifo<string>();
-  private drainCb: (() => void) | undefined;
-  private wasFull = false;
-  private st: SyslogSinkStats;
+  private readonly q: SinkQueue;
+  private resent = 0;
   private readonly pri: number;
   private readonly host = hostname().split('.')[0];
   private readonly addr: ReturnType<typeof parseAddress>;
@@ -191,17 +157,15 @@ export class SyslogSink implements Sink {
   private conn: TcpConn | undefined;
   private backoff = BACKOFF_MIN;
   private reconnectTimer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
   /** close() was called: nothing more is taken, only close() sends */
   private closed = false;
   private closing: Promise<void> | undefined;
-  private failing = false;
   private inflight = 0;
 
   constructor(private readonly o: SyslogSinkOptions) {
     this.name = o.name;
-    this.blocking = o.whenFull === 'block';
-    this.st = { name: o.name, written: 0, dropped: 0, queued: 0, errors: 0, resent: 0 };
+    this.q = new SinkQueue({ name: o.name, size: o.queueSize, whenFull: o.whenFull, warn: o.warn, unrefRetry: true });
+    this.blocking = this.q.blocking;
     this.pri = FACILITIES[o.facility] * 8 + SEVERITIES[o.severity];
     this.addr = parseAddress(o.address);
     if (this.addr.kind === 'udp') {
@@ -225,10 +189,8 @@ export class SyslogSink implements Sink {
   }
 
   private fail(e: Error | string): void {
-    this.st.errors++;
     const what = typeof e === 'string' ? e : (e as NodeJS.ErrnoException).code ?? e.message;
-    if (!this.failing) this.o.warn(`sink ${this.name}: ${this.o.address}: ${what}; records are kept and sent when it is back`);
-    this.failing = true;
+    this.q.failed(`${this.o.address}: ${what}`, 'records are kept and sent when it is back');
   }
 
   /** records held: queued, and (TCP) written but not acknowledged */
@@ -238,21 +200,20 @@ export class SyslogSink implements Sink {
 
   push(line: string): void {
     // after close() nothing is sent any more
-    if (this.closed || (this.held() >= this.o.queueSize && !this.blocking)) { this.st.dropped++; return; }
+    if (this.closed) { this.q.dropped(); return; }
+    if (!this.q.admit(this.held())) return;
     // encode at once: no record's string outlives its push (see file.ts)
     this.queue.push(this.message(line));
-    if (this.held() >= this.o.queueSize) this.wasFull = true;
+    this.q.added(this.held());
   }
 
-  full(): boolean { return this.held() >= this.o.queueSize; }
-  onDrain(cb: () => void): void { this.drainCb = cb; }
+  full(): boolean { return this.q.full(this.held()); }
+  onDrain(cb: () => void): void { this.q.onDrain(cb); }
   reopen(): void { /* nothing to reopen; TCP reconnects by itself */ }
 
-  private maybeDrained(): void {
-    if (this.wasFull && this.held() < this.o.queueSize / 2) {
-      this.wasFull = false;
-      this.drainCb?.();
-    }
+  /** `n` more records written (and a full queue perhaps down to half) */
+  private wrote(n: number): void {
+    this.q.written(n, this.held());
   }
 
   flush(): void {
@@ -265,24 +226,24 @@ export class SyslogSink implements Sink {
     if (k === 'unix') this.sendUnix();
     else if (k === 'udp') this.sendUdp();
     else this.writeTcp();
-    this.maybeDrained();
+    this.wrote(0);
   }
 
   private sendUnix(): void {
     // while a retry is scheduled, it is the one that sends (one timer, not one per batch)
-    if (this.retryTimer || this.queue.length === 0) return;
+    if (this.q.retrying || this.queue.length === 0) return;
     while (this.queue.length) {
       try {
         native().unixDatagramSend(this.addr.path!, Buffer.from(this.queue.peek(), 'latin1'));
       } catch (e) {
         this.fail(e as Error);
-        if (!this.closed) this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.flush(); }, 1000).unref();
+        if (!this.closed) this.q.retry(() => this.flush());
         return;
       }
       this.queue.shift();
-      this.st.written++;
+      this.q.written(1, this.held());
     }
-    if (this.failing) { this.o.warn(`sink ${this.name}: sending again`); this.failing = false; }
+    this.q.recovered('sending again');
   }
 
   private sendUdp(): void {
@@ -292,7 +253,7 @@ export class SyslogSink implements Sink {
       this.udp!.send(Buffer.from(m, 'latin1'), this.addr.port!, this.addr.host!, (err) => {
         this.inflight--;
         // a datagram the network refused cannot be sent again in order: counted
-        if (err) { this.fail(err); this.st.dropped++; } else this.st.written++;
+        if (err) { this.fail(err); this.q.dropped(); } else this.wrote(1);
       });
     }
   }
@@ -367,13 +328,9 @@ export class SyslogSink implements Sink {
     let n = 0;
     while (c.ends.length && c.ends.peek() <= c.acked) { c.ends.shift(); c.sent.shift(); n++; }
     if (n) {
-      this.st.written += n;
       c.confirmed += n;
-      if (this.failing && !c.ending && Date.now() - c.upAt >= STABLE_MS) {
-        this.o.warn(`sink ${this.name}: connected to ${this.o.address} again`);
-        this.failing = false;
-      }
-      this.maybeDrained();
+      if (this.q.isFailing && !c.ending && Date.now() - c.upAt >= STABLE_MS) this.q.recovered(`connected to ${this.o.address} again`);
+      this.wrote(n);
     }
     if (c.sent.length) c.pollTimer = setTimeout(() => { c.pollTimer = undefined; this.poll(c); }, POLL_MS).unref();
   }
@@ -409,7 +366,7 @@ export class SyslogSink implements Sink {
     const back = c.sent.take();
     if (back.length) {
       this.queue.prepend(back);
-      if (!this.closed) this.st.resent += back.length;
+      if (!this.closed) this.resent += back.length;
     }
     if (this.closed) return;
     // a connection that took records: the collector is there, try again soon
@@ -458,7 +415,7 @@ export class SyslogSink implements Sink {
     if (this.closing) return this.closing;
     this.closed = true;
     // one more try now instead of the scheduled one
-    if (this.retryTimer) { clearTimeout(this.retryTimer); this.retryTimer = undefined; }
+    this.q.cancelRetry();
     // the last batch goes out first (flush() does nothing once closing)
     this.send();
     if (this.addr.kind === 'tcp') {
@@ -480,6 +437,6 @@ export class SyslogSink implements Sink {
   }
 
   stats(): SyslogSinkStats {
-    return { ...this.st, queued: this.held() + this.inflight };
+    return { ...this.q.stats(this.held() + this.inflight), resent: this.resent };
   }
 }
