@@ -15,7 +15,8 @@ const SINK_INTRO: Record<(typeof SINK_TYPES)[number], string> = {
   stdout: 'Records on standard output, one line each.',
   file: 'Records appended to a file, one line each: asynchronous writes, one per batch; created with `mode`; reopened on SIGHUP (logrotate: rename, then SIGHUP) or rotated by size.',
   syslog: 'One syslog message per record: to a local unix datagram socket (`/dev/log`), or to a collector over UDP or TCP (newline framing; over TCP at-least-once: a record counts as written once the collector\'s kernel acknowledged it, what was not acknowledged when a connection is lost is sent again; reconnects with backoff, records wait in the queue meanwhile). RFC 3164 or RFC 5424.',
-  journal: 'systemd-journald\'s native protocol: MESSAGE in the sink\'s format, SYSLOG_IDENTIFIER, PRIORITY, and a CT_* field for every record field (addresses, ports, protocol, state, event, the NAT translation as CT_NAT / CT_SNAT_* / CT_DNAT_*, counters, times). Entries too large for one datagram go in a sealed memfd.',
+  pcap: 'The packet logs of NFLOG sources as a pcap file: link type RAW (101, the packet from its IP header, byte for byte ulogd2\'s PCAP output) or NFLOG (239, the whole NFLOG message, as `tcpdump -i nflog:N` writes it); asynchronous writes, one per batch; appended to if the file is a pcap file of the same link type, else refused; a new or rotated file starts with the pcap header; reopened on SIGHUP or rotated by size. It takes only nflog sources: name them in `sources` when the daemon has others.',
+  journal: 'systemd-journald\'s native protocol: MESSAGE in the sink\'s format, SYSLOG_IDENTIFIER, PRIORITY, and a CT_* field for every conntrack record field (addresses, ports, protocol, state, event, the NAT translation as CT_NAT / CT_SNAT_* / CT_DNAT_*, counters, times) or a PKT_* field for every packet log field (prefix, group, hook, interfaces, addresses, ports, protocol, TCP flags, ICMP type, mark, uid, sequence numbers). Entries too large for one datagram go in a sealed memfd.',
 };
 
 type Prop = { description?: string; default?: unknown; enum?: readonly unknown[]; type?: unknown; items?: { enum?: readonly unknown[]; type?: unknown }; const?: unknown; minimum?: number; maximum?: number };
@@ -123,7 +124,7 @@ export function renderPages(): Record<string, string> {
   }
   for (const t of SINK_TYPES) {
     pages[`sinks/${t}.md`] = `# Sink \`${t}\`\n\n${gen}\n\n${SINK_INTRO[t]}\n\n## Keys of every sink\n\n` +
-      table(pick(SINK_COMMON_KEYS), SINK_SCHEMA.required) +
+      table(pick(SINK_COMMON_KEYS.filter((k) => Object.hasOwn(SINK_SCHEMAS[t].properties, k))), SINK_SCHEMA.required) +
       (SINK_TYPE_KEYS[t].length ? `\n## Keys of a \`${t}\` sink\n\n` + table(pick(SINK_TYPE_KEYS[t])) : '');
   }
   return pages;

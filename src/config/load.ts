@@ -8,7 +8,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import {
   CONFIG_SCHEMA, QUEUE_MAX, SINK_SCHEMAS, SINK_TYPES, SOURCE_TYPES, stateDirectory,
-  type ConntrackSourceConfig, type DaemonConfig, type NflogSourceConfig, type SinkConfig, type SourceType, type StoreConfig,
+  RECORD_SINKS, type ConntrackSourceConfig, type DaemonConfig, type NflogSourceConfig, type SinkConfig, type SourceType, type StoreConfig,
 } from './schema.js';
 import { KIND_NAMES, type Kind } from '../records/index.js';
 import { DEFAULT_FORMAT, findFormat, FORMAT_NAMES, formatsOf } from '../formats/registry.js';
@@ -100,7 +100,8 @@ function whoseKey(instancePath: string, k: string): string {
   const owners = m[1] === 'sink'
     ? SINK_TYPES.filter((t) => Object.hasOwn(SINK_SCHEMAS[t].properties, k))
     : (Object.keys(SOURCE_TYPES) as SourceType[]).filter((t) => Object.hasOwn(SOURCE_TYPES[t].schema.properties, k));
-  return owners.length ? ` for this ${m[1]} type (a key of ${owners.join(' and ')} ${m[1]}s)` : '';
+  const names = owners.length > 1 ? `${owners.slice(0, -1).join(', ')} and ${owners[owners.length - 1]}` : owners[0];
+  return owners.length ? ` for this ${m[1]} type (a key of ${names} ${m[1]}s)` : '';
 }
 
 /** "sink[1].format" for the JSON pointer "/sink/1/format" */
@@ -437,7 +438,27 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
     for (const src of k.sources) {
       if (!names.has(src)) fail(file, text, `sink[${i}].sources`, `no source is named "${src}" (sources: ${[...names].join(', ')})`);
     }
-    // the topology: the sink's format must exist for every kind of record it takes
+    // the topology: a record sink takes the kinds it encodes itself; a line
+    // sink's format must exist for every kind of record it takes
+    const recordKinds = RECORD_SINKS[k.type];
+    if (recordKinds) {
+      for (const src of k.sources.length ? k.sources : [...names]) {
+        const kind = kinds.get(src)!;
+        if (!recordKinds.includes(kind)) {
+          const typ = config.source.find((x) => x.name === src)!.type;
+          fail(file, text, k.sources.length ? `sink[${i}].sources` : `sink[${i}]`, `a ${k.type} sink takes ${recordKinds.map((x) => KIND_NAMES[x]).join(', ')}, and source "${src}" (${typ}) sends ${KIND_NAMES[kind]}` +
+            `${k.sources.length ? '' : ' (name the sources the sink takes in `sources`)'}`);
+        }
+      }
+      if (purpose === 'run' && k.type === 'pcap') {
+        try {
+          checkFileUsable(k.path, 'a pcap file', { dirMustExist: true, devicesOk: true, dirWrite: k.rotate_size > 0 });
+        } catch (e) {
+          fail(file, text, `sink[${i}].path`, withPath(k.path, e));
+        }
+      }
+      return;
+    }
     const takes = [...new Set((k.sources.length ? k.sources : [...names]).map((src) => kinds.get(src)!))];
     if (k.format !== undefined && !takes.some((kind) => findFormat(k.format!, kind))) {
       const known = [...new Set(takes.flatMap((kind) => formatsOf(kind)))];
@@ -454,7 +475,7 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
       }
     }
     if (k.type === 'file' && !k.path) fail(file, text, `sink[${i}].path`, 'is required for a file sink');
-    if (k.output.length && (k.format ?? 'conntrack') !== 'conntrack') fail(file, text, `sink[${i}].output`, `applies to format "conntrack" only, not "${k.format}"`);
+    if (k.output?.length && (k.format ?? 'conntrack') !== 'conntrack') fail(file, text, `sink[${i}].output`, `applies to format "conntrack" only, not "${k.format}"`);
     if (k.type === 'syslog') {
       try { parseAddress(k.address); } catch (e) { fail(file, text, `sink[${i}].address`, (e as Error).message); }
     }

@@ -5,6 +5,8 @@ import { QUEUE_MAX, SINK_COMMON_PROPS } from '../sinks/sink.js';
 import { FILE_SINK_PROPS } from '../sinks/file.js';
 import { SYSLOG_SINK_PROPS } from '../sinks/syslog.js';
 import { JOURNAL_SINK_PROPS, MEMFD_THRESHOLD_MAX } from '../sinks/journal.js';
+import { PCAP_SINK_PROPS } from '../sinks/pcap.js';
+import type { Kind } from '../records/index.js';
 import { RCVBUF_MAX, RCVBUF_MIN } from '../sources/source.js';
 import { CONNTRACK_SOURCE_SCHEMA, type ConntrackSourceConfig } from '../sources/conntrack/schema.js';
 import { NFLOG_SOURCE_SCHEMA, type NflogSourceConfig } from '../sources/nflog/schema.js';
@@ -12,7 +14,7 @@ import { NFLOG_SOURCE_SCHEMA, type NflogSourceConfig } from '../sources/nflog/sc
 export type { ConntrackSourceConfig, NflogSourceConfig };
 export type SourceConfig = ConntrackSourceConfig | NflogSourceConfig;
 
-export const SINK_TYPES = ['stdout', 'file', 'syslog', 'journal'] as const;
+export const SINK_TYPES = ['stdout', 'file', 'syslog', 'journal', 'pcap'] as const;
 export type SinkType = (typeof SINK_TYPES)[number];
 
 interface SinkCommon {
@@ -51,7 +53,21 @@ export interface JournalSinkConfig extends SinkCommon {
   journal_socket: string;
   memfd_threshold: number;
 }
-export type SinkConfig = StdoutSinkConfig | FileSinkConfig | SyslogSinkConfig | JournalSinkConfig;
+export interface PcapSinkConfig extends Pick<SinkCommon, 'name' | 'sources' | 'queue_size' | 'when_full'> {
+  type: 'pcap';
+  path: string;
+  linktype: 'raw' | 'nflog';
+  mode: string;
+  fsync: 'never' | 'batch';
+  rotate_size: number;
+  rotate_keep: number;
+  // (no format: the sink encodes the packets itself)
+  format?: undefined;
+  output?: undefined;
+}
+export type SinkConfig = StdoutSinkConfig | FileSinkConfig | SyslogSinkConfig | JournalSinkConfig | PcapSinkConfig;
+/** the sink types that take records and encode them themselves, and the kinds they take */
+export const RECORD_SINKS: Readonly<Partial<Record<SinkType, readonly Kind[]>>> = { pcap: ['packet'] };
 
 export interface StoreConfig {
   type: 'sqlite' | 'postgres' | 'none';
@@ -104,6 +120,17 @@ export const SINK_SCHEMAS = {
   file: sinkSchema('file', 'Records appended to a file, one line each.', FILE_SINK_PROPS),
   syslog: sinkSchema('syslog', 'One syslog message per record.', SYSLOG_SINK_PROPS),
   journal: sinkSchema('journal', 'One journal entry per record, with a field for every record field.', JOURNAL_SINK_PROPS),
+  pcap: {
+    type: 'object',
+    description: 'The packet logs of NFLOG sources as a pcap file.',
+    additionalProperties: false,
+    required: ['type', 'path'],
+    properties: {
+      name: SINK_NAME_PROP, type: { const: 'pcap', description: 'The kind of sink.' },
+      sources: SINK_COMMON_PROPS.sources, queue_size: SINK_COMMON_PROPS.queue_size, when_full: SINK_COMMON_PROPS.when_full,
+      ...PCAP_SINK_PROPS,
+    },
+  },
 } as const;
 
 /** the conntrack source's schema (the default source type) */
@@ -117,8 +144,8 @@ export const SINK_SCHEMA = {
   required: ['type'],
   properties: {
     name: SINK_NAME_PROP,
-    type: { enum: [...SINK_TYPES], description: '`stdout`, `file` (append to `path`), `syslog` (one message per record to `address`), or `journal` (systemd-journald, with a CT_* field for every conntrack record field and a PKT_* field for every packet field).' },
-    ...SINK_REST_PROPS, ...FILE_SINK_PROPS, ...SYSLOG_SINK_PROPS, ...JOURNAL_SINK_PROPS,
+    type: { enum: [...SINK_TYPES], description: '`stdout`, `file` (append to `path`), `syslog` (one message per record to `address`), `journal` (systemd-journald, with a CT_* field for every conntrack record field and a PKT_* field for every packet field), or `pcap` (packet logs as a pcap file at `path`).' },
+    ...SINK_REST_PROPS, ...FILE_SINK_PROPS, ...SYSLOG_SINK_PROPS, ...JOURNAL_SINK_PROPS, linktype: PCAP_SINK_PROPS.linktype,
   },
 } as const;
 

@@ -13,6 +13,7 @@ import { DEFAULT_FORMAT, findFormat } from '../formats/registry.js';
 import { FileSink } from '../sinks/file.js';
 import { SyslogSink } from '../sinks/syslog.js';
 import { JournalSink } from '../sinks/journal.js';
+import { PcapSink } from '../sinks/pcap.js';
 import type { Sink, SinkStats } from '../sinks/sink.js';
 import { sourceKind, type Plan, type PlannedConntrack, type PlannedSource } from '../config/load.js';
 import type { ConntrackSourceConfig, SinkConfig, StoreConfig } from '../config/schema.js';
@@ -26,7 +27,8 @@ import { PostgresStore } from '../store/postgres.js';
 import type { FlowStore, OpenRow, Run } from '../store/store.js';
 import { nowMicros, parseDuration } from '../util/time.js';
 
-interface Route { sink: Sink; kind: Kind; format: (r: never) => string }
+/** a record sink (pcap) has no format: it encodes the record itself */
+interface Route { sink: Sink; kind: Kind; format: ((r: never) => string) | undefined }
 
 /** A source as the pipeline runs it: where its records go. */
 interface Attached {
@@ -173,6 +175,9 @@ export class Pipeline {
         }) : k.type === 'journal' ? new JournalSink({
           name: k.name, socket: k.journal_socket, identifier: k.tag, severity: k.severity, memfdThreshold: k.memfd_threshold,
           queueSize: k.queue_size, whenFull: k.when_full, warn: (m) => this.log.warn(m),
+        }) : k.type === 'pcap' ? new PcapSink({
+          name: k.name, path: k.path, linktype: k.linktype, mode: parseInt(k.mode, 8), fsync: k.fsync,
+          rotateSize: k.rotate_size, rotateKeep: k.rotate_keep, queueSize: k.queue_size, whenFull: k.when_full, warn: (m) => this.log.warn(m),
         }) : k.type === 'file' ? new FileSink({
           name: k.name,
           target: k.path!,
@@ -192,7 +197,7 @@ export class Pipeline {
       for (const s of opened) void s.close();
       const err = e as NodeJS.ErrnoException;
       const k = list[sinks.length];
-      const what = k.type === 'file' ? `file ${k.path}` : k.type === 'syslog' ? k.address : k.type;
+      const what = k.type === 'file' || k.type === 'pcap' ? `file ${k.path}` : k.type === 'syslog' ? k.address : k.type;
       throw Object.assign(new Error(`cannot open sink ${k.name} (${what}): ${err.code ?? err.message}`), { exitCode: 1 });
     }
     return sinks;
@@ -235,7 +240,7 @@ export class Pipeline {
   /** Opens a source's socket (nothing is read before startSource). */
   private openSource(ps: PlannedSource, prep: { nsId: number; table: FlowTable | undefined }): Attached {
     const src = ps.type === 'conntrack' ? new ConntrackSource(ps.config, ps.filter, this.log)
-      : new NflogDaemonSource(ps.config, this.log);
+      : new NflogDaemonSource(ps.config, this.log, { keepRaw: this.keepsRaw(ps.config.name) });
     return {
       name: ps.config.name, planned: ps, src, table: prep.table, nsId: prep.nsId, routes: this.routesFor(ps),
       nextCheck: Date.now() + CHECK_FIRST_MS, checkEvery: CHECK_FIRST_MS,
@@ -255,7 +260,10 @@ export class Pipeline {
           if (!match(ev)) return;
           if (toSinks && (!ps.select || ps.select(ev))) {
             const routes = a.routes;
-            for (let i = 0; i < routes.length; i++) routes[i].sink.push((routes[i].format as (r: FlowEvent) => string)(ev), ev, 'event');
+            for (let i = 0; i < routes.length; i++) {
+              const f = routes[i].format as ((r: FlowEvent) => string) | undefined;
+              routes[i].sink.push(f ? f(ev) : '', ev, 'event');
+            }
           }
           a.table?.handle(ev);
         },
@@ -265,7 +273,10 @@ export class Pipeline {
     return a.src.start({
       record: (p) => {
         const routes = a.routes;
-        for (let i = 0; i < routes.length; i++) routes[i].sink.push((routes[i].format as (r: RecordOf['packet']) => string)(p), p, 'packet');
+        for (let i = 0; i < routes.length; i++) {
+          const f = routes[i].format as ((r: RecordOf['packet']) => string) | undefined;
+          routes[i].sink.push(f ? f(p) : '', p, 'packet');
+        }
       },
       batchEnd,
     });
@@ -291,11 +302,17 @@ export class Pipeline {
     };
   }
 
+  /** Does a pcap sink of link type NFLOG take this source (its packets then keep their raw message)? */
+  private keepsRaw(name: string, plan = this.plan): boolean {
+    return plan.config.sink.some((k) => k.type === 'pcap' && k.linktype === 'nflog' && (!k.sources.length || k.sources.includes(name)));
+  }
+
   private routesFor(ps: PlannedSource): Route[] {
     const routes: Route[] = [];
     const kind = sourceKind(ps.config);
     this.plan.config.sink.forEach((k, i) => {
       if (k.sources.length && !k.sources.includes(ps.config.name)) return;
+      if (k.type === 'pcap') { routes.push({ sink: this.sinks[i], kind, format: undefined }); return; }
       // the configuration checked that the format exists for this kind
       const spec = findFormat(k.format ?? DEFAULT_FORMAT[kind]!, kind)!;
       const format = spec.build({
@@ -393,7 +410,8 @@ export class Pipeline {
     const steps: Array<{ ps: PlannedSource; same?: Attached; prev?: Attached; prep?: { nsId: number; table: FlowTable | undefined } }> = [];
     try {
       for (const ps of plan.sources) {
-        const same = old.find((o) => !kept.has(o) && JSON.stringify(o.planned.config) === JSON.stringify(ps.config));
+        const same = old.find((o) => !kept.has(o) && JSON.stringify(o.planned.config) === JSON.stringify(ps.config) &&
+          (ps.type !== 'nflog' || this.keepsRaw(ps.config.name) === this.keepsRaw(ps.config.name, plan)));
         if (same) { kept.add(same); steps.push({ ps, same }); continue; }
         // the same namespace's flow table carries on behind the new socket
         const prev = ps.type !== 'conntrack' ? undefined

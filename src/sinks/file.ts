@@ -3,7 +3,7 @@
 // so the garbage collector has little to do), each batch becomes one queued
 // buffer, queued buffers go out in one writev; a bounded queue (in records),
 // fsync policy, reopen on SIGHUP.
-import { close as fsClose, closeSync, existsSync, fstatSync, fsync, openSync, renameSync, rmSync, writev } from 'node:fs';
+import { close as fsClose, closeSync, existsSync, fstatSync, fsync, openSync, renameSync, rmSync, writev, writeSync } from 'node:fs';
 import type { Sink, SinkStats } from './sink.js';
 import { SinkQueue } from './queue.js';
 
@@ -31,6 +31,10 @@ export interface FileSinkOptions {
   rotateKeep?: number;
   /** where write errors are reported (once per error streak) */
   warn: (msg: string) => void;
+  /** written first into a new, empty file (a pcap file header) */
+  header?: Buffer;
+  /** checks a file that already has content before appending to it (throws to refuse it) */
+  checkExisting?: (fd: number, size: number) => void;
 }
 
 const CHUNK = 256 * 1024;
@@ -63,7 +67,14 @@ export class FileSink implements Sink {
   private open(): number {
     if (typeof this.o.target === 'number') return this.o.target;
     const fd = openSync(this.o.target, 'a', this.o.mode ?? 0o640);
-    this.size = fstatSync(fd).size;
+    try {
+      this.size = fstatSync(fd).size;
+      if (this.size > 0) this.o.checkExisting?.(fd, this.size);
+      else if (this.o.header) this.size += writeSync(fd, this.o.header);
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
     return fd;
   }
 
@@ -93,6 +104,21 @@ export class FileSink implements Sink {
       // formats write one byte per char (see util/output.ts)
       this.curOff += this.cur.write(line, this.curOff, 'latin1');
       this.cur[this.curOff++] = 10;
+      this.curLines++;
+    }
+    this.q.added(++this.queued);
+  }
+
+  /** Takes one record already encoded (pcap): its bytes as they are, no newline. */
+  pushBytes(b: Uint8Array): void {
+    if (!this.q.admit(this.queued)) return;
+    if (this.curOff + b.length > this.cur.length) this.seal();
+    if (b.length > this.cur.length) {
+      this.chunks.push(Buffer.from(b));
+      this.chunkLines.push(1);
+    } else {
+      this.cur.set(b, this.curOff);
+      this.curOff += b.length;
       this.curLines++;
     }
     this.q.added(++this.queued);

@@ -34,6 +34,8 @@ export interface SinkStats {
 
 export interface Sink {
   readonly name: string;
+  /** 'records': the sink encodes the records itself (pcap) and gets no line */
+  readonly takes?: 'lines' | 'records';
   /** "block": the pipeline pauses its sources while this sink is full */
   readonly blocking: boolean;
   /** Takes one record: its line in the sink's format (no newline), and the

@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collect, Topology, waitFor } from '../helpers/netns.js';
@@ -111,5 +111,83 @@ sync=1
     assert.ok(ours.length >= 10);
     assert.deepEqual(ours, theirs);
     assert.ok(ours.some((l) => l.includes('tcp: ')) && ours.some((l) => l.includes('icmp: ')) && ours.some((l) => l.includes('udp: ')));
+  });
+
+  it('the daemon: pcap sinks of both link types, the RAW one rotated by size; the files together are ulogd\'s records, each file with its header', async () => {
+    const d2 = mkdtempSync(join(dir, 'daemon-'));
+    const pd = ulogdPluginDir();
+    const ulog = join(d2, 'ulogd.pcap');
+    const conf = join(d2, 'ulogd.conf');
+    writeFileSync(conf, `[global]
+logfile="${join(d2, 'ulogd.log')}"
+loglevel=3
+plugin="${pd}/ulogd_inppkt_NFLOG.so"
+plugin="${pd}/ulogd_raw2packet_BASE.so"
+plugin="${pd}/ulogd_output_PCAP.so"
+stack=log1:NFLOG,base1:BASE,pcap1:PCAP
+[log1]
+group=${G.ulPcap}
+[pcap1]
+file="${ulog}"
+sync=1
+`);
+    const files = { raw: join(d2, 'ct-raw.pcap'), nflog: join(d2, 'ct-nflog.pcap'), tcpdump: join(d2, 'tcpdump.pcap') };
+    const toml = join(d2, 'conntrail.toml');
+    writeFileSync(toml, `[[source]]
+name = "raw"
+type = "nflog"
+groups = [${G.ctRaw}]
+[[source]]
+name = "nfl"
+type = "nflog"
+groups = [${G.ctNflog}]
+[[sink]]
+type = "pcap"
+sources = ["raw"]
+path = "${files.raw}"
+rotate_size = 400
+rotate_keep = 50
+[[sink]]
+type = "pcap"
+sources = ["nfl"]
+path = "${files.nflog}"
+linktype = "nflog"
+[store]
+type = "none"
+`);
+    const ref = t.spawn(t.rtr, ['ulogd', '-c', conf]);
+    const dump = t.spawn(t.rtr, ['tcpdump', '-i', `nflog:${G.tcpdump}`, '-U', '-w', files.tcpdump]);
+    const daemon = t.spawn(t.rtr, [...CONNTRAIL, 'run', '-c', toml]);
+    const outs = [daemon, dump].map(collect);
+    const bound = () => t.exec(t.rtr, ['cat', '/proc/net/netfilter/nfnetlink_log']).split('\n').filter(Boolean).map((l) => Number(l.trim().split(/\s+/)[0]));
+    const count = (f: string) => { try { return records(f).recs.length; } catch { return -1; } };
+    // the RAW sink's files, oldest first: PATH.N .. PATH.1, PATH
+    const rotated = () => {
+      const n = readdirSync(d2).filter((f) => /^ct-raw\.pcap\.\d+$/.test(f)).map((f) => Number(f.split('.').pop())).sort((x, y) => y - x);
+      return [...n.map((i) => `${files.raw}.${i}`), files.raw];
+    };
+    const rawCount = () => rotated().reduce((a, f) => a + Math.max(0, count(f)), 0);
+    try {
+      assert.ok(await waitFor(() => Object.values(G).every((g) => bound().includes(g)), 10000), `bound: ${bound()}\n${outs.map((o) => o.err()).join('')}`);
+      await tcp(t, 8080);
+      await udp(t, 5353);
+      ping(t);
+      ping(t, true);
+      await tcp(t, 8080, true);
+      assert.ok(await waitFor(() => count(ulog) >= 10 && rawCount() === count(ulog) &&
+        [files.nflog, files.tcpdump].every((f) => count(f) === count(ulog)), 15000),
+      `records: ulogd ${count(ulog)}, ours ${rawCount()}/${count(files.nflog)}, tcpdump ${count(files.tcpdump)}\n${outs[0].err()}`);
+    } finally {
+      for (const p of [daemon, dump, ref]) await t.stop(p);
+    }
+    const b = records(ulog);
+    const parts = rotated().map(records);
+    assert.ok(parts.length >= 2, `rotated at 400 bytes: ${parts.length} files`);
+    for (const part of parts) assert.deepEqual(part.header, b.header);
+    const all = parts.flatMap((x) => x.recs);
+    assert.equal(all.length, b.recs.length);
+    all.forEach((r, i) => assert.deepEqual(r.rest, b.recs[i].rest, `record ${i}`));
+    assert.deepEqual(tsharkFields(files.nflog), tsharkFields(files.tcpdump));
+    assert.match(outs[0].err(), /source raw: packets=\d+ seq_gaps=0 /);
   });
 });
