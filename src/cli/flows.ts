@@ -1,12 +1,15 @@
 // `conntrail flows`: search the flow history.
 import { Command, Option } from 'commander';
 import { ALL_SIDES, type FlowSearch, type Side, type TopKey } from '../store/sql.js';
-import { parseCidr, type Cidr } from '../util/ip.js';
-import { parseTimeInterval } from '../util/time.js';
+import type { Cidr } from '../util/ip.js';
+import { cidrList, intOpt, portList, timeOpt } from './search-options.js';
 import { UsageError } from '../util/errors.js';
 import { collect, list, parseProto } from './options.js';
 import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
-import { flowJson, flowsCsv, flowsTable, topCsv, topTable } from './flowfmt.js';
+import { flowJson, flowsCsv, flowsTable, hostPort, topCsv, topTable } from './flowfmt.js';
+import { packetJson, packetsTable } from './packetfmt.js';
+import { FLOW_PACKETS_LIMIT, type StoredPacket } from '../store/packets.js';
+import { isoTime } from '../util/time.js';
 
 /**
  * Bounds of the options (in --help). Every --host value is tested on four
@@ -21,6 +24,7 @@ export const MAX_BYTES = Number.MAX_SAFE_INTEGER;
 interface FlowsOptions extends StoreCliOptions {
   host?: string[]; src?: string[]; dst?: string[]; port?: string[]; proto?: string[]; nat?: string[];
   since?: string; until?: string; minBytes?: string; limit: string; top?: TopKey; by: 'bytes' | 'flows'; json?: boolean; csv?: boolean;
+  packets?: boolean;
 }
 
 export function flowsCommand(): Command {
@@ -39,23 +43,15 @@ export function flowsCommand(): Command {
     .addOption(new Option('--top <what>', 'instead of flows: the top hosts (by original source), ports (destination) or pairs').choices(['hosts', 'ports', 'pairs']))
     .addOption(new Option('--by <what>', 'order --top by').choices(['bytes', 'flows']).default('bytes'))
     .option('--json', 'JSON output (one array)')
-    .option('--csv', 'CSV output with a header line'))
+    .option('--csv', 'CSV output with a header line')
+    .option('--packets', 'with each flow, the packets NFLOG sources logged for it (matched by protocol, endpoints before or after NAT, namespace and time; table and JSON output)'))
     .addHelpText('after', '\nFlows are listed oldest first; a flow still open shows "open" as its end.')
     .action(async (o: FlowsOptions) => {
       if (o.json && o.csv) throw new UsageError('--json and --csv: choose one');
-      const cidrs = (vals: string[] | undefined, opt: string): Cidr[] => list(vals, opt).map((v) => {
-        try { return parseCidr(v); } catch (e) { throw new UsageError(`${opt}: ${(e as Error).message}`); }
-      });
-      // --since from the start of the time given, --until to its end ("--until 2026-11-23": that whole day)
-      const time = (v: string | undefined, opt: string, dflt: number, end: boolean) => {
-        if (v === undefined) return dflt;
-        try { const iv = parseTimeInterval(v); return end ? iv.hi - 1 : iv.lo; } catch (e) { throw new UsageError(`${opt}: ${(e as Error).message}`); }
-      };
-      const int = (v: string | undefined, opt: string, max: number): number | undefined => {
-        if (v === undefined) return undefined;
-        if (!/^\d+$/.test(v) || Number(v) > max) throw new UsageError(`${opt}: "${v}" is not an integer from 0 to ${max}`);
-        return Number(v);
-      };
+      if (o.packets && (o.csv || o.top)) throw new UsageError(`--packets: not with ${o.csv ? '--csv' : '--top'} (table or JSON output of flows)`);
+      const cidrs = cidrList;
+      const time = timeOpt;
+      const int = intOpt;
       const since = time(o.since, '--since', 0, false);
       const until = time(o.until, '--until', (Date.now() + 86400000) * 1000, true);
       if (since > until) throw new UsageError(`--since is after --until`);
@@ -64,11 +60,7 @@ export function flowsCommand(): Command {
         if (!['none', 'snat', 'dnat', 'both'].includes(n)) throw new UsageError(`--nat: "${n}" is not one of none, snat, dnat, both`);
         return n as FlowSearch['nat'][number];
       }))];
-      const ports = [...new Set(list(o.port, '--port').map((p) => {
-        if (!/^\d{1,5}$/.test(p) || Number(p) > 65535) throw new UsageError(`--port: "${p}" is not a port (0-65535)`);
-        return Number(p);
-      }))];
-      if (ports.length > MAX_PORTS) throw new UsageError(`--port: ${ports.length} ports, at most ${MAX_PORTS}`);
+      const ports = portList(o.port, '--port', MAX_PORTS);
       const nHosts = list(o.host).length + list(o.src).length + list(o.dst).length;
       if (nHosts > MAX_HOSTS) throw new UsageError(`--host, --src, --dst: ${nHosts} values, at most ${MAX_HOSTS} in all (use CIDRs)`);
       // --host: any side; --src/--dst: one side each (combined: either)
@@ -99,6 +91,22 @@ export function flowsCommand(): Command {
         }
         const flows = await store.search(s);
         flows.reverse(); // oldest first
+        if (o.packets) {
+          const pk: StoredPacket[][] = [];
+          for (const f of flows) pk.push(await store.flowPackets(f));
+          if (o.json) {
+            process.stdout.write(JSON.stringify(flows.map((f, i) => ({ ...flowJson(f, ns), logged_packets: pk[i].map((p) => packetJson(p, ns)) })), null, 2) + '\n');
+            return;
+          }
+          let out = flowsTable(flows);
+          flows.forEach((f, i) => {
+            if (!pk[i].length) return;
+            out += `\npackets logged for flow ${i + 1} (${isoTime(f.start)} ${hostPort(f.src, f.sport, f.proto)} -> ${hostPort(f.dst, f.dport, f.proto)}): ${pk[i].length}` +
+              `${pk[i].length >= FLOW_PACKETS_LIMIT ? ` (the first ${FLOW_PACKETS_LIMIT})` : ''}\n` + packetsTable(pk[i], '  ');
+          });
+          process.stdout.write(out);
+          return;
+        }
         process.stdout.write(o.json ? JSON.stringify(flows.map((f) => flowJson(f, ns)), null, 2) + '\n' : o.csv ? flowsCsv(flows, ns) : flowsTable(flows));
       });
     });

@@ -10,10 +10,19 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { pcapFileHeader, pcapRecordNflog, pcapRecordRaw, type PcapLinktype } from '../formats/packet/pcap.js';
 import { explainSocketError, UsageError } from '../util/errors.js';
 import { positiveInt, rcvbufWarning } from './events.js';
-import { checkNetns } from './options.js';
+import { checkNetns, collect, list, parseProto } from './options.js';
+import { Option } from 'commander';
+import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
+import { cidrList, intOpt, portList, timeOpt } from './search-options.js';
+import { MAX_HOSTS, MAX_LIMIT, MAX_PORTS } from './flows.js';
+import { HOOK_NAMES } from '../sources/nflog/constants.js';
+import type { PacketSearch, PacketTopKey } from '../store/packets.js';
+import { packetJson, packetsCsv, packetsTable, packetTopCsv, packetTopTable } from './packetfmt.js';
 
-interface PacketsOptions {
+interface PacketsOptions extends StoreCliOptions {
   group: number[];
+  since?: string; until?: string; prefix?: string[]; hook?: string[]; iface?: string[]; host?: string[]; src?: string[]; dst?: string[];
+  port?: string[]; proto?: string[]; limit: string; top?: PacketTopKey; json?: boolean; csv?: boolean;
   netns?: string;
   format: PacketFormatName;
   copyRange: number;
@@ -70,8 +79,8 @@ export function packetsStatsLine(shown: number, s: NflogStats): string {
 }
 
 export function packetsCommand(): Command {
-  return new Command('packets')
-    .description('print the packets NFLOG rules log (nft "log group N", iptables -j NFLOG), as they come')
+  return addStoreOptions(new Command('packets')
+    .description('print the packets NFLOG rules log (nft "log group N", iptables -j NFLOG), as they come (--group); or search those the daemon stored')
     .option('-g, --group <n>', 'NFLOG group to bind, 0 to 65535 (repeat for several)', groupArg)
     .option('-n, --netns <name>', 'read the packets of this network namespace (ip netns name or a path)')
     .option('-f, --format <name>', `output format: ${PACKET_FORMATS.join(', ')}`, (v: string) => {
@@ -92,10 +101,86 @@ export function packetsCommand(): Command {
       return v;
     }, 'raw')
     .option('--stats', 'print the counters to stderr at exit')
-    .action((o: PacketsOptions) => runPackets(o));
+    .option('--since <time>', 'search: packets logged at or after the start of this time (ISO 8601, @EPOCH, "now", "-1h"); default: all')
+    .option('--until <time>', 'search: packets logged up to the end of this time; default: now')
+    .option('--prefix <text>', 'search: log prefixes that start with this (repeatable: any of them)', collect)
+    .option('--hook <name>', 'search: PREROUTING, INPUT, FORWARD, OUTPUT or POSTROUTING (repeatable, comma-separated)', collect)
+    .option('--iface <name>', 'search: in or out interface (repeatable)', collect)
+    .option('--host <cidr>', 'search: source or destination in this address or CIDR (repeatable)', collect)
+    .option('--src <cidr>', 'search: source in this address or CIDR (repeatable)', collect)
+    .option('--dst <cidr>', 'search: destination in this address or CIDR (repeatable)', collect)
+    .option('--port <port>', `search: this source or destination port (repeatable, at most ${MAX_PORTS})`, collect)
+    .option('-p, --proto <proto>', 'search: only these protocols, names or numbers (repeatable, comma-separated)', collect)
+    .option('--limit <n>', `search: at most this many packets, the newest, 0 to ${MAX_LIMIT} (0: all)`, '100')
+    .addOption(new Option('--top <what>', 'search: instead of packets, the top sources, destination ports, pairs or prefixes by packets').choices(['hosts', 'ports', 'pairs', 'prefixes']))
+    .option('--json', 'search: JSON output (one array)')
+    .option('--csv', 'search: CSV output with a header line'))
+    .addHelpText('after', `
+Live (--group, without --db, --postgres or --config): the packets as the kernel logs them.
+Search (without --group, or with --db, --postgres or --config): the packets the daemon stored
+(an nflog source with store = true), oldest first; --group then selects groups.`)
+    .action((o: PacketsOptions) => (isSearch(o) ? searchPackets(o) : runPackets(o)));
+}
+
+const SEARCH_ONLY = ['since', 'until', 'prefix', 'hook', 'iface', 'host', 'src', 'dst', 'port', 'proto', 'top', 'json', 'csv'] as const;
+const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`;
+
+/** Search the store: a store option, or no --group (live needs one). */
+function isSearch(o: PacketsOptions): boolean {
+  return o.db !== undefined || o.postgres !== undefined || o.config !== undefined || !o.group?.length;
+}
+
+async function searchPackets(o: PacketsOptions): Promise<void> {
+  // live-only options mean nothing in a search: refused rather than ignored
+  for (const k of ['write', 'count', 'hwhdr', 'netns'] as const) if (o[k] !== undefined) throw new UsageError(`${flag(k)}: applies to live packets (--group without --db, --postgres or --config)`);
+  if (o.json && o.csv) throw new UsageError('--json and --csv: choose one');
+  const since = timeOpt(o.since, '--since', 0, false);
+  const until = timeOpt(o.until, '--until', (Date.now() + 86400000) * 1000, true);
+  if (since > until) throw new UsageError('--since is after --until');
+  const hooks = [...new Set(list(o.hook, '--hook').map((h) => {
+    const i = HOOK_NAMES.indexOf(h.toUpperCase());
+    if (i < 0) throw new UsageError(`--hook: "${h}" is not one of ${HOOK_NAMES.join(', ')}`);
+    return i;
+  }))];
+  const hosts = cidrList(o.host, '--host');
+  const srcs = cidrList(o.src, '--src');
+  const dsts = cidrList(o.dst, '--dst');
+  const n = hosts.length + srcs.length + dsts.length;
+  if (n > MAX_HOSTS) throw new UsageError(`--host, --src, --dst: ${n} values, at most ${MAX_HOSTS} in all (use CIDRs)`);
+  const prefixes = (o.prefix ?? []).map((p) => {
+    if (p === '') throw new UsageError('--prefix: an empty value (every packet has a prefix that starts with it: leave --prefix out)');
+    return p;
+  });
+  if (prefixes.length > MAX_HOSTS) throw new UsageError(`--prefix: ${prefixes.length} values, at most ${MAX_HOSTS}`);
+  const limit = intOpt(o.limit, '--limit', MAX_LIMIT)!;
+  const s: PacketSearch = {
+    since, until, prefixes, hooks, ifaces: list(o.iface, '--iface'), hosts, srcs, dsts, ports: portList(o.port, '--port', MAX_PORTS),
+    protos: [...new Set(list(o.proto, '--proto').map((p) => parseProto(p, '--proto')))], groups: o.group ?? [], limit: limit === 0 ? undefined : limit,
+  };
+  const store = await openReader(o);
+  await query(store, 'packets', async () => {
+    try {
+      const ns = await store.namespaces();
+      if (o.top) {
+        const rows = await store.packetTop(s, o.top, limit || 1000000);
+        process.stdout.write(o.json ? JSON.stringify(rows, null, 2) + '\n' : o.csv ? packetTopCsv(rows, o.top) : packetTopTable(rows, o.top));
+        return;
+      }
+      const ps = await store.packets(s);
+      ps.reverse(); // oldest first
+      process.stdout.write(o.json ? JSON.stringify(ps.map((p) => packetJson(p, ns)), null, 2) + '\n' : o.csv ? packetsCsv(ps, ns) : packetsTable(ps));
+    } catch (e) {
+      // a store the daemon has not migrated yet (schema 3 and older) has no packets
+      if (/no such table: packets|relation "packets" does not exist/.test((e as Error).message)) {
+        throw new Error('this store holds no packet logs yet (an older schema: the daemon of this version adds them when it starts)');
+      }
+      throw e;
+    }
+  });
 }
 
 export async function runPackets(o: PacketsOptions): Promise<void> {
+  for (const k of SEARCH_ONLY) if (o[k] !== undefined) throw new UsageError(`${flag(k)}: applies to a search of the stored packets (without --group, or with --db, --postgres or --config)`);
   if (!o.group?.length) throw new UsageError('packets: --group is required (the NFLOG group of the log rule, e.g. --group 32)');
   if (o.netns !== undefined) checkNetns(o.netns, '--netns');
   const format = makePacketFormatter({ format: o.format, netns: o.netns, hwhdr: o.hwhdr });

@@ -18,6 +18,8 @@ import { parseIp } from '../util/ip.js';
 import { isoTime, parseDurationMicros, parseTimeInterval, type TimeInterval } from '../util/time.js';
 import { UsageError } from '../util/errors.js';
 import { parseProto } from './options.js';
+import type { StoredPacket } from '../store/packets.js';
+import { packetJson, packetsTable } from './packetfmt.js';
 import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
 import { alignedTable, flagList, flowJson, hostPort, protoName, sides } from './flowfmt.js';
 
@@ -137,7 +139,7 @@ export function coverageGaps(runs: Run[], lost: Gap[], q: TimeInterval, nowUs: n
   return out;
 }
 
-interface WhoOptions extends StoreCliOptions { at?: string; skew?: string; proto?: string; remote?: string; window: string; json?: boolean }
+interface WhoOptions extends StoreCliOptions { at?: string; skew?: string; proto?: string; remote?: string; window: string; json?: boolean; packets?: boolean }
 
 /** how long an interval is, in words */
 function spanText(us: number): string {
@@ -162,7 +164,8 @@ export function whoCommand(): Command {
     .option('--proto <proto>', 'only this protocol (tcp, udp, ... or a number)')
     .option('--remote <address[:port]>', 'only flows with this remote peer (the outside host the flow went to or came from)')
     .option('--window <duration>', 'when no flow was active then, look this far before and after for the nearest ones ("30s", "5m")', '1m')
-    .option('--json', 'print the answer as JSON'))
+    .option('--json', 'print the answer as JSON')
+    .option('--packets', 'with each flow, the packets NFLOG sources logged for it (see conntrail flows --packets)'))
     .addHelpText('after', `
 Verdicts: exact (one inside host was active on the address then),
 incomplete (one was, but the trail has a gap then: the daemon was not
@@ -189,19 +192,26 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
       const proto = o.proto === undefined ? undefined : parseProto(o.proto, '--proto');
       const remote = o.remote === undefined ? undefined : parseAddrPort(o.remote, '--remote');
       const store = await openReader(o);
-      const [flows, ns, runs, lost] = await query(store, 'who', async () => [
-        await store.who(pub, { since: q.lo - window, until: q.hi + window }, proto, remote), await store.namespaces(),
-        await store.runs(), await store.gaps(q.lo, q.hi),
-      ] as const);
-      const gaps = coverageGaps(runs, lost, q, nowUs);
-      // more flows than it reads: those that began after the last it read are not judged
-      if (flows.length >= WHO_LIMIT && flows[flows.length - 1].start < q.hi) {
-        gaps.push({ ns: -1, since: Math.max(q.lo, flows[flows.length - 1].start), until: q.hi, reason: `more than ${WHO_LIMIT} flows used it within the window: the later ones were not read (narrow with a port, --remote, --proto or --window)` });
-      }
-      const ans = judge(flows, q, gaps, pub.addr);
+      const logged = new Map<StoredFlow, StoredPacket[]>();
+      const [ans, ns] = await query(store, 'who', async () => {
+        const [flows, names, runs, lost] = [
+          await store.who(pub, { since: q.lo - window, until: q.hi + window }, proto, remote), await store.namespaces(),
+          await store.runs(), await store.gaps(q.lo, q.hi),
+        ] as const;
+        const gaps = coverageGaps(runs, lost, q, nowUs);
+        // more flows than it reads: those that began after the last it read are not judged
+        if (flows.length >= WHO_LIMIT && flows[flows.length - 1].start < q.hi) {
+          gaps.push({ ns: -1, since: Math.max(q.lo, flows[flows.length - 1].start), until: q.hi, reason: `more than ${WHO_LIMIT} flows used it within the window: the later ones were not read (narrow with a port, --remote, --proto or --window)` });
+        }
+        const a = judge(flows, q, gaps, pub.addr);
+        if (o.packets) for (const f of [...a.flows, ...a.lingering]) logged.set(f, await store.flowPackets(f));
+        return [a, names] as const;
+      });
       const what = `${hostPort(pub.addr, pub.port ?? null, 0)}${proto !== undefined ? `/${protoName(proto)}` : ''}`;
       const bySource = (f: StoredFlow) => natKind(f) === 'both' && insideAddr(f, pub.addr) === f.src;
-      const withSides = (f: StoredFlow) => ({ ...flowJson(f, ns), ...sidesJson(f, bySource(f)) });
+      const withSides = (f: StoredFlow) => ({
+        ...flowJson(f, ns), ...sidesJson(f, bySource(f)), ...(o.packets ? { logged_packets: (logged.get(f) ?? []).map((p) => packetJson(p, ns)) } : {}),
+      });
       if (o.json) {
         process.stdout.write(JSON.stringify({
           query: {
@@ -227,8 +237,12 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
           const act = f.activeEnd === null ? (f.end === null ? 'open' : isoTime(f.end)) : isoTime(f.activeEnd);
           return [startText, endText, act, protoName(f.proto), natKind(f), s.inside, s.public ?? '-', s.remote, flagList(f.flags).join(',') || '-'];
         }));
-        if (ans.flows.length) out += '\n' + table(ans.flows);
-        if (ans.lingering.length) out += `\nin the table then but no longer active (not counted):\n${table(ans.lingering)}`;
+        const packetsOf = (list: StoredFlow[]) => list.map((f, i) => {
+          const ps = logged.get(f) ?? [];
+          return ps.length ? `\npackets logged for flow ${i + 1}: ${ps.length}\n${packetsTable(ps, '  ')}` : '';
+        }).join('');
+        if (ans.flows.length) out += '\n' + table(ans.flows) + packetsOf(ans.flows);
+        if (ans.lingering.length) out += `\nin the table then but no longer active (not counted):\n${table(ans.lingering)}${packetsOf(ans.lingering)}`;
         for (const g of ans.gaps) out += `\ngap: ${isoTime(g.since)} to ${isoTime(g.until)}: ${g.reason}${g.ns >= 0 && ns.get(g.ns) ? ` (network namespace ${ns.get(g.ns)})` : ''}`;
         if (ans.gaps.length) out += '\n';
         process.stdout.write(out);

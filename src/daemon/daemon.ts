@@ -26,6 +26,7 @@ import { SqliteStore } from '../store/sqlite.js';
 import { PostgresStore } from '../store/postgres.js';
 import type { FlowStore, OpenRow, Run } from '../store/store.js';
 import { nowMicros, parseDuration } from '../util/time.js';
+import { packetRow } from '../store/packets.js';
 
 /** a record sink (pcap) has no format: it encodes the record itself */
 interface Route { sink: Sink; kind: Kind; format: ((r: never) => string) | undefined }
@@ -39,6 +40,8 @@ interface Attached {
   table: FlowTable | undefined;
   /** the store's id of the source's namespace */
   nsId: number;
+  /** nflog: its packets go to the store */
+  storePackets: boolean;
   routes: Route[];
   /** the next dump that checks the flows only a dump can tell the end of (ms), and the interval */
   nextCheck: number;
@@ -217,7 +220,9 @@ export class Pipeline {
 
   /** What a source needs before its socket opens: sysctls set, its namespace id and flow table. */
   private async prepareSource(ps: PlannedSource, adopted: OpenRow[], table?: FlowTable): Promise<{ nsId: number; table: FlowTable | undefined }> {
-    if (ps.type !== 'conntrack') return { nsId: 0, table: undefined };
+    if (ps.type !== 'conntrack') {
+      return { nsId: this.writer && ps.config.store ? await this.writer.namespaceId(ps.config.netns ?? '') : 0, table: undefined };
+    }
     const sc = ps.config;
     const withFlows = this.writer !== undefined && sc.flows;
     prepareConntrack(sc, this.log, withFlows);
@@ -243,6 +248,7 @@ export class Pipeline {
       : new NflogDaemonSource(ps.config, this.log, { keepRaw: this.keepsRaw(ps.config.name) });
     return {
       name: ps.config.name, planned: ps, src, table: prep.table, nsId: prep.nsId, routes: this.routesFor(ps),
+      storePackets: ps.type === 'nflog' && ps.config.store && this.writer !== undefined,
       nextCheck: Date.now() + CHECK_FIRST_MS, checkEvery: CHECK_FIRST_MS,
     };
   }
@@ -270,8 +276,10 @@ export class Pipeline {
         batchEnd,
       });
     }
+    const writer = this.writer;
     return a.src.start({
       record: (p) => {
+        if (a.storePackets) writer!.packet(packetRow(p, a.nsId));
         const routes = a.routes;
         for (let i = 0; i < routes.length; i++) {
           const f = routes[i].format as ((r: RecordOf['packet']) => string) | undefined;

@@ -8,7 +8,8 @@ import {
   BUCKET, BUCKET_US, COLUMN_LIST, COLUMNS, LONG_FLOW_US, indexDdl, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
-import { clampToStore, rowToFlow, rowToOpen, topRow } from './rows.js';
+import { addrText, clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
+import { flowPacketsQuery, PACKET_COLUMN_LIST, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
 import type { FlowStore, Gap, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
 
 export const POSTGRES: Dialect = {
@@ -82,7 +83,19 @@ const MIGRATIONS: Array<(c: pg.PoolClient) => Promise<unknown>> = [
   // 3: the batches applied (each once), kept for a week
   (c) => c.query(`CREATE TABLE batches (id text PRIMARY KEY, t bigint NOT NULL);
     CREATE INDEX batches_t ON batches (t);`),
+  // 4: packet logs
+  (c) => c.query(`CREATE TABLE packets (id bigserial PRIMARY KEY, t bigint NOT NULL, ns integer NOT NULL, grp integer NOT NULL,
+      hook smallint NOT NULL, family smallint NOT NULL, prefix text NOT NULL, indev text, outdev text, proto smallint, src inet,
+      sport integer, dst inet, dport integer, len integer, tcp_flags smallint, icmp_type smallint, icmp_code smallint, mark bigint,
+      uid bigint, ct_id bigint);
+    CREATE INDEX packets_t ON packets (t);
+    CREATE INDEX packets_src ON packets (src, t);
+    CREATE INDEX packets_dst ON packets (dst, t);`),
 ];
+
+const PACKET_TYPES = ['bigint', 'integer', 'integer', 'smallint', 'smallint', 'text', 'text', 'text', 'smallint', 'inet', 'integer', 'inet',
+  'integer', 'integer', 'smallint', 'smallint', 'smallint', 'bigint', 'bigint', 'bigint'];
+const addrOrNull = (v: unknown) => (v === null || v === undefined ? null : addrText(v));
 
 /** how long the ids of applied batches are kept (a spool older than that is replayed as new) */
 const BATCH_KEEP_US = 7 * 86_400_000_000;
@@ -167,7 +180,7 @@ export class PostgresStore implements FlowStore {
   async write(b: StoreBatch): Promise<WriteResult> {
     await this.schema();
     return this.tx(async (c) => {
-      const res: WriteResult = { flows: 0, open: 0, corrected: 0 };
+      const res: WriteResult = { flows: 0, open: 0, corrected: 0, packets: 0 };
       if (b.id !== undefined) {
         const t = b.run?.alive ?? Date.now() * 1000;
         // applied already (a replay, or a commit whose answer was lost): nothing to do
@@ -230,6 +243,12 @@ export class PostgresStore implements FlowStore {
       if (b.gaps.length) {
         await c.query('INSERT INTO gaps (ns, since, until, reason) SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bigint[], $4::text[])',
           [b.gaps.map((g) => g.ns), b.gaps.map((g) => g.since), b.gaps.map((g) => g.until), b.gaps.map((g) => g.reason)]);
+      }
+      if (b.packets.length) {
+        const cols: unknown[][] = PACKET_COLUMNS.map(() => []);
+        for (const r of b.packets) packetValues(r, (a) => a).forEach((v, i) => cols[i].push(v));
+        const ins = await c.query(`INSERT INTO packets (${PACKET_COLUMN_LIST}) SELECT * FROM unnest(${PACKET_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`, cols);
+        res.packets += ins.rowCount ?? 0;
       }
       for (const x of b.namespaces ?? []) await c.query('INSERT INTO namespaces (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING', [x.id, x.name]);
       if (b.run) {
@@ -295,6 +314,24 @@ export class PostgresStore implements FlowStore {
     await this.pool.query('DELETE FROM long_flows WHERE start + dur < $1', [cutoff]);
     await this.pool.query('DELETE FROM gaps WHERE until < $1', [cutoff]);
     return n;
+  }
+
+  async expirePackets(cutoff: number, max: number): Promise<number> {
+    await this.schema();
+    const r = await this.pool.query('DELETE FROM packets WHERE id IN (SELECT id FROM packets WHERE t < $1 ORDER BY t LIMIT $2)', [cutoff, max]);
+    return r.rowCount ?? 0;
+  }
+
+  async packets(s: PacketSearch): Promise<StoredPacket[]> {
+    return (await this.all(packetSearchQuery(POSTGRES, s))).map((x) => rowToPacket(x, addrOrNull));
+  }
+
+  async packetTop(s: PacketSearch, key: PacketTopKey, limit: number): Promise<PacketTopRow[]> {
+    return (await this.all(packetTopQuery(POSTGRES, s, key, limit))).map((x) => packetTopRow(key, x, addrOrNull));
+  }
+
+  async flowPackets(f: StoredFlow): Promise<StoredPacket[]> {
+    return (await this.all(flowPacketsQuery(POSTGRES, f, Date.now() * 1000))).map((x) => rowToPacket(x, addrOrNull));
   }
 
   async bounds(): Promise<Buckets | undefined> {

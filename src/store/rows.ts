@@ -5,6 +5,7 @@ import { PROTO_NAMES } from '../records/values.js';
 import { ipv6ToString } from '../util/ip.js';
 import type { FlowSearch, TopKey } from './sql.js';
 import type { FlowReader, OpenRow, StoredFlow, TopRow } from './store.js';
+import type { PacketTopKey, PacketTopRow } from './packets.js';
 
 /** A stored address as text: SQLite's integer or blob, PostgreSQL's inet text. */
 export function addrText(v: unknown): string {
@@ -45,6 +46,16 @@ export function topRow(key: TopKey, x: Record<string, unknown>): TopRow {
   return {
     key: key === 'hosts' ? addrText(x.src) : key === 'ports' ? `${x.dport ?? '-'}/${PROTO_NAMES[Number(x.proto)] ?? x.proto}` : `${addrText(x.src)} ${addrText(x.dst)}`,
     flows: Number(x.flows), bytes: Number(x.bytes), packets: Number(x.packets),
+  };
+}
+
+/** A row of a packet --top query. */
+export function packetTopRow(key: PacketTopKey, x: Record<string, unknown>, addr: (v: unknown) => string | null): PacketTopRow {
+  const a = (v: unknown) => addr(v) ?? '-';
+  return {
+    key: key === 'hosts' ? a(x.src) : key === 'ports' ? `${x.dport ?? '-'}/${x.proto === null ? '-' : PROTO_NAMES[Number(x.proto)] ?? x.proto}`
+      : key === 'pairs' ? `${a(x.src)} ${a(x.dst)}` : JSON.stringify(String(x.prefix)),
+    packets: Number(x.packets), bytes: Number(x.bytes),
   };
 }
 

@@ -15,9 +15,11 @@
 //   runs        each run of the daemon: when it started, was last known
 //               alive, stopped (what the trail covers)
 //   gaps        times events were lost (an overrun): flows may be missing
+//   batches     the batches applied (each once)
+//   packets     packet logs of NFLOG sources (store/packets.ts)
 import type { Cidr } from '../util/ip.js';
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 /** flows whose possible extent is at least this long are also kept in long_flows */
 export const LONG_FLOW_US = 600_000_000;
 /**

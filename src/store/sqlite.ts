@@ -13,9 +13,11 @@ import {
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
 import type { FlowStore, Gap, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
-import { clampToStore, rowToFlow, rowToOpen, topRow } from './rows.js';
+import { addrText, clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
+import { flowPacketsQuery, PACKET_COLUMN_LIST, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
 
 export const DEFAULT_DB = '/var/lib/conntrail/flows.db';
+const addrOrNull = (v: unknown) => (v === null || v === undefined ? null : addrText(v));
 const MULTI = 256;
 
 /** IPv4 text -> unsigned 32-bit integer; IPv6 text -> 16-byte Buffer */
@@ -96,6 +98,13 @@ export const SQLITE_MIGRATIONS: string[] = [
   // 3: the batches applied (each once), kept for a week
   `CREATE TABLE batches (id TEXT PRIMARY KEY, t INTEGER NOT NULL) WITHOUT ROWID;
    CREATE INDEX batches_t ON batches (t);`,
+  // 4: packet logs
+  `CREATE TABLE packets (id INTEGER PRIMARY KEY, t INTEGER NOT NULL, ns INTEGER NOT NULL, grp INTEGER NOT NULL, hook INTEGER NOT NULL,
+     family INTEGER NOT NULL, prefix TEXT NOT NULL, indev TEXT, outdev TEXT, proto INTEGER, src, sport INTEGER, dst, dport INTEGER,
+     len INTEGER, tcp_flags INTEGER, icmp_type INTEGER, icmp_code INTEGER, mark INTEGER, uid INTEGER, ct_id INTEGER);
+   CREATE INDEX packets_t ON packets (t);
+   CREATE INDEX packets_src ON packets (src, t);
+   CREATE INDEX packets_dst ON packets (dst, t);`,
 ];
 
 /** a record's values in COLUMNS order (positional binding is the fast path) */
@@ -206,6 +215,7 @@ export class SqliteStore implements FlowStore {
       ON CONFLICT (id) DO UPDATE SET alive = max(alive, excluded.alive), stopped = coalesce(excluded.stopped, stopped)`);
     p('gap', 'INSERT INTO gaps (ns, since, until, reason) VALUES (?, ?, ?, ?)');
     p('ns', 'INSERT OR IGNORE INTO namespaces (id, name) VALUES (?, ?)');
+    p('packet', `INSERT INTO packets (${PACKET_COLUMN_LIST}) VALUES (${PACKET_COLUMNS.map(() => '?').join(', ')})`);
   }
 
   private version(): number {
@@ -227,7 +237,7 @@ export class SqliteStore implements FlowStore {
     const st = this.st;
     const row = this.row;
     const n = COLUMNS.length;
-    const res: WriteResult = { flows: 0, open: 0, corrected: 0 };
+    const res: WriteResult = { flows: 0, open: 0, corrected: 0, packets: 0 };
     if (b.id !== undefined) {
       // applied already (a replay): nothing to do
       if (st.insBatch.run(b.id, b.run?.alive ?? Date.now() * 1000).changes === 0) return res;
@@ -293,6 +303,7 @@ export class SqliteStore implements FlowStore {
     }
     for (; i < closed.length; i++) insertOne(rowValues(closed[i], cols), isLong(closed[i]));
     for (const g of b.gaps) st.gap.run(g.ns, g.since, g.until, g.reason);
+    for (const x of b.packets) { st.packet.run(packetValues(x, addrValue)); res.packets++; }
     for (const x of b.namespaces ?? []) st.ns.run(x.id, x.name);
     if (b.run) st.run.run({ id: b.run.id, started: b.run.started, alive: b.run.alive, stopped: b.run.stopped });
     if (first >= 0) st.mark.run(Date.now() * 1000, first);
@@ -369,6 +380,22 @@ export class SqliteStore implements FlowStore {
       db.prepare('DELETE FROM gaps WHERE until < ?').run(cutoff);
       return n;
     })();
+  }
+
+  async expirePackets(cutoff: number, max: number): Promise<number> {
+    return this.db.prepare('DELETE FROM packets WHERE id IN (SELECT id FROM packets WHERE t < ? ORDER BY t LIMIT ?)').run(cutoff, max).changes;
+  }
+
+  async packets(s: PacketSearch): Promise<StoredPacket[]> {
+    return this.all(packetSearchQuery(SQLITE, s)).map((x) => rowToPacket(x, addrOrNull));
+  }
+
+  async packetTop(s: PacketSearch, key: PacketTopKey, limit: number): Promise<PacketTopRow[]> {
+    return this.all(packetTopQuery(SQLITE, s, key, limit)).map((x) => packetTopRow(key, x, addrOrNull));
+  }
+
+  async flowPackets(f: StoredFlow): Promise<StoredPacket[]> {
+    return this.all(flowPacketsQuery(SQLITE, f, Date.now() * 1000)).map((x) => rowToPacket(x, addrOrNull));
   }
 
   async bounds(): Promise<Buckets | undefined> {

@@ -2,6 +2,7 @@
 import type { FlowRecord } from '../records/flow.js';
 import type { SettledRef } from '../pipeline/flow-table.js';
 import type { AddrPort, Buckets, FlowSearch, TopKey, Window } from './sql.js';
+import type { PacketRow, PacketSearch, PacketTopKey, PacketTopRow, StoredPacket } from './packets.js';
 
 /** A flow as read back from a store: the record without the daemon's key. */
 export type StoredFlow = Omit<FlowRecord, 'key' | 'family'>;
@@ -38,6 +39,8 @@ export interface StoreBatch {
   corrections: Array<{ ref: SettledRef; rec: FlowRecord }>;
   /** times events were lost */
   gaps: Gap[];
+  /** packet logs (NFLOG sources) */
+  packets: PacketRow[];
   /** this run, as of the batch */
   run?: Run;
   /** unique per batch ("run-seq"): a store applies a batch once, so a replay
@@ -49,7 +52,7 @@ export interface StoreBatch {
 }
 
 export function emptyBatch(): StoreBatch {
-  return { opened: [], activity: [], closed: [], unopen: [], settled: [], corrections: [], gaps: [] };
+  return { opened: [], activity: [], closed: [], unopen: [], settled: [], corrections: [], gaps: [], packets: [] };
 }
 
 /** A batch as read back from the spool (written by any version): every list there. */
@@ -71,6 +74,8 @@ export interface WriteResult {
   open: number;
   /** settled rows replaced by their late DESTROY's record */
   corrected: number;
+  /** packet rows added */
+  packets: number;
 }
 
 export interface FlowReader {
@@ -84,6 +89,11 @@ export interface FlowReader {
   runs(): Promise<Run[]>;
   /** times events were lost that touch [since, until] */
   gaps(since: number, until: number): Promise<Gap[]>;
+  /** packet logs: the newest matches, newest first */
+  packets(s: PacketSearch): Promise<StoredPacket[]>;
+  packetTop(s: PacketSearch, key: PacketTopKey, limit: number): Promise<PacketTopRow[]>;
+  /** the packets logged for a flow, oldest first */
+  flowPackets(f: StoredFlow): Promise<StoredPacket[]>;
   close(): Promise<void>;
 }
 
@@ -97,9 +107,11 @@ export interface FlowStore extends FlowReader {
   namespaceId(name: string): Promise<number>;
   /** Deletes up to `max` flows that ended before `cutoff` (µs); returns how many. */
   expire(cutoff: number, max: number): Promise<number>;
+  /** Deletes up to `max` packet logs older than `cutoff` (µs); returns how many. */
+  expirePackets(cutoff: number, max: number): Promise<number>;
 }
 
 /** The records a batch carries (the `unopen` deletions are not records). */
 export function batchSize(b: StoreBatch): number {
-  return b.opened.length + b.closed.length + b.settled.length + b.corrections.length + b.activity.length;
+  return b.opened.length + b.closed.length + b.settled.length + b.corrections.length + b.activity.length + b.packets.length;
 }

@@ -11,8 +11,9 @@ import { readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, fsync
 import { join } from 'node:path';
 import type { FlowOutput, SettleTimes, SettledRef } from '../pipeline/flow-table.js';
 import type { FlowRecord } from '../records/flow.js';
-import { batchSize, emptyBatch, normalizeBatch, type FlowStore, type Gap, type OpenRow, type Run, type StoreBatch } from './store.js';
+import { batchSize, emptyBatch, normalizeBatch, type FlowStore, type Gap, type OpenRow, type Run, type StoreBatch, type WriteResult } from './store.js';
 import { ensureDir } from '../util/fs.js';
+import type { PacketRow } from './packets.js';
 
 export interface WriterOptions {
   /** flush at least this often */
@@ -53,6 +54,9 @@ export interface WriterStats {
   queued: number;
   /** times the writer was full (the sources were paused) */
   full: number;
+  /** packet logs written, and deleted by retention */
+  packetsWritten: number;
+  packetsExpired: number;
 }
 
 /** The spool's file names: a sequence number, in order. */
@@ -90,7 +94,7 @@ export class StoreWriter implements FlowOutput {
     this.run = { id: t, started: t, alive: t, stopped: null };
     this.s = {
       store: store.kind, written: 0, openWritten: 0, corrected: 0, batches: 0, errors: 0, spooled: 0, spoolPending: 0,
-      replayed: 0, expired: 0, queued: 0, full: 0,
+      replayed: 0, expired: 0, queued: 0, full: 0, packetsWritten: 0, packetsExpired: 0,
     };
     if (o.spoolDir) {
       ensureDir(o.spoolDir, 0o750);
@@ -213,6 +217,12 @@ export class StoreWriter implements FlowOutput {
   }
 
   /** Events of a namespace were lost in [since, until] (µs). */
+  /** A packet log (an NFLOG source's). */
+  packet(row: PacketRow): void {
+    this.cur.packets.push(row);
+    if (this.cur.packets.length >= this.o.maxBatch) this.flush();
+  }
+
   gap(g: Gap): void {
     this.cur.gaps.push(g);
   }
@@ -290,7 +300,7 @@ export class StoreWriter implements FlowOutput {
     if (!next) { this.finishIdle(); return; }
     this.busy = true;
     const { batch, file } = next;
-    let started: Promise<{ flows: number; open: number; corrected: number }>;
+    let started: Promise<WriteResult>;
     try {
       started = this.store.write(batch);
     } catch (e) {
@@ -302,6 +312,7 @@ export class StoreWriter implements FlowOutput {
       this.s.written += res.flows;
       this.s.openWritten += res.open;
       this.s.corrected += res.corrected;
+      this.s.packetsWritten += res.packets ?? 0;
       if (file) {
         try { unlinkSync(join(this.o.spoolDir, file)); } catch { /* gone already */ }
         this.spoolFiles.shift();
@@ -394,8 +405,10 @@ export class StoreWriter implements FlowOutput {
       // small steps, so ingest never waits long behind a delete
       for (let i = 0; i < 100; i++) {
         const n = await this.store.expire(cutoff, 20000);
+        const k = await this.store.expirePackets(cutoff, 20000);
         this.s.expired += n;
-        if (n < 20000) break;
+        this.s.packetsExpired += k;
+        if (n < 20000 && k < 20000) break;
         await new Promise((r) => setImmediate(r));
       }
     } catch (e) {

@@ -188,6 +188,77 @@ type = "none"
     // the counters at exit name the packets and no loss
     assert.match(od.err(), new RegExp(`source sg: packets=${theirs().length} seq_gaps=0 `));
   });
+
+  it('packets in the store: `packets --db` finds what ulogd logged, by prefix and protocol; `flows --packets` joins each flow to its packets through the masquerade', async () => {
+    writeFileSync(join(dir, 'emu.out'), '');
+    const conf = join(dir, 'store.toml');
+    const db = join(dir, 'store.db');
+    writeFileSync(conf, `[[source]]
+name = "ct"
+enable_timestamps = true
+
+[[source]]
+name = "sg"
+type = "nflog"
+groups = [${G.ctEmu}]
+
+[store]
+path = "${db}"
+spool_dir = "${join(dir, 'spool')}"
+flush_interval_ms = 100
+`);
+    const ref = t.spawn(t.rtr, ['ulogd', '-c', ulogdConfig(dir)]);
+    const d = t.spawn(t.rtr, [...CONNTRAIL, 'run', '-c', conf]);
+    const od = collect(d);
+    const theirs = () => theirs2(dir, 'emu.out');
+    try {
+      assert.ok(await waitFor(() => bound(t).includes(G.ctEmu) && bound(t).includes(G.ulEmu) && /started with/.test(od.err()), 10000), `bound: ${bound(t)}\n${od.err()}`);
+      await tcp(t, 8080);
+      await udp(t, 5353, false, false);
+      ping(t);
+      // the traffic is over; ulogd has written its lines when it has as many as the packets logged
+      assert.ok(await waitFor(() => theirs().length >= 3 && theirs().some((l) => l.includes('PROTO=ICMP')), 15000), `ulogd: ${theirs().length}\n${od.err()}`);
+    } finally {
+      for (const p of [ref, d]) await t.stop(p);
+    }
+    await od.done;
+    const n = theirs().length;
+    assert.match(od.err(), new RegExp(`packets_written=${n} `), od.err());
+    const run = (args: string[]) => t.exec(t.rtr, [...CONNTRAIL, ...args, '--db', db]);
+    const all = JSON.parse(run(['packets', '--json', '--limit', '0'])) as Array<Record<string, unknown>>;
+    assert.equal(all.length, n);
+    // each of ulogd's lines has a stored packet with the same prefix, protocol, addresses and ports
+    const key = (prefix: string, proto: string, src: string, dst: string) => `${prefix}|${proto}|${src}|${dst}`;
+    const ours = all.map((p) => key(String(p.prefix), String(p.proto).toUpperCase(), String(p.src), String(p.dst))).sort();
+    const ref2 = theirs().map((l) => {
+      const rest = l.replace(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ /, '');
+      const prefix = rest.slice(0, rest.indexOf('IN=')).replace(/ $/, '');
+      const f = (k: string) => (new RegExp(` ${k}=(\\S+)`).exec(l) ?? [])[1] ?? '';
+      return key(prefix, f('PROTO'), f('SRC'), f('DST'));
+    }).sort();
+    assert.deepEqual(ours, ref2);
+    const accepted = JSON.parse(run(['packets', '--json', '--prefix', 'sg-acc'])) as Array<Record<string, unknown>>;
+    assert.equal(accepted.length, theirs().filter((l) => l.includes('sg-accept: ')).length);
+    assert.ok(accepted.every((p) => p.proto === 'tcp' && p.dport === 8080 && p.hook === 'FORWARD'));
+    assert.match(run(['packets', '--top', 'prefixes']), /"sg-accept: "\s+1\s/);
+    // flows --packets: the TCP, UDP and ICMP flows each with the packet the rules logged for it
+    const flows = JSON.parse(run(['flows', '--json', '--packets', '--src', ADDR.cli])) as Array<{ proto: string; orig: { dport: number | null }; nat: string; logged_packets: Array<Record<string, unknown>> }>;
+    const of = (proto: string, dport?: number) => flows.filter((f) => f.proto === proto && (dport === undefined || f.orig.dport === dport));
+    for (const [proto, dport, prefix] of [['tcp', 8080, 'sg-accept: '], ['udp', 5353, 'udp: '], ['icmp', undefined, '']] as const) {
+      const fl = of(proto, dport);
+      assert.equal(fl.length, 1, `${proto} flows: ${JSON.stringify(flows)}`);
+      assert.equal(fl[0].nat, 'snat');
+      assert.deepEqual(fl[0].logged_packets.map((p) => p.prefix), [prefix], `${proto}: ${JSON.stringify(fl[0])} all: ${JSON.stringify(all)}`);
+    }
+    // and the table output lists them under the flows
+    assert.match(run(['flows', '--packets', '--src', ADDR.cli, '--proto', 'tcp']), /packets logged for flow 1 .*: 1\n {2}TIME/);
+    // who, from the public side of the translation, shows the same packet with the inside host
+    const tcpFlow = of('tcp', 8080)[0] as unknown as { start: string; snat: { public: { addr: string; port: number } } };
+    const who = JSON.parse(run(['who', `${tcpFlow.snat.public.addr}:${tcpFlow.snat.public.port}`, '--at', tcpFlow.start, '--packets', '--json'])) as
+      { verdict: string; flows: Array<{ inside: string; logged_packets: Array<{ prefix: string; src: string }> }> };
+    assert.equal(who.verdict, 'exact');
+    assert.deepEqual(who.flows[0].logged_packets.map((p) => [p.prefix, p.src]), [['sg-accept: ', ADDR.cli]]);
+  });
 });
 
 function theirs2(dir: string, f: string): string[] {

@@ -15,6 +15,7 @@ export interface NflogSourceConfig {
   buffer_size: number;
   buffer_max: number;
   batch_delay_ms: number;
+  store: boolean;
 }
 
 export const NFLOG_SOURCE_SCHEMA = {
@@ -35,5 +36,6 @@ export const NFLOG_SOURCE_SCHEMA = {
     buffer_size: { type: 'integer', minimum: RCVBUF_MIN, maximum: RCVBUF_MAX, default: 8388608, description: 'Netlink receive buffer to ask for, in bytes.' },
     buffer_max: { type: 'integer', minimum: RCVBUF_MIN, maximum: RCVBUF_MAX, default: 268435456, description: 'After an overrun (ENOBUFS) the receive buffer grows at once (eight times its size, or twice what was queued and dropped), up to this many bytes. Packets lost to an overrun cannot be recovered; they are counted and reported, as are the gaps the per-group sequence numbers show.' },
     batch_delay_ms: { type: 'integer', minimum: 0, maximum: 1000, default: 1, description: 'After a wake-up, wait this long before reading again.' },
+    store: { type: 'boolean', default: true, description: 'Write the packets to the store (`[store]`, with its retention), for `conntrail packets --db` and `conntrail flows --packets`; `false`: to the sinks only.' },
   },
 } as const;
