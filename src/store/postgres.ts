@@ -180,7 +180,7 @@ export class PostgresStore implements FlowStore {
   async write(b: StoreBatch): Promise<WriteResult> {
     await this.schema();
     return this.tx(async (c) => {
-      const res: WriteResult = { flows: 0, open: 0, corrected: 0, packets: 0 };
+      const res: WriteResult = { flows: 0, open: 0, corrected: 0 };
       if (b.id !== undefined) {
         const t = b.run?.alive ?? Date.now() * 1000;
         // applied already (a replay, or a commit whose answer was lost): nothing to do
@@ -248,7 +248,7 @@ export class PostgresStore implements FlowStore {
         const cols: unknown[][] = PACKET_COLUMNS.map(() => []);
         for (const r of b.packets) packetValues(r, (a) => a).forEach((v, i) => cols[i].push(v));
         const ins = await c.query(`INSERT INTO packets (${PACKET_COLUMN_LIST}) SELECT * FROM unnest(${PACKET_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`, cols);
-        res.packets += ins.rowCount ?? 0;
+        res.packets = ins.rowCount ?? 0;
       }
       for (const x of b.namespaces ?? []) await c.query('INSERT INTO namespaces (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING', [x.id, x.name]);
       if (b.run) {

@@ -237,7 +237,7 @@ export class SqliteStore implements FlowStore {
     const st = this.st;
     const row = this.row;
     const n = COLUMNS.length;
-    const res: WriteResult = { flows: 0, open: 0, corrected: 0, packets: 0 };
+    const res: WriteResult = { flows: 0, open: 0, corrected: 0 };
     if (b.id !== undefined) {
       // applied already (a replay): nothing to do
       if (st.insBatch.run(b.id, b.run?.alive ?? Date.now() * 1000).changes === 0) return res;
@@ -303,7 +303,10 @@ export class SqliteStore implements FlowStore {
     }
     for (; i < closed.length; i++) insertOne(rowValues(closed[i], cols), isLong(closed[i]));
     for (const g of b.gaps) st.gap.run(g.ns, g.since, g.until, g.reason);
-    for (const x of b.packets) { st.packet.run(packetValues(x, addrValue)); res.packets++; }
+    if (b.packets.length) {
+      for (const x of b.packets) st.packet.run(packetValues(x, addrValue));
+      res.packets = b.packets.length;
+    }
     for (const x of b.namespaces ?? []) st.ns.run(x.id, x.name);
     if (b.run) st.run.run({ id: b.run.id, started: b.run.started, alive: b.run.alive, stopped: b.run.stopped });
     if (first >= 0) st.mark.run(Date.now() * 1000, first);

@@ -74,8 +74,8 @@ export interface WriteResult {
   open: number;
   /** settled rows replaced by their late DESTROY's record */
   corrected: number;
-  /** packet rows added */
-  packets: number;
+  /** packet rows added (present when the batch had packets) */
+  packets?: number;
 }
 
 export interface FlowReader {
