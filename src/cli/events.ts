@@ -4,7 +4,9 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConntrackEventSource, DEFAULT_RCVBUF, type SourceStats } from '../sources/conntrack/socket.js';
 import { RCVBUF_MAX, RCVBUF_MIN } from '../config/schema.js';
 import { compileMatcher } from '../pipeline/filter.js';
-import { ClosedOutputError, LineWriter } from '../util/output.js';
+import { LineWriter } from '../util/output.js';
+import { runLive } from './live.js';
+import type { FlowEvent } from '../records/event.js';
 import { explainSocketError } from '../util/errors.js';
 import { addFilterOptions, buildFilter, buildFormatter, type FilterCliOptions } from './options.js';
 import { BPF_MAXINSNS, socketFilterSize } from '../sources/conntrack/filter.js';
@@ -86,66 +88,27 @@ export async function runEvents(o: EventsOptions): Promise<void> {
   const short = rcvbufWarning(o.bufferSize, src.rcvbuf, rmemMax());
   if (short) process.stderr.write(short + '\n');
   const match = compileMatcher(filter, src.kernelFiltered);
-  const limit = o.count ?? Infinity;
-  let shown = 0;
-  let stopped = false;
   let reportedEnobufs = 0;
-
-  await new Promise<void>((resolve, reject) => {
-    const warnTimer = setInterval(() => {
+  await runLive<FlowEvent>({
+    start: (h, onError) => src.start({ event: h.record, batchEnd: h.batchEnd }, onError),
+    accept: match,
+    emit: (ev) => out.line(format(ev)),
+    flush: () => out.flush(),
+    closeOutput: () => out.flush(),
+    warn: (final) => {
       const s = src.sock.stats();
       if (s.enobufs > reportedEnobufs) {
         process.stderr.write(`conntrail: WARNING: netlink overrun (ENOBUFS) x${s.enobufs - reportedEnobufs}, ` +
-          `kernel dropped ${s.kernelDrops} events so far; raise --buffer-size (granted ${src.rcvbuf})\n`);
+          `kernel dropped ${s.kernelDrops} events${final ? '' : ' so far'}; raise --buffer-size (granted ${src.rcvbuf})\n`);
         reportedEnobufs = s.enobufs;
       }
-    }, 1000);
-    warnTimer.unref();
-
-    const finish = (err?: Error) => {
-      if (stopped) return;
-      stopped = true;
-      clearInterval(warnTimer);
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      try {
-        out.flush();
-      } catch (e) {
-        // a reader that went away (| head) is a normal end
-        if (!(e instanceof ClosedOutputError)) err ??= e as Error;
-      }
+    },
+    close: (shown) => {
       const s = src.stats();
       src.close();
-      if (s.enobufs > reportedEnobufs) {
-        process.stderr.write(`conntrail: WARNING: netlink overrun (ENOBUFS) x${s.enobufs - reportedEnobufs}, ` +
-          `kernel dropped ${s.kernelDrops} events; raise --buffer-size (granted ${src.rcvbuf})\n`);
-      }
-      if (o.stats) process.stderr.write(statsLine(shown, s) + '\n');
-      if (err) reject(explainSocketError(err, o.netns)); else resolve();
-    };
-    const onSignal = () => finish();
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-
-    src.start({
-      event(ev) {
-        if (stopped || !match(ev)) return;
-        try {
-          out.line(format(ev));
-        } catch (e) {
-          finish(e instanceof ClosedOutputError ? undefined : (e as Error));
-          return;
-        }
-        if (++shown >= limit) finish();
-      },
-      batchEnd() {
-        if (stopped) return;
-        try {
-          out.flush();
-        } catch (e) {
-          finish(e instanceof ClosedOutputError ? undefined : (e as Error));
-        }
-      },
-    }, (err) => finish(err));
+      return o.stats ? statsLine(shown, s) : undefined;
+    },
+    limit: o.count ?? Infinity,
+    netns: o.netns,
   });
 }

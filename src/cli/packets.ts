@@ -5,7 +5,10 @@ import { Command, InvalidArgumentError } from 'commander';
 import { RCVBUF_MAX, RCVBUF_MIN } from '../config/schema.js';
 import { NFLOG_DEFAULT_RCVBUF, NflogSource, type NflogStats } from '../sources/nflog/source.js';
 import { makePacketFormatter, PACKET_FORMATS, type PacketFormatName } from '../formats/packet/index.js';
-import { ClosedOutputError, LineWriter } from '../util/output.js';
+import { LineWriter } from '../util/output.js';
+import { isoTime } from '../util/time.js';
+import { runLive } from './live.js';
+import type { PacketLog } from '../records/packet.js';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { pcapFileHeader, pcapRecordNflog, pcapRecordRaw, type PcapLinktype } from '../formats/packet/pcap.js';
 import { explainSocketError, UsageError } from '../util/errors.js';
@@ -168,6 +171,11 @@ async function searchPackets(o: PacketsOptions): Promise<void> {
       }
       const ps = await store.packets(s);
       ps.reverse(); // oldest first
+      // packets the kernel logged and conntrail lost, in this time: said, on stderr (stdout stays the answer)
+      for (const g of await store.gaps(s.since, s.until, 'packets')) {
+        process.stderr.write(`conntrail: warning: the trail of packets has a gap: ${isoTime(g.since)} to ${isoTime(g.until)}: ${g.reason}` +
+          `${ns.get(g.ns) ? ` (network namespace ${ns.get(g.ns)})` : ''}: packets of then may be missing\n`);
+      }
       process.stdout.write(o.json ? JSON.stringify(ps.map((p) => packetJson(p, ns)), null, 2) + '\n' : o.csv ? packetsCsv(ps, ns) : packetsTable(ps));
     } catch (e) {
       // a store the daemon has not migrated yet (schema 3 and older) has no packets
@@ -197,63 +205,26 @@ export async function runPackets(o: PacketsOptions): Promise<void> {
   }
   const short = rcvbufWarning(o.bufferSize, src.rcvbuf, undefined);
   if (short) process.stderr.write(short + '\n');
-  const limit = o.count ?? Infinity;
-  let shown = 0;
-  let stopped = false;
   let reported = { overruns: 0, gaps: 0 };
-  const warn = () => {
-    const s = src.stats();
-    if (s.enobufs > reported.overruns || s.seqGaps > reported.gaps) {
-      process.stderr.write(`conntrail: WARNING: packets lost: netlink overrun (ENOBUFS) x${s.enobufs - reported.overruns}, ` +
-        `${s.seqGaps - reported.gaps} missing by sequence number (${s.seqGaps} so far); raise --buffer-size (granted ${src.rcvbuf}) or --qthreshold\n`);
-      reported = { overruns: s.enobufs, gaps: s.seqGaps };
-    }
-  };
-
-  await new Promise<void>((resolve, reject) => {
-    const warnTimer = setInterval(warn, 1000);
-    warnTimer.unref();
-    const finish = (err?: Error) => {
-      if (stopped) return;
-      stopped = true;
-      clearInterval(warnTimer);
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      try {
-        out.flush();
-        pcap?.close();
-      } catch (e) {
-        if (!(e instanceof ClosedOutputError) && (e as NodeJS.ErrnoException).code !== 'EPIPE') err ??= e as Error;
+  await runLive<PacketLog>({
+    start: (h, onError) => src.start({ packet: h.record, batchEnd: h.batchEnd }, onError),
+    emit: (p) => { if (pcap) pcap.add(p); else out.line(format(p)); },
+    flush: () => { out.flush(); pcap?.flush(); },
+    closeOutput: () => { out.flush(); pcap?.close(); },
+    warn: () => {
+      const s = src.stats();
+      if (s.enobufs > reported.overruns || s.seqGaps > reported.gaps) {
+        process.stderr.write(`conntrail: WARNING: packets lost: netlink overrun (ENOBUFS) x${s.enobufs - reported.overruns}, ` +
+          `${s.seqGaps - reported.gaps} missing by sequence number (${s.seqGaps} so far); raise --buffer-size (granted ${src.rcvbuf}) or --qthreshold\n`);
+        reported = { overruns: s.enobufs, gaps: s.seqGaps };
       }
-      warn();
+    },
+    close: (shown) => {
       const s = src.stats();
       src.close();
-      if (o.stats) process.stderr.write(packetsStatsLine(shown, s) + '\n');
-      if (err) reject(explainSocketError(err, o.netns)); else resolve();
-    };
-    const onSignal = () => finish();
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    src.start({
-      packet(p) {
-        if (stopped) return;
-        try {
-          if (pcap) pcap.add(p); else out.line(format(p));
-        } catch (e) {
-          finish(e instanceof ClosedOutputError ? undefined : (e as Error));
-          return;
-        }
-        if (++shown >= limit) finish();
-      },
-      batchEnd() {
-        if (stopped) return;
-        try {
-          out.flush();
-          pcap?.flush();
-        } catch (e) {
-          finish(e instanceof ClosedOutputError || (e as NodeJS.ErrnoException).code === 'EPIPE' ? undefined : (e as Error));
-        }
-      },
-    }, (err) => finish(err)).catch((err: Error) => finish(err));
+      return o.stats ? packetsStatsLine(shown, s) : undefined;
+    },
+    limit: o.count ?? Infinity,
+    netns: o.netns,
   });
 }

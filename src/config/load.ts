@@ -532,12 +532,10 @@ function loadVyos(file: string, text: string): Plan {
   const level = o.log_level ?? 'info';
   if (typeof level !== 'string') bad('log_level', 'must be a string');
   const events = [...select.keys()].map((t) => t.toLowerCase() as 'new' | 'update' | 'destroy');
-  const source: ConntrackSourceConfig = {
-    name: 'conntrack', type: 'conntrack', buffer_size: 16777216, batch_delay_ms: 1, buffer_max: 268435456,
-    resync: true, reliable: false, flows: false, enable_events: false, sync_at_start: false, enable_accounting: false, enable_timestamps: false, events,
-    proto: [], not_proto: [], src: [], dst: [], not_src: [], not_dst: [], port: [], not_port: [], mark: [], zone: [],
-  };
-  // through the same validation as a TOML file's sink: the defaults live in the schema, once
+  // through the same validation as a TOML file's tables: the defaults live in the schema, once.
+  // A drop-in for the VyOS logger writes its lines and feeds no flow store.
+  const source = { type: 'conntrack', events, flows: false, enable_events: false } as ConntrackSourceConfig;
+  if (!validateSource.conntrack(source)) throw new ConfigError(`${file}: ${validateSource.conntrack.errors?.[0]?.message ?? 'invalid'}`);
   const sink = { type: 'stdout', format: 'vyos' } as SinkConfig;
   if (qs !== undefined) sink.queue_size = qs as number;
   if (!validateSink.stdout(sink)) throw new ConfigError(`${file}: ${validateSink.stdout.errors?.[0]?.message ?? 'invalid'}`);

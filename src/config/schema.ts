@@ -1,6 +1,8 @@
-// The daemon's configuration: one JSON Schema, the single source of
-// validation and of docs/config.md (generated from it; a test checks the
-// page is current).
+// The daemon's configuration, assembled from each component's own schema
+// (sources/*/schema.ts, the sinks' *_SINK_PROPS): the single source of
+// validation (config/load.ts checks each [[source]] and [[sink]] table
+// against its type's schema) and of docs/ (generated from it; a test checks
+// the pages are current).
 import { QUEUE_MAX, SINK_COMMON_PROPS } from '../sinks/sink.js';
 import { FILE_SINK_PROPS } from '../sinks/file.js';
 import { SYSLOG_SINK_PROPS } from '../sinks/syslog.js';

@@ -277,6 +277,8 @@ export class Pipeline {
       });
     }
     const writer = this.writer;
+    // what the kernel lost is a gap in the stored trail of packets
+    if (a.storePackets) a.src.hooks = { gap: (since, until, reason) => writer!.gap({ ns: a.nsId, since, until, reason, kind: 'packets' }) };
     return a.src.start({
       record: (p) => {
         if (a.storePackets) writer!.packet(packetRow(p, a.nsId));
@@ -441,7 +443,10 @@ export class Pipeline {
       if (o.src instanceof NflogDaemonSource && !steps.some((x) => x.same === o)) {
         o.src.stopping();
         o.src.close();
-        this.log.warn(`SIGHUP: source ${o.name}: NFLOG groups ${o.src.config.groups.join(', ')} given up for the new configuration; packets logged until it has bound them again are lost`);
+        const c = o.src.config;
+        const again = steps.some((x) => !x.same && x.ps.type === 'nflog' && (x.ps.config.netns ?? '') === (c.netns ?? '') && x.ps.config.groups.some((g) => c.groups.includes(g)));
+        if (again) this.log.warn(`SIGHUP: source ${o.name}: NFLOG group${c.groups.length > 1 ? 's' : ''} ${c.groups.join(', ')} given up for the new configuration; packets logged until it has bound them again are lost`);
+        else this.log.info(`SIGHUP: source ${o.name}: NFLOG group${c.groups.length > 1 ? 's' : ''} ${c.groups.join(', ')} no longer read`);
       }
     }
     for (const st of steps) {

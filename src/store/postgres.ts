@@ -10,7 +10,7 @@ import {
 } from './sql.js';
 import { addrText, clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
 import { flowPacketsQuery, PACKET_COLUMN_LIST, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
-import type { FlowStore, Gap, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
+import type { FlowStore, Gap, GapKind, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
 
 export const POSTGRES: Dialect = {
   name: 'postgres',
@@ -90,7 +90,8 @@ const MIGRATIONS: Array<(c: pg.PoolClient) => Promise<unknown>> = [
       uid bigint, ct_id bigint);
     CREATE INDEX packets_t ON packets (t);
     CREATE INDEX packets_src ON packets (src, t);
-    CREATE INDEX packets_dst ON packets (dst, t);`),
+    CREATE INDEX packets_dst ON packets (dst, t);
+    ALTER TABLE gaps ADD COLUMN kind text NOT NULL DEFAULT 'events';`),
 ];
 
 const PACKET_TYPES = ['bigint', 'integer', 'integer', 'smallint', 'smallint', 'text', 'text', 'text', 'smallint', 'inet', 'integer', 'inet',
@@ -241,8 +242,8 @@ export class PostgresStore implements FlowStore {
         await copyLong(ins.rows);
       }
       if (b.gaps.length) {
-        await c.query('INSERT INTO gaps (ns, since, until, reason) SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bigint[], $4::text[])',
-          [b.gaps.map((g) => g.ns), b.gaps.map((g) => g.since), b.gaps.map((g) => g.until), b.gaps.map((g) => g.reason)]);
+        await c.query('INSERT INTO gaps (ns, since, until, reason, kind) SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bigint[], $4::text[], $5::text[])',
+          [b.gaps.map((g) => g.ns), b.gaps.map((g) => g.since), b.gaps.map((g) => g.until), b.gaps.map((g) => g.reason), b.gaps.map((g) => g.kind ?? 'events')]);
       }
       if (b.packets.length) {
         const cols: unknown[][] = PACKET_COLUMNS.map(() => []);
@@ -289,9 +290,9 @@ export class PostgresStore implements FlowStore {
     return r.rows.map((x) => ({ id: Number(x.id), started: Number(x.started), alive: Number(x.alive), stopped: x.stopped === null ? null : Number(x.stopped) }));
   }
 
-  async gaps(since: number, until: number): Promise<Gap[]> {
+  async gaps(since: number, until: number, kind: GapKind = 'events'): Promise<Gap[]> {
     await this.schema();
-    const r = await this.pool.query('SELECT ns, since, until, reason FROM gaps WHERE until >= $1 AND since <= $2 ORDER BY since', [since, until]);
+    const r = await this.pool.query('SELECT ns, since, until, reason FROM gaps WHERE until >= $1 AND since <= $2 AND kind = $3 ORDER BY since', [since, until, kind]);
     return r.rows.map((g) => ({ ns: Number(g.ns), since: Number(g.since), until: Number(g.until), reason: String(g.reason) }));
   }
 

@@ -12,7 +12,7 @@ import {
   BUCKET, BUCKET_US, COLUMN_LIST, COLUMNS, LONG_FLOW_US, indexDdl, isLong, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
-import type { FlowStore, Gap, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
+import type { FlowStore, Gap, GapKind, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
 import { addrText, clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
 import { flowPacketsQuery, PACKET_COLUMN_LIST, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
 
@@ -104,7 +104,8 @@ export const SQLITE_MIGRATIONS: string[] = [
      len INTEGER, tcp_flags INTEGER, icmp_type INTEGER, icmp_code INTEGER, mark INTEGER, uid INTEGER, ct_id INTEGER);
    CREATE INDEX packets_t ON packets (t);
    CREATE INDEX packets_src ON packets (src, t);
-   CREATE INDEX packets_dst ON packets (dst, t);`,
+   CREATE INDEX packets_dst ON packets (dst, t);
+   ALTER TABLE gaps ADD COLUMN kind TEXT NOT NULL DEFAULT 'events';`,
 ];
 
 /** a record's values in COLUMNS order (positional binding is the fast path) */
@@ -213,7 +214,7 @@ export class SqliteStore implements FlowStore {
     p('mark', 'INSERT OR IGNORE INTO marks (t, first_id) VALUES (?, ?)');
     p('run', `INSERT INTO runs (id, started, alive, stopped) VALUES ($id, $started, $alive, $stopped)
       ON CONFLICT (id) DO UPDATE SET alive = max(alive, excluded.alive), stopped = coalesce(excluded.stopped, stopped)`);
-    p('gap', 'INSERT INTO gaps (ns, since, until, reason) VALUES (?, ?, ?, ?)');
+    p('gap', 'INSERT INTO gaps (ns, since, until, reason, kind) VALUES (?, ?, ?, ?, ?)');
     p('ns', 'INSERT OR IGNORE INTO namespaces (id, name) VALUES (?, ?)');
     p('packet', `INSERT INTO packets (${PACKET_COLUMN_LIST}) VALUES (${PACKET_COLUMNS.map(() => '?').join(', ')})`);
   }
@@ -302,7 +303,7 @@ export class SqliteStore implements FlowStore {
       for (let j = 0; j < MULTI; j++) if (isLong(closed[i + j])) st.insLong.run([...rowValues(closed[i + j], cols), firstId + j]);
     }
     for (; i < closed.length; i++) insertOne(rowValues(closed[i], cols), isLong(closed[i]));
-    for (const g of b.gaps) st.gap.run(g.ns, g.since, g.until, g.reason);
+    for (const g of b.gaps) st.gap.run(g.ns, g.since, g.until, g.reason, g.kind ?? 'events');
     if (b.packets.length) {
       for (const x of b.packets) st.packet.run(packetValues(x, addrValue));
       res.packets = b.packets.length;
@@ -360,8 +361,12 @@ export class SqliteStore implements FlowStore {
       .map((r) => ({ id: Number(r.id), started: Number(r.started), alive: Number(r.alive), stopped: r.stopped === null ? null : Number(r.stopped) }));
   }
 
-  async gaps(since: number, until: number): Promise<Gap[]> {
-    return (this.db.prepare('SELECT ns, since, until, reason FROM gaps WHERE until >= ? AND since <= ? ORDER BY since').all(since, until) as Gap[])
+  async gaps(since: number, until: number, kind: GapKind = 'events'): Promise<Gap[]> {
+    // a store of schema 3 or older (read as it is) has only gaps of events
+    const old = this.version() < 4;
+    if (old && kind !== 'events') return [];
+    const sql = `SELECT ns, since, until, reason FROM gaps WHERE until >= ? AND since <= ?${old ? '' : ' AND kind = ?'} ORDER BY since`;
+    return (this.db.prepare(sql).all(...(old ? [since, until] : [since, until, kind])) as Gap[])
       .map((g) => ({ ns: Number(g.ns), since: Number(g.since), until: Number(g.until), reason: String(g.reason) }));
   }
 

@@ -14,8 +14,12 @@ export interface TopRow {
   packets: number;
 }
 
-/** A time (µs) when events of a namespace were lost: flows of then may be missing. */
-export interface Gap { ns: number; since: number; until: number; reason: string }
+/**
+ * A time (µs) when records of a namespace were lost: conntrack events
+ * (flows of then may be missing), or packet logs (packets of then may be).
+ */
+export interface Gap { ns: number; since: number; until: number; reason: string; kind?: GapKind }
+export type GapKind = 'events' | 'packets';
 
 /** A run of the daemon as the store knows it (µs). */
 export interface Run { id: number; started: number; alive: number; stopped: number | null }
@@ -87,8 +91,8 @@ export interface FlowReader {
   bounds(): Promise<Buckets | undefined>;
   /** the daemon's runs, oldest first */
   runs(): Promise<Run[]>;
-  /** times events were lost that touch [since, until] */
-  gaps(since: number, until: number): Promise<Gap[]>;
+  /** times records of a kind (default: events) were lost that touch [since, until] */
+  gaps(since: number, until: number, kind?: GapKind): Promise<Gap[]>;
   /** packet logs: the newest matches, newest first */
   packets(s: PacketSearch): Promise<StoredPacket[]>;
   packetTop(s: PacketSearch, key: PacketTopKey, limit: number): Promise<PacketTopRow[]>;

@@ -5,6 +5,7 @@
 // burst needed (up to buffer_max), and the gaps the per-group sequence
 // numbers show, once a second while they grow.
 import { explainSocketError } from '../../util/errors.js';
+import { nowMicros } from '../../util/time.js';
 import type { PacketLog } from '../../records/packet.js';
 import type { BaseSourceStats, Source, SourceLog, SourceOut } from '../source.js';
 import type { NflogSourceConfig } from './schema.js';
@@ -17,10 +18,20 @@ export interface NflogSourceStats extends BaseSourceStats, NflogStats {
   type: 'nflog';
 }
 
+/** What the store needs to hear from the source (the daemon wires it). */
+export interface NflogHooks {
+  /** packets were lost from `since` to `until` (µs): a gap in the trail of packets */
+  gap?(since: number, until: number, reason: string): void;
+}
+
 export class NflogDaemonSource implements Source<'packet'> {
   readonly kind = 'packet' as const;
   readonly name: string;
   readonly sock: NflogSource;
+  hooks: NflogHooks = {};
+  /** each group's last packet (µs), and when the groups were bound: where a sequence gap begins */
+  private lastTime = new Map<number, number>();
+  private boundAt = 0;
   private reported = { overruns: 0, gaps: 0, drops: 0 };
   private halted = false;
 
@@ -44,8 +55,13 @@ export class NflogDaemonSource implements Source<'packet'> {
   async start(out: SourceOut<PacketLog>): Promise<void> {
     const c = this.config;
     try {
+      this.boundAt = nowMicros();
       await this.sock.start({
-        packet: (p) => out.record(p, true),
+        packet: (p) => { this.lastTime.set(p.group, p.time); out.record(p, true); },
+        gap: (n, group, p) => {
+          this.hooks.gap?.(Math.min(this.lastTime.get(group) ?? this.boundAt, p.time), p.time,
+            `${n} packet${n > 1 ? 's' : ''} of NFLOG group ${group} lost (sequence numbers skipped)`);
+        },
         batchEnd: () => out.batchEnd(),
         overrun: () => this.report(true),
       }, (err) => this.log.error(`source ${this.name}: ${explainSocketError(err, c.netns).message}`));
@@ -76,7 +92,9 @@ export class NflogDaemonSource implements Source<'packet'> {
     if (n <= 0 && gaps <= 0) return;
     let grown = '';
     if (n > 0) {
-      this.sock.takeLoss();
+      const loss = this.sock.takeLoss();
+      const now = nowMicros();
+      this.hooks.gap?.(loss.from > 0 ? Math.min(loss.from, now) : now, now, `packets lost (netlink overrun, ENOBUFS x${n})`);
       const drops = Math.max(0, s.kernelDrops - this.reported.drops);
       const before = this.sock.rcvbuf;
       const ask = Math.min(this.config.buffer_max, Math.max(before * 8, (before + drops * PACKET_TRUESIZE) * 2));

@@ -47,7 +47,7 @@ export interface PacketSink {
   /** the socket overran (ENOBUFS): `total` so far */
   overrun?(total: number): void;
   /** the sequence numbers show `n` packets of `group` were lost (before `p`) */
-  gap?(n: number, group: number): void;
+  gap?(n: number, group: number, p: PacketLog): void;
 }
 
 export interface NflogStats extends NativeStats, NflogDecodeStats {
@@ -159,7 +159,7 @@ export class NflogSource extends SocketSource {
         if (p.physoutdev) p.physoutdevName = this.links.name(p.physoutdev);
       }
       const gap = this.seqs.check(p);
-      if (gap > 0) { stats.seqGaps += gap; sink.gap?.(gap, p.group); }
+      if (gap > 0) { stats.seqGaps += gap; sink.gap?.(gap, p.group, p); }
       sink.packet(p);
     };
     const onBatch = (len: number, _count: number, total: number): void => {
