@@ -6,6 +6,7 @@
 // packets/s asked and achieved, logged lines / sent (the rule's counter),
 // loss, CPU (user+sys of the logger) per 100k packets, peak RSS.
 // usage: [CONNTRAIL_ARGS="..."] node dist/bench/packets.js [--rates "20000 50000"] [--packets 200000] [--peers "ct-logemu ct-json ulogd-logemu ulogd-json"]
+// (run-logemu, run-json: the daemon, an nflog source into a file sink)
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,7 +80,13 @@ async function runOne(t: Topology, dir: string, peer: string, rate: number): Pro
   const out = join(dir, `${peer}-${rate}.out`);
   writeFileSync(out, '');
   let cmd: string[];
-  if (peer.startsWith('ct-')) {
+  if (peer.startsWith('run-')) {
+    // the daemon: an nflog source into a file sink, no store
+    const conf = join(dir, `${peer}.toml`);
+    writeFileSync(conf, `[[source]]\nname = "pk"\ntype = "nflog"\ngroups = [${GROUP}]\nstore = false\n[[sink]]\ntype = "file"\npath = "${out}"\n` +
+      `format = "${peer === 'run-json' ? 'ulogd-json' : 'logemu'}"\n[store]\ntype = "none"\n`);
+    cmd = ['sh', '-c', `exec taskset -c 1 ${process.execPath} ${CLI} run -c ${conf}`];
+  } else if (peer.startsWith('ct-')) {
     const fmt = peer === 'ct-json' ? 'ulogd-json' : 'logemu';
     // CONNTRAIL_ARGS: more options for conntrail (experiments, e.g. "--qthreshold 32 --timeout 10")
     cmd = ['sh', '-c', `exec taskset -c 1 ${process.execPath} ${CLI} packets --group ${GROUP} --format ${fmt} --stats ${process.env.CONNTRAIL_ARGS ?? ''} > ${out}`];
@@ -112,7 +119,7 @@ async function runOne(t: Topology, dir: string, peer: string, rate: number): Pro
   p.kill('SIGTERM');
   await new Promise((r) => p.once('exit', r));
   const got = lineCount(out);
-  const st = /stats shown=\d+ packets=\d+ seq_gaps=(\d+) .*overflows=(\d+)/.exec(err);
+  const st = /stats shown=\d+ packets=\d+ seq_gaps=(\d+) .*overflows=(\d+)/.exec(err) ?? /source pk: packets=\d+ seq_gaps=(\d+) datagrams=\d+ overflows=(\d+)/.exec(err);
   return `| ${peer} | ${rate || 'max'} | ${Math.round(achieved)} | ${got}/${logged} | ${(((logged - got) / logged) * 100).toFixed(3)} | ${st ? `${st[2]} / ${st[1]}` : '-'} | ${cpu.toFixed(2)} | ${((cpu / got) * 1e5).toFixed(3)} | ${rss.toFixed(1)} |`;
 }
 

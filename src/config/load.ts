@@ -8,10 +8,10 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import {
   CONFIG_SCHEMA, QUEUE_MAX, SINK_SCHEMAS, SINK_TYPES, SOURCE_TYPES, stateDirectory,
-  RECORD_SINKS, type ConntrackSourceConfig, type DaemonConfig, type NflogSourceConfig, type SinkConfig, type SourceType, type StoreConfig,
+  type ConntrackSourceConfig, type DaemonConfig, type NflogSourceConfig, type SinkConfig, type SourceType, type StoreConfig,
 } from './schema.js';
-import { KIND_NAMES, type Kind } from '../records/index.js';
-import { DEFAULT_FORMAT, findFormat, FORMAT_NAMES, formatsOf } from '../formats/registry.js';
+import { checkTopology, sourceKind } from './topology.js';
+export { sourceKind };
 import { UsageError } from '../util/errors.js';
 import { parseAddress } from '../sinks/syslog.js';
 import { BPF_MAXINSNS, buildFilter, checkNetns, socketFilterSize, type FlowFilter } from '../sources/conntrack/filter.js';
@@ -37,10 +37,6 @@ export interface PlannedNflog {
 /** A source ready to open. */
 export type PlannedSource = PlannedConntrack | PlannedNflog;
 
-/** The kind of record a source emits. */
-export function sourceKind(s: { type: SourceType }): Kind {
-  return SOURCE_TYPES[s.type].emits;
-}
 
 export interface Plan {
   file: string;
@@ -380,11 +376,9 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
   }
   const feeding = new Map<string, string>();
   const bound = new Map<string, string>();
-  const kinds = new Map<string, Kind>();
   const sources = config.source.map((s, i): PlannedSource => {
     if (names.has(s.name)) fail(file, text, `source[${i}].name`, `"${s.name}" is used by another source`);
     names.add(s.name);
-    kinds.set(s.name, sourceKind(s));
     if (s.buffer_max < s.buffer_size) {
       fail(file, text, `source[${i}].buffer_max`, `${s.buffer_max} is less than buffer_size (${s.buffer_size}); it is what the buffer may grow to after an overrun`);
     }
@@ -438,42 +432,14 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
     for (const src of k.sources) {
       if (!names.has(src)) fail(file, text, `sink[${i}].sources`, `no source is named "${src}" (sources: ${[...names].join(', ')})`);
     }
-    // the topology: a record sink takes the kinds it encodes itself; a line
-    // sink's format must exist for every kind of record it takes
-    const recordKinds = RECORD_SINKS[k.type];
-    if (recordKinds) {
-      for (const src of k.sources.length ? k.sources : [...names]) {
-        const kind = kinds.get(src)!;
-        if (!recordKinds.includes(kind)) {
-          const typ = config.source.find((x) => x.name === src)!.type;
-          fail(file, text, k.sources.length ? `sink[${i}].sources` : `sink[${i}]`, `a ${k.type} sink takes ${recordKinds.map((x) => KIND_NAMES[x]).join(', ')}, and source "${src}" (${typ}) sends ${KIND_NAMES[kind]}` +
-            `${k.sources.length ? '' : ' (name the sources the sink takes in `sources`)'}`);
-        }
-      }
-      if (purpose === 'run' && k.type === 'pcap') {
-        try {
-          checkFileUsable(k.path, 'a pcap file', { dirMustExist: true, devicesOk: true, dirWrite: k.rotate_size > 0 });
-        } catch (e) {
-          fail(file, text, `sink[${i}].path`, withPath(k.path, e));
-        }
-      }
-      return;
-    }
-    const takes = [...new Set((k.sources.length ? k.sources : [...names]).map((src) => kinds.get(src)!))];
-    if (k.format !== undefined && !takes.some((kind) => findFormat(k.format!, kind))) {
-      const known = [...new Set(takes.flatMap((kind) => formatsOf(kind)))];
-      if (!FORMAT_NAMES.includes(k.format)) fail(file, text, `sink[${i}].format`, `must be one of ${known.map((f) => JSON.stringify(f)).join(', ')}`);
-    }
-    for (const src of k.sources.length ? k.sources : [...names]) {
-      const kind = kinds.get(src)!;
-      const fmt = k.format ?? DEFAULT_FORMAT[kind];
-      if (fmt === undefined || !findFormat(fmt, kind)) {
-        const typ = config.source.find((x) => x.name === src)!.type;
-        fail(file, text, k.format !== undefined ? `sink[${i}].format` : `sink[${i}]`,
-          `${fmt === undefined ? 'no format' : `format "${fmt}" does not write ${KIND_NAMES[kind]}`}, and source "${src}" (${typ}) sends them ` +
-          `(formats of ${KIND_NAMES[kind]}: ${formatsOf(kind).join(', ')}${k.sources.length ? '' : '; or name the sources the sink takes in `sources`'})`);
+    if (k.type === 'pcap' && purpose === 'run') {
+      try {
+        checkFileUsable(k.path, 'a pcap file', { dirMustExist: true, devicesOk: true, dirWrite: k.rotate_size > 0 });
+      } catch (e) {
+        fail(file, text, `sink[${i}].path`, withPath(k.path, e));
       }
     }
+    if (k.type === 'pcap') return;
     if (k.type === 'file' && !k.path) fail(file, text, `sink[${i}].path`, 'is required for a file sink');
     if (k.output?.length && (k.format ?? 'conntrack') !== 'conntrack') fail(file, text, `sink[${i}].output`, `applies to format "conntrack" only, not "${k.format}"`);
     if (k.type === 'syslog') {
@@ -490,6 +456,9 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
       }
     }
   });
+  // every sink can take what its sources send (config/topology.ts)
+  const bad = checkTopology(config.source, config.sink);
+  if (bad) fail(file, text, bad.key, bad.message);
   return sources;
 }
 

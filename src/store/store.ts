@@ -101,19 +101,31 @@ export interface FlowReader {
   close(): Promise<void>;
 }
 
-export interface FlowStore extends FlowReader {
+/**
+ * What the daemon's writer needs of a store: it takes batches of records
+ * and knows nothing of queries. Another engine (a fleet store, say) that
+ * takes the daemon's records implements this; the query side (FlowReader)
+ * is what `who`, `flows` and `packets` open, apart.
+ */
+export interface StoreTarget {
   readonly kind: string;
   /** Writes one batch in one transaction (rejects if it could not). */
   write(b: StoreBatch): Promise<WriteResult>;
   /** Flows the current table held when the daemon stopped. */
   openFlows(): Promise<OpenRow[]>;
+  /** The daemon's runs, oldest first (the last one's end is where this run's trail resumes). */
+  runs(): Promise<Run[]>;
   /** The store's id of a namespace name ('' = the daemon's own), created if new. */
   namespaceId(name: string): Promise<number>;
   /** Deletes up to `max` flows that ended before `cutoff` (µs); returns how many. */
   expire(cutoff: number, max: number): Promise<number>;
   /** Deletes up to `max` packet logs older than `cutoff` (µs); returns how many. */
   expirePackets(cutoff: number, max: number): Promise<number>;
+  close(): Promise<void>;
 }
+
+/** The stores of this repository: written by the daemon, read by the query commands. */
+export interface FlowStore extends FlowReader, StoreTarget {}
 
 /** The records a batch carries (the `unopen` deletions are not records). */
 export function batchSize(b: StoreBatch): number {

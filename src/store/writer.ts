@@ -11,7 +11,7 @@ import { readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, fsync
 import { join } from 'node:path';
 import type { FlowOutput, SettleTimes, SettledRef } from '../pipeline/flow-table.js';
 import type { FlowRecord } from '../records/flow.js';
-import { batchSize, emptyBatch, normalizeBatch, type FlowStore, type Gap, type OpenRow, type Run, type StoreBatch, type WriteResult } from './store.js';
+import { batchSize, emptyBatch, normalizeBatch, type StoreTarget, type Gap, type OpenRow, type Run, type StoreBatch, type WriteResult } from './store.js';
 import { ensureDir } from '../util/fs.js';
 import type { PacketRow } from './packets.js';
 
@@ -87,7 +87,7 @@ export class StoreWriter implements FlowOutput {
   /** this run, stamped on every batch */
   readonly run: Run;
 
-  constructor(readonly store: FlowStore, private readonly o: WriterOptions) {
+  constructor(readonly store: StoreTarget, private readonly o: WriterOptions) {
     this.now = o.now ?? (() => Date.now() * 1000);
     this.maxQueued = o.maxQueued ?? 200_000;
     const t = this.now();
