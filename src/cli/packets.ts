@@ -160,7 +160,16 @@ async function searchPackets(o: PacketsOptions): Promise<void> {
     since, until, prefixes, hooks, ifaces: list(o.iface, '--iface'), hosts, srcs, dsts, ports: portList(o.port, '--port', MAX_PORTS),
     protos: [...new Set(list(o.proto, '--proto').map((p) => parseProto(p, '--proto')))], groups: o.group ?? [], limit: limit === 0 ? undefined : limit,
   };
-  const store = await openReader(o);
+  let store;
+  try {
+    store = await openReader(o);
+  } catch (e) {
+    // `conntrail packets` alone: perhaps live packets were meant
+    if (o.db === undefined && o.postgres === undefined && o.config === undefined && e instanceof Error) {
+      e.message += ' (live packets: conntrail packets --group N)';
+    }
+    throw e;
+  }
   await query(store, 'packets', async () => {
     try {
       const ns = await store.namespaces();
