@@ -15,6 +15,12 @@ export interface SourceLog {
   debug(m: string): void;
 }
 
+/** The warning when the kernel granted less receive buffer than a source's `buffer_size` asked for, or undefined. */
+export function rcvbufShortfall(name: string, asked: number, granted: number): string | undefined {
+  if (granted >= Math.min(asked * 2, 2 ** 31 - 1)) return undefined;
+  return `source ${name}: asked for a receive buffer of ${asked} bytes, the kernel granted ${granted} (${granted / 2} usable): without CAP_NET_ADMIN it is capped by net.core.rmem_max`;
+}
+
 /** Counters every source has (the metrics and SIGUSR1 read these). */
 export interface BaseSourceStats {
   name: string;

@@ -8,7 +8,7 @@ import { native } from '../../netlink/native.js';
 import { explainSocketError } from '../../util/errors.js';
 import { nowMicros } from '../../util/time.js';
 import type { FlowEvent } from '../../records/event.js';
-import type { BaseSourceStats, Source, SourceLog, SourceOut } from '../source.js';
+import { rcvbufShortfall, type BaseSourceStats, type Source, type SourceLog, type SourceOut } from '../source.js';
 import type { ConntrackSourceConfig } from './schema.js';
 import type { FlowFilter } from './filter.js';
 import { ConntrackEventSource, type SourceStats as SocketStats } from './socket.js';
@@ -97,9 +97,8 @@ export class ConntrackSource implements Source<'event'> {
       throw explainSocketError(e, config.netns);
     }
     const got = this.sock.rcvbuf;
-    if (got < Math.min(config.buffer_size * 2, 2 ** 31 - 1)) {
-      log.warn(`source ${config.name}: asked for a receive buffer of ${config.buffer_size} bytes, the kernel granted ${got} (${got / 2} usable): without CAP_NET_ADMIN it is capped by net.core.rmem_max`);
-    }
+    const short = rcvbufShortfall(config.name, config.buffer_size, got);
+    if (short) log.warn(short);
     log.info(`source ${config.name}: listening to conntrack ${config.events.join(',')} events` +
       `${config.netns ? ` in network namespace ${config.netns}` : ''} (receive buffer ${got} bytes` +
       `${this.sock.filterInsns ? `, socket filter of ${this.sock.filterInsns} instructions` : ''})`);
@@ -145,18 +144,8 @@ export class ConntrackSource implements Source<'event'> {
     this.hooks.lossStarted?.(this.lossFrom);
     const drops = Math.max(0, st.kernelDrops - this.kernelDrops);
     this.kernelDrops = Math.max(this.kernelDrops, st.kernelDrops);
-    const before = this.sock.rcvbuf;
-    let grown = '';
-    // the kernel grants twice what is asked. The drops counted when the
-    // overrun is reported are only the start of a burst: ask for twice what
-    // was queued and dropped so far, and at least eight times the buffer
-    // (a limit, not memory: the kernel uses only what is queued)
-    const ask = Math.min(c.buffer_max, Math.max(before * 8, (before + drops * EVENT_TRUESIZE) * 2));
-    if (recover && ask * 2 > before) {
-      const got = this.sock.growBuffer(ask);
-      if (got > before) grown = `; receive buffer grown from ${before} to ${got} bytes`;
-    }
-    this.log.warn(`source ${this.name}: netlink overrun (ENOBUFS) x${n}, kernel dropped ${st.kernelDrops} events so far${grown || ` (receive buffer ${before} bytes${ask >= c.buffer_max ? ', at buffer_max' : ''})`}` +
+    const grown = this.sock.growForBurst(drops, EVENT_TRUESIZE, c.buffer_max, recover);
+    this.log.warn(`source ${this.name}: netlink overrun (ENOBUFS) x${n}, kernel dropped ${st.kernelDrops} events so far${grown}` +
       `${recover && c.resync ? '; resyncing from a table dump' : ''}`);
     if (recover && c.resync) this.sync('resync', true);
     // not recovered by a dump: the time events may have been lost is a gap in the trail now

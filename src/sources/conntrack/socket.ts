@@ -157,9 +157,6 @@ export class ConntrackEventSource extends SocketSource {
     });
   }
 
-
-
-
   stats(): SourceStats {
     return { ...this.sock.stats(), ...this.decodeStats, rcvbuf: this.rcvbuf, filterInsns: this.filterInsns };
   }

@@ -7,7 +7,7 @@
 import { explainSocketError } from '../../util/errors.js';
 import { nowMicros } from '../../util/time.js';
 import type { PacketLog } from '../../records/packet.js';
-import type { BaseSourceStats, Source, SourceLog, SourceOut } from '../source.js';
+import { rcvbufShortfall, type BaseSourceStats, type Source, type SourceLog, type SourceOut } from '../source.js';
 import type { NflogSourceConfig } from './schema.js';
 import { NflogSource, type NflogStats } from './source.js';
 
@@ -46,10 +46,8 @@ export class NflogDaemonSource implements Source<'packet'> {
     } catch (e) {
       throw explainSocketError(e, config.netns);
     }
-    const got = this.sock.rcvbuf;
-    if (got < Math.min(config.buffer_size * 2, 2 ** 31 - 1)) {
-      log.warn(`source ${config.name}: asked for a receive buffer of ${config.buffer_size} bytes, the kernel granted ${got} (${got / 2} usable): without CAP_NET_ADMIN it is capped by net.core.rmem_max`);
-    }
+    const short = rcvbufShortfall(config.name, config.buffer_size, this.sock.rcvbuf);
+    if (short) log.warn(short);
   }
 
   async start(out: SourceOut<PacketLog>): Promise<void> {
@@ -95,14 +93,7 @@ export class NflogDaemonSource implements Source<'packet'> {
       const loss = this.sock.takeLoss();
       const now = nowMicros();
       this.hooks.gap?.(loss.from > 0 ? Math.min(loss.from, now) : now, now, `packets lost (netlink overrun, ENOBUFS x${n})`);
-      const drops = Math.max(0, s.kernelDrops - this.reported.drops);
-      const before = this.sock.rcvbuf;
-      const ask = Math.min(this.config.buffer_max, Math.max(before * 8, (before + drops * PACKET_TRUESIZE) * 2));
-      if (grow && ask * 2 > before) {
-        const got = this.sock.growBuffer(ask);
-        if (got > before) grown = `; receive buffer grown from ${before} to ${got} bytes`;
-      }
-      if (!grown) grown = ` (receive buffer ${before} bytes${ask >= this.config.buffer_max ? ', at buffer_max' : ''})`;
+      grown = this.sock.growForBurst(Math.max(0, s.kernelDrops - this.reported.drops), PACKET_TRUESIZE, this.config.buffer_max, grow);
     }
     this.reported = { overruns: s.enobufs, gaps: s.seqGaps, drops: Math.max(this.reported.drops, s.kernelDrops) };
     this.log.warn(`source ${this.name}: packets lost: ` +
