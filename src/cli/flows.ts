@@ -49,11 +49,8 @@ export function flowsCommand(): Command {
     .action(async (o: FlowsOptions) => {
       if (o.json && o.csv) throw new UsageError('--json and --csv: choose one');
       if (o.packets && (o.csv || o.top)) throw new UsageError(`--packets: not with ${o.csv ? '--csv' : '--top'} (table or JSON output of flows)`);
-      const cidrs = cidrList;
-      const time = timeOpt;
-      const int = intOpt;
-      const since = time(o.since, '--since', 0, false);
-      const until = time(o.until, '--until', (Date.now() + 86400000) * 1000, true);
+      const since = timeOpt(o.since, '--since', 0, false);
+      const until = timeOpt(o.until, '--until', (Date.now() + 86400000) * 1000, true);
       if (since > until) throw new UsageError(`--since is after --until`);
       // repeated values once each: they only make the query longer
       const nat = [...new Set(list(o.nat, '--nat').map((n) => {
@@ -64,9 +61,9 @@ export function flowsCommand(): Command {
       const nHosts = list(o.host).length + list(o.src).length + list(o.dst).length;
       if (nHosts > MAX_HOSTS) throw new UsageError(`--host, --src, --dst: ${nHosts} values, at most ${MAX_HOSTS} in all (use CIDRs)`);
       // --host: any side; --src/--dst: one side each (combined: either)
-      const hosts = cidrs(o.host, '--host');
-      const srcs = cidrs(o.src, '--src');
-      const dsts = cidrs(o.dst, '--dst');
+      const hosts = cidrList(o.host, '--host');
+      const srcs = cidrList(o.src, '--src');
+      const dsts = cidrList(o.dst, '--dst');
       if (hosts.length && (srcs.length || dsts.length)) throw new UsageError('--host cannot be combined with --src or --dst');
       let sel: { hosts: Cidr[]; sides: Side[] }[] = [];
       if (hosts.length) sel = [{ hosts, sides: ALL_SIDES }];
@@ -74,10 +71,10 @@ export function flowsCommand(): Command {
         if (srcs.length) sel.push({ hosts: srcs, sides: ['src'] });
         if (dsts.length) sel.push({ hosts: dsts, sides: ['dst'] });
       }
-      const limit = int(o.limit, '--limit', MAX_LIMIT)!;
+      const limit = intOpt(o.limit, '--limit', MAX_LIMIT)!;
       const base: FlowSearch = {
         window: { since, until }, hosts: [], sides: ALL_SIDES, ports, protos: [...new Set(list(o.proto, '--proto').map((p) => parseProto(p, '--proto')))],
-        nat, minBytes: int(o.minBytes, '--min-bytes', MAX_BYTES), limit: limit === 0 ? undefined : limit,
+        nat, minBytes: intOpt(o.minBytes, '--min-bytes', MAX_BYTES), limit: limit === 0 ? undefined : limit,
       };
       const store = await openReader(o);
       await query(store, 'flows', async () => {

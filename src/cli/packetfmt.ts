@@ -3,6 +3,7 @@ import { HOOK_NAMES } from '../sources/nflog/constants.js';
 import type { PacketTopRow, StoredPacket } from '../store/packets.js';
 import { isoTime } from '../util/time.js';
 import { alignedTable, hostPort, protoName } from './flowfmt.js';
+import { familyName } from '../formats/packet/json.js';
 
 const TCP_FLAGS: Array<[number, string]> = [[0x02, 'SYN'], [0x10, 'ACK'], [0x01, 'FIN'], [0x04, 'RST'], [0x08, 'PSH'], [0x20, 'URG'], [0x40, 'ECE'], [0x80, 'CWR']];
 
@@ -10,7 +11,6 @@ export function hookName(p: StoredPacket): string {
   return p.family === 5 ? 'INGRESS' : HOOK_NAMES[p.hook] ?? String(p.hook);
 }
 
-const familyName = (f: number) => (f === 2 ? 'ipv4' : f === 10 ? 'ipv6' : f === 7 ? 'bridge' : f === 3 ? 'arp' : f === 5 ? 'netdev' : String(f));
 
 function detail(p: StoredPacket): string {
   if (p.tcpFlags !== null) return TCP_FLAGS.filter(([b]) => p.tcpFlags! & b).map(([, n]) => n).join(',') || '-';

@@ -432,14 +432,6 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
     for (const src of k.sources) {
       if (!names.has(src)) fail(file, text, `sink[${i}].sources`, `no source is named "${src}" (sources: ${[...names].join(', ')})`);
     }
-    if (k.type === 'pcap' && purpose === 'run') {
-      try {
-        checkFileUsable(k.path, 'a pcap file', { dirMustExist: true, devicesOk: true, dirWrite: k.rotate_size > 0 });
-      } catch (e) {
-        fail(file, text, `sink[${i}].path`, withPath(k.path, e));
-      }
-    }
-    if (k.type === 'pcap') return;
     if (k.type === 'file' && !k.path) fail(file, text, `sink[${i}].path`, 'is required for a file sink');
     if (k.output?.length && (k.format ?? 'conntrack') !== 'conntrack') fail(file, text, `sink[${i}].output`, `applies to format "conntrack" only, not "${k.format}"`);
     if (k.type === 'syslog') {
@@ -447,10 +439,10 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
     }
     // (a NUL would cut the path short on its way to the kernel)
     if (k.type === 'journal' && k.journal_socket.includes('\0')) fail(file, text, `sink[${i}].journal_socket`, 'a path cannot contain a NUL character');
-    if (k.type === 'file' && purpose === 'run') {
-      // the file sink opens its file at start and creates no directory
+    if ((k.type === 'file' || k.type === 'pcap') && purpose === 'run') {
+      // a file or pcap sink opens its file at start and creates no directory
       try {
-        checkFileUsable(k.path!, 'a log file', { dirMustExist: true, devicesOk: true, dirWrite: k.rotate_size > 0 });
+        checkFileUsable(k.path!, k.type === 'pcap' ? 'a pcap file' : 'a log file', { dirMustExist: true, devicesOk: true, dirWrite: k.rotate_size > 0 });
       } catch (e) {
         fail(file, text, `sink[${i}].path`, withPath(k.path!, e));
       }

@@ -4,6 +4,7 @@
 import { IPS_DST_NAT, IPS_SRC_NAT, protoName, TCP_STATES, SCTP_STATES, DCCP_STATES } from '../records/values.js';
 import type { FlowEvent, Tuple } from '../records/event.js';
 import type { PacketLog } from '../records/packet.js';
+import { HOOK_NAMES } from '../sources/nflog/constants.js';
 
 export type Fields = Array<[string, string]>;
 
@@ -80,7 +81,6 @@ export function encodeJournal(fields: Fields): Buffer {
   return Buffer.concat(parts);
 }
 
-const HOOKS = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'];
 const TCP_FLAG_NAMES = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR'];
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
@@ -93,7 +93,7 @@ export function packetJournalFields(p: PacketLog): Fields {
     ['PKT_PREFIX', p.prefix],
     ['PKT_GROUP', String(p.group)],
     ['PKT_FAMILY', String(p.family)],
-    ['PKT_HOOK', p.family === 0 ? String(p.hook) : HOOKS[p.hook] ?? String(p.hook)],
+    ['PKT_HOOK', p.family === 0 ? String(p.hook) : HOOK_NAMES[p.hook] ?? String(p.hook)],
     ['PKT_TIME_US', String(p.time)],
   ];
   if (p.hwProtocol) f.push(['PKT_HW_PROTOCOL', String(p.hwProtocol)]);

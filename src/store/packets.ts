@@ -16,6 +16,7 @@ import type { PacketLog } from '../records/packet.js';
 import type { Cidr } from '../util/ip.js';
 import type { StoredFlow } from './store.js';
 import { Params, type Built, type Dialect } from './sql.js';
+import { addrOrNull } from './rows.js';
 
 /** A packet as the store keeps it. */
 export interface PacketRow {
@@ -69,12 +70,12 @@ export function packetValues(r: PacketRow, addr: (a: string) => unknown): unknow
 /** A stored packet read back (addresses as text). */
 export type StoredPacket = PacketRow;
 
-export function rowToPacket(x: Record<string, unknown>, addrText: (v: unknown) => string | null): StoredPacket {
+export function rowToPacket(x: Record<string, unknown>): StoredPacket {
   const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   return {
     t: Number(x.t), ns: Number(x.ns), group: Number(x.grp), hook: Number(x.hook), family: Number(x.family), prefix: String(x.prefix),
     indev: x.indev === null ? null : String(x.indev), outdev: x.outdev === null ? null : String(x.outdev), proto: n(x.proto),
-    src: addrText(x.src), sport: n(x.sport), dst: addrText(x.dst), dport: n(x.dport), len: n(x.len), tcpFlags: n(x.tcp_flags),
+    src: addrOrNull(x.src), sport: n(x.sport), dst: addrOrNull(x.dst), dport: n(x.dport), len: n(x.len), tcpFlags: n(x.tcp_flags),
     icmpType: n(x.icmp_type), icmpCode: n(x.icmp_code), mark: n(x.mark), uid: n(x.uid), ctId: n(x.ct_id),
   };
 }

@@ -8,7 +8,7 @@ import {
   BUCKET, BUCKET_US, COLUMN_LIST, COLUMNS, LONG_FLOW_US, indexDdl, SCHEMA_VERSION, searchQuery, topQuery, whoQuery,
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
-import { addrText, clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
+import { clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
 import { flowPacketsQuery, PACKET_COLUMN_LIST, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
 import type { FlowStore, Gap, GapKind, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
 
@@ -96,7 +96,6 @@ const MIGRATIONS: Array<(c: pg.PoolClient) => Promise<unknown>> = [
 
 const PACKET_TYPES = ['bigint', 'integer', 'integer', 'smallint', 'smallint', 'text', 'text', 'text', 'smallint', 'inet', 'integer', 'inet',
   'integer', 'integer', 'smallint', 'smallint', 'smallint', 'bigint', 'bigint', 'bigint'];
-const addrOrNull = (v: unknown) => (v === null || v === undefined ? null : addrText(v));
 
 /** how long the ids of applied batches are kept (a spool older than that is replayed as new) */
 const BATCH_KEEP_US = 7 * 86_400_000_000;
@@ -324,15 +323,15 @@ export class PostgresStore implements FlowStore {
   }
 
   async packets(s: PacketSearch): Promise<StoredPacket[]> {
-    return (await this.all(packetSearchQuery(POSTGRES, s))).map((x) => rowToPacket(x, addrOrNull));
+    return (await this.all(packetSearchQuery(POSTGRES, s))).map((x) => rowToPacket(x));
   }
 
   async packetTop(s: PacketSearch, key: PacketTopKey, limit: number): Promise<PacketTopRow[]> {
-    return (await this.all(packetTopQuery(POSTGRES, s, key, limit))).map((x) => packetTopRow(key, x, addrOrNull));
+    return (await this.all(packetTopQuery(POSTGRES, s, key, limit))).map((x) => packetTopRow(key, x));
   }
 
   async flowPackets(f: StoredFlow): Promise<StoredPacket[]> {
-    return (await this.all(flowPacketsQuery(POSTGRES, f, Date.now() * 1000))).map((x) => rowToPacket(x, addrOrNull));
+    return (await this.all(flowPacketsQuery(POSTGRES, f, Date.now() * 1000))).map((x) => rowToPacket(x));
   }
 
   async bounds(): Promise<Buckets | undefined> {

@@ -14,6 +14,9 @@ export function addrText(v: unknown): string {
   return String(v);
 }
 
+/** A stored address that may be NULL, as text or null. */
+export const addrOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : addrText(v));
+
 /** A row of any of the flow tables, as read back. */
 export function rowToFlow(x: Record<string, unknown>): StoredFlow {
   const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
@@ -50,8 +53,8 @@ export function topRow(key: TopKey, x: Record<string, unknown>): TopRow {
 }
 
 /** A row of a packet --top query. */
-export function packetTopRow(key: PacketTopKey, x: Record<string, unknown>, addr: (v: unknown) => string | null): PacketTopRow {
-  const a = (v: unknown) => addr(v) ?? '-';
+export function packetTopRow(key: PacketTopKey, x: Record<string, unknown>): PacketTopRow {
+  const a = (v: unknown) => addrOrNull(v) ?? '-';
   return {
     key: key === 'hosts' ? a(x.src) : key === 'ports' ? `${x.dport ?? '-'}/${x.proto === null ? '-' : PROTO_NAMES[Number(x.proto)] ?? x.proto}`
       : key === 'pairs' ? `${a(x.src)} ${a(x.dst)}` : JSON.stringify(String(x.prefix)),

@@ -13,11 +13,10 @@ import {
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
 import type { FlowStore, Gap, GapKind, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
-import { addrText, clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
+import { clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
 import { flowPacketsQuery, PACKET_COLUMN_LIST, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
 
 export const DEFAULT_DB = '/var/lib/conntrail/flows.db';
-const addrOrNull = (v: unknown) => (v === null || v === undefined ? null : addrText(v));
 const MULTI = 256;
 
 /** IPv4 text -> unsigned 32-bit integer; IPv6 text -> 16-byte Buffer */
@@ -395,15 +394,15 @@ export class SqliteStore implements FlowStore {
   }
 
   async packets(s: PacketSearch): Promise<StoredPacket[]> {
-    return this.all(packetSearchQuery(SQLITE, s)).map((x) => rowToPacket(x, addrOrNull));
+    return this.all(packetSearchQuery(SQLITE, s)).map((x) => rowToPacket(x));
   }
 
   async packetTop(s: PacketSearch, key: PacketTopKey, limit: number): Promise<PacketTopRow[]> {
-    return this.all(packetTopQuery(SQLITE, s, key, limit)).map((x) => packetTopRow(key, x, addrOrNull));
+    return this.all(packetTopQuery(SQLITE, s, key, limit)).map((x) => packetTopRow(key, x));
   }
 
   async flowPackets(f: StoredFlow): Promise<StoredPacket[]> {
-    return this.all(flowPacketsQuery(SQLITE, f, Date.now() * 1000)).map((x) => rowToPacket(x, addrOrNull));
+    return this.all(flowPacketsQuery(SQLITE, f, Date.now() * 1000)).map((x) => rowToPacket(x));
   }
 
   async bounds(): Promise<Buckets | undefined> {
