@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { collect, Topology, waitFor } from '../helpers/netns.js';
 import { ping, tcp, udp } from '../helpers/traffic.js';
 import { CONNTRAIL } from '../helpers/cli.js';
-import { ulogdPluginDir } from '../helpers/ulogd.js';
+import { boundGroups, ulogdPluginDir } from '../helpers/ulogd.js';
 
 const G = { ctRaw: 44, ctNflog: 45, ulPcap: 46, tcpdump: 47 };
 
@@ -53,16 +53,11 @@ function tsharkFields(file: string): string[] {
   return r.stdout.split('\n').filter(Boolean);
 }
 
-describe('packets -w (pcap) vs ulogd2 PCAP and tcpdump', { timeout: 120_000 }, () => {
-  const t = new Topology('np');
-  const dir = mkdtempSync(join(tmpdir(), 'conntrail-pcap-'));
-  before(() => { t.up({ nft: rules(t) }); });
-  after(() => { t.down(); rmSync(dir, { recursive: true, force: true }); });
-
-  it('link type RAW is ulogd\'s PCAP file, link type NFLOG decodes as tcpdump\'s does, record for record', async () => {
-    const conf = join(dir, 'ulogd.conf');
-    const pd = ulogdPluginDir();
-    writeFileSync(conf, `[global]
+/** ulogd's NFLOG,BASE,PCAP stack on group G.ulPcap into `file`; returns the configuration's path */
+function ulogdPcapConf(dir: string, file: string): string {
+  const pd = ulogdPluginDir();
+  const conf = join(dir, 'ulogd.conf');
+  writeFileSync(conf, `[global]
 logfile="${join(dir, 'ulogd.log')}"
 loglevel=3
 plugin="${pd}/ulogd_inppkt_NFLOG.so"
@@ -72,17 +67,30 @@ stack=log1:NFLOG,base1:BASE,pcap1:PCAP
 [log1]
 group=${G.ulPcap}
 [pcap1]
-file="${join(dir, 'ulogd.pcap')}"
+file="${file}"
 sync=1
 `);
+  return conf;
+}
+
+/** records in a pcap file so far (-1 while it cannot be read whole) */
+const count = (f: string) => { try { return records(f).recs.length; } catch { return -1; } };
+
+describe('packets -w (pcap) vs ulogd2 PCAP and tcpdump', { timeout: 120_000 }, () => {
+  const t = new Topology('np');
+  const dir = mkdtempSync(join(tmpdir(), 'conntrail-pcap-'));
+  before(() => { t.up({ nft: rules(t) }); });
+  after(() => { t.down(); rmSync(dir, { recursive: true, force: true }); });
+
+  it('link type RAW is ulogd\'s PCAP file, link type NFLOG decodes as tcpdump\'s does, record for record', async () => {
+    const conf = ulogdPcapConf(dir, join(dir, 'ulogd.pcap'));
     const files = { raw: join(dir, 'ct-raw.pcap'), nflog: join(dir, 'ct-nflog.pcap'), tcpdump: join(dir, 'tcpdump.pcap') };
     const ref = t.spawn(t.rtr, ['ulogd', '-c', conf]);
     const dump = t.spawn(t.rtr, ['tcpdump', '-i', `nflog:${G.tcpdump}`, '-U', '-w', files.tcpdump]);
     const raw = t.spawn(t.rtr, [...CONNTRAIL, 'packets', '--group', String(G.ctRaw), '-w', files.raw, '--stats']);
     const nfl = t.spawn(t.rtr, [...CONNTRAIL, 'packets', '--group', String(G.ctNflog), '-w', files.nflog, '--linktype', 'nflog', '--stats']);
     const outs = [raw, nfl, dump].map(collect);
-    const bound = () => t.exec(t.rtr, ['cat', '/proc/net/netfilter/nfnetlink_log']).split('\n').filter(Boolean).map((l) => Number(l.trim().split(/\s+/)[0]));
-    const count = (f: string) => { try { return records(f).recs.length; } catch { return -1; } };
+    const bound = () => boundGroups(t);
     try {
       assert.ok(await waitFor(() => Object.values(G).every((g) => bound().includes(g)), 10000), `bound: ${bound()}\n${outs.map((o) => o.err()).join('')}`);
       await tcp(t, 8080);
@@ -115,22 +123,8 @@ sync=1
 
   it('the daemon: pcap sinks of both link types, the RAW one rotated by size; the files together are ulogd\'s records, each file with its header', async () => {
     const d2 = mkdtempSync(join(dir, 'daemon-'));
-    const pd = ulogdPluginDir();
     const ulog = join(d2, 'ulogd.pcap');
-    const conf = join(d2, 'ulogd.conf');
-    writeFileSync(conf, `[global]
-logfile="${join(d2, 'ulogd.log')}"
-loglevel=3
-plugin="${pd}/ulogd_inppkt_NFLOG.so"
-plugin="${pd}/ulogd_raw2packet_BASE.so"
-plugin="${pd}/ulogd_output_PCAP.so"
-stack=log1:NFLOG,base1:BASE,pcap1:PCAP
-[log1]
-group=${G.ulPcap}
-[pcap1]
-file="${ulog}"
-sync=1
-`);
+    const conf = ulogdPcapConf(d2, ulog);
     const files = { raw: join(d2, 'ct-raw.pcap'), nflog: join(d2, 'ct-nflog.pcap'), tcpdump: join(d2, 'tcpdump.pcap') };
     const toml = join(d2, 'conntrail.toml');
     writeFileSync(toml, `[[source]]
@@ -159,8 +153,7 @@ type = "none"
     const dump = t.spawn(t.rtr, ['tcpdump', '-i', `nflog:${G.tcpdump}`, '-U', '-w', files.tcpdump]);
     const daemon = t.spawn(t.rtr, [...CONNTRAIL, 'run', '-c', toml]);
     const outs = [daemon, dump].map(collect);
-    const bound = () => t.exec(t.rtr, ['cat', '/proc/net/netfilter/nfnetlink_log']).split('\n').filter(Boolean).map((l) => Number(l.trim().split(/\s+/)[0]));
-    const count = (f: string) => { try { return records(f).recs.length; } catch { return -1; } };
+    const bound = () => boundGroups(t);
     // the RAW sink's files, oldest first: PATH.N .. PATH.1, PATH
     const rotated = () => {
       const n = readdirSync(d2).filter((f) => /^ct-raw\.pcap\.\d+$/.test(f)).map((f) => Number(f.split('.').pop())).sort((x, y) => y - x);

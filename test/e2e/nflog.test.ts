@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { ADDR, collect, Topology, waitFor } from '../helpers/netns.js';
 import { gre, ping, rawProto, sctp, tcp, udp } from '../helpers/traffic.js';
 import { CONNTRAIL } from '../helpers/cli.js';
-import { ulogdPluginDir } from '../helpers/ulogd.js';
+import { boundGroups, ulogdPluginDir } from '../helpers/ulogd.js';
 
 
 const G = { ctEmu: 40, ctJson: 41, ulEmu: 42, ulJson: 43 };
@@ -72,10 +72,7 @@ sync=1
   return path;
 }
 
-/** the groups bound in the namespace (/proc/net/netfilter/nfnetlink_log) */
-function bound(t: Topology): number[] {
-  return t.exec(t.rtr, ['cat', '/proc/net/netfilter/nfnetlink_log']).split('\n').filter(Boolean).map((l) => Number(l.trim().split(/\s+/)[0]));
-}
+const bound = boundGroups;
 
 describe('packets (NFLOG) vs ulogd2', { timeout: 120_000 }, () => {
   const t = new Topology('nf');
