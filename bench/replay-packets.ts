@@ -1,11 +1,13 @@
 // Offline throughput of the packet hot path: NFLOG messages (built like the
 // kernel's: TCP, UDP and ICMP packets with prefix, interfaces, hardware
 // header, timestamp) decoded and formatted in batches of 64, as a receive
-// buffer delivers them. A tool to profile the JS side, not a substitute for
+// buffer delivers them, and written to /dev/null. A tool to profile the JS side, not a substitute for
 // bench/packets.ts (the live comparison with ulogd2).
 // usage: node dist/bench/replay-packets.js [logemu|ulogd-json|kernel|json] [packets]
 import { decodeNflogBatch, newNflogStats } from '../src/sources/nflog/decode.js';
 import { makePacketFormatter, type PacketFormatName } from '../src/formats/packet/index.js';
+import { openSync } from 'node:fs';
+import { LineWriter } from '../src/util/output.js';
 import { icmp, ipv4, nflogMessage, tcp, udp } from '../test/helpers/nflogmsg.js';
 
 const fmtName = (process.argv[2] ?? 'logemu') as PacketFormatName;
@@ -22,7 +24,12 @@ const stats = newNflogStats();
 let chars = 0;
 const t0 = process.cpuUsage();
 const w0 = performance.now();
-for (let n = 0; n < total; n += 64) decodeNflogBatch(batch, batch.length, stats, 1, (p) => { chars += format(p).length; });
+// written as `conntrail packets` writes them: one string per batch, to /dev/null
+const out = new LineWriter(openSync('/dev/null', 'w'));
+for (let n = 0; n < total; n += 64) {
+  decodeNflogBatch(batch, batch.length, stats, 1, (p) => { const line = format(p); chars += line.length; out.line(line); });
+  out.flush();
+}
 const cpu = process.cpuUsage(t0);
 const s = (cpu.user + cpu.system) / 1e6;
 console.log(`${fmtName}: ${stats.packets} packets, ${((s / stats.packets) * 1e5).toFixed(3)} CPU s/100k packets, ${Math.round(stats.packets / ((performance.now() - w0) / 1000) / 1000)}k packets/s, ${Math.round(chars / stats.packets)} chars/line`);

@@ -3,12 +3,17 @@ const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const p2 = (n: number) => (n < 10 ? '0' + n : String(n));
 
-/** ctime(3) without the newline, local time: "Mon Nov 23 19:39:37 2026" */
+let ctimeSec = NaN;
+let ctimeText = '';
+/** ctime(3) without the newline, local time: "Mon Nov 23 19:39:37 2026" (the last second's text is kept: lines come many to a second) */
 export function ctime(epochSec: number): string {
+  if (epochSec === ctimeSec) return ctimeText;
   const d = new Date(epochSec * 1000);
   const day = d.getDate();
-  return DAYS[d.getDay()] + ' ' + MONTHS[d.getMonth()] + ' ' + (day < 10 ? ' ' + day : String(day)) + ' ' +
+  ctimeText = DAYS[d.getDay()] + ' ' + MONTHS[d.getMonth()] + ' ' + (day < 10 ? ' ' + day : String(day)) + ' ' +
     p2(d.getHours()) + ':' + p2(d.getMinutes()) + ':' + p2(d.getSeconds()) + ' ' + d.getFullYear();
+  ctimeSec = epochSec;
+  return ctimeText;
 }
 
 const secPrefix = new Map<number, string>();

@@ -8,9 +8,8 @@
 import type { PacketLog } from '../../records/packet.js';
 import { be16, be32 } from '../../netlink/attr.js';
 import { ipv4ToString } from '../../util/ip.js';
+import { colonHex, HEX2, HEX2U } from '../../util/hex.js';
 
-const hex2 = (n: number) => (n < 16 ? '0' : '') + n.toString(16);
-const HEX2 = (n: number) => hex2(n).toUpperCase();
 
 /** %pI6: eight groups of four hex digits, nothing left out */
 function fullIpv6(b: Uint8Array, o: number): string {
@@ -28,7 +27,7 @@ function tcp(b: Uint8Array, o: number, fragment: boolean): string {
   if (b.length - o < 20) return s + 'INCOMPLETE [' + Math.max(0, b.length - o) + ' bytes] ';
   s += 'SPT=' + be16(b, o) + ' DPT=' + be16(b, o + 2) + ' ';
   s += 'WINDOW=' + be16(b, o + 14) + ' ';
-  s += 'RES=0x' + hex2(((b[o + 12] & 0x0f) << 2) & 0xff) + ' ';
+  s += 'RES=0x' + HEX2[((b[o + 12] & 0x0f) << 2) & 0xff] + ' ';
   const f = b[o + 13];
   if (f & 0x80) s += 'CWR ';
   if (f & 0x40) s += 'ECE ';
@@ -55,7 +54,7 @@ function ipv4(b: Uint8Array, o: number, nested: boolean, mark: number): string {
   const tos = b[o + 1];
   const fo = be16(b, o + 6);
   let s = 'SRC=' + ipv4ToString(b, o + 12) + ' DST=' + ipv4ToString(b, o + 16) + ' ';
-  s += 'LEN=' + be16(b, o + 2) + ' TOS=0x' + HEX2(tos & 0x1e) + ' PREC=0x' + HEX2(tos & 0xe0) + ' TTL=' + b[o + 8] + ' ID=' + be16(b, o + 4) + ' ';
+  s += 'LEN=' + be16(b, o + 2) + ' TOS=0x' + HEX2U[tos & 0x1e] + ' PREC=0x' + HEX2U[tos & 0xe0] + ' TTL=' + b[o + 8] + ' ID=' + be16(b, o + 4) + ' ';
   if (fo & 0x8000) s += 'CE ';
   if (fo & 0x4000) s += 'DF ';
   if (fo & 0x2000) s += 'MF ';
@@ -156,7 +155,7 @@ export function formatPacketKernel(p: PacketLog): string {
   let s = p.prefix + 'IN=' + p.indevName + ' OUT=' + p.outdevName + ' ';
   if (p.physindev) s += 'PHYSIN=' + p.physindevName + ' ';
   if (p.physoutdev) s += 'PHYSOUT=' + p.physoutdevName + ' ';
-  if (p.indev) s += p.hwHeader && p.hwLen ? 'MAC=' + Array.from(p.hwHeader.subarray(0, p.hwLen), hex2).join(':') + ' ' : 'MAC= ';
+  if (p.indev) s += p.hwHeader && p.hwLen ? 'MAC=' + colonHex(p.hwHeader, Math.min(p.hwLen, p.hwHeader.length)) + ' ' : 'MAC= ';
   const b = p.payload;
   if (p.ipVersion === 4) s += ipv4(b, 0, false, p.mark ?? 0);
   else if (p.ipVersion === 6) s += ipv6(b, 0, false, p.mark ?? 0);

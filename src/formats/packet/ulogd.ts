@@ -6,17 +6,12 @@
 // The packet's fields are what BASE makes of it (ulogd-base.ts).
 import type { PacketLog } from '../../records/packet.js';
 import { ctime } from '../../util/time.js';
+import { colonHex, flat, HEX2U } from '../../util/hex.js';
 import { asciiJsonString } from '../../util/json.js';
 import { shortHostname } from '../ulogd.js';
 import { ulogdBase, type UlogdBase } from './ulogd-base.js';
 
-const hex2 = (n: number) => (n < 16 ? '0' : '') + n.toString(16);
-const HEX2U = (n: number) => (n < 16 ? '0' : '') + n.toString(16).toUpperCase();
-const macText = (b: Uint8Array, n = b.length): string => {
-  let s = '';
-  for (let i = 0; i < n; i++) s += (i ? ':' : '') + hex2(b[i] ?? 0);
-  return s;
-};
+const macText = colonHex;
 
 function protoBlock(k: UlogdBase, proto: number): string {
   switch (proto) {
@@ -47,7 +42,7 @@ function ipv4Block(k: UlogdBase): string {
   if (k.saddr !== undefined) s += 'SRC=' + k.saddr + ' DST=' + k.daddr + ' ';
   const tos = k.tos ?? 0;
   const fo = k.fragoff ?? 0;
-  s += 'LEN=' + (k.totlen ?? 0) + ' TOS=' + HEX2U(tos & 0x1e) + ' PREC=0x' + HEX2U(tos & 0xe0) + ' TTL=' + (k.ttl ?? 0) + ' ID=' + (k.id ?? 0) + ' ';
+  s += 'LEN=' + (k.totlen ?? 0) + ' TOS=' + HEX2U[tos & 0x1e] + ' PREC=0x' + HEX2U[tos & 0xe0] + ' TTL=' + (k.ttl ?? 0) + ' ID=' + (k.id ?? 0) + ' ';
   if (fo & 0x8000) s += 'CE ';
   if (fo & 0x4000) s += 'DF ';
   if (fo & 0x2000) s += 'MF ';
@@ -136,7 +131,20 @@ export interface PacketLogemuOptions {
 
 /** The LOGEMU line: "Mmm dd HH:MM:SS host " + PRINTPKT's text. */
 export function formatPacketLogemu(p: PacketLog, o: PacketLogemuOptions = {}): string {
-  return ctime(Math.floor(p.time / 1e6)).slice(4, 19) + ' ' + (o.hostname ?? shortHostname()) + ' ' + printpkt(p);
+  return stamp(Math.floor(p.time / 1e6), o.hostname ?? shortHostname()) + printpkt(p);
+}
+
+let stampSec = NaN;
+let stampHost = '';
+let stampText = '';
+/** "Mmm dd HH:MM:SS host ", the last one kept (many lines to a second) */
+function stamp(sec: number, host: string): string {
+  if (sec !== stampSec || host !== stampHost) {
+    stampText = flat(ctime(sec).slice(4, 19) + ' ' + host + ' ');
+    stampSec = sec;
+    stampHost = host;
+  }
+  return stampText;
 }
 
 export interface PacketUlogdJsonOptions {
@@ -149,19 +157,26 @@ export interface PacketUlogdJsonOptions {
 }
 
 const p2 = (n: number) => (n < 10 ? '0' + n : String(n));
+let jsonSec = NaN;
+let jsonDate = '';
+let jsonZone = '';
 /** JSON's timestamp: local time with the microseconds; a zone suffix only when the offset is not 0 */
 function jsonStamp(us: number): string {
   const sec = Math.floor(us / 1e6);
-  const d = new Date(sec * 1000);
-  let s = d.getFullYear() + '-' + p2(d.getMonth() + 1) + '-' + p2(d.getDate()) + 'T' + p2(d.getHours()) + ':' + p2(d.getMinutes()) + ':' + p2(d.getSeconds()) +
-    '.' + String(us - sec * 1e6).padStart(6, '0');
-  const off = -d.getTimezoneOffset() * 60;
-  if (off !== 0) {
-    const h = Math.trunc(off / 3600);
-    const m = Math.floor(Math.abs(off) / 60) % 60;
-    s += (h < 0 ? '-' : '+') + p2(Math.abs(h)) + p2(m);
+  if (sec !== jsonSec) {
+    const d = new Date(sec * 1000);
+    jsonDate = flat(d.getFullYear() + '-' + p2(d.getMonth() + 1) + '-' + p2(d.getDate()) + 'T' + p2(d.getHours()) + ':' + p2(d.getMinutes()) + ':' + p2(d.getSeconds()) + '.');
+    const off = -d.getTimezoneOffset() * 60;
+    jsonZone = '';
+    if (off !== 0) {
+      const h = Math.trunc(off / 3600);
+      const m = Math.floor(Math.abs(off) / 60) % 60;
+      jsonZone = (h < 0 ? '-' : '+') + p2(Math.abs(h)) + p2(m);
+    }
+    jsonSec = sec;
   }
-  return s;
+  const frac = us - sec * 1e6;
+  return jsonDate + (frac < 100000 ? String(frac).padStart(6, '0') : String(frac)) + jsonZone;
 }
 
 /** One line of ulogd's JSON for the packet. */
@@ -170,7 +185,8 @@ export function formatPacketUlogdJson(p: PacketLog, o: PacketUlogdJsonOptions = 
   const sec = Math.floor(p.time / 1e6);
   let s = o.eventv1 ? '{"@version": 1, "@timestamp": "' : '{"timestamp": "';
   s += jsonStamp(p.time) + '", "dvc": ' + asciiJsonString(o.device ?? 'Netfilter');
-  const n = (name: string, v: number | undefined) => { if (v !== undefined) s += ', "' + name + '": ' + v; };
+  // each key's text (with its separator) is a constant: one concatenation per value
+  const n = (key: string, v: number | undefined) => { if (v !== undefined) s += key + v; };
   const hasMac = p.hwLen !== undefined && p.hwLen !== 0 && p.hwHeader !== undefined;
   // HWHDR: raw.type / oob.protocol as it sets them (the ethertype from an Ethernet header)
   let rawType = hasMac ? p.hwType : undefined;
@@ -181,81 +197,81 @@ export function formatPacketUlogdJson(p: PacketLog, o: PacketUlogdJsonOptions = 
     } else if (p.hwAddr) rawType = 0xffff;
   }
   // NFLOG's keys
-  n('raw.pktlen', p.payload.length);
-  n('raw.pktcount', 1);
+  n(', "raw.pktlen": ', p.payload.length);
+  n(', "raw.pktcount": ', 1);
   s += ', "oob.prefix": ' + asciiJsonString(p.prefix, true);
-  n('oob.time.sec', sec);
-  n('oob.time.usec', p.time - sec * 1e6);
-  n('oob.mark', p.mark ?? 0);
-  if (p.indev) n('oob.ifindex_in', p.indev);
-  if (p.outdev) n('oob.ifindex_out', p.outdev);
-  n('oob.hook', p.hook);
-  if (hasMac) n('raw.mac_len', p.hwLen);
+  n(', "oob.time.sec": ', sec);
+  n(', "oob.time.usec": ', p.time - sec * 1e6);
+  n(', "oob.mark": ', p.mark ?? 0);
+  if (p.indev) n(', "oob.ifindex_in": ', p.indev);
+  if (p.outdev) n(', "oob.ifindex_out": ', p.outdev);
+  n(', "oob.hook": ', p.hook);
+  if (hasMac) n(', "raw.mac_len": ', p.hwLen);
   // conntrail always asks for sequence numbers (to count gaps); ulogd only
   // with seq_local / seq_global, off by default
-  if (o.seq) { n('oob.seq.local', p.seq); n('oob.seq.global', p.seqGlobal); }
-  n('oob.family', p.family);
-  n('oob.protocol', oobProto);
-  n('oob.uid', p.uid);
-  n('oob.gid', p.gid);
-  n('raw.label', 0);
-  n('raw.type', rawType);
-  if (p.hwAddr) n('raw.mac.addrlen', p.hwAddr.length);
+  if (o.seq) { n(', "oob.seq.local": ', p.seq); n(', "oob.seq.global": ', p.seqGlobal); }
+  n(', "oob.family": ', p.family);
+  n(', "oob.protocol": ', oobProto);
+  n(', "oob.uid": ', p.uid);
+  n(', "oob.gid": ', p.gid);
+  n(', "raw.label": ', 0);
+  n(', "raw.type": ', rawType);
+  if (p.hwAddr) n(', "raw.mac.addrlen": ', p.hwAddr.length);
   // BASE's keys
-  n('ip.protocol', k.protocol);
-  n('ip.tos', k.tos);
-  n('ip.ttl', k.ttl);
-  n('ip.totlen', k.totlen);
-  n('ip.ihl', k.ihl);
-  n('ip.csum', k.csum);
-  n('ip.id', k.id);
-  n('ip.fragoff', k.fragoff);
-  n('ip6.payloadlen', k.ip6PayloadLen);
-  n('ip6.priority', k.ip6Priority);
-  n('ip6.flowlabel', k.ip6FlowLabel);
-  n('ip6.hoplimit', k.ip6HopLimit);
-  n('ip6.nexthdr', k.ip6NextHdr);
-  n('ip6.fragoff', k.ip6FragOff);
-  n('ip6.fragid', k.ip6FragId);
+  n(', "ip.protocol": ', k.protocol);
+  n(', "ip.tos": ', k.tos);
+  n(', "ip.ttl": ', k.ttl);
+  n(', "ip.totlen": ', k.totlen);
+  n(', "ip.ihl": ', k.ihl);
+  n(', "ip.csum": ', k.csum);
+  n(', "ip.id": ', k.id);
+  n(', "ip.fragoff": ', k.fragoff);
+  n(', "ip6.payloadlen": ', k.ip6PayloadLen);
+  n(', "ip6.priority": ', k.ip6Priority);
+  n(', "ip6.flowlabel": ', k.ip6FlowLabel);
+  n(', "ip6.hoplimit": ', k.ip6HopLimit);
+  n(', "ip6.nexthdr": ', k.ip6NextHdr);
+  n(', "ip6.fragoff": ', k.ip6FragOff);
+  n(', "ip6.fragid": ', k.ip6FragId);
   // tcp.sport/udp.sport/sctp.sport share the name src_port (the first position, the valid value)
   const sport = k.tcpSport ?? k.udpSport ?? k.sctpSport;
   const dport = k.tcpDport ?? k.udpDport ?? k.sctpDport;
-  n('src_port', sport);
-  n('dest_port', dport);
+  n(', "src_port": ', sport);
+  n(', "dest_port": ', dport);
   if (k.tcpSport !== undefined) {
-    n('tcp.seq', k.tcpSeq);
-    n('tcp.ackseq', k.tcpAck);
-    n('tcp.window', k.tcpWindow);
-    n('tcp.offset', 0);
-    n('tcp.reserved', 0);
-    n('tcp.urg', k.tcpUrg);
-    n('tcp.urgp', k.tcpUrgp);
-    n('tcp.ack', k.tcpAckF);
-    n('tcp.psh', k.tcpPsh);
-    n('tcp.rst', k.tcpRst);
-    n('tcp.syn', k.tcpSyn);
-    n('tcp.fin', k.tcpFin);
-    n('tcp.res1', k.tcpRes1);
-    n('tcp.res2', k.tcpRes2);
-    n('tcp.csum', k.tcpCsum);
+    n(', "tcp.seq": ', k.tcpSeq);
+    n(', "tcp.ackseq": ', k.tcpAck);
+    n(', "tcp.window": ', k.tcpWindow);
+    n(', "tcp.offset": ', 0);
+    n(', "tcp.reserved": ', 0);
+    n(', "tcp.urg": ', k.tcpUrg);
+    n(', "tcp.urgp": ', k.tcpUrgp);
+    n(', "tcp.ack": ', k.tcpAckF);
+    n(', "tcp.psh": ', k.tcpPsh);
+    n(', "tcp.rst": ', k.tcpRst);
+    n(', "tcp.syn": ', k.tcpSyn);
+    n(', "tcp.fin": ', k.tcpFin);
+    n(', "tcp.res1": ', k.tcpRes1);
+    n(', "tcp.res2": ', k.tcpRes2);
+    n(', "tcp.csum": ', k.tcpCsum);
   }
-  n('udp.len', k.udpLen);
-  n('udp.csum', k.udpCsum);
-  n('icmp.type', k.icmpType);
-  n('icmp.code', k.icmpCode);
-  n('icmp.echoid', k.icmpEchoId);
-  n('icmp.echoseq', k.icmpEchoSeq);
-  n('icmp.fragmtu', k.icmpFragMtu);
-  n('icmp.csum', k.icmpCsum);
-  n('icmpv6.type', k.icmp6Type);
-  n('icmpv6.code', k.icmp6Code);
-  n('icmpv6.echoid', k.icmp6EchoId);
-  n('icmpv6.echoseq', k.icmp6EchoSeq);
-  n('icmpv6.csum', k.icmp6Csum);
-  n('arp.hwtype', k.arpHwType);
-  n('arp.protocoltype', k.arpProtoType);
-  n('arp.operation', k.arpOp);
-  n('sctp.csum', k.sctpCsum);
+  n(', "udp.len": ', k.udpLen);
+  n(', "udp.csum": ', k.udpCsum);
+  n(', "icmp.type": ', k.icmpType);
+  n(', "icmp.code": ', k.icmpCode);
+  n(', "icmp.echoid": ', k.icmpEchoId);
+  n(', "icmp.echoseq": ', k.icmpEchoSeq);
+  n(', "icmp.fragmtu": ', k.icmpFragMtu);
+  n(', "icmp.csum": ', k.icmpCsum);
+  n(', "icmpv6.type": ', k.icmp6Type);
+  n(', "icmpv6.code": ', k.icmp6Code);
+  n(', "icmpv6.echoid": ', k.icmp6EchoId);
+  n(', "icmpv6.echoseq": ', k.icmp6EchoSeq);
+  n(', "icmpv6.csum": ', k.icmp6Csum);
+  n(', "arp.hwtype": ', k.arpHwType);
+  n(', "arp.protocoltype": ', k.arpProtoType);
+  n(', "arp.operation": ', k.arpOp);
+  n(', "sctp.csum": ', k.sctpCsum);
   // IFINDEX's, IP2STR's
   s += ', "oob.in": ' + asciiJsonString(p.indevName, true) + ', "oob.out": ' + asciiJsonString(p.outdevName, true);
   if (k.saddr !== undefined) s += ', "src_ip": "' + k.saddr + '", "dest_ip": "' + k.daddr + '"';
