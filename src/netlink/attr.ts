@@ -63,8 +63,8 @@ export class Nla {
   be64(): bigint { this.need(8); return be64(this.b, this.p); }
   /** a NUL-terminated (or not) string, one char per byte */
   str(): string { return cstring(this.b, this.p, this.plen); }
-  /** a copy of the payload */
-  bytes(): Uint8Array { return this.b.slice(this.p, this.p + this.plen); }
+  /** a copy of the payload (the receive buffer is reused for the next batch) */
+  bytes(): Uint8Array { return copyBytes(this.b, this.p, this.p + this.plen); }
 }
 
 export const u16 = (b: Uint8Array, o: number): number => b[o] | (b[o + 1] << 8);
@@ -82,6 +82,17 @@ export function be64(b: Uint8Array, o: number): bigint {
     dv = new DataView(b.buffer);
   }
   return dv!.getBigUint64(b.byteOffset + o);
+}
+
+/**
+ * A copy of b[start, end) that owns its bytes. (`slice` would not do: on a
+ * Node Buffer, such as the native receive buffer, it is a view, and the
+ * next batch overwrites what it shows.)
+ */
+export function copyBytes(b: Uint8Array, start: number, end: number): Uint8Array {
+  const out = Buffer.allocUnsafe(end - start);
+  out.set(b.subarray(start, end));
+  return out;
 }
 
 /** b[o, o+len) up to the first NUL, one char per byte (printed back byte for byte) */

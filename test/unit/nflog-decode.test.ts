@@ -62,6 +62,30 @@ describe('NFLOG decoding: the attributes', () => {
     assert.equal(p.prefix, '');
   });
 
+  it('a record keeps its own bytes when the receive buffer is reused for the next batch (prefix, headers, payload, raw)', () => {
+    // one buffer, as the native socket reuses it: two batches at the same
+    // offset, with prefixes and headers of the same length that differ
+    const hw = (last: number) => Buffer.from(`ffffffffffff0200000000${last.toString(16).padStart(2, '0')}0800`, 'hex');
+    const m1 = nflogMessage(ipv4({ src: '10.0.0.1', proto: 17 }, udp(1, 2)), { prefix: 'dccp: ', hwtype: 1, hwheader: hw(1), hwaddr: [2, 0, 0, 0, 0, 1] });
+    const m2 = nflogMessage(ipv4({ src: '10.0.0.2', proto: 17 }, udp(3, 4)), { prefix: 'p253: ', hwtype: 1, hwheader: hw(2), hwaddr: [2, 0, 0, 0, 0, 2] });
+    assert.equal(m1.length, m2.length);
+    const buf = Buffer.alloc(m1.length);
+    const got: PacketLog[] = [];
+    const stats = newNflogStats();
+    for (const m of [m1, m2, m1]) {
+      m.copy(buf);
+      decodeNflogBatch(buf, buf.length, stats, 1, (p) => got.push(p), true);
+    }
+    buf.fill(0);
+    assert.deepEqual(got.map((p) => p.prefix), ['dccp: ', 'p253: ', 'dccp: ']);
+    assert.deepEqual(got.map((p) => p.src), ['10.0.0.1', '10.0.0.2', '10.0.0.1']);
+    assert.deepEqual(got.map((p) => p.hwHeader![11]), [1, 2, 1]);
+    assert.deepEqual(got.map((p) => p.hwAddr![5]), [1, 2, 1]);
+    assert.deepEqual(got.map((p) => p.payload[15]), [1, 2, 1], 'the last byte of the source address, in the payload');
+    assert.deepEqual(got.map((p) => p.raw!.length > 0 && p.raw!.some((x) => x !== 0)), [true, true, true]);
+    assert.deepEqual(got.map((p) => printpkt(p).split(' ')[0]), ['dccp:', 'p253:', 'dccp:']);
+  });
+
   it('decodes the conntrack entry (NFULA_CT) with the ctnetlink decoder', () => {
     const ip = (t: number, a: number[]) => attr(t, Buffer.from(a));
     const tuple = (t: number, s: number[], d: number[], sp: number, dp: number) => nest(t,

@@ -2,7 +2,7 @@
 // shared attribute cursor. Malformed messages are counted and skipped, never
 // thrown; a packet whose own headers are cut short is kept and counted.
 import { AF_INET, AF_INET6, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLMSG_OVERRUN } from '../../netlink/constants.js';
-import { be32, MALFORMED, Nla, u16, u32 } from '../../netlink/attr.js';
+import { be32, copyBytes, cstring, MALFORMED, Nla, u16, u32 } from '../../netlink/attr.js';
 import { NFGENMSG_LEN } from '../conntrack/constants.js';
 import { decodeCtAttrs } from '../conntrack/decode.js';
 import { emptyEvent } from '../../records/event.js';
@@ -31,6 +31,39 @@ export function newNflogStats(): NflogDecodeStats {
 
 const c0 = new Nla();
 const c1 = new Nla();
+
+/**
+ * The packets of one rule and one link repeat their prefix and link-layer
+ * header: the last copy (bytes or text) is given again while the bytes are
+ * the same, instead of a new one per packet. Records are read downstream,
+ * never changed, so sharing is safe.
+ */
+class Repeat {
+  private bytes: Uint8Array = new Uint8Array(0);
+  private text = '';
+  /** b[o, o+n) as a copy of its own, the last one if the same */
+  copy(b: Uint8Array, o: number, n: number): Uint8Array {
+    if (!this.same(b, o, n)) this.bytes = copyBytes(b, o, o + n);
+    return this.bytes;
+  }
+  /** b[o, o+n) up to the first NUL as text, the last one if the same bytes */
+  str(b: Uint8Array, o: number, n: number): string {
+    if (!this.same(b, o, n)) {
+      this.bytes = copyBytes(b, o, o + n);
+      this.text = cstring(b, o, n);
+    }
+    return this.text;
+  }
+  private same(b: Uint8Array, o: number, n: number): boolean {
+    const last = this.bytes;
+    if (last.length !== n) return false;
+    for (let i = 0; i < n; i++) if (b[o + i] !== last[i]) return false;
+    return true;
+  }
+}
+const lastPrefix = new Repeat();
+const lastHwHeader = new Repeat();
+const lastHwAddr = new Repeat();
 
 /**
  * Decodes one NFLOG packet message at b[off, off+msgLen). `recvUs` is when
@@ -69,17 +102,17 @@ export function decodePacket(b: Uint8Array, off: number, msgLen: number, stats: 
         case C.NFULA_HWADDR: {
           a.need(4);
           const n = Math.min((b[a.p] << 8) | b[a.p + 1], 8, a.plen - 4);
-          p.hwAddr = b.slice(a.p + 4, a.p + 4 + n);
+          p.hwAddr = lastHwAddr.copy(b, a.p + 4, n);
           break;
         }
         case C.NFULA_PAYLOAD: p.payload = a.bytes(); break;
-        case C.NFULA_PREFIX: p.prefix = a.str(); break;
+        case C.NFULA_PREFIX: p.prefix = lastPrefix.str(b, a.p, a.plen); break;
         case C.NFULA_UID: p.uid = a.be32(); break;
         case C.NFULA_GID: p.gid = a.be32(); break;
         case C.NFULA_SEQ: p.seq = a.be32(); break;
         case C.NFULA_SEQ_GLOBAL: p.seqGlobal = a.be32(); break;
         case C.NFULA_HWTYPE: p.hwType = a.be16(); break;
-        case C.NFULA_HWHEADER: p.hwHeader = a.bytes(); break;
+        case C.NFULA_HWHEADER: p.hwHeader = lastHwHeader.copy(b, a.p, a.plen); break;
         case C.NFULA_HWLEN: p.hwLen = a.be16(); break;
         case C.NFULA_CT: {
           const ev = emptyEvent();
@@ -106,7 +139,7 @@ export function decodePacket(b: Uint8Array, off: number, msgLen: number, stats: 
     throw e;
   }
   if (!gotHdr) { stats.malformed++; return undefined; }
-  if (keepRaw) p.raw = b.slice(off + NLMSG_HDRLEN, off + msgLen);
+  if (keepRaw) p.raw = copyBytes(b, off + NLMSG_HDRLEN, off + msgLen);
   if (p.ct) p.ct.family = p.family === AF_INET6 || (p.payload.length > 0 && p.payload[0] >> 4 === 6) ? AF_INET6 : AF_INET;
   parsePayload(p);
   if (p.truncated) stats.truncatedPackets++;
