@@ -85,11 +85,11 @@ async function runOne(t: Topology, dir: string, peer: string, rate: number): Pro
     const conf = join(dir, `${peer}.toml`);
     writeFileSync(conf, `[[source]]\nname = "pk"\ntype = "nflog"\ngroups = [${GROUP}]\nstore = false\n[[sink]]\ntype = "file"\npath = "${out}"\n` +
       `format = "${peer === 'run-json' ? 'ulogd-json' : 'logemu'}"\n[store]\ntype = "none"\n`);
-    cmd = ['sh', '-c', `exec taskset -c 1 ${process.execPath} ${CLI} run -c ${conf}`];
+    cmd = ['sh', '-c', `exec taskset -c 1 ${process.execPath} ${process.env.NODE_ARGS ?? ""} ${CLI} run -c ${conf}`];
   } else if (peer.startsWith('ct-')) {
     const fmt = peer === 'ct-json' ? 'ulogd-json' : 'logemu';
     // CONNTRAIL_ARGS: more options for conntrail (experiments, e.g. "--qthreshold 32 --timeout 10")
-    cmd = ['sh', '-c', `exec taskset -c 1 ${process.execPath} ${CLI} packets --group ${GROUP} --format ${fmt} --stats ${process.env.CONNTRAIL_ARGS ?? ''} > ${out}`];
+    cmd = ['sh', '-c', `exec taskset -c 1 ${process.execPath} ${process.env.NODE_ARGS ?? ""} ${CLI} packets --group ${GROUP} --format ${fmt} --stats ${process.env.CONNTRAIL_ARGS ?? ''} > ${out}`];
   } else {
     cmd = ['taskset', '-c', '1', 'ulogd', '-c', ulogdConf(dir, peer === 'ulogd-json' ? 'json' : 'logemu', out)];
   }
@@ -119,8 +119,9 @@ async function runOne(t: Topology, dir: string, peer: string, rate: number): Pro
   p.kill('SIGTERM');
   await new Promise((r) => p.once('exit', r));
   const got = lineCount(out);
-  const st = /stats shown=\d+ packets=\d+ seq_gaps=(\d+) .*overflows=(\d+)/.exec(err) ?? /source pk: packets=\d+ seq_gaps=(\d+) datagrams=\d+ overflows=(\d+)/.exec(err);
-  return `| ${peer} | ${rate || 'max'} | ${Math.round(achieved)} | ${got}/${logged} | ${(((logged - got) / logged) * 100).toFixed(3)} | ${st ? `${st[2]} / ${st[1]}` : '-'} | ${cpu.toFixed(2)} | ${((cpu / got) * 1e5).toFixed(3)} | ${rss.toFixed(1)} |`;
+  const st = /stats shown=\d+ packets=(\d+) seq_gaps=(\d+) datagrams=(\d+) .*overflows=(\d+)/.exec(err) ?? /source pk: packets=(\d+) seq_gaps=(\d+) datagrams=(\d+) overflows=(\d+)/.exec(err);
+  const perDgram = st && Number(st[3]) > 0 ? (Number(st[1]) / Number(st[3])).toFixed(1) : '-';
+  return `| ${peer} | ${rate || 'max'} | ${Math.round(achieved)} | ${got}/${logged} | ${(((logged - got) / logged) * 100).toFixed(3)} | ${st ? `${st[4]} / ${st[2]}` : '-'} | ${perDgram} | ${cpu.toFixed(2)} | ${((cpu / got) * 1e5).toFixed(3)} | ${rss.toFixed(1)} |`;
 }
 
 const t = new Topology('pkb');
@@ -131,8 +132,8 @@ try {
   chain postrouting { type nat hook postrouting priority 100; oifname "${t.prefix}r1" masquerade; }
 }` });
   console.log(`${N} packets per run; generator on CPU 0, logger on CPU 1\n`);
-  console.log('| peer | rate asked/s | achieved/s | lines/logged | loss % | overruns / seq gaps | CPU s | CPU s/100k | peak RSS MiB |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('| peer | rate asked/s | achieved/s | lines/logged | loss % | overruns / seq gaps | packets/datagram | CPU s | CPU s/100k | peak RSS MiB |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const rate of RATES) for (const peer of PEERS) console.log(await runOne(t, dir, peer, rate));
 } finally {
   t.down();

@@ -18,7 +18,7 @@ import { Option } from 'commander';
 import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
 import { cidrList, intOpt, portList, timeOpt } from './search-options.js';
 import { MAX_HOSTS, MAX_LIMIT, MAX_PORTS } from './flows.js';
-import { HOOK_NAMES } from '../sources/nflog/constants.js';
+import { HOOK_NAMES, NFLOG_DEFAULT_QTHRESHOLD } from '../sources/nflog/constants.js';
 import type { PacketSearch, PacketTopKey } from '../store/packets.js';
 import { packetJson, packetsCsv, packetsTable, packetTopCsv, packetTopTable } from './packetfmt.js';
 
@@ -91,12 +91,12 @@ export function packetsCommand(): Command {
       return v;
     }, 'logemu')
     .option('--copy-range <bytes>', 'bytes of each packet to copy, 0 to 65535 (0: all)', positiveInt('a size in bytes', 0, 65535), 0)
-    .option('--qthreshold <n>', 'packets the kernel gathers into one message, 1 to 65535', positiveInt('a count', 1, 65535), 1)
-    .option('--timeout <ms>', 'longest the kernel holds gathered packets, 0 to 60000 ms (in 10 ms steps)', positiveInt('milliseconds', 0, 60000), 0)
+    .option('--qthreshold <n>', 'packets the kernel gathers into one message at most, 1 to 65535 (1: each at once)', positiveInt('a count', 1, 65535), NFLOG_DEFAULT_QTHRESHOLD)
+    .option('--timeout <ms>', 'longest the kernel holds gathered packets, 0 to 60000 ms (in 10 ms steps; 0: until its next timer tick)', positiveInt('milliseconds', 0, 60000), 0)
     .option('-b, --buffer-size <bytes>', `netlink receive buffer to ask for, ${RCVBUF_MIN} to ${RCVBUF_MAX}`, positiveInt('a size in bytes', RCVBUF_MIN, RCVBUF_MAX), NFLOG_DEFAULT_RCVBUF)
     .option('--no-conntrack', 'do not ask for each packet\'s conntrack entry')
     .option('--count <n>', 'exit after printing N packets (1 or more)', positiveInt('a count'))
-    .option('--batch-delay <ms>', 'after a wake-up, wait this long before reading again, 0 to 1000', positiveInt('milliseconds', 0, 1000), 1)
+    .option('--batch-delay <ms>', 'after a wake-up, wait this long before reading again, 0 to 1000', positiveInt('milliseconds', 0, 1000), 0)
     .option('--hwhdr', 'ulogd-json: as the stack with HWHDR (the mac.* keys)')
     .option('-w, --write <file>', 'write a pcap file instead of lines ("-": stdout)')
     .option('--linktype <type>', 'with --write: raw (the IP packet, as ulogd\'s PCAP output) or nflog (the NFLOG message, as tcpdump -i nflog:N)', (v: string) => {

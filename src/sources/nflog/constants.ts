@@ -56,3 +56,12 @@ export const NFULNL_CFG_F_CONNTRACK = 0x4;
 /** enum ip_conntrack_info */
 export const CTINFO_NAMES = ['ESTABLISHED', 'RELATED', 'NEW', 'ESTABLISHED_REPLY', 'RELATED_REPLY', 'NEW_REPLY', '', 'UNTRACKED'];
 export const HOOK_NAMES = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'];
+
+/**
+ * Packets the kernel gathers into one message by default. With the timeout
+ * at 0 the kernel still sends what it gathered at its next timer tick (a
+ * few ms), so this costs no more than that in delay, and under load one
+ * message carries as many packets as fit the kernel's message buffer (about
+ * 4 KiB: a dozen small packets) instead of one: fewer datagrams to receive.
+ */
+export const NFLOG_DEFAULT_QTHRESHOLD = 64;

@@ -12,6 +12,7 @@ import { errnoName } from '../conntrack/socket.js';
 import { nowMicros } from '../../util/time.js';
 import type { PacketLog } from '../../records/packet.js';
 import * as C from './constants.js';
+import { NFLOG_DEFAULT_QTHRESHOLD } from './constants.js';
 import { decodeNflogBatch, newNflogStats, SeqTracker, type NflogDecodeStats } from './decode.js';
 import { LinkNames } from './links.js';
 
@@ -24,9 +25,9 @@ export interface NflogOptions {
   copyMode?: 'packet' | 'meta' | 'none';
   /** bytes of each packet to copy (0: the kernel's maximum, 0xffff) */
   copyRange?: number;
-  /** packets the kernel queues before it sends them in one datagram (1: each at once) */
+  /** packets the kernel queues before it sends them in one datagram (1: each at once; default NFLOG_DEFAULT_QTHRESHOLD) */
   qthreshold?: number;
-  /** at most this long (ms, 10 ms steps) before a partly filled queue is sent */
+  /** at most this long (ms, 10 ms steps) before a partly filled queue is sent (0: at the kernel's next timer tick) */
   timeoutMs?: number;
   /** kernel-side buffer for one datagram, bytes */
   nlbufsiz?: number;
@@ -94,7 +95,7 @@ export function groupConfig(group: number, o: NflogOptions): Buffer[] {
     configMessage(group, [[C.NFULA_CFG_CMD, u8b(C.NFULNL_CFG_CMD_BIND)]]),
     configMessage(group, [[C.NFULA_CFG_MODE, modeBuf]]),
     configMessage(group, [[C.NFULA_CFG_FLAGS, be16b(flags)]]),
-    configMessage(group, [[C.NFULA_CFG_QTHRESH, be32b(o.qthreshold ?? 1)]]),
+    configMessage(group, [[C.NFULA_CFG_QTHRESH, be32b(o.qthreshold ?? NFLOG_DEFAULT_QTHRESHOLD)]]),
     configMessage(group, [[C.NFULA_CFG_TIMEOUT, be32b(Math.round((o.timeoutMs ?? 0) / 10))]]),
   ];
   if (o.nlbufsiz !== undefined) msgs.push(configMessage(group, [[C.NFULA_CFG_NLBUFSIZ, be32b(o.nlbufsiz)]]));
