@@ -8,6 +8,8 @@ export class ClosedOutputError extends Error {}
 
 export class LineWriter {
   private pending = '';
+  /** reused for every flush (a new Buffer per batch cost an allocation each) */
+  private buf = Buffer.allocUnsafe(0);
 
   constructor(private readonly fd: number, private readonly highWater = 256 * 1024) {}
 
@@ -20,7 +22,10 @@ export class LineWriter {
     if (this.pending.length === 0) return;
     // Lines are one byte per char by contract (formats write ASCII, and
     // kernel strings hold one char per byte): latin1 copies them straight.
-    const data = Buffer.from(this.pending, 'latin1');
+    const n = this.pending.length;
+    if (this.buf.length < n) this.buf = Buffer.allocUnsafe(Math.max(n, 64 * 1024));
+    this.buf.write(this.pending, 0, 'latin1');
+    const data = this.buf.subarray(0, n);
     this.pending = '';
     let off = 0;
     while (off < data.length) {
