@@ -9,6 +9,7 @@ import { checkConfigCommand } from './check-config.js';
 import { whoCommand } from './who.js';
 import { flowsCommand } from './flows.js';
 import { packetsCommand } from './packets.js';
+import { tcpstatesCommand } from './tcpstates.js';
 
 function version(): string {
   try {
@@ -50,7 +51,7 @@ async function main(argv: string[]): Promise<void> {
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ writeErr });
-  for (const c of [eventsCommand(), dumpCommand(), runCommand(), checkConfigCommand(), whoCommand(), flowsCommand(), packetsCommand()]) {
+  for (const c of [eventsCommand(), dumpCommand(), runCommand(), checkConfigCommand(), whoCommand(), flowsCommand(), packetsCommand(), tcpstatesCommand()]) {
     c.exitOverride().configureOutput({ writeErr });
     program.addCommand(c);
   }

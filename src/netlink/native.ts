@@ -52,8 +52,35 @@ export interface NativeNetlinkSocket {
   close(): void;
 }
 
+export interface NativeBpfStats {
+  records: number;
+  bytes: number;
+  batches: number;
+  wakeups: number;
+  /** records larger than the batch buffer (skipped; never for the fixed-size records of our programs) */
+  oversized: number;
+}
+
+/** A loaded CO-RE BPF object (libbpf): its maps, its programs attached, a ring buffer read in batches. */
+export interface NativeBpfObject {
+  attach(): void;
+  mapUpdate(map: string, key: Buffer, value: Buffer): void;
+  /** the sum over CPUs of a per-CPU u64 value */
+  perCpuSum(map: string, key: Buffer): number;
+  /** onBatch(len, count): buf[0, len) holds `count` records, each [u32 LE length][bytes] padded to 8 */
+  startRing(map: string, onBatch: (len: number, count: number) => void, onError: (err: Error) => void): Buffer;
+  pause(): void;
+  resume(): void;
+  stats(): NativeBpfStats;
+  close(): void;
+}
+
 interface NativeModule {
   NetlinkSocket: new (opts: NativeSocketOptions) => NativeNetlinkSocket;
+  /** present when the addon was built with libbpf */
+  BpfObject?: new (path: string, opts?: { mapSizes?: Record<string, number>; batchBytes?: number }) => NativeBpfObject;
+  /** why BpfObject is missing (built without libbpf) */
+  bpfUnavailable?: string;
   /** one datagram to a unix socket path ("@name": abstract) */
   unixDatagramSend(path: string, data: Buffer): void;
   /** the payload in a sealed memfd, its descriptor in the datagram (journald) */
@@ -66,14 +93,25 @@ interface NativeModule {
   readSysctl(netns: string, names: string[]): Array<string | null>;
 }
 
-function findAddon(): string {
+function findBuilt(file: string): string | undefined {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
-    const p = join(dir, 'build', 'Release', 'conntrail_native.node');
+    const p = join(dir, 'build', 'Release', file);
     if (existsSync(p)) return p;
     dir = dirname(dir);
   }
-  throw new Error('native addon not built: run "npm install" (node-gyp rebuild) in the conntrail directory');
+  return undefined;
+}
+
+function findAddon(): string {
+  const p = findBuilt('conntrail_native.node');
+  if (!p) throw new Error('native addon not built: run "npm install" (node-gyp rebuild) in the conntrail directory');
+  return p;
+}
+
+/** the path of a BPF object built at install (build/Release/NAME.bpf.o), undefined if it was not built */
+export function bpfObjectPath(name: string): string | undefined {
+  return findBuilt(`${name}.bpf.o`);
 }
 
 let cached: NativeModule | undefined;

@@ -3,6 +3,7 @@
 import type { FlowEvent } from './event.js';
 import type { FlowRecord } from './flow.js';
 import type { PacketLog } from './packet.js';
+import type { TcpStateChange } from './tcpstate.js';
 
 export interface RecordOf {
   /** a conntrack event or table entry (sources/conntrack) */
@@ -11,8 +12,10 @@ export interface RecordOf {
   flow: FlowRecord;
   /** a packet an NFLOG rule logged (sources/nflog) */
   packet: PacketLog;
+  /** a TCP socket's state change, with the process current at it (sources/tcpstates) */
+  tcpstate: TcpStateChange;
 }
 export type Kind = keyof RecordOf;
-export const KINDS: readonly Kind[] = ['event', 'flow', 'packet'];
+export const KINDS: readonly Kind[] = ['event', 'flow', 'packet', 'tcpstate'];
 /** for messages: "conntrack events", ... */
-export const KIND_NAMES: Readonly<Record<Kind, string>> = { event: 'conntrack events', flow: 'flow records', packet: 'packet logs' };
+export const KIND_NAMES: Readonly<Record<Kind, string>> = { event: 'conntrack events', flow: 'flow records', packet: 'packet logs', tcpstate: 'TCP state changes' };

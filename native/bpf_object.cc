@@ -1,0 +1,359 @@
+#include "bpf_object.h"
+
+#ifdef CONNTRAIL_HAVE_LIBBPF
+
+#include <uv.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+// libbpf's warnings, kept so that a failure can be told in one line (the
+// last meaningful line libbpf printed, e.g. the verifier's or the reason
+// BTF was not found), not printed to stderr.
+std::string g_last_warning;
+int LibbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char buf[512];
+  int n = vsnprintf(buf, sizeof(buf), fmt, args);
+  std::string line(buf, n > 0 ? std::min<size_t>(n, sizeof(buf) - 1) : 0);
+  while (!line.empty() && (line.back() == '\n' || line.back() == ' ')) line.pop_back();
+  if (!line.empty()) g_last_warning = line;
+  return 0;
+}
+
+Napi::Error BpfError(Napi::Env env, const std::string& what, int err) {
+  std::string msg = what + ": " + strerror(err);
+  if (!g_last_warning.empty()) msg += " (libbpf: " + g_last_warning + ")";
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("errno", Napi::Number::New(env, err));
+  return e;
+}
+
+class BpfObject : public Napi::ObjectWrap<BpfObject> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "BpfObject",
+                       {
+                           InstanceMethod("attach", &BpfObject::Attach),
+                           InstanceMethod("mapUpdate", &BpfObject::MapUpdate),
+                           InstanceMethod("perCpuSum", &BpfObject::PerCpuSum),
+                           InstanceMethod("startRing", &BpfObject::StartRing),
+                           InstanceMethod("pause", &BpfObject::Pause),
+                           InstanceMethod("resume", &BpfObject::Resume),
+                           InstanceMethod("stats", &BpfObject::Stats),
+                           InstanceMethod("close", &BpfObject::Close),
+                       });
+  }
+
+  // new BpfObject(path, { mapSizes: { name: entries }, batchBytes })
+  explicit BpfObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BpfObject>(info), env_(info.Env()) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) {
+      Napi::TypeError::New(env, "BpfObject: the object file's path expected").ThrowAsJavaScriptException();
+      return;
+    }
+    std::string path = info[0].As<Napi::String>();
+    Napi::Object opts = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+    if (opts.Has("batchBytes") && opts.Get("batchBytes").IsNumber())
+      batch_size_ = std::max<size_t>(4096, opts.Get("batchBytes").As<Napi::Number>().Uint32Value());
+    libbpf_set_print(LibbpfPrint);
+    g_last_warning.clear();
+    obj_ = bpf_object__open_file(path.c_str(), nullptr);
+    if (!obj_) {
+      int err = errno;
+      obj_ = nullptr;
+      BpfError(env, "cannot open " + path, err).ThrowAsJavaScriptException();
+      return;
+    }
+    if (opts.Has("mapSizes") && opts.Get("mapSizes").IsObject()) {
+      Napi::Object sizes = opts.Get("mapSizes").As<Napi::Object>();
+      Napi::Array names = sizes.GetPropertyNames();
+      for (uint32_t i = 0; i < names.Length(); i++) {
+        std::string name = names.Get(i).As<Napi::String>();
+        bpf_map* m = bpf_object__find_map_by_name(obj_, name.c_str());
+        if (!m) continue;
+        int err = bpf_map__set_max_entries(m, sizes.Get(name).As<Napi::Number>().Uint32Value());
+        if (err) {
+          BpfError(env, "map " + name, -err).ThrowAsJavaScriptException();
+          CloseInternal();
+          return;
+        }
+      }
+    }
+    g_last_warning.clear();
+    int err = bpf_object__load(obj_);
+    if (err) {
+      BpfError(env, "cannot load " + path, -err).ThrowAsJavaScriptException();
+      CloseInternal();
+      return;
+    }
+  }
+
+  ~BpfObject() override { CloseInternal(); }
+
+ private:
+  Napi::Value Attach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    bpf_program* p;
+    bpf_object__for_each_program(p, obj_) {
+      g_last_warning.clear();
+      bpf_link* l = bpf_program__attach(p);
+      if (!l) {
+        BpfError(env, std::string("cannot attach ") + bpf_program__name(p), errno).ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      links_.push_back(l);
+    }
+    return env.Undefined();
+  }
+
+  // mapUpdate(name, key: Buffer, value: Buffer)
+  Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    std::string name = info[0].As<Napi::String>();
+    bpf_map* m = bpf_object__find_map_by_name(obj_, name.c_str());
+    if (!m || !info[1].IsBuffer() || !info[2].IsBuffer()) {
+      Napi::TypeError::New(env, "mapUpdate: a map of the object, a key and a value Buffer expected").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    auto key = info[1].As<Napi::Buffer<uint8_t>>();
+    auto value = info[2].As<Napi::Buffer<uint8_t>>();
+    if (key.Length() != bpf_map__key_size(m) || value.Length() != bpf_map__value_size(m)) {
+      Napi::RangeError::New(env, "mapUpdate: key or value of the wrong size for map " + name).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (bpf_map_update_elem(bpf_map__fd(m), key.Data(), value.Data(), BPF_ANY) != 0) {
+      BpfError(env, "cannot update map " + name, errno).ThrowAsJavaScriptException();
+    }
+    return env.Undefined();
+  }
+
+  // perCpuSum(name, key: Buffer) -> the sum over CPUs of a per-CPU u64 value
+  Napi::Value PerCpuSum(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    std::string name = info[0].As<Napi::String>();
+    bpf_map* m = bpf_object__find_map_by_name(obj_, name.c_str());
+    if (!m || !info[1].IsBuffer() || bpf_map__value_size(m) != 8) {
+      Napi::TypeError::New(env, "perCpuSum: a per-CPU map of u64 values and a key Buffer expected").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0) ncpu = 1;
+    std::vector<uint64_t> v(ncpu, 0);
+    auto key = info[1].As<Napi::Buffer<uint8_t>>();
+    if (bpf_map_lookup_elem(bpf_map__fd(m), key.Data(), v.data()) != 0) {
+      BpfError(env, "cannot read map " + name, errno).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    uint64_t sum = 0;
+    for (uint64_t x : v) sum += x;
+    return Napi::Number::New(env, static_cast<double>(sum));
+  }
+
+  // startRing(name, onBatch(len, count), onError(err)) -> Buffer
+  // The Buffer is reused for every batch: records as [u32 length][bytes],
+  // each padded to 8 bytes. onBatch must consume buf[0, len) before it returns.
+  Napi::Value StartRing(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    if (rb_) {
+      Napi::Error::New(env, "startRing: already started").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::string name = info[0].As<Napi::String>();
+    bpf_map* m = bpf_object__find_map_by_name(obj_, name.c_str());
+    if (!m || !info[1].IsFunction() || !info[2].IsFunction()) {
+      Napi::TypeError::New(env, "startRing: a ring buffer map, onBatch and onError expected").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    rb_ = ring_buffer__new(bpf_map__fd(m), &BpfObject::OnSample, this, nullptr);
+    if (!rb_) {
+      BpfError(env, "cannot open ring buffer " + name, errno).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    on_batch_ = Napi::Persistent(info[1].As<Napi::Function>());
+    on_error_ = Napi::Persistent(info[2].As<Napi::Function>());
+    Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, batch_size_);
+    buf_ = buf.Data();
+    buf_ref_ = Napi::Persistent(buf.As<Napi::Object>());
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    poll_ = new uv_poll_t;
+    int r = uv_poll_init(loop, poll_, ring_buffer__epoll_fd(rb_));
+    if (r != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      Napi::Error::New(env, std::string("uv_poll_init: ") + uv_strerror(r)).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    poll_->data = this;
+    self_ref_ = Napi::Persistent(Value());
+    if (!paused_) uv_poll_start(poll_, UV_READABLE, OnPoll);
+    return buf;
+  }
+
+  Napi::Value Pause(const Napi::CallbackInfo& info) {
+    paused_ = true;
+    if (poll_) uv_poll_stop(poll_);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Resume(const Napi::CallbackInfo& info) {
+    if (paused_) {
+      paused_ = false;
+      if (poll_ && !closed_) uv_poll_start(poll_, UV_READABLE, OnPoll);
+    }
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("records", Napi::Number::New(env, static_cast<double>(records_)));
+    o.Set("bytes", Napi::Number::New(env, static_cast<double>(bytes_)));
+    o.Set("batches", Napi::Number::New(env, static_cast<double>(batches_)));
+    o.Set("wakeups", Napi::Number::New(env, static_cast<double>(wakeups_)));
+    o.Set("oversized", Napi::Number::New(env, static_cast<double>(oversized_)));
+    return o;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    CloseInternal();
+    return info.Env().Undefined();
+  }
+
+  bool CheckOpen(Napi::Env env) {
+    if (!obj_ || closed_) {
+      Napi::Error::New(env, "BpfObject is closed").ThrowAsJavaScriptException();
+      return false;
+    }
+    return true;
+  }
+
+  static int OnSample(void* ctx, void* data, size_t len) {
+    BpfObject* self = static_cast<BpfObject*>(ctx);
+    size_t need = 4 + ((len + 7) & ~static_cast<size_t>(7));
+    if (need + 4 > self->batch_size_) {  // cannot ever fit: counted, skipped
+      self->oversized_++;
+      return 0;
+    }
+    if (self->off_ + need > self->batch_size_) {
+      // no room: deliver what is gathered, then take this one
+      self->Deliver();
+      if (self->closed_) return -1;
+    }
+    uint8_t* p = self->buf_ + self->off_;
+    uint32_t l = static_cast<uint32_t>(len);
+    memcpy(p, &l, 4);
+    memcpy(p + 4, data, len);
+    if (need - 4 > len) memset(p + 4 + len, 0, need - 4 - len);
+    self->off_ += need;
+    self->count_++;
+    self->records_++;
+    self->bytes_ += len;
+    return 0;
+  }
+
+  void Deliver() {
+    if (off_ == 0 || closed_) return;
+    Napi::HandleScope scope(env_);
+    size_t len = off_;
+    uint32_t count = count_;
+    off_ = 0;
+    count_ = 0;
+    batches_++;
+    on_batch_.MakeCallback(Value(), {Napi::Number::New(env_, static_cast<double>(len)), Napi::Number::New(env_, count)});
+  }
+
+  static void OnPoll(uv_poll_t* handle, int status, int events) {
+    BpfObject* self = static_cast<BpfObject*>(handle->data);
+    if (self->closed_ || !self->rb_) return;
+    self->wakeups_++;
+    // JS may close the object from a batch callback, which runs inside
+    // ring_buffer__consume: the ring is freed only after consume returns
+    self->in_consume_ = true;
+    int n = ring_buffer__consume(self->rb_);
+    self->in_consume_ = false;
+    if (self->closed_) {
+      self->FreeRing();
+      return;
+    }
+    if (n < 0 && n != -EINTR) {
+      Napi::HandleScope scope(self->env_);
+      Napi::Error e = BpfError(self->env_, "ring buffer", -n);
+      self->on_error_.MakeCallback(self->Value(), {e.Value()});
+      return;
+    }
+    self->Deliver();
+  }
+
+  void CloseInternal() {
+    if (closed_) return;
+    closed_ = true;
+    if (poll_) {
+      uv_poll_stop(poll_);
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+    }
+    for (bpf_link* l : links_) bpf_link__destroy(l);
+    links_.clear();
+    if (!in_consume_) FreeRing();
+    if (!on_batch_.IsEmpty()) on_batch_.Reset();
+    if (!on_error_.IsEmpty()) on_error_.Reset();
+    if (!buf_ref_.IsEmpty()) buf_ref_.Reset();
+    if (!self_ref_.IsEmpty()) self_ref_.Reset();
+  }
+
+  void FreeRing() {
+    if (rb_) {
+      ring_buffer__free(rb_);
+      rb_ = nullptr;
+    }
+    if (obj_) {
+      bpf_object__close(obj_);
+      obj_ = nullptr;
+    }
+  }
+
+  Napi::Env env_;
+  bool in_consume_ = false;
+  bpf_object* obj_ = nullptr;
+  std::vector<bpf_link*> links_;
+  ring_buffer* rb_ = nullptr;
+  uv_poll_t* poll_ = nullptr;
+  bool paused_ = false;
+  bool closed_ = false;
+  size_t batch_size_ = 256 * 1024;
+  uint8_t* buf_ = nullptr;
+  size_t off_ = 0;
+  uint32_t count_ = 0;
+  uint64_t records_ = 0, bytes_ = 0, batches_ = 0, wakeups_ = 0, oversized_ = 0;
+  Napi::FunctionReference on_batch_, on_error_;
+  Napi::ObjectReference buf_ref_, self_ref_;
+};
+
+}  // namespace
+
+void BpfInit(Napi::Env env, Napi::Object exports) {
+  exports.Set("BpfObject", BpfObject::Define(env));
+}
+
+#else
+
+void BpfInit(Napi::Env env, Napi::Object exports) {
+  exports.Set("bpfUnavailable",
+              Napi::String::New(env, "conntrail was built without libbpf (apt-get install libbpf-dev clang, then npm rebuild in the conntrail directory)"));
+}
+
+#endif
