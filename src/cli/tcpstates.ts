@@ -29,6 +29,7 @@ interface TcpstatesCliOptions {
   comm?: string;
   count?: number;
   stats?: boolean;
+  batchDelay: number;
 }
 
 /** "80,443" (repeatable) -> ports, 1 to 65535 */
@@ -61,6 +62,7 @@ export function tcpstatesCommand(): Command {
     .option('--pid <pid>', 'only changes while this process is current', positiveInt('a process id', 1))
     .option('--comm <name>', 'only changes while a task with this command is current (at most 15 characters)')
     .option('--count <n>', 'exit after printing N changes (1 or more)', positiveInt('a count'))
+    .option('--batch-delay <ms>', 'after a wake-up, wait this long before reading again, 0 to 1000 (fewer wake-ups under load)', positiveInt('milliseconds', 0, 1000), 1)
     .option('--stats', 'print the counters to stderr at exit')
     .addHelpText('after', `
 The process is the one current when the kernel changed the state: for changes
@@ -80,7 +82,7 @@ export async function runTcpstates(o: TcpstatesCliOptions): Promise<void> {
   }
   let src: TcpstatesSource;
   try {
-    src = new TcpstatesSource({ family: o.ipv4 ? 2 : o.ipv6 ? 10 : undefined, sports: o.localport, dports: o.remoteport, pid: o.pid, comm: o.comm, netnsInode: ns });
+    src = new TcpstatesSource({ family: o.ipv4 ? 2 : o.ipv6 ? 10 : undefined, sports: o.localport, dports: o.remoteport, pid: o.pid, comm: o.comm, netnsInode: ns, batchDelayMs: o.batchDelay });
   } catch (e) {
     if (e instanceof TcpstatesError) throw new FatalError(e.message);
     throw e;

@@ -78,7 +78,7 @@ export interface NativeBpfObject {
 interface NativeModule {
   NetlinkSocket: new (opts: NativeSocketOptions) => NativeNetlinkSocket;
   /** present when the addon was built with libbpf */
-  BpfObject?: new (path: string, opts?: { mapSizes?: Record<string, number>; batchBytes?: number }) => NativeBpfObject;
+  BpfObject?: new (path: string, opts?: { mapSizes?: Record<string, number>; batchBytes?: number; coalesceMs?: number }) => NativeBpfObject;
   /** why BpfObject is missing (built without libbpf) */
   bpfUnavailable?: string;
   /** one datagram to a unix socket path ("@name": abstract) */

@@ -13,8 +13,8 @@ export interface TcpStateChange {
   time: number;
   /** the kernel's socket address (hex, as tcpstates prints it) */
   skaddr: string;
-  /** the socket's cookie (unique for the kernel's uptime; 0 if unknown) */
-  cookie: bigint;
+  /** the socket's cookie (unique for the kernel's uptime; a counter, exact as a number) */
+  cookie: number;
   /** the socket's network namespace inode */
   netnsInode: number;
   /** the namespace's name where conntrail knows it ('' otherwise) */

@@ -46,7 +46,7 @@ describe('tcpstates', () => {
     assert.equal(got[0].deltaNs, 1_373_456);
     assert.equal(got[0].pid, 1234);
     assert.equal(got[0].netnsInode, 4026531840);
-    assert.equal(got[0].cookie, 4242n);
+    assert.equal(got[0].cookie, 4242);
     assert.equal(got[1].saddr, 'fd99:1::2');
     assert.equal(got[1].daddr, '::1');
     assert.equal(got[1].deltaNs, undefined);
@@ -60,7 +60,7 @@ describe('tcpstates', () => {
 
   it('prints libbpf-tools\' columns, narrow (comm cut to 10) and wide (the IP version), and -T\'s time', () => {
     const r: TcpStateChange = {
-      time: Date.UTC(2026, 11, 1, 14, 3, 9) * 1000, skaddr: 'ffff9fd7e8192000', cookie: 1n, netnsInode: 1, netns: '', pid: 22384, tid: 22384,
+      time: Date.UTC(2026, 11, 1, 14, 3, 9) * 1000, skaddr: 'ffff9fd7e8192000', cookie: 1, netnsInode: 1, netns: '', pid: 22384, tid: 22384,
       comm: 'curl-with-long-name', family: 2, saddr: '100.66.100.185', daddr: '52.33.159.26', sport: 63446, dport: 80, oldState: 2, newState: 1, deltaNs: 1_373_999,
     };
     assert.equal(tcpstatesHeader(), 'SKADDR           PID     COMM       LADDR           LPORT RADDR           RPORT OLDSTATE    -> NEWSTATE    MS');

@@ -5,6 +5,15 @@ import { ipv4ToString, ipv6ToString } from '../../util/ip.js';
 import type { TcpStateChange } from '../../records/tcpstate.js';
 
 
+/** a u64 (LE) as a number: exact below 2^53 (ns since boot: 104 days; beyond, the µs still are) */
+const u64 = (b: Buffer, o: number) => b.readUInt32LE(o + 4) * 4294967296 + b.readUInt32LE(o);
+/** a u64 (LE) in hex, no leading zeros (the socket's address, as printf %llx) */
+function hex64(b: Buffer, o: number): string {
+  const hi = b.readUInt32LE(o + 4);
+  const lo = b.readUInt32LE(o).toString(16);
+  return hi ? hi.toString(16) + '00000000'.slice(lo.length) + lo : lo;
+}
+
 /** sizeof(struct event) */
 export const EVENT_SIZE = 104;
 
@@ -33,10 +42,10 @@ export function decodeTcpstatesBatch(b: Buffer, len: number, monoToEpochUs: numb
     for (let i = p + 88; i < p + 104 && b[i] !== 0; i++) comm += String.fromCharCode(b[i]);
     stats.records++;
     out({
-      time: Math.floor(Number(b.readBigUInt64LE(p)) / 1000) + monoToEpochUs,
-      skaddr: b.readBigUInt64LE(p + 8).toString(16),
-      deltaNs: flags & 1 ? Number(b.readBigUInt64LE(p + 16)) : undefined,
-      cookie: b.readBigUInt64LE(p + 24),
+      time: Math.floor(u64(b, p) / 1000) + monoToEpochUs,
+      skaddr: hex64(b, p + 8),
+      deltaNs: flags & 1 ? u64(b, p + 16) : undefined,
+      cookie: u64(b, p + 24),
       netnsInode: b.readUInt32LE(p + 32),
       netns: '',
       pid: b.readUInt32LE(p + 36),

@@ -24,6 +24,8 @@ export interface TcpstatesOptions {
   comm?: string;
   /** ring buffer size, bytes (a power of two, at least a page); default 4 MiB */
   ringBytes?: number;
+  /** after a wake-up, wait this long before reading again (ms; default 1) */
+  batchDelayMs?: number;
 }
 
 export interface TcpstatesStats extends NativeBpfStats, TcpstatesDecodeStats {
@@ -66,7 +68,7 @@ export class TcpstatesSource {
     const n = native();
     const ring = opts.ringBytes ?? 4 * 1024 * 1024;
     try {
-      this.obj = new n.BpfObject!(bpfObjectPath('tcpstates')!, { mapSizes: { events: ring } });
+      this.obj = new n.BpfObject!(bpfObjectPath('tcpstates')!, { mapSizes: { events: ring }, coalesceMs: opts.batchDelayMs ?? 1 });
     } catch (e) {
       throw new TcpstatesError(explainLoad(e as Error));
     }
