@@ -58,7 +58,7 @@ conntrack-logger JSON configuration instead (see the README).
 ${table(CONFIG_SCHEMA.properties as unknown as Record<string, Prop>, CONFIG_SCHEMA.required)}
 ## \`[[source]]\`
 
-Each \`[[source]]\` table has a \`type\`: ${Object.keys(SOURCE_TYPES).map((t) => `[\`${t}\`](sources/${t}.md)`).join(', ')} (the default is \`conntrack\`), and takes only the keys of its type. A sink's format must exist for the kind of record each of its sources sends (conntrack events, packet logs); the configuration is refused otherwise.
+Each \`[[source]]\` table has a \`type\`: ${Object.keys(SOURCE_TYPES).map((t) => `[\`${t}\`](sources/${t}.md)`).join(', ')} (the default is \`conntrack\`), and takes only the keys of its type. A sink's format must exist for the kind of record each of its sources sends (conntrack events, packet logs, TCP state changes); the configuration is refused otherwise.
 
 ### \`type = "conntrack"\`
 
@@ -70,6 +70,11 @@ ${table(SOURCE_SCHEMA.properties as unknown as Record<string, Prop>)}
 ${SOURCE_TYPES.nflog.schema.description}
 
 ${table(SOURCE_TYPES.nflog.schema.properties as unknown as Record<string, Prop>, SOURCE_TYPES.nflog.schema.required)}
+### \`type = "tcpstates"\`
+
+${SOURCE_TYPES.tcpstates.schema.description} Formats: \`tcpstates\` (the default: tcpstates -T's line), \`tcpstates-wide\`, \`tcpstates-csv\`, \`tcpstates-message\` (tcpstates -Y's MESSAGE), \`json\`; see [tcpstates.md](tcpstates.md).
+
+${table(SOURCE_TYPES.tcpstates.schema.properties as unknown as Record<string, Prop>, SOURCE_TYPES.tcpstates.schema.required)}
 ## \`[[sink]]\`
 
 ${SINK_SCHEMA.description} One page per type: ${SINK_TYPES.map((t) => `[${t}](sinks/${t}.md)`).join(', ')}.

@@ -8,7 +8,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import {
   CONFIG_SCHEMA, QUEUE_MAX, SINK_SCHEMAS, SINK_TYPES, SOURCE_TYPES, stateDirectory,
-  type ConntrackSourceConfig, type DaemonConfig, type NflogSourceConfig, type SinkConfig, type SourceType, type StoreConfig,
+  type ConntrackSourceConfig, type DaemonConfig, type NflogSourceConfig, type SinkConfig, type SourceType, type StoreConfig, type TcpstatesSourceConfig,
 } from './schema.js';
 import { checkTopology, sourceKind } from './topology.js';
 export { sourceKind };
@@ -35,7 +35,11 @@ export interface PlannedNflog {
   config: NflogSourceConfig;
 }
 /** A source ready to open. */
-export type PlannedSource = PlannedConntrack | PlannedNflog;
+export interface PlannedTcpstates {
+  type: 'tcpstates';
+  config: TcpstatesSourceConfig;
+}
+export type PlannedSource = PlannedConntrack | PlannedNflog | PlannedTcpstates;
 
 
 export interface Plan {
@@ -379,6 +383,7 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
   const sources = config.source.map((s, i): PlannedSource => {
     if (names.has(s.name)) fail(file, text, `source[${i}].name`, `"${s.name}" is used by another source`);
     names.add(s.name);
+    if (s.type === 'tcpstates') return planTcpstates(s, i);
     if (s.buffer_max < s.buffer_size) {
       fail(file, text, `source[${i}].buffer_max`, `${s.buffer_max} is less than buffer_size (${s.buffer_size}); it is what the buffer may grow to after an overrun`);
     }
@@ -412,6 +417,16 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
       throw e;
     }
   });
+  function planTcpstates(s: TcpstatesSourceConfig, i: number): PlannedTcpstates {
+    if (s.netns !== undefined && !/^\d+$/.test(s.netns)) {
+      try {
+        checkNetns(s.netns, `source[${i}].netns`);
+      } catch (e) {
+        fail(file, text, `source[${i}].netns`, (e as Error).message.replace(/^[^:]*: /, ''));
+      }
+    }
+    return { type: 'tcpstates', config: s };
+  }
   function planNflog(s: NflogSourceConfig, i: number): PlannedNflog {
     try {
       if (s.netns !== undefined) checkNetns(s.netns, `source[${i}].netns`);

@@ -12,9 +12,10 @@ import type { Kind } from '../records/index.js';
 import { RCVBUF_MAX, RCVBUF_MIN } from '../sources/source.js';
 import { CONNTRACK_SOURCE_SCHEMA, type ConntrackSourceConfig } from '../sources/conntrack/schema.js';
 import { NFLOG_SOURCE_SCHEMA, type NflogSourceConfig } from '../sources/nflog/schema.js';
+import { TCPSTATES_SOURCE_SCHEMA, type TcpstatesSourceConfig } from '../sources/tcpstates/schema.js';
 
-export type { ConntrackSourceConfig, NflogSourceConfig };
-export type SourceConfig = ConntrackSourceConfig | NflogSourceConfig;
+export type { ConntrackSourceConfig, NflogSourceConfig, TcpstatesSourceConfig };
+export type SourceConfig = ConntrackSourceConfig | NflogSourceConfig | TcpstatesSourceConfig;
 
 export const SINK_TYPES = ['stdout', 'file', 'syslog', 'journal', 'pcap'] as const;
 export type SinkType = (typeof SINK_TYPES)[number];
@@ -103,6 +104,7 @@ export { MEMFD_THRESHOLD_MAX, QUEUE_MAX };
 export const SOURCE_TYPES = {
   conntrack: { schema: CONNTRACK_SOURCE_SCHEMA, emits: 'event' },
   nflog: { schema: NFLOG_SOURCE_SCHEMA, emits: 'packet' },
+  tcpstates: { schema: TCPSTATES_SOURCE_SCHEMA, emits: 'tcpstate' },
 } as const;
 export type SourceType = keyof typeof SOURCE_TYPES;
 
@@ -177,7 +179,7 @@ export const CONFIG_SCHEMA = {
     log_level: { enum: ['error', 'warn', 'info', 'debug'], default: 'info', description: 'Level of the daemon\'s own log (stderr).' },
     listen: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[0-9.]+|localhost):[0-9]{1,5}$', description: 'Serve Prometheus metrics at http://ADDRESS:PORT/metrics: an IPv4 address, a bracketed IPv6 address or `localhost`, and a port 1-65535 (e.g. "127.0.0.1:9405", "[::1]:9405"); default: no metrics server.' },
     // each table is checked against its type's own schema (config/load.ts)
-    source: { type: 'array', items: { type: 'object', properties: { type: { enum: Object.keys(SOURCE_TYPES), default: 'conntrack' } } }, default: [{}], description: '`[[source]]` tables: `conntrack` (the default) or `nflog`; default: one conntrack source with no filter.' },
+    source: { type: 'array', items: { type: 'object', properties: { type: { enum: Object.keys(SOURCE_TYPES), default: 'conntrack' } } }, default: [{}], description: '`[[source]]` tables: `conntrack` (the default), `nflog` or `tcpstates`; default: one conntrack source with no filter.' },
     sink: { type: 'array', items: { type: 'object', required: ['type'], properties: { type: { enum: [...SINK_TYPES] } } }, default: [], description: '`[[sink]]` tables: where records go; none by default.' },
     store: { ...STORE_SCHEMA, default: {} },
   },

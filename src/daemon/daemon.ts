@@ -5,6 +5,7 @@
 // lost as a gap in the store.
 import { ConntrackSource, prepareConntrack, type ConntrackStats, type SyncWhy } from '../sources/conntrack/index.js';
 import { NflogDaemonSource, type NflogSourceStats } from '../sources/nflog/index.js';
+import { TcpstatesDaemonSource, type TcpstatesSourceStats } from '../sources/tcpstates/index.js';
 import type { FlowEvent } from '../records/event.js';
 import type { Kind, RecordOf } from '../records/index.js';
 import { compileMatcher } from '../pipeline/filter.js';
@@ -35,7 +36,7 @@ interface Route { sink: Sink; kind: Kind; format: ((r: never) => string) | undef
 interface Attached {
   name: string;
   planned: PlannedSource;
-  src: ConntrackSource | NflogDaemonSource;
+  src: ConntrackSource | NflogDaemonSource | TcpstatesDaemonSource;
   /** conntrack: the flow table feeding the store (undefined without a store) */
   table: FlowTable | undefined;
   /** the store's id of the source's namespace */
@@ -49,7 +50,7 @@ interface Attached {
 }
 
 export interface DaemonStats {
-  sources: Array<ConntrackStats | NflogSourceStats>;
+  sources: Array<ConntrackStats | NflogSourceStats | TcpstatesSourceStats>;
   sinks: SinkStats[];
   store?: WriterStats;
   flows?: FlowTableStats;
@@ -220,6 +221,7 @@ export class Pipeline {
 
   /** What a source needs before its socket opens: sysctls set, its namespace id and flow table. */
   private async prepareSource(ps: PlannedSource, adopted: OpenRow[], table?: FlowTable): Promise<{ nsId: number; table: FlowTable | undefined }> {
+    if (ps.type === 'tcpstates') return { nsId: 0, table: undefined };
     if (ps.type !== 'conntrack') {
       return { nsId: this.writer && ps.config.store ? await this.writer.namespaceId(ps.config.netns ?? '') : 0, table: undefined };
     }
@@ -245,6 +247,7 @@ export class Pipeline {
   /** Opens a source's socket (nothing is read before startSource). */
   private openSource(ps: PlannedSource, prep: { nsId: number; table: FlowTable | undefined }): Attached {
     const src = ps.type === 'conntrack' ? new ConntrackSource(ps.config, ps.filter, this.log)
+      : ps.type === 'tcpstates' ? new TcpstatesDaemonSource(ps.config, this.log)
       : new NflogDaemonSource(ps.config, this.log, { keepRaw: this.keepsRaw(ps.config.name) });
     return {
       name: ps.config.name, planned: ps, src, table: prep.table, nsId: prep.nsId, routes: this.routesFor(ps),
@@ -272,6 +275,18 @@ export class Pipeline {
             }
           }
           a.table?.handle(ev);
+        },
+        batchEnd,
+      });
+    }
+    if (a.src instanceof TcpstatesDaemonSource) {
+      return a.src.start({
+        record: (r) => {
+          const routes = a.routes;
+          for (let i = 0; i < routes.length; i++) {
+            const f = routes[i].format as ((x: RecordOf['tcpstate']) => string) | undefined;
+            routes[i].sink.push(f ? f(r) : '', r, 'tcpstate');
+          }
         },
         batchEnd,
       });

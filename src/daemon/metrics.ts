@@ -19,6 +19,12 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   counter('conntrail_packets_lost_total', 'packets the NFLOG sequence numbers show were never received, by source', ['source'], (c, s) => {
     for (const x of s.sources) if (x.type === 'nflog') c.inc({ source: x.name }, x.seqGaps);
   });
+  counter('conntrail_tcp_state_changes_received_total', 'TCP state changes received from the eBPF program, by source', ['source'], (c, s) => {
+    for (const x of s.sources) if (x.type === 'tcpstates') c.inc({ source: x.name }, x.records);
+  });
+  counter('conntrail_tcp_state_changes_lost_total', 'TCP state changes the eBPF program could not queue (ring buffer full), by source', ['source'], (c, s) => {
+    for (const x of s.sources) if (x.type === 'tcpstates') c.inc({ source: x.name }, x.drops);
+  });
   counter('conntrail_netlink_datagrams_total', 'netlink datagrams read', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, x.datagrams); });
   counter('conntrail_netlink_bytes_total', 'netlink bytes read', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, x.bytes); });
   counter('conntrail_netlink_overflows_total', 'receive buffer overruns (ENOBUFS) reported by the socket', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, x.enobufs); });

@@ -5,6 +5,7 @@
 import type { Kind, RecordOf } from '../records/index.js';
 import { FORMATS, makeFormatter } from './index.js';
 import { makePacketFormatter, PACKET_FORMATS } from './packet/index.js';
+import { makeTcpstateFormatter, TCPSTATE_FORMATS } from './tcpstates.js';
 
 export interface FormatOptions {
   /** conntrack -o options */
@@ -30,15 +31,19 @@ const packetFormat = (name: (typeof PACKET_FORMATS)[number]): FormatSpec<'packet
   name, accepts: 'packet', build: (o) => makePacketFormatter({ ...o, format: name }),
 });
 
-export const FORMAT_SPECS: ReadonlyArray<FormatSpec<'event'> | FormatSpec<'packet'>> = [
-  ...FORMATS.map(eventFormat), ...PACKET_FORMATS.map(packetFormat),
+const tcpstateFormat = (name: (typeof TCPSTATE_FORMATS)[number]): FormatSpec<'tcpstate'> => ({
+  name, accepts: 'tcpstate', build: () => makeTcpstateFormatter(name),
+});
+
+export const FORMAT_SPECS: ReadonlyArray<FormatSpec<'event'> | FormatSpec<'packet'> | FormatSpec<'tcpstate'>> = [
+  ...FORMATS.map(eventFormat), ...PACKET_FORMATS.map(packetFormat), ...TCPSTATE_FORMATS.map(tcpstateFormat),
 ];
 
 /** every format name, of any kind */
 export const FORMAT_NAMES: readonly string[] = [...new Set(FORMAT_SPECS.map((f) => f.name))];
 
 /** a sink with no `format` writes each kind in this one */
-export const DEFAULT_FORMAT: Readonly<Partial<Record<Kind, string>>> = { event: 'conntrack', packet: 'logemu' };
+export const DEFAULT_FORMAT: Readonly<Partial<Record<Kind, string>>> = { event: 'conntrack', packet: 'logemu', tcpstate: 'tcpstates' };
 
 export function formatsOf(kind: Kind): string[] {
   return FORMAT_SPECS.filter((f) => f.accepts === kind).map((f) => f.name);

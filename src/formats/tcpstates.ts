@@ -8,6 +8,8 @@
 import type { TcpStateChange } from '../records/tcpstate.js';
 import { TCP_STATE_NAMES } from '../records/tcpstate.js';
 import type { Fields } from './journal.js';
+import { isoMicros } from '../util/time.js';
+import { asciiJsonString } from '../util/json.js';
 
 export interface TcpstatesFormatOptions {
   wide?: boolean;
@@ -80,9 +82,8 @@ export function tcpstateJournalFields(r: TcpStateChange, root: boolean): Fields 
   const v = r.family === 10 ? 'IPV6' : 'IPV4';
   const old = bccState(r.oldState);
   const neu = bccState(r.newState);
-  const msg = `${r.comm} ${r.saddr} ${r.sport} \u2192 ${r.daddr} ${r.dport} ${old} \u2192 ${neu}`;
   const f: Fields = [
-    ['MESSAGE', utf8Bytes(msg)],
+    ['MESSAGE', formatTcpstateMessage(r)],
     ['SYSLOG_IDENTIFIER', 'tcpstates'],
     ['PRIORITY', '5'],
     ['OBJECT_PID', String(r.pid)],
@@ -107,4 +108,34 @@ export function tcpstateJournalFields(r: TcpStateChange, root: boolean): Fields 
 /** text with chars that are bytes (the kernel's comm) and one arrow: the arrow as its UTF-8 bytes */
 function utf8Bytes(s: string): string {
   return s.replace(/\u2192/g, '\u00e2\u0086\u0092');
+}
+
+/** The -Y MESSAGE alone: "comm saddr sport → daddr dport OLD → NEW" (UTF-8 arrows as byte chars) */
+export function formatTcpstateMessage(r: TcpStateChange): string {
+  return utf8Bytes(`${r.comm} ${r.saddr} ${r.sport} \u2192 ${r.daddr} ${r.dport} ${bccState(r.oldState)} \u2192 ${bccState(r.newState)}`);
+}
+
+/** conntrail's JSON for a TCP state change (docs/tcpstates.md) */
+export function formatTcpstateJson(r: TcpStateChange): string {
+  let s = '{"time":"' + isoMicros(r.time) + '","time_us":' + r.time + ',"kind":"tcpstate"';
+  if (r.netns) s += ',"netns":' + asciiJsonString(r.netns);
+  s += ',"netns_inode":' + r.netnsInode + ',"pid":' + r.pid + ',"tid":' + r.tid + ',"comm":' + asciiJsonString(r.comm, true) +
+    ',"family":"' + (r.family === 10 ? 'ipv6' : 'ipv4') + '","saddr":"' + r.saddr + '","sport":' + r.sport + ',"daddr":"' + r.daddr + '","dport":' + r.dport +
+    ',"old_state":"' + bccState(r.oldState) + '","new_state":"' + bccState(r.newState) + '"';
+  if (r.deltaNs !== undefined) s += ',"span_us":' + Math.floor(r.deltaNs / 1000);
+  return s + ',"skaddr":"' + r.skaddr + '","cookie":' + r.cookie + '}';
+}
+
+/** the daemon's formats of TCP state changes */
+export const TCPSTATE_FORMATS = ['tcpstates', 'tcpstates-wide', 'tcpstates-csv', 'tcpstates-message', 'json'] as const;
+export type TcpstateFormatName = (typeof TCPSTATE_FORMATS)[number];
+
+export function makeTcpstateFormatter(name: TcpstateFormatName): (r: TcpStateChange) => string {
+  switch (name) {
+    case 'tcpstates': return (r) => formatTcpstates(r, { time: true });
+    case 'tcpstates-wide': return (r) => formatTcpstates(r, { time: true, wide: true });
+    case 'tcpstates-csv': return (r) => formatTcpstates(r, { time: true, csv: true });
+    case 'tcpstates-message': return formatTcpstateMessage;
+    case 'json': return formatTcpstateJson;
+  }
 }

@@ -7,6 +7,8 @@ import type { FlowEvent } from '../records/event.js';
 import type { PacketLog } from '../records/packet.js';
 import type { Kind, RecordOf } from '../records/index.js';
 import { encodeJournal, journalFields, packetJournalFields } from '../formats/journal.js';
+import { tcpstateJournalFields } from '../formats/tcpstates.js';
+import type { TcpStateChange } from '../records/tcpstate.js';
 import { SEVERITIES } from './syslog.js';
 import type { Sink, SinkStats } from './sink.js';
 import { Fifo, SinkQueue } from './queue.js';
@@ -55,7 +57,10 @@ export class JournalSink implements Sink {
 
   push(line: string, rec?: RecordOf[Kind], kind?: Kind): void {
     if (!this.q.admit(this.queue.length)) return;
-    const fields = !rec ? [] : kind === 'packet' ? packetJournalFields(rec as PacketLog) : journalFields(rec as FlowEvent);
+    const fields = !rec ? [] : kind === 'packet' ? packetJournalFields(rec as PacketLog)
+      // tcpstates -Y's fields; MESSAGE, SYSLOG_IDENTIFIER and PRIORITY are the sink's (format, tag, severity)
+      : kind === 'tcpstate' ? tcpstateJournalFields(rec as TcpStateChange, process.getuid?.() === 0).filter(([k]) => k !== 'MESSAGE' && k !== 'SYSLOG_IDENTIFIER' && k !== 'PRIORITY')
+      : journalFields(rec as FlowEvent);
     this.queue.push(Buffer.concat([encodeJournal([['MESSAGE', line]]), this.head, encodeJournal(fields)]));
     this.q.added(this.queue.length);
   }

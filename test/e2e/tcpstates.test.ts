@@ -7,7 +7,9 @@
 // log of the connections it accepted is the ground truth for the ports.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ADDR, collect, sh, Topology, waitFor } from '../helpers/netns.js';
 import { CONNTRAIL } from '../helpers/cli.js';
@@ -58,7 +60,9 @@ except OSError as e:
 describe('conntrail tcpstates vs libbpf-tools tcpstates', { timeout: 120_000 }, () => {
   const t = new Topology('ts');
   let mountedTracefs = false;
-  before(() => {
+  let stopJournald = () => {};
+  before(async () => {
+    stopJournald = await ensureJournald();
     // only SYNs to 8082 are dropped (the connection that times out)
     t.up({ nft: `table inet ctt {
   chain forward { type filter hook forward priority 0; policy accept; tcp dport 8082 drop; }
@@ -71,6 +75,7 @@ describe('conntrail tcpstates vs libbpf-tools tcpstates', { timeout: 120_000 }, 
     }
   });
   after(() => {
+    stopJournald();
     t.down();
     if (mountedTracefs) sh(['umount', TRACEFS], { allowFail: true });
   });
@@ -169,8 +174,7 @@ describe('conntrail tcpstates vs libbpf-tools tcpstates', { timeout: 120_000 }, 
   });
 
   it('-Y: each change in the journal with tcpstates -Y\'s fields and MESSAGE, read back with journalctl; -s and -t as BCC prints them', async () => {
-    const stopJournald = await ensureJournald();
-    try {
+    {
       const p = t.spawn('', [...CONNTRAIL, 'tcpstates', '-Y', '-s', '-t', '--netns', t.cli, '-D', '8080', '--stats']);
       const c = collect(p);
       assert.ok(await waitFor(() => c.out().includes('SKADDR'), 20000), c.err());
@@ -212,8 +216,49 @@ describe('conntrail tcpstates vs libbpf-tools tcpstates', { timeout: 120_000 }, 
       // each journal entry is one of the printed changes
       const printed = csv().map((l) => l.split(',').slice(9, 11).join(' '));
       assert.deepEqual(es.map((e) => `${e.OBJECT_TCP_OLD_STATE} ${e.OBJECT_TCP_NEW_STATE}`).sort(), printed.sort());
+    }
+  });
+
+  it('the daemon: a tcpstates source into a file sink (tcpstates -T -w lines) and a journal sink (tcpstates -Y\'s entries), run as an unprivileged user with CAP_BPF and CAP_PERFMON', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'conntrail-tsd-'));
+    chmodSync(dir, 0o777);
+    const tag = `tcpstates-d${process.pid}`;
+    try {
+      const out = join(dir, 'tcp.log');
+      const conf = join(dir, 'c.toml');
+      writeFileSync(conf, `[[source]]\nname = "tcp"\ntype = "tcpstates"\nnetns = "${t.cli}"\nremote_ports = [8080]\n` +
+        `[[sink]]\ntype = "file"\npath = "${out}"\nformat = "tcpstates-wide"\n` +
+        `[[sink]]\ntype = "journal"\nformat = "tcpstates-message"\ntag = "${tag}"\nseverity = "notice"\n[store]\ntype = "none"\n`);
+      chmodSync(conf, 0o644);
+      const caps = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps', '+bpf,+perfmon', '--ambient-caps', '+bpf,+perfmon'];
+      const d = t.spawn('', [...caps, ...CONNTRAIL, 'run', '-c', conf]);
+      const c = collect(d);
+      assert.ok(await waitFor(() => /started with/.test(c.err()), 20000), c.err());
+      const srv = collect(t.spawn(t.srv, ['python3', '-c', SERVER, '1']));
+      assert.ok(await waitFor(() => srv.out().includes('ready'), 10000), srv.err());
+      const local = /local (\d+)/.exec(spawnSync('ip', ['netns', 'exec', t.cli, 'python3', '-c', CLIENT, 'ok', ADDR.srv, '8080'], { encoding: 'utf8', timeout: 30000 }).stdout)?.[1];
+      assert.ok(local);
+      await srv.done;
+      const accepted = srv.out().split('\n').find((l) => l.startsWith('accept'))?.split(' ')[2];
+      assert.equal(accepted, local, 'the server saw the client\'s port');
+      const lines = () => { try { return readFileSync(out, 'utf8').split('\n').filter(Boolean); } catch { return []; } };
+      const closed = () => lines().some((l) => new RegExp(`10\\.99\\.1\\.2\\s+${local}\\s+10\\.99\\.2\\.2\\s+8080\\s+\\S+\\s+-> CLOSE `).test(l));
+      assert.ok(await waitFor(closed, 15000), lines().join('\n') + c.err());
+      for (const l of lines()) assert.match(l, /^\d\d:\d\d:\d\d [0-9a-f]+ +\d+ +\S+ +4  10\.99\.1\.2 +\d+ +10\.99\.2\.2 +8080 +[A-Z_0-9]+ +-> [A-Z_0-9]+ +\d+\.\d{3}$/);
+      assert.ok(lines().some((l) => / 0 +10\.99\.2\.2 +8080 +CLOSE +-> SYN_SENT /.test(l)), 'the open, before its port');
+      const entries = () => journalEntries(tag);
+      assert.ok(await waitFor(() => entries().length === lines().length, 15000), `journal ${entries().length} of ${lines().length}`);
+      const est = entries().find((e) => e.OBJECT_TCP_OLD_STATE === 'SYN_SENT' && e.OBJECT_TCP_NEW_STATE === 'ESTABLISHED');
+      assert.ok(est, JSON.stringify(entries()));
+      assert.equal(est.MESSAGE, `python3 10.99.1.2 ${local} \u2192 10.99.2.2 8080 SYN_SENT \u2192 ESTABLISHED`);
+      assert.equal(est.PRIORITY, '5');
+      assert.equal(est.OBJECT_TCP_SOURCE_PORT, local);
+      assert.equal(est.OBJECT_IPV4_DESTINATION_ADDRESS, '10.99.2.2');
+      assert.equal(est.CONNTRAIL_NETNS, t.cli);
+      assert.equal(await t.stop(d), 0, c.err());
+      assert.match(c.err(), /source tcp: changes=\d+ drops=0/);
     } finally {
-      stopJournald();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -1,7 +1,7 @@
 // A real systemd-journald for the tests: the one running, or one started
 // standalone (and stopped by PID afterwards).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { waitFor } from './netns.js';
 
 export const JOURNALD = '/lib/systemd/systemd-journald';
@@ -11,7 +11,18 @@ export async function ensureJournald(): Promise<() => void> {
   mkdirSync('/run/systemd/journal', { recursive: true });
   const child: ChildProcess = spawn(JOURNALD, [], { stdio: 'ignore', detached: true });
   if (!(await waitFor(() => existsSync('/run/systemd/journal/socket'), 10000))) throw new Error('systemd-journald did not start');
-  return () => { if (child.pid) try { process.kill(child.pid, 'SIGTERM'); } catch { /* gone */ } };
+  // stopped and gone before the next test looks for a running journald
+  // (one still exiting would be taken for a running one)
+  return () => {
+    if (!child.pid) return;
+    try { process.kill(child.pid, 'SIGTERM'); } catch { return; }
+    const sleep = new Int32Array(new SharedArrayBuffer(4));
+    for (let i = 0; i < 100 && existsSync(`/proc/${child.pid}`) && !isZombie(child.pid); i++) Atomics.wait(sleep, 0, 0, 50);
+  };
+}
+
+function isZombie(pid: number): boolean {
+  try { return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')); } catch { return true; }
 }
 
 /** Entries with this SYSLOG_IDENTIFIER, as journalctl -o json prints them. */
