@@ -159,53 +159,60 @@ int BPF_PROG(conntrail_tcp_state, struct sock *sk, int oldstate, int newstate) {
   __u16 dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
   if (cfg->by_sport && !bpf_map_lookup_elem(&sports, &sport)) return 0;
   if (cfg->by_dport && !bpf_map_lookup_elem(&dports, &dport)) return 0;
-  __u64 id = bpf_get_current_pid_tgid();
-  __u32 pid = id >> 32;
-  if (cfg->pid && cfg->pid != pid) return 0;
   __u32 netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
   if (cfg->netns && cfg->netns != netns) return 0;
-  char comm[16];
-  bpf_get_current_comm(comm, sizeof(comm));
-  if (cfg->by_comm && !same_comm(comm, cfg->comm)) return 0;
 
+  // when this socket last changed: kept for every change of a socket that
+  // passes the per-socket filters above, before the per-process ones below
+  // (a socket's changes run in different tasks: softirq, pid 0)
   __u64 key = (__u64)sk;
   __u64 now = bpf_ktime_get_ns();
   __u64 *last = bpf_map_lookup_elem(&last_change, &key);
-  struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-  if (!e) {
-    __u64 *d = bpf_map_lookup_elem(&drops, &zero);
-    if (d) *d += 1;
-  } else {
-    e->ts_ns = now;
-    e->skaddr = key;
-    e->flags = last ? 1 : 0;
-    e->delta_ns = last ? now - *last : 0;
-    e->cookie = bpf_get_socket_cookie(sk);
-    e->netns = netns;
-    e->pid = pid;
-    e->tid = (__u32)id;
-    e->family = family;
-    e->sport = sport;
-    e->dport = dport;
-    e->oldstate = oldstate;
-    e->newstate = newstate;
-    e->pad[0] = e->pad[1] = e->pad[2] = 0;
-    __builtin_memcpy(e->comm, comm, sizeof(comm));
-    if (family == AF_INET) {
-      __builtin_memset(e->saddr, 0, sizeof(e->saddr));
-      __builtin_memset(e->daddr, 0, sizeof(e->daddr));
-      bpf_core_read(e->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
-      bpf_core_read(e->daddr, 4, &sk->__sk_common.skc_daddr);
-    } else {
-      bpf_core_read(e->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-      bpf_core_read(e->daddr, 16, &sk->__sk_common.skc_v6_daddr);
-    }
-    bpf_ringbuf_submit(e, 0);
-  }
+  __u8 known = last ? 1 : 0;
+  __u64 delta = last ? now - *last : 0;
   if (newstate == TCP_CLOSE)
     bpf_map_delete_elem(&last_change, &key);
   else
     bpf_map_update_elem(&last_change, &key, &now, BPF_ANY);
+
+  __u64 id = bpf_get_current_pid_tgid();
+  __u32 pid = id >> 32;
+  if (cfg->pid && cfg->pid != pid) return 0;
+  char comm[16];
+  bpf_get_current_comm(comm, sizeof(comm));
+  if (cfg->by_comm && !same_comm(comm, cfg->comm)) return 0;
+
+  struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) {
+    __u64 *d = bpf_map_lookup_elem(&drops, &zero);
+    if (d) *d += 1;
+    return 0;
+  }
+  e->ts_ns = now;
+  e->skaddr = key;
+  e->flags = known;
+  e->delta_ns = delta;
+  e->cookie = bpf_get_socket_cookie(sk);
+  e->netns = netns;
+  e->pid = pid;
+  e->tid = (__u32)id;
+  e->family = family;
+  e->sport = sport;
+  e->dport = dport;
+  e->oldstate = oldstate;
+  e->newstate = newstate;
+  e->pad[0] = e->pad[1] = e->pad[2] = 0;
+  __builtin_memcpy(e->comm, comm, sizeof(comm));
+  if (family == AF_INET) {
+    __builtin_memset(e->saddr, 0, sizeof(e->saddr));
+    __builtin_memset(e->daddr, 0, sizeof(e->daddr));
+    bpf_core_read(e->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+    bpf_core_read(e->daddr, 4, &sk->__sk_common.skc_daddr);
+  } else {
+    bpf_core_read(e->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+    bpf_core_read(e->daddr, 16, &sk->__sk_common.skc_v6_daddr);
+  }
+  bpf_ringbuf_submit(e, 0);
   return 0;
 }
 

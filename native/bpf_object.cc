@@ -1,5 +1,22 @@
 #include "bpf_object.h"
 
+#include <time.h>
+
+// monotonicToRealtimeUs() -> CLOCK_REALTIME - CLOCK_MONOTONIC now, in µs:
+// what turns a BPF program's bpf_ktime_get_ns() into wall-clock time
+// (read again whenever asked, so a clock step or a suspend is followed).
+static Napi::Value MonotonicToRealtimeUs(const Napi::CallbackInfo& info) {
+  struct timespec r, m;
+  clock_gettime(CLOCK_MONOTONIC, &m);
+  clock_gettime(CLOCK_REALTIME, &r);
+  double us = (static_cast<double>(r.tv_sec) - static_cast<double>(m.tv_sec)) * 1e6 +
+              (static_cast<double>(r.tv_nsec) - static_cast<double>(m.tv_nsec)) / 1e3;
+  return Napi::Number::New(info.Env(), us);
+}
+static void AddClockOffset(Napi::Env env, Napi::Object exports) {
+  exports.Set("monotonicToRealtimeUs", Napi::Function::New(env, MonotonicToRealtimeUs));
+}
+
 #ifdef CONNTRAIL_HAVE_LIBBPF
 
 #include <uv.h>
@@ -49,6 +66,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
                            InstanceMethod("pause", &BpfObject::Pause),
                            InstanceMethod("resume", &BpfObject::Resume),
                            InstanceMethod("stats", &BpfObject::Stats),
+                           InstanceMethod("missed", &BpfObject::Missed),
                            InstanceMethod("close", &BpfObject::Close),
                        });
   }
@@ -80,9 +98,15 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
       Napi::Array names = sizes.GetPropertyNames();
       for (uint32_t i = 0; i < names.Length(); i++) {
         std::string name = names.Get(i).As<Napi::String>();
+        Napi::Value v = sizes.Get(name);
+        if (!v.IsNumber()) {
+          Napi::TypeError::New(env, "BpfObject: mapSizes." + name + ": a number expected").ThrowAsJavaScriptException();
+          CloseInternal();
+          return;
+        }
         bpf_map* m = bpf_object__find_map_by_name(obj_, name.c_str());
         if (!m) continue;
-        int err = bpf_map__set_max_entries(m, sizes.Get(name).As<Napi::Number>().Uint32Value());
+        int err = bpf_map__set_max_entries(m, v.As<Napi::Number>().Uint32Value());
         if (err) {
           BpfError(env, "map " + name, -err).ThrowAsJavaScriptException();
           CloseInternal();
@@ -122,6 +146,10 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!CheckOpen(env)) return env.Undefined();
+    if (!info[0].IsString()) {
+      Napi::TypeError::New(env, "mapUpdate: a map name expected").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
     std::string name = info[0].As<Napi::String>();
     bpf_map* m = bpf_object__find_map_by_name(obj_, name.c_str());
     if (!m || !info[1].IsBuffer() || !info[2].IsBuffer()) {
@@ -144,6 +172,10 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value PerCpuSum(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!CheckOpen(env)) return env.Undefined();
+    if (!info[0].IsString()) {
+      Napi::TypeError::New(env, "perCpuSum: a map name expected").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
     std::string name = info[0].As<Napi::String>();
     bpf_map* m = bpf_object__find_map_by_name(obj_, name.c_str());
     if (!m || !info[1].IsBuffer() || bpf_map__value_size(m) != 8) {
@@ -171,6 +203,10 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     if (!CheckOpen(env)) return env.Undefined();
     if (rb_) {
       Napi::Error::New(env, "startRing: already started").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (!info[0].IsString()) {
+      Napi::TypeError::New(env, "startRing: a map name expected").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     std::string name = info[0].As<Napi::String>();
@@ -234,6 +270,22 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     return o;
   }
 
+  // missed() -> runs of the programs the kernel skipped (bpf_prog_info.recursion_misses:
+  // the program was already running on that CPU), summed
+  Napi::Value Missed(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    uint64_t sum = 0;
+    bpf_program* p;
+    bpf_object__for_each_program(p, obj_) {
+      struct bpf_prog_info pi;
+      memset(&pi, 0, sizeof(pi));
+      uint32_t len = sizeof(pi);
+      if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &pi, &len) == 0) sum += pi.recursion_misses;
+    }
+    return Napi::Number::New(env, static_cast<double>(sum));
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
     CloseInternal();
     return info.Env().Undefined();
@@ -249,6 +301,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
 
   static int OnSample(void* ctx, void* data, size_t len) {
     BpfObject* self = static_cast<BpfObject*>(ctx);
+    if (self->closed_ || self->failed_) return -1;
     size_t need = 4 + ((len + 7) & ~static_cast<size_t>(7));
     if (need + 4 > self->batch_size_) {  // cannot ever fit: counted, skipped
       self->oversized_++;
@@ -268,6 +321,10 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     self->count_++;
     self->records_++;
     self->bytes_ += len;
+    // the record is taken: stop here when paused from a batch callback, or
+    // after a bounded number per wake-up, so the event loop gets its turn
+    // (the ring's fd stays readable: the next turn goes on)
+    if (self->paused_ || self->failed_ || ++self->this_wakeup_ >= kMaxPerWakeup) return -1;
     return 0;
   }
 
@@ -280,6 +337,17 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     count_ = 0;
     batches_++;
     on_batch_.MakeCallback(Value(), {Napi::Number::New(env_, static_cast<double>(len)), Napi::Number::New(env_, count)});
+    Rethrow();
+  }
+
+  // An exception the JS callback threw is not left pending (the next addon
+  // call would throw it, far from its cause): reading stops and it goes to
+  // the process as an uncaught exception.
+  void Rethrow() {
+    if (!env_.IsExceptionPending()) return;
+    failed_ = true;
+    Napi::Error e = env_.GetAndClearPendingException();
+    napi_fatal_exception(env_, e.Value());
   }
 
   static void OnPoll(uv_poll_t* handle, int status, int events) {
@@ -289,16 +357,19 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     // JS may close the object from a batch callback, which runs inside
     // ring_buffer__consume: the ring is freed only after consume returns
     self->in_consume_ = true;
+    self->this_wakeup_ = 0;
     int n = ring_buffer__consume(self->rb_);
     self->in_consume_ = false;
     if (self->closed_) {
       self->FreeRing();
       return;
     }
-    if (n < 0 && n != -EINTR) {
+    // -1: OnSample stopped the loop (paused, a bound reached): not an error
+    if (n < 0 && n != -1 && n != -EINTR) {
       Napi::HandleScope scope(self->env_);
       Napi::Error e = BpfError(self->env_, "ring buffer", -n);
       self->on_error_.MakeCallback(self->Value(), {e.Value()});
+      self->Rethrow();
       return;
     }
     self->Deliver();
@@ -349,8 +420,11 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     }
   }
 
+  static constexpr uint32_t kMaxPerWakeup = 65536;
   Napi::Env env_;
   bool in_consume_ = false;
+  bool failed_ = false;
+  uint32_t this_wakeup_ = 0;
   bpf_object* obj_ = nullptr;
   std::vector<bpf_link*> links_;
   ring_buffer* rb_ = nullptr;
@@ -372,11 +446,13 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
 
 void BpfInit(Napi::Env env, Napi::Object exports) {
   exports.Set("BpfObject", BpfObject::Define(env));
+  AddClockOffset(env, exports);
 }
 
 #else
 
 void BpfInit(Napi::Env env, Napi::Object exports) {
+  AddClockOffset(env, exports);
   exports.Set("bpfUnavailable",
               Napi::String::New(env, "conntrail was built without libbpf (apt-get install libbpf-dev clang, then npm rebuild in the conntrail directory)"));
 }

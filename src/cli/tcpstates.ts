@@ -43,7 +43,7 @@ const portsArg = (name: string) => (v: string, prev: number[] = []): number[] =>
 };
 
 export function tcpstatesStatsLine(shown: number, s: TcpstatesStats): string {
-  return `conntrail: stats shown=${shown} changes=${s.records} drops=${s.drops} batches=${s.batches} wakeups=${s.wakeups} malformed=${s.malformed}`;
+  return `conntrail: stats shown=${shown} changes=${s.records} drops=${s.drops} missed=${s.missed} batches=${s.batches} wakeups=${s.wakeups} malformed=${s.malformed}`;
 }
 
 export function tcpstatesCommand(): Command {
@@ -73,7 +73,7 @@ that is often pid 0 (swapper) or an unrelated task, as with tcpstates.`)
 
 export async function runTcpstates(o: TcpstatesCliOptions): Promise<void> {
   if (o.ipv4 && o.ipv6) throw new UsageError('tcpstates: -4 and -6 exclude each other');
-  if (o.comm !== undefined && (o.comm.length === 0 || o.comm.length > 15)) throw new UsageError(`--comm: "${o.comm}" is not a command name (1 to 15 characters)`);
+  if (o.comm !== undefined && (o.comm.length === 0 || Buffer.byteLength(o.comm, 'utf8') > 15)) throw new UsageError(`--comm: "${o.comm}" is not a command name (1 to 15 bytes, as the kernel keeps it)`);
   let ns: number | undefined;
   try {
     ns = o.netns !== undefined ? netnsInode(o.netns) : undefined;
@@ -118,7 +118,7 @@ export async function runTcpstates(o: TcpstatesCliOptions): Promise<void> {
     warn: () => {
       const d = src.drops();
       if (d > reportedDrops) {
-        process.stderr.write(`conntrail: WARNING: ${d - reportedDrops} TCP state changes lost: the ring buffer was full (${d} so far)\n`);
+        process.stderr.write(`conntrail: WARNING: ${d - reportedDrops} TCP state changes lost: the ring buffer was full, or the kernel skipped the program (${d} so far; --stats: drops=, missed=)\n`);
         reportedDrops = d;
       }
     },

@@ -481,12 +481,14 @@ export class Pipeline {
         st.prev.src.close();
         st.prev.table = undefined;
       }
-      let a: Attached;
+      let a: Attached | undefined;
       try {
         a = this.openSource(st.ps, st.prep!);
         await this.startSource(a);
       } catch (e) {
         this.log.error(`SIGHUP: source ${st.ps.config.name}: ${(e as Error).message}`);
+        // opened but not started: nothing of it may stay open
+        a?.src.close();
         continue;
       }
       this.sources.push(a);

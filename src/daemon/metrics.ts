@@ -22,8 +22,8 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   counter('conntrail_tcp_state_changes_received_total', 'TCP state changes received from the eBPF program, by source', ['source'], (c, s) => {
     for (const x of s.sources) if (x.type === 'tcpstates') c.inc({ source: x.name }, x.records);
   });
-  counter('conntrail_tcp_state_changes_lost_total', 'TCP state changes the eBPF program could not queue (ring buffer full), by source', ['source'], (c, s) => {
-    for (const x of s.sources) if (x.type === 'tcpstates') c.inc({ source: x.name }, x.drops);
+  counter('conntrail_tcp_state_changes_lost_total', 'TCP state changes lost: the ring buffer was full, or the kernel skipped the program (already running on that CPU), by source', ['source'], (c, s) => {
+    for (const x of s.sources) if (x.type === 'tcpstates') c.inc({ source: x.name }, x.drops + x.missed);
   });
   counter('conntrail_netlink_datagrams_total', 'netlink datagrams read', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, x.datagrams); });
   counter('conntrail_netlink_bytes_total', 'netlink bytes read', ['source'], (c, s) => { for (const x of s.sources) c.inc({ source: x.name }, x.bytes); });

@@ -72,6 +72,8 @@ export interface NativeBpfObject {
   pause(): void;
   resume(): void;
   stats(): NativeBpfStats;
+  /** runs of its programs the kernel skipped (the program was already running on that CPU) */
+  missed(): number;
   close(): void;
 }
 
@@ -81,6 +83,8 @@ interface NativeModule {
   BpfObject?: new (path: string, opts?: { mapSizes?: Record<string, number>; batchBytes?: number; coalesceMs?: number }) => NativeBpfObject;
   /** why BpfObject is missing (built without libbpf) */
   bpfUnavailable?: string;
+  /** CLOCK_REALTIME - CLOCK_MONOTONIC now, µs */
+  monotonicToRealtimeUs(): number;
   /** one datagram to a unix socket path ("@name": abstract) */
   unixDatagramSend(path: string, data: Buffer): void;
   /** the payload in a sealed memfd, its descriptor in the datagram (journald) */

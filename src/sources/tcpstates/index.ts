@@ -47,7 +47,7 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
     if (this.halted) return;
     const d = this.src.drops();
     if (d <= this.reportedDrops) return;
-    this.log.warn(`source ${this.name}: ${d - this.reportedDrops} TCP state changes lost: the ring buffer was full (${d} so far; a larger ring_size, or a sink that keeps up)`);
+    this.log.warn(`source ${this.name}: ${d - this.reportedDrops} TCP state changes lost: the ring buffer was full, or the kernel skipped the program (${d} so far; a larger ring_size, or sinks that keep up)`);
     this.reportedDrops = d;
   }
 

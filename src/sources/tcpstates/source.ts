@@ -31,6 +31,8 @@ export interface TcpstatesOptions {
 export interface TcpstatesStats extends NativeBpfStats, TcpstatesDecodeStats {
   /** records the program could not put in the full ring buffer */
   drops: number;
+  /** changes the kernel did not run the program for (it was already running on that CPU: a softirq interrupted it) */
+  missed: number;
 }
 
 export class TcpstatesError extends Error {}
@@ -81,8 +83,9 @@ export class TcpstatesSource {
       cfg.writeUInt32LE(opts.pid ?? 0, 4);
       cfg.writeUInt32LE(opts.netnsInode ?? 0, 8);
       if (opts.comm !== undefined) {
+        // the kernel's comm: UTF-8 bytes, at most 15 and a NUL
         cfg[12] = 1;
-        cfg.write(opts.comm.slice(0, 15), 16, 'latin1');
+        Buffer.from(opts.comm, 'utf8').subarray(0, 15).copy(cfg, 16);
       }
       for (const p of opts.sports ?? []) this.obj.mapUpdate('sports', u16(p), Buffer.from([1]));
       for (const p of opts.dports ?? []) this.obj.mapUpdate('dports', u16(p), Buffer.from([1]));
@@ -96,27 +99,31 @@ export class TcpstatesSource {
   /** attaches the program and delivers its records, a batch at a time */
   start(sink: { record(r: TcpStateChange): void; batchEnd(): void }, onError: (e: Error) => void): void {
     let buf: Buffer;
+    const n = native();
     const onBatch = (len: number): void => {
-      // CLOCK_MONOTONIC (process.hrtime) -> the epoch, taken again each batch
-      const offset = Math.round((performance.timeOrigin + performance.now()) * 1000 - Number(process.hrtime.bigint() / 1000n));
-      decodeTcpstatesBatch(buf, len, offset, this.decodeStats, (r) => sink.record(r));
+      // the program's CLOCK_MONOTONIC -> the epoch, read again each batch (a clock step or a suspend is followed)
+      decodeTcpstatesBatch(buf, len, Math.round(n.monotonicToRealtimeUs()), this.decodeStats, (r) => sink.record(r));
       sink.batchEnd();
     };
     try {
       buf = this.obj.startRing('events', onBatch, onError);
       this.obj.attach();
     } catch (e) {
+      // nothing of it stays open (its ring would still be read)
+      this.close();
       throw new TcpstatesError(explainLoad(e as Error));
     }
   }
 
-  /** records the program dropped because the ring buffer was full, so far */
+  /** changes lost so far: the program found the ring buffer full, or the kernel did not run it (already running on that CPU) */
   drops(): number {
-    return this.closed ? 0 : this.obj.perCpuSum('drops', u32(0));
+    return this.closed ? this.last.drops + this.last.missed : this.obj.perCpuSum('drops', u32(0)) + this.obj.missed();
   }
 
+  private last = { drops: 0, missed: 0 };
   stats(): TcpstatesStats {
-    return { ...this.obj.stats(), ...this.decodeStats, drops: this.drops() };
+    if (!this.closed) this.last = { drops: this.obj.perCpuSum('drops', u32(0)), missed: this.obj.missed() };
+    return { ...this.obj.stats(), ...this.decodeStats, ...this.last };
   }
 
   pause(): void { this.obj.pause(); }
