@@ -60,7 +60,7 @@ export function tcpstatesCommand(): Command {
     .option('-D, --remoteport <ports>', 'only these remote ports (comma-separated, repeatable)', portsArg('remote'))
     .option('-n, --netns <name>', 'only sockets of this network namespace (ip netns name, a path, or its inode number)')
     .option('--pid <pid>', 'only changes while this process is current', positiveInt('a process id', 1))
-    .option('--comm <name>', 'only changes while a task with this command is current (at most 15 characters)')
+    .option('--comm <name>', 'only changes while a task with this command is current (at most 15 bytes)')
     .option('--count <n>', 'exit after printing N changes (1 or more)', positiveInt('a count'))
     .option('--batch-delay <ms>', 'after a wake-up, wait this long before reading again, 0 to 1000 (fewer wake-ups under load)', positiveInt('milliseconds', 0, 1000), 1)
     .option('--stats', 'print the counters to stderr at exit')
