@@ -142,20 +142,25 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     return env.Undefined();
   }
 
+  // The map named by info[0], or nullptr with a TypeError pending (`what` names the call and what it takes).
+  bpf_map* FindMap(const Napi::CallbackInfo& info, const char* what) {
+    bpf_map* m = info[0].IsString() ? bpf_object__find_map_by_name(obj_, info[0].As<Napi::String>().Utf8Value().c_str()) : nullptr;
+    if (!m) Napi::TypeError::New(info.Env(), std::string(what) + " expected").ThrowAsJavaScriptException();
+    return m;
+  }
+
   // mapUpdate(name, key: Buffer, value: Buffer)
   Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!CheckOpen(env)) return env.Undefined();
-    if (!info[0].IsString()) {
-      Napi::TypeError::New(env, "mapUpdate: a map name expected").ThrowAsJavaScriptException();
+    const char* what = "mapUpdate: a map of the object, a key and a value Buffer";
+    bpf_map* m = FindMap(info, what);
+    if (!m) return env.Undefined();
+    if (!info[1].IsBuffer() || !info[2].IsBuffer()) {
+      Napi::TypeError::New(env, std::string(what) + " expected").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    std::string name = info[0].As<Napi::String>();
-    bpf_map* m = bpf_object__find_map_by_name(obj_, name.c_str());
-    if (!m || !info[1].IsBuffer() || !info[2].IsBuffer()) {
-      Napi::TypeError::New(env, "mapUpdate: a map of the object, a key and a value Buffer expected").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
+    std::string name = bpf_map__name(m);
     auto key = info[1].As<Napi::Buffer<uint8_t>>();
     auto value = info[2].As<Napi::Buffer<uint8_t>>();
     if (key.Length() != bpf_map__key_size(m) || value.Length() != bpf_map__value_size(m)) {
@@ -172,16 +177,14 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   Napi::Value PerCpuSum(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!CheckOpen(env)) return env.Undefined();
-    if (!info[0].IsString()) {
-      Napi::TypeError::New(env, "perCpuSum: a map name expected").ThrowAsJavaScriptException();
+    const char* what = "perCpuSum: a per-CPU map of u64 values and a key Buffer";
+    bpf_map* m = FindMap(info, what);
+    if (!m) return env.Undefined();
+    if (!info[1].IsBuffer() || bpf_map__value_size(m) != 8) {
+      Napi::TypeError::New(env, std::string(what) + " expected").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    std::string name = info[0].As<Napi::String>();
-    bpf_map* m = bpf_object__find_map_by_name(obj_, name.c_str());
-    if (!m || !info[1].IsBuffer() || bpf_map__value_size(m) != 8) {
-      Napi::TypeError::New(env, "perCpuSum: a per-CPU map of u64 values and a key Buffer expected").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
+    std::string name = bpf_map__name(m);
     int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0) ncpu = 1;
     std::vector<uint64_t> v(ncpu, 0);
@@ -205,16 +208,14 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
       Napi::Error::New(env, "startRing: already started").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    if (!info[0].IsString()) {
-      Napi::TypeError::New(env, "startRing: a map name expected").ThrowAsJavaScriptException();
+    const char* what = "startRing: a ring buffer map, onBatch and onError";
+    bpf_map* m = FindMap(info, what);
+    if (!m) return env.Undefined();
+    if (!info[1].IsFunction() || !info[2].IsFunction()) {
+      Napi::TypeError::New(env, std::string(what) + " expected").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    std::string name = info[0].As<Napi::String>();
-    bpf_map* m = bpf_object__find_map_by_name(obj_, name.c_str());
-    if (!m || !info[1].IsFunction() || !info[2].IsFunction()) {
-      Napi::TypeError::New(env, "startRing: a ring buffer map, onBatch and onError expected").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
+    std::string name = bpf_map__name(m);
     rb_ = ring_buffer__new(bpf_map__fd(m), &BpfObject::OnSample, this, nullptr);
     if (!rb_) {
       BpfError(env, "cannot open ring buffer " + name, errno).ThrowAsJavaScriptException();

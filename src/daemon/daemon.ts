@@ -6,7 +6,6 @@
 import { ConntrackSource, prepareConntrack, type ConntrackStats, type SyncWhy } from '../sources/conntrack/index.js';
 import { NflogDaemonSource, type NflogSourceStats } from '../sources/nflog/index.js';
 import { TcpstatesDaemonSource, type TcpstatesSourceStats } from '../sources/tcpstates/index.js';
-import type { FlowEvent } from '../records/event.js';
 import type { Kind, RecordOf } from '../records/index.js';
 import { compileMatcher } from '../pipeline/filter.js';
 import { FLAG_END_ESTIMATED } from '../records/flow.js';
@@ -267,13 +266,7 @@ export class Pipeline {
       return a.src.start({
         record: (ev, toSinks) => {
           if (!match(ev)) return;
-          if (toSinks && (!ps.select || ps.select(ev))) {
-            const routes = a.routes;
-            for (let i = 0; i < routes.length; i++) {
-              const f = routes[i].format as ((r: FlowEvent) => string) | undefined;
-              routes[i].sink.push(f ? f(ev) : '', ev, 'event');
-            }
-          }
+          if (toSinks && (!ps.select || ps.select(ev))) deliver(a.routes, ev, 'event');
           a.table?.handle(ev);
         },
         batchEnd,
@@ -281,13 +274,7 @@ export class Pipeline {
     }
     if (a.src instanceof TcpstatesDaemonSource) {
       return a.src.start({
-        record: (r) => {
-          const routes = a.routes;
-          for (let i = 0; i < routes.length; i++) {
-            const f = routes[i].format as ((x: RecordOf['tcpstate']) => string) | undefined;
-            routes[i].sink.push(f ? f(r) : '', r, 'tcpstate');
-          }
-        },
+        record: (r) => deliver(a.routes, r, 'tcpstate'),
         batchEnd,
       });
     }
@@ -297,11 +284,7 @@ export class Pipeline {
     return a.src.start({
       record: (p) => {
         if (a.storePackets) writer!.packet(packetRow(p, a.nsId));
-        const routes = a.routes;
-        for (let i = 0; i < routes.length; i++) {
-          const f = routes[i].format as ((r: RecordOf['packet']) => string) | undefined;
-          routes[i].sink.push(f ? f(p) : '', p, 'packet');
-        }
+        deliver(a.routes, p, 'packet');
       },
       batchEnd,
     });
@@ -520,6 +503,14 @@ export class Pipeline {
     await Promise.all([...this.sinks.map((s) => s.close()), this.writer?.close()]);
     const after = this.stats();
     return { ...after, sources: final.sources };
+  }
+}
+
+/** A record to each of its source's routes: formatted for line sinks, as it is for record sinks. */
+function deliver<K extends Kind>(routes: Route[], r: RecordOf[K], kind: K): void {
+  for (let i = 0; i < routes.length; i++) {
+    const f = routes[i].format as ((x: RecordOf[K]) => string) | undefined;
+    routes[i].sink.push(f ? f(r) : '', r, kind);
   }
 }
 

@@ -179,49 +179,47 @@ describe('conntrail tcpstates vs libbpf-tools tcpstates', { timeout: 120_000 }, 
   });
 
   it('-Y: each change in the journal with tcpstates -Y\'s fields and MESSAGE, read back with journalctl; -s and -t as BCC prints them', async () => {
-    {
-      const p = t.spawn('', [...CONNTRAIL, 'tcpstates', '-Y', '-s', '-t', '--netns', t.cli, '-D', '8080', '--stats']);
-      const c = collect(p);
-      assert.ok(await waitFor(() => c.out().includes('SKADDR'), 20000), c.err());
-      const srv = collect(t.spawn(t.srv, ['python3', '-c', SERVER, '1']));
-      assert.ok(await waitFor(() => srv.out().includes('ready'), 10000), srv.err());
-      const local = /local (\d+)/.exec(spawnSync('ip', ['netns', 'exec', t.cli, 'python3', '-c', CLIENT, 'ok', ADDR.srv, '8080'], { encoding: 'utf8', timeout: 30000 }).stdout)?.[1];
-      assert.ok(local);
-      await srv.done;
-      // the client's socket, by its address in the kernel (at SYN_SENT its local port is still 0)
-      const skaddr = () => c.out().split('\n').find((l) => l.includes(`,${local},`))?.split(',')[1];
-      const csv = () => c.out().split('\n').filter((l) => skaddr() !== undefined && l.split(',')[1] === skaddr());
-      assert.ok(await waitFor(() => csv().some((l) => /,CLOSE,[\d.]+$/.test(l)), 15000), c.out());
-      assert.equal(c.out().split('\n')[0], 'TIME(s),SKADDR,C-PID,C-COMM,IP,LADDR,LPORT,RADDR,RPORT,OLDSTATE,NEWSTATE,MS');
-      for (const l of csv()) assert.match(l, new RegExp(`^\\d+\\.\\d{6},[0-9a-f]+,\\d+,[^,]*,4,10\\.99\\.1\\.2,(${local}|0),10\\.99\\.2\\.2,8080,[A-Z_0-9]+,[A-Z_0-9]+,\\d+\\.\\d{3}$`));
-      assert.ok(csv().some((l) => /,0,10\.99\.2\.2,8080,CLOSE,SYN_SENT,0\.000$/.test(l)), 'at SYN_SENT the local port is not chosen yet, as tcpstates shows it');
-      const want = csv().length;
-      // the socket's entries, by its cookie (the journal keeps earlier runs' entries too)
-      const cookie = () => journalEntries('tcpstates').find((e) => e.OBJECT_TCP_SOURCE_PORT === local && e.OBJECT_TCP_DESTINATION_PORT === '8080')?.CONNTRAIL_SOCKET_COOKIE;
-      const entries = () => { const k = cookie(); return k ? journalEntries('tcpstates').filter((e) => e.CONNTRAIL_SOCKET_COOKIE === k) : []; };
-      assert.ok(await waitFor(() => entries().length === want, 15000), `journal ${entries().length} of ${want}`);
-      await t.stop(p, 'SIGINT');
-      await c.done;
-      assert.match(c.err(), /journal_errors=0/);
-      const es = entries();
-      const first = es.find((e) => e.OBJECT_TCP_OLD_STATE === 'CLOSE' && e.OBJECT_TCP_NEW_STATE === 'SYN_SENT');
-      assert.ok(first, JSON.stringify(es));
-      assert.equal(first.PRIORITY, '5');
-      assert.equal(first.OBJECT_IPV4_SOURCE_ADDRESS, '10.99.1.2');
-      assert.equal(first.OBJECT_TCP_SOURCE_PORT, '0');
-      assert.equal(first.OBJECT_IPV4_DESTINATION_ADDRESS, '10.99.2.2');
-      assert.equal(first.OBJECT_TCP_SPAN_TIME, '0');
-      assert.match(first.OBJECT_PID, /^\d+$/);
-      assert.equal(first.CONNTRAIL_COMM, 'python3');
-      assert.match(first.CONNTRAIL_SOCKET_COOKIE, /^[1-9]\d*$/);
-      assert.equal(first.CONNTRAIL_NETNS_INODE, String(statSync(`/run/netns/${t.cli}`).ino));
-      const established = es.find((e) => e.OBJECT_TCP_OLD_STATE === 'SYN_SENT' && e.OBJECT_TCP_NEW_STATE === 'ESTABLISHED');
-      assert.ok(established);
-      assert.equal(established.MESSAGE, `python3 10.99.1.2 ${local} \u2192 10.99.2.2 8080 SYN_SENT \u2192 ESTABLISHED`);
-      // each journal entry is one of the printed changes
-      const printed = csv().map((l) => l.split(',').slice(9, 11).join(' '));
-      assert.deepEqual(es.map((e) => `${e.OBJECT_TCP_OLD_STATE} ${e.OBJECT_TCP_NEW_STATE}`).sort(), printed.sort());
-    }
+    const p = t.spawn('', [...CONNTRAIL, 'tcpstates', '-Y', '-s', '-t', '--netns', t.cli, '-D', '8080', '--stats']);
+    const c = collect(p);
+    assert.ok(await waitFor(() => c.out().includes('SKADDR'), 20000), c.err());
+    const srv = collect(t.spawn(t.srv, ['python3', '-c', SERVER, '1']));
+    assert.ok(await waitFor(() => srv.out().includes('ready'), 10000), srv.err());
+    const local = /local (\d+)/.exec(spawnSync('ip', ['netns', 'exec', t.cli, 'python3', '-c', CLIENT, 'ok', ADDR.srv, '8080'], { encoding: 'utf8', timeout: 30000 }).stdout)?.[1];
+    assert.ok(local);
+    await srv.done;
+    // the client's socket, by its address in the kernel (at SYN_SENT its local port is still 0)
+    const skaddr = () => c.out().split('\n').find((l) => l.includes(`,${local},`))?.split(',')[1];
+    const csv = () => c.out().split('\n').filter((l) => skaddr() !== undefined && l.split(',')[1] === skaddr());
+    assert.ok(await waitFor(() => csv().some((l) => /,CLOSE,[\d.]+$/.test(l)), 15000), c.out());
+    assert.equal(c.out().split('\n')[0], 'TIME(s),SKADDR,C-PID,C-COMM,IP,LADDR,LPORT,RADDR,RPORT,OLDSTATE,NEWSTATE,MS');
+    for (const l of csv()) assert.match(l, new RegExp(`^\\d+\\.\\d{6},[0-9a-f]+,\\d+,[^,]*,4,10\\.99\\.1\\.2,(${local}|0),10\\.99\\.2\\.2,8080,[A-Z_0-9]+,[A-Z_0-9]+,\\d+\\.\\d{3}$`));
+    assert.ok(csv().some((l) => /,0,10\.99\.2\.2,8080,CLOSE,SYN_SENT,0\.000$/.test(l)), 'at SYN_SENT the local port is not chosen yet, as tcpstates shows it');
+    const want = csv().length;
+    // the socket's entries, by its cookie (the journal keeps earlier runs' entries too)
+    const cookie = () => journalEntries('tcpstates').find((e) => e.OBJECT_TCP_SOURCE_PORT === local && e.OBJECT_TCP_DESTINATION_PORT === '8080')?.CONNTRAIL_SOCKET_COOKIE;
+    const entries = () => { const k = cookie(); return k ? journalEntries('tcpstates').filter((e) => e.CONNTRAIL_SOCKET_COOKIE === k) : []; };
+    assert.ok(await waitFor(() => entries().length === want, 15000), `journal ${entries().length} of ${want}`);
+    await t.stop(p, 'SIGINT');
+    await c.done;
+    assert.match(c.err(), /journal_errors=0/);
+    const es = entries();
+    const first = es.find((e) => e.OBJECT_TCP_OLD_STATE === 'CLOSE' && e.OBJECT_TCP_NEW_STATE === 'SYN_SENT');
+    assert.ok(first, JSON.stringify(es));
+    assert.equal(first.PRIORITY, '5');
+    assert.equal(first.OBJECT_IPV4_SOURCE_ADDRESS, '10.99.1.2');
+    assert.equal(first.OBJECT_TCP_SOURCE_PORT, '0');
+    assert.equal(first.OBJECT_IPV4_DESTINATION_ADDRESS, '10.99.2.2');
+    assert.equal(first.OBJECT_TCP_SPAN_TIME, '0');
+    assert.match(first.OBJECT_PID, /^\d+$/);
+    assert.equal(first.CONNTRAIL_COMM, 'python3');
+    assert.match(first.CONNTRAIL_SOCKET_COOKIE, /^[1-9]\d*$/);
+    assert.equal(first.CONNTRAIL_NETNS_INODE, String(statSync(`/run/netns/${t.cli}`).ino));
+    const established = es.find((e) => e.OBJECT_TCP_OLD_STATE === 'SYN_SENT' && e.OBJECT_TCP_NEW_STATE === 'ESTABLISHED');
+    assert.ok(established);
+    assert.equal(established.MESSAGE, `python3 10.99.1.2 ${local} \u2192 10.99.2.2 8080 SYN_SENT \u2192 ESTABLISHED`);
+    // each journal entry is one of the printed changes
+    const printed = csv().map((l) => l.split(',').slice(9, 11).join(' '));
+    assert.deepEqual(es.map((e) => `${e.OBJECT_TCP_OLD_STATE} ${e.OBJECT_TCP_NEW_STATE}`).sort(), printed.sort());
   });
 
   it('the daemon: a tcpstates source into a file sink (tcpstates -T -w lines) and a journal sink (tcpstates -Y\'s entries), run as an unprivileged user with CAP_BPF and CAP_PERFMON', async () => {

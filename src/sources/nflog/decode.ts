@@ -9,6 +9,7 @@ import { emptyEvent } from '../../records/event.js';
 import { emptyPacket, type PacketLog } from '../../records/packet.js';
 import * as C from './constants.js';
 import { parsePayload } from './packet.js';
+import { LastBytes } from '../../util/last.js';
 
 export interface NflogDecodeStats {
   /** packet messages decoded */
@@ -32,38 +33,25 @@ export function newNflogStats(): NflogDecodeStats {
 const c0 = new Nla();
 const c1 = new Nla();
 
-/**
- * The packets of one rule and one link repeat their prefix and link-layer
- * header: the last copy (bytes or text) is given again while the bytes are
- * the same, instead of a new one per packet. Records are read downstream,
- * never changed, so sharing is safe.
- */
-class Repeat {
-  private bytes: Uint8Array = new Uint8Array(0);
-  private text = '';
-  /** b[o, o+n) as a copy of its own, the last one if the same */
-  copy(b: Uint8Array, o: number, n: number): Uint8Array {
-    if (!this.same(b, o, n)) this.bytes = copyBytes(b, o, o + n);
-    return this.bytes;
-  }
-  /** b[o, o+n) up to the first NUL as text, the last one if the same bytes */
-  str(b: Uint8Array, o: number, n: number): string {
-    if (!this.same(b, o, n)) {
-      this.bytes = copyBytes(b, o, o + n);
-      this.text = cstring(b, o, n);
-    }
-    return this.text;
-  }
-  private same(b: Uint8Array, o: number, n: number): boolean {
-    const last = this.bytes;
-    if (last.length !== n) return false;
-    for (let i = 0; i < n; i++) if (b[o + i] !== last[i]) return false;
-    return true;
-  }
+// The packets of one rule and one link repeat their prefix and link-layer
+// header: the last copy (bytes or text) is given again while the bytes are
+// the same, instead of a new one per packet. Records are read downstream,
+// never changed, so sharing is safe.
+
+/** b[o, o+n) as a copy of its own, the last one if the same bytes */
+function copyLast(last: LastBytes<Uint8Array>, b: Uint8Array, o: number, n: number): Uint8Array {
+  const v = last.get(b, o, n);
+  if (v !== undefined) return v;
+  const c = copyBytes(b, o, o + n);
+  return last.keep(c, c);
 }
-const lastPrefix = new Repeat();
-const lastHwHeader = new Repeat();
-const lastHwAddr = new Repeat();
+/** b[o, o+n) up to the first NUL as text, the last one if the same bytes */
+function strLast(last: LastBytes<string>, b: Uint8Array, o: number, n: number): string {
+  return last.get(b, o, n) ?? last.keep(copyBytes(b, o, o + n), cstring(b, o, n));
+}
+const lastPrefix = new LastBytes<string>();
+const lastHwHeader = new LastBytes<Uint8Array>();
+const lastHwAddr = new LastBytes<Uint8Array>();
 
 /**
  * Decodes one NFLOG packet message at b[off, off+msgLen). `recvUs` is when
@@ -102,17 +90,17 @@ export function decodePacket(b: Uint8Array, off: number, msgLen: number, stats: 
         case C.NFULA_HWADDR: {
           a.need(4);
           const n = Math.min((b[a.p] << 8) | b[a.p + 1], 8, a.plen - 4);
-          p.hwAddr = lastHwAddr.copy(b, a.p + 4, n);
+          p.hwAddr = copyLast(lastHwAddr, b, a.p + 4, n);
           break;
         }
         case C.NFULA_PAYLOAD: p.payload = a.bytes(); break;
-        case C.NFULA_PREFIX: p.prefix = lastPrefix.str(b, a.p, a.plen); break;
+        case C.NFULA_PREFIX: p.prefix = strLast(lastPrefix, b, a.p, a.plen); break;
         case C.NFULA_UID: p.uid = a.be32(); break;
         case C.NFULA_GID: p.gid = a.be32(); break;
         case C.NFULA_SEQ: p.seq = a.be32(); break;
         case C.NFULA_SEQ_GLOBAL: p.seqGlobal = a.be32(); break;
         case C.NFULA_HWTYPE: p.hwType = a.be16(); break;
-        case C.NFULA_HWHEADER: p.hwHeader = lastHwHeader.copy(b, a.p, a.plen); break;
+        case C.NFULA_HWHEADER: p.hwHeader = copyLast(lastHwHeader, b, a.p, a.plen); break;
         case C.NFULA_HWLEN: p.hwLen = a.be16(); break;
         case C.NFULA_CT: {
           const ev = emptyEvent();

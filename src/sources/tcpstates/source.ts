@@ -117,13 +117,15 @@ export class TcpstatesSource {
 
   /** changes lost so far: the program found the ring buffer full, or the kernel did not run it (already running on that CPU) */
   drops(): number {
-    return this.closed ? this.last.drops + this.last.missed : this.obj.perCpuSum('drops', u32(0)) + this.obj.missed();
+    const s = this.stats();
+    return s.drops + s.missed;
   }
 
-  private last = { drops: 0, missed: 0 };
+  /** the kernel's counters, read while the object is open (kept for after close) */
+  private lost = { drops: 0, missed: 0 };
   stats(): TcpstatesStats {
-    if (!this.closed) this.last = { drops: this.obj.perCpuSum('drops', u32(0)), missed: this.obj.missed() };
-    return { ...this.obj.stats(), ...this.decodeStats, ...this.last };
+    if (!this.closed) this.lost = { drops: this.obj.perCpuSum('drops', u32(0)), missed: this.obj.missed() };
+    return { ...this.obj.stats(), ...this.decodeStats, ...this.lost };
   }
 
   pause(): void { this.obj.pause(); }
