@@ -62,6 +62,17 @@ struct inet_sock {
   __be16 inet_sport;
 } __attribute__((preserve_access_index));
 
+// Whether the current task is a kernel thread (ksoftirqd, a NAPI or MPTCP
+// worker): user space names a socket's holder only from the changes a
+// process's own system calls make (connect, listen, close, shutdown), and
+// never from a kernel thread's. (The preempt count would tell softirq
+// context directly, but it is a per-CPU variable the verifier can only
+// resolve with CONFIG_KALLSYMS_ALL; task->flags needs only BTF.)
+#define PF_KTHREAD 0x00200000
+struct task_struct {
+  unsigned int flags;
+} __attribute__((preserve_access_index));
+
 // Must match src/sources/tcpstates/decode.ts.
 struct event {
   __u64 ts_ns;     // CLOCK_MONOTONIC (bpf_ktime_get_ns)
@@ -76,7 +87,7 @@ struct event {
   __u16 dport;     // host order
   __u8 oldstate;
   __u8 newstate;
-  __u8 flags;
+  __u8 flags;       // 1: delta_ns known; 2: the current task is a kernel thread
   __u8 pad[3];
   __u8 saddr[16];
   __u8 daddr[16];
@@ -190,7 +201,8 @@ int BPF_PROG(conntrail_tcp_state, struct sock *sk, int oldstate, int newstate) {
   }
   e->ts_ns = now;
   e->skaddr = key;
-  e->flags = known;
+  struct task_struct *task = bpf_get_current_task_btf();
+  e->flags = known | ((task->flags & PF_KTHREAD) ? 2 : 0);
   e->delta_ns = delta;
   e->cookie = bpf_get_socket_cookie(sk);
   e->netns = netns;

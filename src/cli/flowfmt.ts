@@ -81,11 +81,13 @@ export function alignedTable(head: string[], rows: string[][]): string {
   return [line(head), ...rows.map(line)].join('\n') + '\n';
 }
 
-export function flowsTable(flows: StoredFlow[]): string {
-  return alignedTable(HEAD, flows.map(row));
+/** `procs`: with a PROCESS column, each flow's (flows --process) */
+export function flowsTable(flows: StoredFlow[], procs?: string[]): string {
+  if (!procs) return alignedTable(HEAD, flows.map(row));
+  return alignedTable([...HEAD, 'PROCESS'], flows.map((f, i) => [...row(f), procs[i]]));
 }
 
-const csvCell = (v: unknown) => {
+export const csvCell = (v: unknown): string => {
   const s = v === null || v === undefined ? '' : String(v);
   return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };
@@ -93,13 +95,15 @@ const csvCell = (v: unknown) => {
 export const CSV_HEAD = ['start', 'end', 'duration_us', 'active_until', 'proto', 'src', 'sport', 'dst', 'dport', 'nat', 'nat_src', 'nat_sport',
   'nat_dst', 'nat_dport', 'orig_packets', 'orig_bytes', 'reply_packets', 'reply_bytes', 'state', 'mark', 'zone', 'id', 'flags', 'netns'];
 
-export function flowsCsv(flows: StoredFlow[], ns: Map<number, string>): string {
-  const out = [CSV_HEAD.join(',')];
-  for (const f of flows) {
+/** `procs`: with a process column, each flow's (flows --process) */
+export function flowsCsv(flows: StoredFlow[], ns: Map<number, string>, procs?: string[]): string {
+  const out = [(procs ? [...CSV_HEAD, 'process'] : CSV_HEAD).join(',')];
+  for (const [i, f] of flows.entries()) {
     out.push([isoTime(f.start), f.end === null ? '' : isoTime(f.end), f.end === null ? '' : f.end - f.start,
       f.activeEnd === null ? '' : isoTime(f.activeEnd), protoName(f.proto),
       f.src, f.sport, f.dst, f.dport, natKind(f), f.natSrc, f.natSport, f.natDst, f.natDport, f.origPackets, f.origBytes,
-      f.replyPackets, f.replyBytes, stateName(f), f.mark, f.zone, f.ctId, flagList(f.flags).join(' '), ns.get(f.ns) ?? ''].map(csvCell).join(','));
+      f.replyPackets, f.replyBytes, stateName(f), f.mark, f.zone, f.ctId, flagList(f.flags).join(' '), ns.get(f.ns) ?? '',
+      ...(procs ? [procs[i] === '-' ? '' : procs[i]] : [])].map(csvCell).join(','));
   }
   return out.join('\n') + '\n';
 }

@@ -8,6 +8,9 @@ import { collect, list, parseProto } from './options.js';
 import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
 import { flowJson, flowsCsv, flowsTable, hostPort, topCsv, topTable } from './flowfmt.js';
 import { packetJson, packetsTable } from './packetfmt.js';
+import { holdersJson, holdersText } from './tcpstatefmt.js';
+import type { FlowHolder } from '../store/tcpstates.js';
+import type { FlowReader, StoredFlow } from '../store/store.js';
 import { FLOW_PACKETS_LIMIT, type StoredPacket } from '../store/packets.js';
 import { isoTime } from '../util/time.js';
 
@@ -25,6 +28,7 @@ interface FlowsOptions extends StoreCliOptions {
   host?: string[]; src?: string[]; dst?: string[]; port?: string[]; proto?: string[]; nat?: string[];
   since?: string; until?: string; minBytes?: string; limit: string; top?: TopKey; by: 'bytes' | 'flows'; json?: boolean; csv?: boolean;
   packets?: boolean;
+  process?: boolean;
 }
 
 export function flowsCommand(): Command {
@@ -44,11 +48,13 @@ export function flowsCommand(): Command {
     .addOption(new Option('--by <what>', 'order --top by').choices(['bytes', 'flows']).default('bytes'))
     .option('--json', 'JSON output (one array)')
     .option('--csv', 'CSV output with a header line')
-    .option('--packets', 'with each flow, the packets NFLOG sources logged for it (matched by protocol, endpoints before or after NAT, namespace and time; table and JSON output)'))
+    .option('--packets', 'with each flow, the packets NFLOG sources logged for it (matched by protocol, endpoints before or after NAT, namespace and time; table and JSON output)')
+    .option('--process', 'with each TCP flow, the process that held its socket on this host, from the changes a tcpstates source stored (connect, or close/shutdown for a connection it accepted)'))
     .addHelpText('after', '\nFlows are listed oldest first; a flow still open shows "open" as its end.')
     .action(async (o: FlowsOptions) => {
       if (o.json && o.csv) throw new UsageError('--json and --csv: choose one');
       if (o.packets && (o.csv || o.top)) throw new UsageError(`--packets: not with ${o.csv ? '--csv' : '--top'} (table or JSON output of flows)`);
+      if (o.process && o.top) throw new UsageError('--process: not with --top (a list of flows)');
       const since = timeOpt(o.since, '--since', 0, false);
       const until = timeOpt(o.until, '--until', (Date.now() + 86400000) * 1000, true);
       if (since > until) throw new UsageError(`--since is after --until`);
@@ -88,14 +94,17 @@ export function flowsCommand(): Command {
         }
         const flows = await store.search(s);
         flows.reverse(); // oldest first
+        const holders = o.process ? await flowHolders(store, flows) : undefined;
+        const procs = holders?.map(holdersText);
+        const withProcess = (f: StoredFlow, i: number) => (holders ? { ...flowJson(f, ns), processes: holdersJson(holders[i]) } : flowJson(f, ns));
         if (o.packets) {
           const pk: StoredPacket[][] = [];
           for (const f of flows) pk.push(await store.flowPackets(f));
           if (o.json) {
-            process.stdout.write(JSON.stringify(flows.map((f, i) => ({ ...flowJson(f, ns), logged_packets: pk[i].map((p) => packetJson(p, ns)) })), null, 2) + '\n');
+            process.stdout.write(JSON.stringify(flows.map((f, i) => ({ ...withProcess(f, i), logged_packets: pk[i].map((p) => packetJson(p, ns)) })), null, 2) + '\n');
             return;
           }
-          let out = flowsTable(flows);
+          let out = flowsTable(flows, procs);
           flows.forEach((f, i) => {
             if (!pk[i].length) return;
             out += `\npackets logged for flow ${i + 1} (${isoTime(f.start)} ${hostPort(f.src, f.sport, f.proto)} -> ${hostPort(f.dst, f.dport, f.proto)}): ${pk[i].length}` +
@@ -104,7 +113,21 @@ export function flowsCommand(): Command {
           process.stdout.write(out);
           return;
         }
-        process.stdout.write(o.json ? JSON.stringify(flows.map((f) => flowJson(f, ns)), null, 2) + '\n' : o.csv ? flowsCsv(flows, ns) : flowsTable(flows));
+        process.stdout.write(o.json ? JSON.stringify(flows.map(withProcess), null, 2) + '\n' : o.csv ? flowsCsv(flows, ns, procs) : flowsTable(flows, procs));
       });
     });
+}
+
+/** Each flow's holders (flows --process); a store of an older schema has none to give. */
+export async function flowHolders(store: FlowReader, flows: StoredFlow[]): Promise<FlowHolder[][]> {
+  const out: FlowHolder[][] = [];
+  try {
+    for (const f of flows) out.push(await store.flowHolders(f));
+  } catch (e) {
+    if (/no such table: tcp_states|relation "tcp_states" does not exist/.test((e as Error).message)) {
+      throw new Error('--process: this store holds no TCP state changes yet (an older schema: the daemon of this version adds them when it starts)');
+    }
+    throw e;
+  }
+  return out;
 }

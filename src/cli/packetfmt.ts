@@ -2,7 +2,7 @@
 import { HOOK_NAMES } from '../sources/nflog/constants.js';
 import type { PacketTopRow, StoredPacket } from '../store/packets.js';
 import { isoTime } from '../util/time.js';
-import { alignedTable, hostPort, protoName } from './flowfmt.js';
+import { alignedTable, csvCell, hostPort, protoName } from './flowfmt.js';
 import { familyName } from '../formats/packet/json.js';
 
 const TCP_FLAGS: Array<[number, string]> = [[0x02, 'SYN'], [0x10, 'ACK'], [0x01, 'FIN'], [0x04, 'RST'], [0x08, 'PSH'], [0x20, 'URG'], [0x40, 'ECE'], [0x80, 'CWR']];
@@ -42,10 +42,6 @@ export function packetJson(p: StoredPacket, ns: Map<number, string>): Record<str
   };
 }
 
-const csvCell = (v: unknown) => {
-  const s = v === null || v === undefined ? '' : String(v);
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-};
 
 export const PACKET_CSV_HEAD = ['time', 'time_us', 'group', 'family', 'hook', 'prefix', 'in', 'out', 'proto', 'src', 'sport', 'dst', 'dport', 'len',
   'tcp_flags', 'icmp_type', 'icmp_code', 'mark', 'uid', 'netns'];

@@ -24,7 +24,8 @@ export function statsText(s: DaemonStats): string {
   const st = s.store ? [`store ${s.store.store}: flows_written=${s.store.written} open_written=${s.store.openWritten} ` +
     `corrected=${s.store.corrected} queued=${s.store.queued} full=${s.store.full} errors=${s.store.errors} spooled=${s.store.spooled} ` +
     `spool_pending=${s.store.spoolPending} replayed=${s.store.replayed} expired=${s.store.expired}` +
-    ` packets_written=${s.store.packetsWritten} packets_expired=${s.store.packetsExpired}`] : [];
+    ` packets_written=${s.store.packetsWritten} packets_expired=${s.store.packetsExpired}` +
+    ` tcp_states_written=${s.store.tcpStatesWritten} tcp_states_expired=${s.store.tcpStatesExpired}`] : [];
   const fl = s.flows ? [`flows: open=${s.flows.open} opened=${s.flows.opened} closed=${s.flows.closed} ` +
     `partial=${s.flows.partial} settled=${s.flows.settled} corrected=${s.flows.corrected} missing=${s.flows.missing} quiet=${s.flows.quiet}`] : [];
   return [...src, ...snk, ...fl, ...st].join('; ');

@@ -13,8 +13,16 @@ import { encodeJournal } from '../formats/journal.js';
 import { JOURNAL_SOCKET } from '../sinks/journal.js';
 import { native } from '../netlink/native.js';
 import { netnsInode, TcpstatesError, TcpstatesSource, type TcpstatesStats } from '../sources/tcpstates/source.js';
+import { TCP_STATE_NAMES } from '../records/tcpstate.js';
+import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
+import { cidrList, intOpt, portList, timeOpt } from './search-options.js';
+import { MAX_HOSTS, MAX_LIMIT, MAX_PORTS } from './flows.js';
+import { collect, list } from './options.js';
+import { isoTime } from '../util/time.js';
+import { tcpStateJson, tcpStatesCsv, tcpStatesTable } from './tcpstatefmt.js';
 
-interface TcpstatesCliOptions {
+interface TcpstatesCliOptions extends StoreCliOptions {
+  since?: string; until?: string; host?: string[]; port?: string[]; state?: string[]; limit: string; json?: boolean;
   timestamp?: boolean;
   elapsed?: boolean;
   csv?: boolean;
@@ -47,8 +55,8 @@ export function tcpstatesStatsLine(shown: number, s: TcpstatesStats): string {
 }
 
 export function tcpstatesCommand(): Command {
-  return new Command('tcpstates')
-    .description('print TCP state changes with the process current at each, as libbpf-tools\' tcpstates does (eBPF; needs CAP_BPF and CAP_PERFMON)')
+  return addStoreOptions(new Command('tcpstates')
+    .description('print TCP state changes with the process current at each, as libbpf-tools\' tcpstates does (eBPF; needs CAP_BPF and CAP_PERFMON); or search those the daemon stored (--db, --postgres, --config)')
     .option('-T, --timestamp', 'include a time column (HH:MM:SS)')
     .option('-t, --elapsed', 'include a column with the seconds since the first change shown (BCC\'s -t)')
     .option('-w, --wide', 'wide columns (fit IPv6 addresses)')
@@ -64,14 +72,67 @@ export function tcpstatesCommand(): Command {
     .option('--count <n>', 'exit after printing N changes (1 or more)', positiveInt('a count'))
     .option('--batch-delay <ms>', 'after a wake-up, wait this long before reading again, 0 to 1000 (fewer wake-ups under load)', positiveInt('milliseconds', 0, 1000), 1)
     .option('--stats', 'print the counters to stderr at exit')
+    .option('--since <time>', 'search: changes at or after the start of this time (ISO 8601, @EPOCH, "now", "-1h"); default: all')
+    .option('--until <time>', 'search: changes up to the end of this time; default: now')
+    .option('--host <cidr>', 'search: local or remote address in this address or CIDR (repeatable)', collect)
+    .option('--port <port>', `search: this local or remote port (repeatable, at most ${MAX_PORTS})`, collect)
+    .option('--state <name>', 'search: changes into these states, e.g. ESTABLISHED (repeatable, comma-separated)', collect)
+    .option('--limit <n>', `search: at most this many changes, the newest, 0 to ${MAX_LIMIT} (0: all)`, '100')
+    .option('--json', 'search: JSON output (one array); -s: CSV'))
     .addHelpText('after', `
 The process is the one current when the kernel changed the state: for changes
 made on receipt of a packet (a passive open's SYN_RECV -> ESTABLISHED, a reset)
-that is often pid 0 (swapper) or an unrelated task, as with tcpstates.`)
-    .action((o: TcpstatesCliOptions) => runTcpstates(o));
+that is often pid 0 (swapper) or an unrelated task, as with tcpstates.
+
+Search (with --db, --postgres or --config): the changes the daemon stored (a
+tcpstates source with store = true), oldest first, filtered by --since, --until,
+--host, --port, --pid, --comm and --state; HOLDER "yes" marks the changes only
+the socket's holder makes (connect, listen, close, shutdown).`)
+    .action((o: TcpstatesCliOptions) => (o.db !== undefined || o.postgres !== undefined || o.config !== undefined ? searchTcpstates(o) : runTcpstates(o)));
+}
+
+const SEARCH_ONLY = ['since', 'until', 'host', 'port', 'state', 'json'] as const;
+const LIVE_ONLY = { timestamp: '-T', elapsed: '-t', wide: '-w', journal: '-Y', ipv4: '-4', ipv6: '-6', localport: '-L', remoteport: '-D', netns: '--netns', count: '--count', stats: '--stats' } as const;
+
+async function searchTcpstates(o: TcpstatesCliOptions): Promise<void> {
+  for (const [k, f] of Object.entries(LIVE_ONLY)) if (o[k as keyof typeof LIVE_ONLY] !== undefined) throw new UsageError(`${f}: applies to live changes (without --db, --postgres or --config)`);
+  if (o.json && o.csv) throw new UsageError('--json and -s: choose one');
+  const since = timeOpt(o.since, '--since', 0, false);
+  const until = timeOpt(o.until, '--until', (Date.now() + 86400000) * 1000, true);
+  if (since > until) throw new UsageError('--since is after --until');
+  const hosts = cidrList(o.host, '--host');
+  if (hosts.length > MAX_HOSTS) throw new UsageError(`--host: ${hosts.length} values, at most ${MAX_HOSTS} (use CIDRs)`);
+  const states = [...new Set(list(o.state, '--state').map((v) => {
+    const i = TCP_STATE_NAMES.indexOf(v.toUpperCase());
+    if (i <= 0) throw new UsageError(`--state: "${v}" is not a TCP state (${TCP_STATE_NAMES.filter((n) => n && n !== 'UNKNOWN').join(', ')})`);
+    return i;
+  }))];
+  const limit = intOpt(o.limit, '--limit', MAX_LIMIT)!;
+  const store = await openReader(o);
+  await query(store, 'tcpstates', async () => {
+    try {
+      const ns = await store.namespaces();
+      const rows = await store.tcpStates({
+        since, until, hosts, ports: portList(o.port, '--port', MAX_PORTS), pids: o.pid !== undefined ? [o.pid] : [],
+        comms: o.comm !== undefined ? [o.comm] : [], states, limit: limit === 0 ? undefined : limit,
+      });
+      rows.reverse(); // oldest first
+      for (const g of await store.gaps(since, until, 'tcpstates')) {
+        process.stderr.write(`conntrail: warning: the trail of TCP state changes has a gap: ${isoTime(g.since)} to ${isoTime(g.until)}: ${g.reason}: changes of then may be missing\n`);
+      }
+      process.stdout.write(o.json ? JSON.stringify(rows.map((r) => tcpStateJson(r, ns)), null, 2) + '\n' : o.csv ? tcpStatesCsv(rows, ns) : tcpStatesTable(rows, ns));
+    } catch (e) {
+      // a store the daemon has not migrated yet (schema 4 and older)
+      if (/no such table: tcp_states|relation "tcp_states" does not exist/.test((e as Error).message)) {
+        throw new Error('this store holds no TCP state changes yet (an older schema: the daemon of this version adds them when it starts)');
+      }
+      throw e;
+    }
+  });
 }
 
 export async function runTcpstates(o: TcpstatesCliOptions): Promise<void> {
+  for (const k of SEARCH_ONLY) if (o[k] !== undefined) throw new UsageError(`--${k}: applies to a search of the stored changes (with --db, --postgres or --config)`);
   if (o.ipv4 && o.ipv6) throw new UsageError('tcpstates: -4 and -6 exclude each other');
   if (o.comm !== undefined && (o.comm.length === 0 || Buffer.byteLength(o.comm, 'utf8') > 15)) throw new UsageError(`--comm: "${o.comm}" is not a command name (1 to 15 bytes, as the kernel keeps it)`);
   let ns: number | undefined;

@@ -20,6 +20,9 @@ import { UsageError } from '../util/errors.js';
 import { parseProto } from './options.js';
 import type { StoredPacket } from '../store/packets.js';
 import { packetJson, packetsTable } from './packetfmt.js';
+import { holdersJson, holdersText } from './tcpstatefmt.js';
+import type { FlowHolder } from '../store/tcpstates.js';
+import { flowHolders } from './flows.js';
 import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
 import { alignedTable, flagList, flowJson, hostPort, protoName, sides } from './flowfmt.js';
 
@@ -139,7 +142,7 @@ export function coverageGaps(runs: Run[], lost: Gap[], q: TimeInterval, nowUs: n
   return out;
 }
 
-interface WhoOptions extends StoreCliOptions { at?: string; skew?: string; proto?: string; remote?: string; window: string; json?: boolean; packets?: boolean }
+interface WhoOptions extends StoreCliOptions { at?: string; skew?: string; proto?: string; remote?: string; window: string; json?: boolean; packets?: boolean; process?: boolean }
 
 /** how long an interval is, in words */
 function spanText(us: number): string {
@@ -165,7 +168,8 @@ export function whoCommand(): Command {
     .option('--remote <address[:port]>', 'only flows with this remote peer (the outside host the flow went to or came from)')
     .option('--window <duration>', 'when no flow was active then, look this far before and after for the nearest ones ("30s", "5m")', '1m')
     .option('--json', 'print the answer as JSON')
-    .option('--packets', 'with each flow, the packets NFLOG sources logged for it (see conntrail flows --packets)'))
+    .option('--packets', 'with each flow, the packets NFLOG sources logged for it (see conntrail flows --packets)')
+    .option('--process', 'with each TCP flow, the process that held its socket on this host (see conntrail flows --process)'))
     .addHelpText('after', `
 Verdicts: exact (one inside host was active on the address then),
 incomplete (one was, but the trail has a gap then: the daemon was not
@@ -193,6 +197,7 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
       const remote = o.remote === undefined ? undefined : parseAddrPort(o.remote, '--remote');
       const store = await openReader(o);
       const logged = new Map<StoredFlow, StoredPacket[]>();
+      const held = new Map<StoredFlow, FlowHolder[]>();
       const [ans, ns] = await query(store, 'who', async () => {
         const [flows, names, runs, lost] = [
           await store.who(pub, { since: q.lo - window, until: q.hi + window }, proto, remote), await store.namespaces(),
@@ -205,12 +210,17 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
         }
         const a = judge(flows, q, gaps, pub.addr);
         if (o.packets) for (const f of [...a.flows, ...a.lingering]) logged.set(f, await store.flowPackets(f));
+        if (o.process) {
+          const all = [...a.flows, ...a.lingering];
+          (await flowHolders(store, all)).forEach((h, i) => held.set(all[i], h));
+        }
         return [a, names] as const;
       });
       const what = `${hostPort(pub.addr, pub.port ?? null, 0)}${proto !== undefined ? `/${protoName(proto)}` : ''}`;
       const bySource = (f: StoredFlow) => natKind(f) === 'both' && insideAddr(f, pub.addr) === f.src;
       const withSides = (f: StoredFlow) => ({
-        ...flowJson(f, ns), ...sidesJson(f, bySource(f)), ...(o.packets ? { logged_packets: (logged.get(f) ?? []).map((p) => packetJson(p, ns)) } : {}),
+        ...flowJson(f, ns), ...sidesJson(f, bySource(f)), ...(o.process ? { processes: holdersJson(held.get(f) ?? []) } : {}),
+        ...(o.packets ? { logged_packets: (logged.get(f) ?? []).map((p) => packetJson(p, ns)) } : {}),
       });
       if (o.json) {
         process.stdout.write(JSON.stringify({
@@ -230,12 +240,13 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
               : ans.verdict === 'incomplete' ? `incomplete: ${ans.inside[0]} was behind ${what} in ${when}, but the trail has a gap then (below): another host may be missing`
                 : `nearest: no inside host was active on ${what} in ${when}; the nearest: ${ans.inside.join(', ')}`;
         let out = head + '\n';
-        const table = (list: StoredFlow[]) => alignedTable(['START', 'END', 'ACTIVE UNTIL', 'PROTO', 'NAT', 'INSIDE', 'PUBLIC', 'REMOTE', 'FLAGS'], list.map((f) => {
+        const table = (list: StoredFlow[]) => alignedTable(['START', 'END', 'ACTIVE UNTIL', 'PROTO', 'NAT', 'INSIDE', 'PUBLIC', 'REMOTE', 'FLAGS', ...(o.process ? ['PROCESS'] : [])], list.map((f) => {
           const s = sides(f, bySource(f));
           const startText = f.startErr ? (f.startErr >= Number.MAX_SAFE_INTEGER ? `≤ ${isoTime(f.start)}` : `${isoTime(f.start)} (-${f.startErr / 1e6} s)`) : isoTime(f.start);
           const endText = f.end === null ? 'open' : f.endErr ? `${isoTime(f.end)} (-${f.endErr / 1e6} s)` : isoTime(f.end);
           const act = f.activeEnd === null ? (f.end === null ? 'open' : isoTime(f.end)) : isoTime(f.activeEnd);
-          return [startText, endText, act, protoName(f.proto), natKind(f), s.inside, s.public ?? '-', s.remote, flagList(f.flags).join(',') || '-'];
+          return [startText, endText, act, protoName(f.proto), natKind(f), s.inside, s.public ?? '-', s.remote, flagList(f.flags).join(',') || '-',
+            ...(o.process ? [holdersText(held.get(f) ?? [])] : [])];
         }));
         const packetsOf = (list: StoredFlow[]) => list.map((f, i) => {
           const ps = logged.get(f) ?? [];

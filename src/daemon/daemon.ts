@@ -27,6 +27,8 @@ import { PostgresStore } from '../store/postgres.js';
 import type { FlowStore, OpenRow, Run } from '../store/store.js';
 import { nowMicros, parseDuration } from '../util/time.js';
 import { packetRow } from '../store/packets.js';
+import { tcpStateRow, type TcpStateRow } from '../store/tcpstates.js';
+import { NetnsNames } from '../sources/tcpstates/netns.js';
 
 /** a record sink (pcap) has no format: it encodes the record itself */
 interface Route { sink: Sink; kind: Kind; format: ((r: never) => string) | undefined }
@@ -40,8 +42,8 @@ interface Attached {
   table: FlowTable | undefined;
   /** the store's id of the source's namespace */
   nsId: number;
-  /** nflog: its packets go to the store */
-  storePackets: boolean;
+  /** nflog: its packets go to the store; tcpstates: its state changes */
+  toStore: boolean;
   routes: Route[];
   /** the next dump that checks the flows only a dump can tell the end of (ms), and the interval */
   nextCheck: number;
@@ -70,6 +72,11 @@ export class Pipeline {
   private previousRun: Run | undefined;
   private jiffy = jiffyMicros();
   private ticks = 0;
+  /** the store's ids of the namespaces TCP state changes are in, by name */
+  private nsIds = new Map<string, number>();
+  /** changes of a namespace whose id is being asked for */
+  private nsPending = new Map<string, TcpStateRow[]>();
+  private nsAsking = new Set<Promise<void>>();
 
   constructor(private plan: Plan, private readonly log: Logger) {}
 
@@ -220,7 +227,8 @@ export class Pipeline {
 
   /** What a source needs before its socket opens: sysctls set, its namespace id and flow table. */
   private async prepareSource(ps: PlannedSource, adopted: OpenRow[], table?: FlowTable): Promise<{ nsId: number; table: FlowTable | undefined }> {
-    if (ps.type === 'tcpstates') return { nsId: 0, table: undefined };
+    // a tcpstates source's gaps are in its namespace, or in every one (-1)
+    if (ps.type === 'tcpstates') return { nsId: this.writer && ps.config.netns ? await this.writer.namespaceId(ps.config.netns) : -1, table: undefined };
     if (ps.type !== 'conntrack') {
       return { nsId: this.writer && ps.config.store ? await this.writer.namespaceId(ps.config.netns ?? '') : 0, table: undefined };
     }
@@ -246,11 +254,11 @@ export class Pipeline {
   /** Opens a source's socket (nothing is read before startSource). */
   private openSource(ps: PlannedSource, prep: { nsId: number; table: FlowTable | undefined }): Attached {
     const src = ps.type === 'conntrack' ? new ConntrackSource(ps.config, ps.filter, this.log)
-      : ps.type === 'tcpstates' ? new TcpstatesDaemonSource(ps.config, this.log)
+      : ps.type === 'tcpstates' ? new TcpstatesDaemonSource(ps.config, this.log, new NetnsNames(this.plan.sources.map((s) => s.config.netns ?? '')))
       : new NflogDaemonSource(ps.config, this.log, { keepRaw: this.keepsRaw(ps.config.name) });
     return {
       name: ps.config.name, planned: ps, src, table: prep.table, nsId: prep.nsId, routes: this.routesFor(ps),
-      storePackets: ps.type === 'nflog' && ps.config.store && this.writer !== undefined,
+      toStore: (ps.type === 'nflog' || ps.type === 'tcpstates') && ps.config.store && this.writer !== undefined,
       nextCheck: Date.now() + CHECK_FIRST_MS, checkEvery: CHECK_FIRST_MS,
     };
   }
@@ -273,21 +281,45 @@ export class Pipeline {
       });
     }
     if (a.src instanceof TcpstatesDaemonSource) {
+      const w = this.writer;
+      if (a.toStore) a.src.hooks = { gap: (since, until, reason) => w!.gap({ ns: a.nsId, since, until, reason, kind: 'tcpstates' }) };
       return a.src.start({
-        record: (r) => deliver(a.routes, r, 'tcpstate'),
+        record: (r) => {
+          if (a.toStore) this.storeTcpState(r);
+          deliver(a.routes, r, 'tcpstate');
+        },
         batchEnd,
       });
     }
     const writer = this.writer;
     // what the kernel lost is a gap in the stored trail of packets
-    if (a.storePackets) a.src.hooks = { gap: (since, until, reason) => writer!.gap({ ns: a.nsId, since, until, reason, kind: 'packets' }) };
+    if (a.toStore) a.src.hooks = { gap: (since, until, reason) => writer!.gap({ ns: a.nsId, since, until, reason, kind: 'packets' }) };
     return a.src.start({
       record: (p) => {
-        if (a.storePackets) writer!.packet(packetRow(p, a.nsId));
+        if (a.toStore) writer!.packet(packetRow(p, a.nsId));
         deliver(a.routes, p, 'packet');
       },
       batchEnd,
     });
+  }
+
+  /** A TCP state change to the store, in its namespace (whose id may have to be asked for first). */
+  private storeTcpState(r: RecordOf['tcpstate']): void {
+    const id = this.nsIds.get(r.netns);
+    if (id !== undefined) { this.writer!.tcpState(tcpStateRow(r, id)); return; }
+    const row = tcpStateRow(r, 0);
+    const waiting = this.nsPending.get(r.netns);
+    if (waiting) { waiting.push(row); return; }
+    this.nsPending.set(r.netns, [row]);
+    const w = this.writer!;
+    // (namespaceId does not fail: a store that cannot answer gets an id chosen here, written with the batch)
+    const asked = w.namespaceId(r.netns).then((nsId) => {
+      this.nsIds.set(r.netns, nsId);
+      for (const x of this.nsPending.get(r.netns) ?? []) { x.ns = nsId; w.tcpState(x); }
+      this.nsPending.delete(r.netns);
+      this.nsAsking.delete(asked);
+    });
+    this.nsAsking.add(asked);
   }
 
   /** What a conntrack source tells the flow table and the store. */
@@ -500,6 +532,8 @@ export class Pipeline {
     if (this.timer) clearInterval(this.timer);
     // flows missing from the last dump did not end by a DESTROY in time
     for (const s of this.sources) s.table?.sweep(true);
+    // TCP state changes waiting for their namespace's id go with the rest
+    await Promise.all([...this.nsAsking]);
     await Promise.all([...this.sinks.map((s) => s.close()), this.writer?.close()]);
     const after = this.stats();
     return { ...after, sources: final.sources };

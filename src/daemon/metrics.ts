@@ -48,6 +48,8 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   store('conntrail_store_expired_total', 'flows deleted by retention', (x) => x.expired);
   store('conntrail_store_packets_written_total', 'packet logs written to the store', (x) => x.packetsWritten);
   store('conntrail_store_packets_expired_total', 'packet logs deleted by retention', (x) => x.packetsExpired);
+  store('conntrail_store_tcp_states_written_total', 'TCP state changes written to the store', (x) => x.tcpStatesWritten);
+  store('conntrail_store_tcp_states_expired_total', 'TCP state changes deleted by retention', (x) => x.tcpStatesExpired);
   store('conntrail_store_corrected_total', 'settled rows replaced by the record of their late DESTROY', (x) => x.corrected);
   store('conntrail_store_full_total', 'times the store writer was full (neither store nor spool took batches) and the sources paused', (x) => x.full);
   const flows = (name: string, help: string, get: (f: NonNullable<DaemonStats['flows']>) => number) =>

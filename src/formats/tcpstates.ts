@@ -101,6 +101,7 @@ export function tcpstateJournalFields(r: TcpStateChange, root: boolean): Fields 
     ['CONNTRAIL_SOCKET_COOKIE', String(r.cookie)],
     ['CONNTRAIL_COMM', r.comm],
   );
+  if (r.kthread) f.push(['CONNTRAIL_KTHREAD', '1']);
   if (r.netns) f.push(['CONNTRAIL_NETNS', r.netns]);
   return f;
 }
@@ -123,6 +124,7 @@ export function formatTcpstateJson(r: TcpStateChange): string {
     ',"family":"' + (r.family === 10 ? 'ipv6' : 'ipv4') + '","saddr":"' + r.saddr + '","sport":' + r.sport + ',"daddr":"' + r.daddr + '","dport":' + r.dport +
     ',"old_state":"' + bccState(r.oldState) + '","new_state":"' + bccState(r.newState) + '"';
   if (r.deltaNs !== undefined) s += ',"span_us":' + Math.floor(r.deltaNs / 1000);
+  if (r.kthread) s += ',"kthread":true';
   return s + ',"skaddr":"' + r.skaddr + '","cookie":' + r.cookie + '}';
 }
 

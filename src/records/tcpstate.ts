@@ -6,7 +6,8 @@
 // softirq context (a passive open's SYN_RECV -> ESTABLISHED, a RST from the
 // peer) run in whatever task the CPU was in: pid 0 (swapper) or an
 // unrelated one. It names the owner only for changes the owner's own system
-// calls make (connect, close, listen).
+// calls make (connect, listen, close, shutdown): `namesHolder` says which
+// changes those are.
 
 export interface TcpStateChange {
   /** µs since the epoch */
@@ -17,7 +18,7 @@ export interface TcpStateChange {
   cookie: number;
   /** the socket's network namespace inode */
   netnsInode: number;
-  /** the namespace's name where conntrail knows it ('' otherwise) */
+  /** the namespace's name: the daemon's own '', an `ip netns` name, or "net:[INODE]" (the CLI names it only with --netns; '' otherwise) */
   netns: string;
   /** the process (thread group) and thread current at the change */
   pid: number;
@@ -35,6 +36,30 @@ export interface TcpStateChange {
   newState: number;
   /** ns since this socket's previous change, undefined when not seen */
   deltaNs: number | undefined;
+  /** the current task was a kernel thread (ksoftirqd, a NAPI or MPTCP worker): not a process */
+  kthread: boolean;
+}
+
+// TCP_* of include/net/tcp_states.h
+const ESTABLISHED = 1, SYN_SENT = 2, SYN_RECV = 3, FIN_WAIT1 = 4, CLOSE = 7, CLOSE_WAIT = 8, LAST_ACK = 9, LISTEN = 10;
+
+/**
+ * Does this change name the process that held the socket? Only changes
+ * that nothing but a system call on the socket makes do: connect()
+ * (CLOSE -> SYN_SENT), listen() (CLOSE -> LISTEN), and close() or
+ * shutdown() (ESTABLISHED or SYN_RECV -> FIN_WAIT1, CLOSE_WAIT ->
+ * LAST_ACK), also when the process exits with the socket open; never from
+ * a kernel thread. Every other change can run in softirq context (a
+ * segment received, a timer), where the current task is whichever the CPU
+ * was running. A passive open's holder is so known only once it closes or
+ * shuts down its side. (A socket passed to another process, or killed with
+ * `ss -K`, names the process that made the change.)
+ */
+export function namesHolder(r: TcpStateChange): boolean {
+  if (r.kthread) return false;
+  const o = r.oldState, n = r.newState;
+  return (o === CLOSE && (n === SYN_SENT || n === LISTEN)) || (n === FIN_WAIT1 && (o === ESTABLISHED || o === SYN_RECV)) ||
+    (o === CLOSE_WAIT && n === LAST_ACK);
 }
 
 /** the kernel's names of the TCP states (include/net/tcp_states.h), as tcpstates prints them */

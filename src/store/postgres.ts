@@ -9,6 +9,7 @@ import {
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
 import { clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
+import { flowHolderQuery, holdersOf, rowToTcpState, TCPSTATE_COLUMN_LIST, TCPSTATE_COLUMNS, tcpStateSearchQuery, tcpStateValues, type FlowHolder, type StoredTcpState, type TcpStateSearch } from './tcpstates.js';
 import { flowPacketsQuery, PACKET_COLUMN_LIST, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
 import type { FlowStore, Gap, GapKind, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
 
@@ -92,7 +93,18 @@ const MIGRATIONS: Array<(c: pg.PoolClient) => Promise<unknown>> = [
     CREATE INDEX packets_src ON packets (src, t);
     CREATE INDEX packets_dst ON packets (dst, t);
     ALTER TABLE gaps ADD COLUMN kind text NOT NULL DEFAULT 'events';`),
+  // 5: TCP state changes
+  (c) => c.query(`CREATE TABLE tcp_states (id bigserial PRIMARY KEY, t bigint NOT NULL, ns integer NOT NULL, netns bigint NOT NULL,
+      family smallint NOT NULL, src inet NOT NULL, sport integer NOT NULL, dst inet NOT NULL, dport integer NOT NULL, old_state smallint NOT NULL,
+      new_state smallint NOT NULL, span bigint, pid bigint NOT NULL, tid bigint NOT NULL, comm text NOT NULL, kthread smallint NOT NULL,
+      holder smallint NOT NULL, cookie bigint NOT NULL);
+    CREATE INDEX tcp_states_t ON tcp_states (t);
+    CREATE INDEX tcp_states_ports ON tcp_states (sport, dport, t);
+    CREATE INDEX tcp_states_cookie ON tcp_states (cookie, t);`),
 ];
+
+const TCPSTATE_TYPES = ['bigint', 'integer', 'bigint', 'smallint', 'inet', 'integer', 'inet', 'integer', 'smallint', 'smallint', 'bigint', 'bigint',
+  'bigint', 'text', 'smallint', 'smallint', 'bigint'];
 
 const PACKET_TYPES = ['bigint', 'integer', 'integer', 'smallint', 'smallint', 'text', 'text', 'text', 'smallint', 'inet', 'integer', 'inet',
   'integer', 'integer', 'smallint', 'smallint', 'smallint', 'bigint', 'bigint', 'bigint'];
@@ -250,6 +262,12 @@ export class PostgresStore implements FlowStore {
         const ins = await c.query(`INSERT INTO packets (${PACKET_COLUMN_LIST}) SELECT * FROM unnest(${PACKET_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`, cols);
         res.packets = ins.rowCount ?? 0;
       }
+      if (b.tcpStates.length) {
+        const cols: unknown[][] = TCPSTATE_COLUMNS.map(() => []);
+        for (const r of b.tcpStates) tcpStateValues(r, (a) => a).forEach((v, i) => cols[i].push(v));
+        const ins = await c.query(`INSERT INTO tcp_states (${TCPSTATE_COLUMN_LIST}) SELECT * FROM unnest(${TCPSTATE_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`, cols);
+        res.tcpStates = ins.rowCount ?? 0;
+      }
       for (const x of b.namespaces ?? []) await c.query('INSERT INTO namespaces (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING', [x.id, x.name]);
       if (b.run) {
         await c.query(`INSERT INTO runs (id, started, alive, stopped) VALUES ($1, $2, $3, $4)
@@ -324,6 +342,21 @@ export class PostgresStore implements FlowStore {
 
   async packets(s: PacketSearch): Promise<StoredPacket[]> {
     return (await this.all(packetSearchQuery(POSTGRES, s))).map((x) => rowToPacket(x));
+  }
+
+  async expireTcpStates(cutoff: number, max: number): Promise<number> {
+    await this.schema();
+    const r = await this.pool.query('DELETE FROM tcp_states WHERE id IN (SELECT id FROM tcp_states WHERE t < $1 ORDER BY t LIMIT $2)', [cutoff, max]);
+    return r.rowCount ?? 0;
+  }
+
+  async tcpStates(s: TcpStateSearch): Promise<StoredTcpState[]> {
+    return (await this.all(tcpStateSearchQuery(POSTGRES, s))).map((x) => rowToTcpState(x));
+  }
+
+  async flowHolders(f: StoredFlow): Promise<FlowHolder[]> {
+    const q = flowHolderQuery(POSTGRES, f, Date.now() * 1000);
+    return q ? holdersOf((await this.all(q)).map((x) => rowToTcpState(x))) : [];
   }
 
   async packetTop(s: PacketSearch, key: PacketTopKey, limit: number): Promise<PacketTopRow[]> {

@@ -17,9 +17,10 @@
 //   gaps        times events were lost (an overrun): flows may be missing
 //   batches     the batches applied (each once)
 //   packets     packet logs of NFLOG sources (store/packets.ts)
+//   tcp_states  TCP state changes of tcpstates sources (store/tcpstates.ts)
 import type { Cidr } from '../util/ip.js';
 
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 /** flows whose possible extent is at least this long are also kept in long_flows */
 export const LONG_FLOW_US = 600_000_000;
 /**

@@ -14,6 +14,7 @@ import {
 } from './sql.js';
 import type { FlowStore, Gap, GapKind, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
 import { clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
+import { flowHolderQuery, holdersOf, rowToTcpState, TCPSTATE_COLUMN_LIST, TCPSTATE_COLUMNS, tcpStateSearchQuery, tcpStateValues, type FlowHolder, type StoredTcpState, type TcpStateSearch } from './tcpstates.js';
 import { flowPacketsQuery, PACKET_COLUMN_LIST, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
 
 export const DEFAULT_DB = '/var/lib/conntrail/flows.db';
@@ -105,6 +106,13 @@ export const SQLITE_MIGRATIONS: string[] = [
    CREATE INDEX packets_src ON packets (src, t);
    CREATE INDEX packets_dst ON packets (dst, t);
    ALTER TABLE gaps ADD COLUMN kind TEXT NOT NULL DEFAULT 'events';`,
+  // 5: TCP state changes
+  `CREATE TABLE tcp_states (id INTEGER PRIMARY KEY, t INTEGER NOT NULL, ns INTEGER NOT NULL, netns INTEGER NOT NULL, family INTEGER NOT NULL,
+     src, sport INTEGER NOT NULL, dst, dport INTEGER NOT NULL, old_state INTEGER NOT NULL, new_state INTEGER NOT NULL, span INTEGER,
+     pid INTEGER NOT NULL, tid INTEGER NOT NULL, comm TEXT NOT NULL, kthread INTEGER NOT NULL, holder INTEGER NOT NULL, cookie INTEGER NOT NULL);
+   CREATE INDEX tcp_states_t ON tcp_states (t);
+   CREATE INDEX tcp_states_ports ON tcp_states (sport, dport, t);
+   CREATE INDEX tcp_states_cookie ON tcp_states (cookie, t);`,
 ];
 
 /** a record's values in COLUMNS order (positional binding is the fast path) */
@@ -216,6 +224,7 @@ export class SqliteStore implements FlowStore {
     p('gap', 'INSERT INTO gaps (ns, since, until, reason, kind) VALUES (?, ?, ?, ?, ?)');
     p('ns', 'INSERT OR IGNORE INTO namespaces (id, name) VALUES (?, ?)');
     p('packet', `INSERT INTO packets (${PACKET_COLUMN_LIST}) VALUES (${PACKET_COLUMNS.map(() => '?').join(', ')})`);
+    p('tcpState', `INSERT INTO tcp_states (${TCPSTATE_COLUMN_LIST}) VALUES (${TCPSTATE_COLUMNS.map(() => '?').join(', ')})`);
   }
 
   private version(): number {
@@ -307,6 +316,10 @@ export class SqliteStore implements FlowStore {
       for (const x of b.packets) st.packet.run(packetValues(x, addrValue));
       res.packets = b.packets.length;
     }
+    if (b.tcpStates.length) {
+      for (const x of b.tcpStates) st.tcpState.run(tcpStateValues(x, addrValue));
+      res.tcpStates = b.tcpStates.length;
+    }
     for (const x of b.namespaces ?? []) st.ns.run(x.id, x.name);
     if (b.run) st.run.run({ id: b.run.id, started: b.run.started, alive: b.run.alive, stopped: b.run.stopped });
     if (first >= 0) st.mark.run(Date.now() * 1000, first);
@@ -395,6 +408,19 @@ export class SqliteStore implements FlowStore {
 
   async packets(s: PacketSearch): Promise<StoredPacket[]> {
     return this.all(packetSearchQuery(SQLITE, s)).map((x) => rowToPacket(x));
+  }
+
+  async expireTcpStates(cutoff: number, max: number): Promise<number> {
+    return this.db.prepare('DELETE FROM tcp_states WHERE id IN (SELECT id FROM tcp_states WHERE t < ? ORDER BY t LIMIT ?)').run(cutoff, max).changes;
+  }
+
+  async tcpStates(s: TcpStateSearch): Promise<StoredTcpState[]> {
+    return this.all(tcpStateSearchQuery(SQLITE, s)).map((x) => rowToTcpState(x));
+  }
+
+  async flowHolders(f: StoredFlow): Promise<FlowHolder[]> {
+    const q = flowHolderQuery(SQLITE, f, Date.now() * 1000);
+    return q ? holdersOf(this.all(q).map((x) => rowToTcpState(x))) : [];
   }
 
   async packetTop(s: PacketSearch, key: PacketTopKey, limit: number): Promise<PacketTopRow[]> {

@@ -3,6 +3,7 @@ import type { FlowRecord } from '../records/flow.js';
 import type { SettledRef } from '../pipeline/flow-table.js';
 import type { AddrPort, Buckets, FlowSearch, TopKey, Window } from './sql.js';
 import type { PacketRow, PacketSearch, PacketTopKey, PacketTopRow, StoredPacket } from './packets.js';
+import type { FlowHolder, StoredTcpState, TcpStateRow, TcpStateSearch } from './tcpstates.js';
 
 /** A flow as read back from a store: the record without the daemon's key. */
 export type StoredFlow = Omit<FlowRecord, 'key' | 'family'>;
@@ -19,7 +20,7 @@ export interface TopRow {
  * (flows of then may be missing), or packet logs (packets of then may be).
  */
 export interface Gap { ns: number; since: number; until: number; reason: string; kind?: GapKind }
-export type GapKind = 'events' | 'packets';
+export type GapKind = 'events' | 'packets' | 'tcpstates';
 
 /** A run of the daemon as the store knows it (µs). */
 export interface Run { id: number; started: number; alive: number; stopped: number | null }
@@ -45,6 +46,8 @@ export interface StoreBatch {
   gaps: Gap[];
   /** packet logs (NFLOG sources) */
   packets: PacketRow[];
+  /** TCP state changes (tcpstates sources) */
+  tcpStates: TcpStateRow[];
   /** this run, as of the batch */
   run?: Run;
   /** unique per batch ("run-seq"): a store applies a batch once, so a replay
@@ -56,7 +59,7 @@ export interface StoreBatch {
 }
 
 export function emptyBatch(): StoreBatch {
-  return { opened: [], activity: [], closed: [], unopen: [], settled: [], corrections: [], gaps: [], packets: [] };
+  return { opened: [], activity: [], closed: [], unopen: [], settled: [], corrections: [], gaps: [], packets: [], tcpStates: [] };
 }
 
 /** A batch as read back from the spool (written by any version): every list there. */
@@ -80,6 +83,8 @@ export interface WriteResult {
   corrected: number;
   /** packet rows added (present when the batch had packets) */
   packets?: number;
+  /** TCP state change rows added (present when the batch had some) */
+  tcpStates?: number;
 }
 
 export interface FlowReader {
@@ -98,6 +103,10 @@ export interface FlowReader {
   packetTop(s: PacketSearch, key: PacketTopKey, limit: number): Promise<PacketTopRow[]>;
   /** the packets logged for a flow, oldest first */
   flowPackets(f: StoredFlow): Promise<StoredPacket[]>;
+  /** TCP state changes: the newest matches, newest first */
+  tcpStates(s: TcpStateSearch): Promise<StoredTcpState[]>;
+  /** the processes that held a stored TCP flow's socket on this host (none: it was not a socket here, or no tcpstates source saw it) */
+  flowHolders(f: StoredFlow): Promise<FlowHolder[]>;
   close(): Promise<void>;
 }
 
@@ -121,6 +130,8 @@ export interface StoreTarget {
   expire(cutoff: number, max: number): Promise<number>;
   /** Deletes up to `max` packet logs older than `cutoff` (µs); returns how many. */
   expirePackets(cutoff: number, max: number): Promise<number>;
+  /** Deletes up to `max` TCP state changes older than `cutoff` (µs); returns how many. */
+  expireTcpStates(cutoff: number, max: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -129,5 +140,5 @@ export interface FlowStore extends FlowReader, StoreTarget {}
 
 /** The records a batch carries (the `unopen` deletions are not records). */
 export function batchSize(b: StoreBatch): number {
-  return b.opened.length + b.closed.length + b.settled.length + b.corrections.length + b.activity.length + b.packets.length;
+  return b.opened.length + b.closed.length + b.settled.length + b.corrections.length + b.activity.length + b.packets.length + b.tcpStates.length;
 }

@@ -14,6 +14,7 @@ import type { FlowRecord } from '../records/flow.js';
 import { batchSize, emptyBatch, normalizeBatch, type StoreTarget, type Gap, type OpenRow, type Run, type StoreBatch, type WriteResult } from './store.js';
 import { ensureDir } from '../util/fs.js';
 import type { PacketRow } from './packets.js';
+import type { TcpStateRow } from './tcpstates.js';
 
 export interface WriterOptions {
   /** flush at least this often */
@@ -57,6 +58,9 @@ export interface WriterStats {
   /** packet logs written, and deleted by retention */
   packetsWritten: number;
   packetsExpired: number;
+  /** TCP state changes written, and deleted by retention */
+  tcpStatesWritten: number;
+  tcpStatesExpired: number;
 }
 
 /** The spool's file names: a sequence number, in order. */
@@ -94,7 +98,7 @@ export class StoreWriter implements FlowOutput {
     this.run = { id: t, started: t, alive: t, stopped: null };
     this.s = {
       store: store.kind, written: 0, openWritten: 0, corrected: 0, batches: 0, errors: 0, spooled: 0, spoolPending: 0,
-      replayed: 0, expired: 0, queued: 0, full: 0, packetsWritten: 0, packetsExpired: 0,
+      replayed: 0, expired: 0, queued: 0, full: 0, packetsWritten: 0, packetsExpired: 0, tcpStatesWritten: 0, tcpStatesExpired: 0,
     };
     if (o.spoolDir) {
       ensureDir(o.spoolDir, 0o750);
@@ -216,13 +220,19 @@ export class StoreWriter implements FlowOutput {
     this.cur.corrections.push({ ref, rec });
   }
 
-  /** Events of a namespace were lost in [since, until] (µs). */
   /** A packet log (an NFLOG source's). */
   packet(row: PacketRow): void {
     this.cur.packets.push(row);
     if (this.cur.packets.length >= this.o.maxBatch) this.flush();
   }
 
+  /** A TCP state change (a tcpstates source's). */
+  tcpState(row: TcpStateRow): void {
+    this.cur.tcpStates.push(row);
+    if (this.cur.tcpStates.length >= this.o.maxBatch) this.flush();
+  }
+
+  /** Records of a namespace were lost in [since, until] (µs). */
   gap(g: Gap): void {
     this.cur.gaps.push(g);
   }
@@ -313,6 +323,7 @@ export class StoreWriter implements FlowOutput {
       this.s.openWritten += res.open;
       this.s.corrected += res.corrected;
       this.s.packetsWritten += res.packets ?? 0;
+      this.s.tcpStatesWritten += res.tcpStates ?? 0;
       if (file) {
         try { unlinkSync(join(this.o.spoolDir, file)); } catch { /* gone already */ }
         this.spoolFiles.shift();
@@ -406,9 +417,11 @@ export class StoreWriter implements FlowOutput {
       for (let i = 0; i < 100; i++) {
         const n = await this.store.expire(cutoff, 20000);
         const k = await this.store.expirePackets(cutoff, 20000);
+        const m = await this.store.expireTcpStates(cutoff, 20000);
         this.s.expired += n;
         this.s.packetsExpired += k;
-        if (n < 20000 && k < 20000) break;
+        this.s.tcpStatesExpired += m;
+        if (n < 20000 && k < 20000 && m < 20000) break;
         await new Promise((r) => setImmediate(r));
       }
     } catch (e) {

@@ -15,6 +15,8 @@ import { LONG_FLOW_US, ALL_SIDES, SCHEMA_VERSION, type FlowSearch } from '../../
 import { UNBOUNDED, type FlowRecord } from '../../src/records/flow.js';
 import { emptyBatch, type StoreBatch, type StoredFlow } from '../../src/store/store.js';
 import { coverageGaps, judge } from '../../src/cli/who.js';
+import { tcpStateRow, type TcpStateRow } from '../../src/store/tcpstates.js';
+import type { TcpStateChange } from '../../src/records/tcpstate.js';
 import { parseCidr } from '../../src/util/ip.js';
 import { parseDuration, parseDurationMicros, parseTime, parseTimeInterval } from '../../src/util/time.js';
 
@@ -273,6 +275,68 @@ describe('SQLite flow store', () => {
     assert.equal((await s.search(search({ window: { since: 0, until: now + 10 * S } }))).length, 1);
     await s.close();
   });
+  it('TCP state changes: stored, searched, retained; each TCP flow joined to the process that held its socket (connect, or the close of one it accepted), several when a tuple was reused, none from softirq changes', async () => {
+    const s = new SqliteStore({ path: join(dir, 'tcp.db') });
+    let cookie = 100;
+    // one socket's changes, as the probe gives them
+    const sock = (o: { ns?: number; t: number; local: [string, number]; remote: [string, number]; changes: Array<[number, number, number, string, number?]> }): TcpStateRow[] => {
+      const c = cookie++;
+      return o.changes.map(([old, neu, pid, comm, dt]) => tcpStateRow({
+        time: o.t + (dt ?? 0), skaddr: 'ffff', cookie: c, netnsInode: 4026531840, netns: '', pid, tid: pid, comm, family: 2,
+        // at connect() the local port is not chosen yet
+        saddr: o.local[0], sport: old === 7 && neu === 2 ? 0 : o.local[1], daddr: o.remote[0], dport: o.remote[1],
+        oldState: old, newState: neu, deltaNs: undefined, kthread: false,
+      } satisfies TcpStateChange, o.ns ?? 0));
+    };
+    // this host opens a connection through SNAT: curl's connect(), then softirq changes in other tasks
+    const out = rec({ start: T0 + 10, end: T0 + 5 * S, src: '10.0.0.2', sport: 50000, dst: '198.51.100.9', dport: 443, natSrc: '203.0.113.1', natSport: 40001 });
+    const outRows = sock({ t: T0, local: ['10.0.0.2', 50000], remote: ['198.51.100.9', 443], changes: [[7, 2, 4242, 'curl'], [2, 1, 0, 'swapper/1', 50], [1, 4, 4242, 'curl', 2 * S], [4, 5, 77, 'ksoftirqd/0', 2 * S + 10]] });
+    // a connection to 203.0.113.1:8080 DNATed to this host's 10.0.0.1:80, accepted and closed by nginx (its only holder change is the close)
+    const inn = rec({ start: T0, end: T0 + 9 * S, src: '192.0.2.7', sport: 61000, dst: '203.0.113.1', dport: 8080, natSrc: null, natSport: null, natDst: '10.0.0.1', natDport: 80 });
+    const innRows = sock({ t: T0 + 20, local: ['10.0.0.1', 80], remote: ['192.0.2.7', 61000], changes: [[12, 3, 0, 'swapper/0'], [3, 1, 0, 'swapper/0', 5], [1, 4, 999, 'nginx', 3 * S]] });
+    // a socket the peer reset: only softirq changes, no holder
+    const reset = rec({ start: T0, end: T0 + S, src: '10.0.0.2', sport: 50001, dst: '198.51.100.9', dport: 443, natSrc: null, natSport: null });
+    const resetRows = sock({ t: T0, local: ['10.0.0.2', 50001], remote: ['198.51.100.9', 443], changes: [[2, 7, 0, 'swapper/0', 10]] });
+    // the same tuple twice within one (long, vague) flow: two sockets, two processes
+    const reused = rec({ start: T0, startErr: 30 * S, end: T0 + 60 * S, src: '10.0.0.3', sport: 40000, dst: '198.51.100.9', dport: 22, natSrc: null, natSport: null });
+    const reusedRows = [
+      ...sock({ t: T0, local: ['10.0.0.3', 40000], remote: ['198.51.100.9', 22], changes: [[7, 2, 10, 'ssh'], [2, 1, 0, 'swapper/0', 5]] }),
+      ...sock({ t: T0 + 30 * S, local: ['10.0.0.3', 40000], remote: ['198.51.100.9', 22], changes: [[7, 2, 11, 'scp'], [2, 1, 0, 'swapper/0', 5]] }),
+    ];
+    // the same tuple in another namespace is another connection
+    const otherNs = sock({ ns: 3, t: T0, local: ['10.0.0.2', 50000], remote: ['198.51.100.9', 443], changes: [[7, 2, 5555, 'wget'], [2, 1, 0, 'swapper/0', 5]] });
+    // and a later socket on the same tuple, after the flow ended
+    const later = sock({ t: T0 + 100 * S, local: ['10.0.0.2', 50000], remote: ['198.51.100.9', 443], changes: [[7, 2, 6666, 'later'], [2, 1, 0, 'swapper/0', 5]] });
+    const udp = rec({ proto: 17, src: '10.0.0.2', sport: 50000, dst: '198.51.100.9', dport: 443 });
+    const rows = [...outRows, ...innRows, ...resetRows, ...reusedRows, ...otherNs, ...later];
+    const r = await s.write(batch({ closed: [out, inn, reset, reused, udp], tcpStates: rows }));
+    assert.equal(r.tcpStates, rows.length);
+    const fl = (x: FlowRecord) => { const { key: _k, family: _f, ...rest } = x; return rest; };
+    const who = async (x: FlowRecord) => (await s.flowHolders(fl(x))).map((h) => `${h.pid}/${h.comm} ${h.at}`);
+    assert.deepEqual(await who(out), ['4242/curl connect'], 'the original direction: the socket before SNAT; the first holder change of its cookie (sport 0 then)');
+    assert.deepEqual(await who(inn), ['999/nginx close'], 'the reply direction: the socket after DNAT; softirq changes name no one');
+    assert.deepEqual(await who(reset), [], 'only softirq changes: left empty, not swapper');
+    assert.deepEqual(await who(reused), ['10/ssh connect', '11/scp connect'], 'a reused tuple: both, oldest first');
+    assert.deepEqual(await who(udp), [], 'not TCP');
+    assert.deepEqual(await who(rec({ ...out, ns: 3 })), ['5555/wget connect'], 'by namespace');
+
+    // search: by time, host, port, pid, comm, state; newest first
+    const q = { since: 0, until: T0 * 2, hosts: [], ports: [], pids: [], comms: [], states: [] };
+    assert.equal((await s.tcpStates(q)).length, rows.length);
+    assert.deepEqual((await s.tcpStates({ ...q, comms: ['curl'] })).map((x) => x.newState), [4, 2]);
+    assert.deepEqual((await s.tcpStates({ ...q, pids: [999] })).map((x) => [x.src, x.sport, x.dst, x.dport, x.holder]), [['10.0.0.1', 80, '192.0.2.7', 61000, true]]);
+    assert.equal((await s.tcpStates({ ...q, ports: [22] })).length, 4);
+    assert.equal((await s.tcpStates({ ...q, hosts: [parseCidr('192.0.2.0/24')] })).length, 3);
+    assert.equal((await s.tcpStates({ ...q, states: [1], since: T0 + 20 * S })).length, 2);
+    assert.equal((await s.tcpStates({ ...q, limit: 1 }))[0].comm, 'swapper/0', 'the newest');
+    const first = (await s.tcpStates({ ...q, pids: [4242], states: [2] }))[0];
+    assert.deepEqual([first.kthread, first.holder, first.spanUs, first.cookie, first.netns], [false, true, null, outRows[0].cookie, 4026531840]);
+    // retention
+    assert.equal(await s.expireTcpStates(T0 + 50 * S, 1000), rows.length - later.length);
+    assert.equal((await s.tcpStates(q)).length, later.length);
+    await s.close();
+  });
+
 });
 
 describe('who: verdicts over active intervals', () => {

@@ -4,9 +4,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeTcpstatesBatch, EVENT_SIZE } from '../../src/sources/tcpstates/decode.js';
 import { formatTcpstates, spanMs, tcpstatesHeader } from '../../src/formats/tcpstates.js';
-import type { TcpStateChange } from '../../src/records/tcpstate.js';
+import { namesHolder, type TcpStateChange } from '../../src/records/tcpstate.js';
 
-function event(o: { family: number; saddr: number[]; daddr: number[]; sport: number; dport: number; old: number; new: number; comm: string; delta?: bigint }): Buffer {
+function event(o: { family: number; saddr: number[]; daddr: number[]; sport: number; dport: number; old: number; new: number; comm: string; delta?: bigint; ctx?: number }): Buffer {
   const b = Buffer.alloc(EVENT_SIZE);
   b.writeBigUInt64LE(5_000_000_000n, 0); // 5 s after boot
   b.writeBigUInt64LE(0xffff88835fd70940n, 8);
@@ -20,7 +20,7 @@ function event(o: { family: number; saddr: number[]; daddr: number[]; sport: num
   b.writeUInt16LE(o.dport, 48);
   b[50] = o.old;
   b[51] = o.new;
-  b[52] = o.delta === undefined ? 0 : 1;
+  b[52] = (o.delta === undefined ? 0 : 1) | (o.ctx ?? 0);
   Buffer.from(o.saddr).copy(b, 56);
   Buffer.from(o.daddr).copy(b, 72);
   b.write(o.comm, 88, 'latin1');
@@ -32,13 +32,15 @@ describe('tcpstates', () => {
   it('decodes the probe\'s records: times, addresses of both families, states, the span when known', () => {
     const v6 = [0xfd, 0x99, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
     const buf = framed([
-      event({ family: 2, saddr: [10, 99, 1, 2], daddr: [10, 99, 2, 2], sport: 40000, dport: 8080, old: 2, new: 1, comm: 'curl', delta: 1_373_456n }),
-      event({ family: 10, saddr: v6, daddr: [...Array(15).fill(0), 1], sport: 8080, dport: 0, old: 7, new: 10, comm: 'a-long-command1' }),
+      event({ family: 2, saddr: [10, 99, 1, 2], daddr: [10, 99, 2, 2], sport: 40000, dport: 8080, old: 2, new: 1, comm: 'curl', delta: 1_373_456n, ctx: 2 }),
+      event({ family: 10, saddr: v6, daddr: [...Array(15).fill(0), 1], sport: 8080, dport: 0, old: 7, new: 10, comm: 'a-long-command1', ctx: 0 }),
+      event({ family: 2, saddr: [10, 99, 1, 2], daddr: [10, 99, 2, 2], sport: 40000, dport: 8080, old: 1, new: 4, comm: 'curl' }),
     ]);
     const got: TcpStateChange[] = [];
     const stats = { records: 0, malformed: 0 };
     decodeTcpstatesBatch(buf, buf.length, 1_700_000_000_000_000, stats, (r) => got.push(r));
-    assert.equal(stats.records, 2);
+    assert.equal(stats.records, 3);
+    assert.deepEqual(got.map((r) => r.kthread), [true, false, false], 'flag 2: the current task was a kernel thread');
     assert.equal(got[0].time, 1_700_000_005_000_000);
     assert.equal(got[0].skaddr, 'ffff88835fd70940');
     assert.equal(got[0].saddr, '10.99.1.2');
@@ -55,13 +57,25 @@ describe('tcpstates', () => {
     const bad = framed([Buffer.alloc(40), event({ family: 2, saddr: [1, 2, 3, 4], daddr: [5, 6, 7, 8], sport: 1, dport: 2, old: 1, new: 4, comm: 'x' })]);
     decodeTcpstatesBatch(bad, bad.length, 0, stats, (r) => got.push(r));
     assert.equal(stats.malformed, 1);
-    assert.equal(got[2].saddr, '1.2.3.4');
+    assert.equal(got[3].saddr, '1.2.3.4');
+  });
+
+  it('names the holder only from changes that only its system calls make, never from a kernel thread', () => {
+    const ch = (oldState: number, newState: number, kthread = false) => namesHolder({
+      time: 0, skaddr: '0', cookie: 1, netnsInode: 1, netns: '', pid: 1, tid: 1, comm: 'x', family: 2, saddr: '', daddr: '', sport: 0, dport: 0,
+      oldState, newState, deltaNs: undefined, kthread,
+    });
+    // connect, listen; close or shutdown of an established or half-open socket, and of one the peer closed
+    for (const [o, n] of [[7, 2], [7, 10], [1, 4], [3, 4], [8, 9]]) assert.equal(ch(o, n), true, `${o} -> ${n}`);
+    assert.equal(ch(7, 2, true), false, 'a kernel thread\'s connect');
+    // what softirq can do: SYN-ACK or ACK received, FIN received, RST, timers, TIME_WAIT
+    for (const [o, n] of [[2, 1], [12, 3], [3, 1], [1, 8], [4, 5], [5, 6], [1, 7], [9, 7], [2, 7], [11, 6]]) assert.equal(ch(o, n), false, `${o} -> ${n}`);
   });
 
   it('prints libbpf-tools\' columns, narrow (comm cut to 10) and wide (the IP version), and -T\'s time', () => {
     const r: TcpStateChange = {
       time: Date.UTC(2026, 11, 1, 14, 3, 9) * 1000, skaddr: 'ffff9fd7e8192000', cookie: 1, netnsInode: 1, netns: '', pid: 22384, tid: 22384,
-      comm: 'curl-with-long-name', family: 2, saddr: '100.66.100.185', daddr: '52.33.159.26', sport: 63446, dport: 80, oldState: 2, newState: 1, deltaNs: 1_373_999,
+      comm: 'curl-with-long-name', family: 2, saddr: '100.66.100.185', daddr: '52.33.159.26', sport: 63446, dport: 80, oldState: 2, newState: 1, deltaNs: 1_373_999, kthread: false,
     };
     assert.equal(tcpstatesHeader(), 'SKADDR           PID     COMM       LADDR           LPORT RADDR           RPORT OLDSTATE    -> NEWSTATE    MS');
     assert.equal(formatTcpstates(r), 'ffff9fd7e8192000 22384   curl-with- 100.66.100.185  63446 52.33.159.26    80    SYN_SENT    -> ESTABLISHED 1.373');

@@ -58,6 +58,7 @@ export function decodeTcpstatesBatch(b: Buffer, len: number, monoToEpochUs: numb
       saddr: v4 ? ipv4ToString(b, p + 56) : ipv6ToString(b, p + 56),
       daddr: v4 ? ipv4ToString(b, p + 72) : ipv6ToString(b, p + 72),
       comm,
+      kthread: (flags & 2) !== 0,
     });
   }
 }

@@ -6,6 +6,7 @@ import type { TcpStateChange } from '../../records/tcpstate.js';
 import type { BaseSourceStats, Source, SourceLog, SourceOut } from '../source.js';
 import type { TcpstatesSourceConfig } from './schema.js';
 import { netnsInode, TcpstatesSource, type TcpstatesStats } from './source.js';
+import { NetnsNames } from './netns.js';
 
 export interface TcpstatesSourceStats extends BaseSourceStats, TcpstatesStats {
   type: 'tcpstates';
@@ -16,9 +17,13 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
   readonly name: string;
   private readonly src: TcpstatesSource;
   private reportedDrops = 0;
+  private reportedAt = Date.now() * 1000;
   private halted = false;
+  /** the daemon's: changes were lost in [since, until] (µs) */
+  hooks: { gap?: (since: number, until: number, reason: string) => void } = {};
 
-  constructor(readonly config: TcpstatesSourceConfig, private readonly log: SourceLog) {
+  /** `names`: the names of the namespaces the changes are in (the probe gives their inodes) */
+  constructor(readonly config: TcpstatesSourceConfig, private readonly log: SourceLog, private readonly names = new NetnsNames(config.netns ? [config.netns] : [])) {
     this.name = config.name;
     this.src = new TcpstatesSource({
       family: config.family === 'ipv4' ? 2 : config.family === 'ipv6' ? 10 : undefined,
@@ -29,9 +34,10 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
   }
 
   start(out: SourceOut<TcpStateChange>): Promise<void> {
-    const ns = this.config.netns ?? '';
+    const ns = this.config.netns;
+    const names = this.names;
     this.src.start({
-      record: (r) => { if (ns) r.netns = ns; out.record(r, true); },
+      record: (r) => { r.netns = ns ?? names.name(r.netnsInode); out.record(r, true); },
       batchEnd: () => out.batchEnd(),
     }, (err) => this.log.error(`source ${this.name}: ${err.message}`));
     const c = this.config;
@@ -46,9 +52,13 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
   private report(): void {
     if (this.halted) return;
     const d = this.src.drops();
-    if (d <= this.reportedDrops) return;
+    const now = Date.now() * 1000;
+    if (d <= this.reportedDrops) { this.reportedAt = now; return; }
     this.log.warn(`source ${this.name}: ${d - this.reportedDrops} TCP state changes lost: the ring buffer was full, or the kernel skipped the program (${d} so far; a larger ring_size, or sinks that keep up)`);
+    // lost since the count was last seen unchanged
+    this.hooks.gap?.(this.reportedAt, now, `${d - this.reportedDrops} TCP state changes lost (ring buffer full, or the program skipped)`);
     this.reportedDrops = d;
+    this.reportedAt = now;
   }
 
   stopping(): void {

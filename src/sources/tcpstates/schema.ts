@@ -12,6 +12,7 @@ export interface TcpstatesSourceConfig {
   comm?: string;
   ring_size: number;
   batch_delay_ms: number;
+  store: boolean;
 }
 
 export const TCPSTATES_SOURCE_SCHEMA = {
@@ -30,5 +31,6 @@ export const TCPSTATES_SOURCE_SCHEMA = {
     comm: { type: 'string', minLength: 1, maxLength: 15, description: 'Only changes while a task with this command is current.' },
     ring_size: { type: 'integer', enum: [65536, 131072, 262144, 524288, 1048576, 2097152, 4194304, 8388608, 16777216, 33554432, 67108864], default: 4194304, description: 'The ring buffer between the program and conntrail, bytes (a power of two). Changes that find it full are counted and reported, never silent.' },
     batch_delay_ms: { type: 'integer', minimum: 0, maximum: 1000, default: 1, description: 'After a wake-up, wait this long before reading again (under load one wake-up reads many changes).' },
+    store: { type: 'boolean', default: true, description: 'Write the changes to the store (`[store]`, with its retention), for `conntrail tcpstates --db` and the processes `conntrail flows --process` and `who --process` show; `false`: to the sinks only.' },
   },
 } as const;

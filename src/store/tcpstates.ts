@@ -1,0 +1,166 @@
+// TCP state changes in the store: one row per change a tcpstates source
+// saw, the queries of `conntrail tcpstates --db`, and the join that names
+// the process holding a stored flow's socket. Written once for SQLite and
+// PostgreSQL, like sql.ts. Every time is in µs since the epoch.
+//
+// The join: a socket on this host and a conntrack flow are the same
+// connection when they are in the same namespace, overlap in time, and the
+// socket's (local, remote) endpoints are the flow's original direction
+// (this host opened it: before SNAT) or its reply direction (this host
+// accepted it: after DNAT). A socket's changes share its cookie; the rows
+// that name its holder (`holder`, see records/tcpstate.ts namesHolder) may
+// have other endpoints than the one matched (at connect() the local port
+// is still 0), so the holder is looked up by the cookies of the matching
+// rows. Where a tuple was reused within a flow's extent, each socket's
+// holder is given (visibly more than one, never silently one of them).
+import { namesHolder, TCP_STATE_NAMES, type TcpStateChange } from '../records/tcpstate.js';
+import type { Cidr } from '../util/ip.js';
+import type { StoredFlow } from './store.js';
+import { Params, type Built, type Dialect } from './sql.js';
+import { addrOrNull } from './rows.js';
+
+/** A TCP state change as the store keeps it. */
+export interface TcpStateRow {
+  t: number;
+  /** the store's id of the namespace */
+  ns: number;
+  /** the namespace's inode */
+  netns: number;
+  family: number;
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+  oldState: number;
+  newState: number;
+  /** µs since the socket's previous change (null: not seen) */
+  spanUs: number | null;
+  pid: number;
+  tid: number;
+  comm: string;
+  kthread: boolean;
+  /** this change names the socket's holder */
+  holder: boolean;
+  cookie: number;
+}
+
+export const TCPSTATE_COLUMNS = [
+  't', 'ns', 'netns', 'family', 'src', 'sport', 'dst', 'dport', 'old_state', 'new_state', 'span', 'pid', 'tid', 'comm', 'kthread', 'holder', 'cookie',
+] as const;
+export const TCPSTATE_COLUMN_LIST = TCPSTATE_COLUMNS.join(', ');
+
+/** The row of a state change, in namespace `ns` of the store. */
+export function tcpStateRow(r: TcpStateChange, ns: number): TcpStateRow {
+  return {
+    t: r.time, ns, netns: r.netnsInode, family: r.family, src: r.saddr, sport: r.sport, dst: r.daddr, dport: r.dport,
+    oldState: r.oldState, newState: r.newState, spanUs: r.deltaNs === undefined ? null : Math.floor(r.deltaNs / 1000),
+    pid: r.pid, tid: r.tid, comm: r.comm, kthread: r.kthread, holder: namesHolder(r), cookie: r.cookie,
+  };
+}
+
+/** a row's values in TCPSTATE_COLUMNS order, addresses through the dialect */
+export function tcpStateValues(r: TcpStateRow, addr: (a: string) => unknown): unknown[] {
+  return [r.t, r.ns, r.netns, r.family, addr(r.src), r.sport, addr(r.dst), r.dport, r.oldState, r.newState, r.spanUs, r.pid, r.tid, r.comm,
+    r.kthread ? 1 : 0, r.holder ? 1 : 0, r.cookie];
+}
+
+export type StoredTcpState = TcpStateRow;
+
+export function rowToTcpState(x: Record<string, unknown>): StoredTcpState {
+  return {
+    t: Number(x.t), ns: Number(x.ns), netns: Number(x.netns), family: Number(x.family), src: addrOrNull(x.src) ?? '', sport: Number(x.sport),
+    dst: addrOrNull(x.dst) ?? '', dport: Number(x.dport), oldState: Number(x.old_state), newState: Number(x.new_state),
+    spanUs: x.span === null || x.span === undefined ? null : Number(x.span), pid: Number(x.pid), tid: Number(x.tid), comm: String(x.comm),
+    kthread: Number(x.kthread) === 1, holder: Number(x.holder) === 1, cookie: Number(x.cookie),
+  };
+}
+
+export interface TcpStateSearch {
+  since: number;
+  until: number;
+  /** any of these on either side */
+  hosts: Cidr[];
+  /** any of these ports on either side */
+  ports: number[];
+  pids: number[];
+  /** commands, exactly */
+  comms: string[];
+  /** the new state, any of these */
+  states: number[];
+  limit?: number;
+}
+
+/** the newest `limit` matches, newest first */
+export function tcpStateSearchQuery(d: Dialect, s: TcpStateSearch): Built {
+  const P = new Params(d);
+  const { p } = P;
+  const c = [`t >= ${p(s.since)}`, `t <= ${p(s.until)}`];
+  const any = (parts: string[]) => { if (parts.length) c.push(`(${parts.join(' OR ')})`); };
+  any(s.hosts.flatMap((h) => [d.inCidr('src', h, p), d.inCidr('dst', h, p)]));
+  any(s.ports.flatMap((x) => { const ph = p(x); return [`sport = ${ph}`, `dport = ${ph}`]; }));
+  if (s.pids.length) c.push(`pid IN (${s.pids.map((x) => p(x)).join(', ')})`);
+  if (s.comms.length) c.push(`comm IN (${s.comms.map((x) => p(x)).join(', ')})`);
+  if (s.states.length) c.push(`new_state IN (${s.states.map((x) => p(x)).join(', ')})`);
+  const sql = `SELECT ${TCPSTATE_COLUMN_LIST} FROM tcp_states WHERE ${c.join(' AND ')} ORDER BY t DESC, id DESC` +
+    (s.limit !== undefined ? ` LIMIT ${p(s.limit)}` : '');
+  return { sql, values: P.values };
+}
+
+/**
+ * A socket's first change (connect()) comes just before its flow's start
+ * (the SYN it sends creates the entry), and its holder may close it after
+ * the flow's last known end (conntrack ends a flow at its DESTROY, but the
+ * entry was read a little late): rows this far outside a flow's possible
+ * extent still count.
+ */
+export const HOLDER_SLACK_US = 1_000_000;
+
+/** the most holder rows read for one flow */
+const HOLDER_LIMIT = 100;
+
+/**
+ * The changes that name the holder of each socket that was a stored flow
+ * (TCP only): same namespace, within the flow's possible extent, the
+ * socket's endpoints the flow's original or reply direction.
+ */
+export function flowHolderQuery(d: Dialect, f: StoredFlow, now: number): Built | undefined {
+  if (f.proto !== 6 || f.sport === null || f.dport === null) return undefined;
+  const P = new Params(d);
+  const { p } = P;
+  // original direction: this host opened it (its socket sees the addresses before SNAT);
+  // reply direction: this host accepted it (after DNAT)
+  const orig: [string, number, string, number] = [f.src, f.sport, f.dst, f.dport];
+  const reply: [string, number, string, number] = [f.natDst ?? f.dst, f.natDport ?? f.dport, f.natSrc ?? f.src, f.natSport ?? f.sport];
+  const is = ([a, ap, b, bp]: [string, number, string, number]) =>
+    `(${d.addrEq('src', p(d.addr(a)))} AND sport = ${p(ap)} AND ${d.addrEq('dst', p(d.addr(b)))} AND dport = ${p(bp)})`;
+  const lo = f.startErr >= Number.MAX_SAFE_INTEGER ? 0 : f.start - f.startErr - HOLDER_SLACK_US;
+  const hi = (f.end ?? now) + HOLDER_SLACK_US;
+  const ns = p(f.ns);
+  const tlo = p(lo);
+  const thi = p(hi);
+  const sql = `SELECT ${TCPSTATE_COLUMN_LIST} FROM tcp_states WHERE holder = 1 AND ns = ${ns} AND t >= ${tlo} AND t <= ${thi} AND cookie IN ` +
+    `(SELECT cookie FROM tcp_states WHERE ns = ${ns} AND t >= ${tlo} AND t <= ${thi} AND (${is(orig)} OR ${is(reply)})) ORDER BY t, id LIMIT ${p(HOLDER_LIMIT)}`;
+  return { sql, values: P.values };
+}
+
+/** A process that held a flow's socket, and the change that says so. */
+export interface FlowHolder { pid: number; comm: string; at: string; t: number; cookie: number }
+
+/** The holders from flowHolderQuery's rows: each socket's first, one per distinct process. */
+export function holdersOf(rows: StoredTcpState[]): FlowHolder[] {
+  const out: FlowHolder[] = [];
+  const seen = new Set<number>();
+  for (const r of rows) {
+    if (seen.has(r.cookie)) continue;
+    seen.add(r.cookie);
+    if (out.some((h) => h.pid === r.pid && h.comm === r.comm)) continue;
+    out.push({ pid: r.pid, comm: r.comm, at: holderCall(r), t: r.t, cookie: r.cookie });
+  }
+  return out;
+}
+
+/** the system call a holder row stands for */
+function holderCall(r: StoredTcpState): string {
+  const n = TCP_STATE_NAMES[r.newState];
+  return n === 'SYN_SENT' ? 'connect' : n === 'LISTEN' ? 'listen' : 'close';
+}
