@@ -48,7 +48,7 @@ const ESTABLISHED = 1, SYN_SENT = 2, SYN_RECV = 3, FIN_WAIT1 = 4, CLOSE = 7, CLO
  * that nothing but a system call on the socket makes do: connect()
  * (CLOSE -> SYN_SENT), listen() (CLOSE -> LISTEN), and close() or
  * shutdown() (ESTABLISHED or SYN_RECV -> FIN_WAIT1, CLOSE_WAIT ->
- * LAST_ACK), also when the process exits with the socket open; never from
+ * LAST_ACK, LISTEN -> CLOSE), also when the process exits with the socket open; never from
  * a kernel thread. Every other change can run in softirq context (a
  * segment received, a timer), where the current task is whichever the CPU
  * was running. A passive open's holder is so known only once it closes or
@@ -59,7 +59,7 @@ export function namesHolder(r: TcpStateChange): boolean {
   if (r.kthread) return false;
   const o = r.oldState, n = r.newState;
   return (o === CLOSE && (n === SYN_SENT || n === LISTEN)) || (n === FIN_WAIT1 && (o === ESTABLISHED || o === SYN_RECV)) ||
-    (o === CLOSE_WAIT && n === LAST_ACK);
+    (o === CLOSE_WAIT && n === LAST_ACK) || (o === LISTEN && n === CLOSE);
 }
 
 /** the kernel's names of the TCP states (include/net/tcp_states.h), as tcpstates prints them */

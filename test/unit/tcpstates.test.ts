@@ -66,7 +66,7 @@ describe('tcpstates', () => {
       oldState, newState, deltaNs: undefined, kthread,
     });
     // connect, listen; close or shutdown of an established or half-open socket, and of one the peer closed
-    for (const [o, n] of [[7, 2], [7, 10], [1, 4], [3, 4], [8, 9]]) assert.equal(ch(o, n), true, `${o} -> ${n}`);
+    for (const [o, n] of [[7, 2], [7, 10], [1, 4], [3, 4], [8, 9], [10, 7]]) assert.equal(ch(o, n), true, `${o} -> ${n}`);
     assert.equal(ch(7, 2, true), false, 'a kernel thread\'s connect');
     // what softirq can do: SYN-ACK or ACK received, FIN received, RST, timers, TIME_WAIT
     for (const [o, n] of [[2, 1], [12, 3], [3, 1], [1, 8], [4, 5], [5, 6], [1, 7], [9, 7], [2, 7], [11, 6]]) assert.equal(ch(o, n), false, `${o} -> ${n}`);
