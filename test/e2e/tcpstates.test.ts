@@ -1,6 +1,6 @@
 // conntrail tcpstates beside libbpf-tools' tcpstates (0.26), on the same
-// connections between test namespaces: IPv4 and IPv6 connections that
-// complete (both ends close), are refused (RST to a closed port), are reset
+// connections between test namespaces (and over loopback within one): IPv4
+// and IPv6 connections that complete (both ends close), are refused (RST to a closed port), are reset
 // by the server (SO_LINGER 0) and time out (SYNs dropped by the router).
 // Every line must be the peer's, column for column, but the MS span (each
 // program takes its own clock reading, microseconds or on a loaded machine
@@ -81,11 +81,11 @@ describe('conntrail tcpstates vs libbpf-tools tcpstates', { timeout: 120_000 }, 
     if (mountedTracefs) sh(['umount', TRACEFS], { allowFail: true });
   });
 
-  // the lines about the test's own addresses, trailing blanks and the MS column apart
-  const ours = (text: string) => text.split('\n').filter((l) => /\b(10\.99\.|fd99:)/.test(l));
+  // the lines about the test's own addresses (and its loopback connections to 8080), trailing blanks and the MS column apart
+  const ours = (text: string) => text.split('\n').filter((l) => /\b(10\.99\.|fd99:)/.test(l) || (/\s(127\.0\.0\.1|::1)\s/.test(l) && /\s8080\s/.test(l)));
   const cols = (l: string) => { const c = l.trim().split(/\s+/); return { key: c.slice(0, -1).join(' '), ms: Number(c[c.length - 1]) }; };
 
-  it('the same lines as tcpstates -w for connections that complete, are refused, reset and time out; --netns keeps to one namespace', async () => {
+  it('the same lines as tcpstates -w for connections that complete (over veth and loopback), are refused, reset and time out; --netns keeps to one namespace', async () => {
     assert.ok(existsSync(PEER), `${PEER} (libbpf-tools) is needed`);
     const mineP = t.spawn('', [...CONNTRAIL, 'tcpstates', '-w', '--stats']);
     const mine = collect(mineP);
@@ -95,12 +95,15 @@ describe('conntrail tcpstates vs libbpf-tools tcpstates', { timeout: 120_000 }, 
     assert.ok(await waitFor(() => headerSeen(mine) && headerSeen(peer) && headerSeen(cliOnly), 20000),
       `not attached: ${mine.err()} ${peer.err()} ${cliOnly.err()}`);
 
-    const N = 4;
+    const N = 6;
     const srv = collect(t.spawn(t.srv, ['python3', '-c', SERVER, String(N)]));
     assert.ok(await waitFor(() => srv.out().includes('ready'), 10000), srv.err());
     const client = (...a: string[]) => spawnSync('ip', ['netns', 'exec', t.cli, 'python3', '-c', CLIENT, ...a], { encoding: 'utf8', timeout: 30000 }).stdout;
     const locals: string[] = [];
     for (const host of [ADDR.srv, ADDR.srv6, ADDR.srv, ADDR.srv6]) locals.push(/local (\d+)/.exec(client('ok', host, '8080'))?.[1] ?? '?');
+    // and over loopback, within the server's namespace
+    const loClient = (host: string) => spawnSync('ip', ['netns', 'exec', t.srv, 'python3', '-c', CLIENT, 'ok', host, '8080'], { encoding: 'utf8', timeout: 30000 }).stdout;
+    for (const host of ['127.0.0.1', '::1']) locals.push(/local (\d+)/.exec(loClient(host))?.[1] ?? '?');
     assert.match(client('fail', ADDR.srv, '8081'), /failed ConnectionRefusedError/);
     assert.match(client('fail', ADDR.srv6, '8081'), /failed ConnectionRefusedError/);
     assert.match(client('fail', ADDR.srv, '8082'), /failed (TimeoutError|timeout|OSError)/);
@@ -146,6 +149,8 @@ describe('conntrail tcpstates vs libbpf-tools tcpstates', { timeout: 120_000 }, 
     assert.ok(lines.some((l) => /\s8081\s+SYN_SENT\s+-> CLOSE /.test(l)), 'refused: SYN_SENT -> CLOSE');
     assert.ok(lines.some((l) => /\s8082\s+SYN_SENT\s+-> CLOSE /.test(l)), 'timed out: SYN_SENT -> CLOSE');
     assert.ok(lines.some((l) => / 6 {2}fd99:1::2 /.test(l)), 'IPv6 lines say IP 6');
+    assert.ok(lines.some((l) => new RegExp(` 4 {2}127\\.0\\.0\\.1 +${locals[4]} +127\\.0\\.0\\.1 +8080 +SYN_SENT +-> ESTABLISHED `).test(l)), 'loopback, IPv4');
+    assert.ok(lines.some((l) => new RegExp(` 6 {2}::1 +${locals[5]} +::1 +8080 +SYN_SENT +-> ESTABLISHED `).test(l)), 'loopback, IPv6');
 
     // --netns: only the client namespace's sockets
     const nsLines = ours(cliOnly.out());
