@@ -6,10 +6,13 @@
 // Python process pinned to CPU 0; the tracer pinned to CPU 1 writes to a
 // file. For each: connections/s, lines written / expected (10 per
 // connection), drops counted, CPU (user+sys of the tracer) per 100k
-// changes, peak RSS.
-// usage: node dist/bench/tcpstates.js [--rates "2000 0"] [--conns 20000] [--peers "conntrail tcpstates"]
+// changes, peak RSS. Peers: conntrail (`conntrail tcpstates`), tcpstates
+// (libbpf-tools), daemon (`conntrail run`: a tcpstates source into a file
+// sink of tcpstates -T lines and the SQLite store, every change a row),
+// daemon-nostore (the same without a store).
+// usage: node dist/bench/tcpstates.js [--rates "2000 0"] [--conns 20000] [--peers "conntrail tcpstates daemon daemon-nostore"]
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '../test/helpers/netns.js';
@@ -61,33 +64,43 @@ const accepts = (f: string) => lines(f).filter((l) => /SYN_RECV +-> ESTABLISHED 
 
 async function runOne(dir: string, peer: string, rate: number): Promise<string> {
   const out = join(dir, `${peer}-${rate}.out`);
-  const cmd = peer === 'conntrail'
-    ? `exec taskset -c 1 ${process.execPath} ${CLI} tcpstates --stats > ${out}`
-    : `exec taskset -c 1 /usr/sbin/tcpstates > ${out}`;
+  const ours = peer !== 'tcpstates';
+  const daemon = peer.startsWith('daemon');
+  if (daemon) {
+    writeFileSync(join(dir, `${peer}.toml`), `[[source]]\nname = "tcp"\ntype = "tcpstates"\n[[sink]]\ntype = "file"\npath = "${out}"\nformat = "tcpstates"\n` +
+      (peer === 'daemon' ? `[store]\npath = "${join(dir, `${peer}-${rate}.db`)}"\n` : '[store]\ntype = "none"\n'));
+  }
+  const cmd = peer === 'conntrail' ? `exec taskset -c 1 ${process.execPath} ${CLI} tcpstates --stats > ${out}`
+    : daemon ? `exec taskset -c 1 ${process.execPath} ${CLI} run -c ${join(dir, `${peer}.toml`)}`
+      : `exec taskset -c 1 /usr/sbin/tcpstates > ${out}`;
   const p = spawn('sh', ['-c', cmd], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   p.stderr?.on('data', (d) => { err += d; });
   // attached: its header is in the file (libbpf-tools' after the first flush: wait for a probe connection)
   const probe = () => spawnSync('ip', ['netns', 'exec', NS, 'python3', '-c', 'import socket\ns=socket.socket()\ntry: s.connect(("127.0.0.1", 9))\nexcept OSError: pass'], { encoding: 'utf8' });
-  await waitFor(() => { probe(); return readFileSync(out, 'utf8').includes('SKADDR') || peer !== 'conntrail'; }, 20000);
-  await new Promise((r) => setTimeout(r, peer === 'conntrail' ? 0 : 1500)); // the C peer prints nothing before its first flush: give it time to attach
+  const attached = () => (daemon ? /tracing TCP state changes/.test(err) : peer === 'conntrail' ? readFileSync(out, 'utf8').includes('SKADDR') : true);
+  await waitFor(() => { probe(); return attached(); }, 20000);
+  await new Promise((r) => setTimeout(r, ours ? 0 : 1500)); // the C peer prints nothing before its first flush: give it time to attach
   const c0 = cpuTicks(p.pid!);
   const gen = spawnSync('ip', ['netns', 'exec', NS, 'taskset', '-c', '0', 'python3', '-c', LOAD, String(N), String(rate), String(PORT)], { encoding: 'utf8', maxBuffer: 1 << 20 });
   const achieved = Number(gen.stdout.trim());
   // drained: the conntrail file has all lines, or nothing more comes for 2 s
   let last = -1;
   let still = 0;
-  if (peer === 'conntrail') {
+  if (ours) {
     await waitFor(() => { const n = count(out); if (opens(out) >= N && accepts(out) >= N && n === last) return true; if (n === last) still++; else { still = 0; last = n; } return still >= 40; }, 120000);
   } else {
     await new Promise((r) => setTimeout(r, 2000));
   }
+  // the daemon's store takes its last batch at the next flush (every second): within the run
+  if (peer === 'daemon') await new Promise((r) => setTimeout(r, 2000));
   const cpu = (cpuTicks(p.pid!) - c0) / TICK;
   const rss = peakRss(p.pid!);
-  p.kill('SIGINT');
+  p.kill(daemon ? 'SIGTERM' : 'SIGINT');
   await new Promise((r) => p.once('exit', r));
   const got = count(out);
   const whole = Math.min(opens(out), accepts(out));
+  if (daemon && !/stopped:/.test(err)) await waitFor(() => /stopped:/.test(err), 10000);
   const drops = /drops=(\d+)/.exec(err)?.[1] ?? String([...err.matchAll(/lost (\d+) events/g)].reduce((a, m) => a + Number(m[1]), 0));
   return `| ${peer} | ${rate || 'max'} | ${Math.round(achieved)} | ${got} | ${whole}/${N} | ${(((N - whole) / N) * 100).toFixed(3)} | ${drops} | ${cpu.toFixed(2)} | ${((cpu / Math.max(got, 1)) * 1e5).toFixed(3)} | ${rss.toFixed(1)} |`;
 }

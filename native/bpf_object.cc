@@ -67,6 +67,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
                            InstanceMethod("resume", &BpfObject::Resume),
                            InstanceMethod("stats", &BpfObject::Stats),
                            InstanceMethod("missed", &BpfObject::Missed),
+                           InstanceMethod("drain", &BpfObject::Drain),
                            InstanceMethod("close", &BpfObject::Close),
                        });
   }
@@ -285,6 +286,35 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
       if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &pi, &len) == 0) sum += pi.recursion_misses;
     }
     return Napi::Number::New(env, static_cast<double>(sum));
+  }
+
+  // drain(): detaches the programs (no change is recorded after this), then
+  // delivers what the ring still holds, in batches, before it returns (the
+  // end of a run: nothing the program recorded is left unread). Paused or
+  // not: what is left would otherwise be lost without a count.
+  Napi::Value Drain(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (closed_ || !rb_) return env.Undefined();
+    for (bpf_link* l : links_) bpf_link__destroy(l);
+    links_.clear();
+    bool was_paused = paused_;
+    paused_ = false;
+    in_consume_ = true;
+    // each round reads up to kMaxPerWakeup records; a ring holds at most
+    // its size in records of 8+ bytes: the rounds are bounded
+    for (int round = 0; round < 1 << 16 && !closed_ && !failed_; round++) {
+      this_wakeup_ = 0;
+      int n = ring_buffer__consume(rb_);
+      if (n == 0 || (n < 0 && n != -1)) break;
+    }
+    in_consume_ = false;
+    if (closed_) {
+      FreeRing();
+      return env.Undefined();
+    }
+    Deliver();
+    paused_ = was_paused;
+    return env.Undefined();
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {

@@ -9,7 +9,7 @@ import { addStoreOptions, openReader, query, type StoreCliOptions } from './stor
 import { flowJson, flowsCsv, flowsTable, hostPort, topCsv, topTable } from './flowfmt.js';
 import { packetJson, packetsTable } from './packetfmt.js';
 import { holdersJson, holdersText } from './tcpstatefmt.js';
-import type { FlowHolder } from '../store/tcpstates.js';
+import { HOLDER_SLACK_US, type FlowHolder } from '../store/tcpstates.js';
 import type { FlowReader, StoredFlow } from '../store/store.js';
 import { FLOW_PACKETS_LIMIT, type StoredPacket } from '../store/packets.js';
 import { isoTime } from '../util/time.js';
@@ -95,8 +95,8 @@ export function flowsCommand(): Command {
         const flows = await store.search(s);
         flows.reverse(); // oldest first
         const holders = o.process ? await flowHolders(store, flows) : undefined;
-        const procs = holders?.map(holdersText);
-        const withProcess = (f: StoredFlow, i: number) => (holders ? { ...flowJson(f, ns), processes: holdersJson(holders[i]) } : flowJson(f, ns));
+        const procs = holders?.map((h) => holdersText(h.holders, h.gap));
+        const withProcess = (f: StoredFlow, i: number) => (holders ? { ...flowJson(f, ns), ...holdersJson(holders[i].holders, holders[i].gap) } : flowJson(f, ns));
         if (o.packets) {
           const pk: StoredPacket[][] = [];
           for (const f of flows) pk.push(await store.flowPackets(f));
@@ -118,11 +118,23 @@ export function flowsCommand(): Command {
     });
 }
 
-/** Each flow's holders (flows --process); a store of an older schema has none to give. */
-export async function flowHolders(store: FlowReader, flows: StoredFlow[]): Promise<FlowHolder[][]> {
-  const out: FlowHolder[][] = [];
+/**
+ * Each flow's holders (flows --process, who --process), and whether the
+ * trail of TCP state changes has a gap within the flow's extent (changes
+ * were lost: a holder may be missing). A store of an older schema has none
+ * to give.
+ */
+export async function flowHolders(store: FlowReader, flows: StoredFlow[]): Promise<Array<{ holders: FlowHolder[]; gap: boolean }>> {
+  const out: Array<{ holders: FlowHolder[]; gap: boolean }> = [];
+  const now = Date.now() * 1000;
+  const extent = (f: StoredFlow) => [f.startErr >= Number.MAX_SAFE_INTEGER ? 0 : f.start - f.startErr - HOLDER_SLACK_US, (f.end ?? now) + HOLDER_SLACK_US];
   try {
-    for (const f of flows) out.push(await store.flowHolders(f));
+    const tcp = flows.filter((f) => f.proto === 6);
+    const gaps = tcp.length ? await store.gaps(Math.min(...tcp.map((f) => extent(f)[0])), Math.max(...tcp.map((f) => extent(f)[1])), 'tcpstates') : [];
+    for (const f of flows) {
+      const [lo, hi] = extent(f);
+      out.push({ holders: await store.flowHolders(f), gap: f.proto === 6 && gaps.some((g) => (g.ns < 0 || g.ns === f.ns) && g.until >= lo && g.since <= hi) });
+    }
   } catch (e) {
     if (/no such table: tcp_states|relation "tcp_states" does not exist/.test((e as Error).message)) {
       throw new Error('--process: this store holds no TCP state changes yet (an older schema: the daemon of this version adds them when it starts)');

@@ -21,6 +21,8 @@ export interface Live<R> {
   flush(): void;
   /** the end: the last of it out, files closed */
   closeOutput(): void;
+  /** at a signal: the last records the source still holds, delivered before the end */
+  drain?(): void;
   /** says what was lost since it last said so (`final`: the source is about to close) */
   warn(final: boolean): void;
   /** closes the source; returns the --stats line, or undefined without --stats */
@@ -55,7 +57,15 @@ export function runLive<R>(l: Live<R>): Promise<void> {
       if (line) process.stderr.write(line + '\n');
       if (err) reject(explainSocketError(err, l.netns)); else resolve();
     };
-    const onSignal = () => finish();
+    const onSignal = () => {
+      try {
+        l.drain?.();
+      } catch (e) {
+        finish(e as Error);
+        return;
+      }
+      finish();
+    };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     const started = l.start({

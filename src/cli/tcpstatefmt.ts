@@ -37,11 +37,16 @@ export function tcpStatesCsv(rows: StoredTcpState[], ns: Map<number, string>): s
   return out.join('\n') + '\n';
 }
 
-/** "4242/curl (connect)", several joined with ", "; none: "-" */
-export function holdersText(hs: FlowHolder[]): string {
-  return hs.length ? hs.map((h) => `${h.pid}/${h.comm} (${h.at})`).join(', ') : '-';
+/** "4242/curl (connect)", several joined with ", "; none: "-"; `gap`: TCP state changes of then were lost */
+export function holdersText(hs: FlowHolder[], gap = false): string {
+  const s = hs.length ? hs.map((h) => `${h.pid}/${h.comm} (${h.at})`).join(', ') : '-';
+  return gap ? `${s} (changes lost then: may be incomplete)` : s;
 }
 
-export function holdersJson(hs: FlowHolder[]): Array<Record<string, unknown>> {
-  return hs.map((h) => ({ pid: h.pid, comm: h.comm, seen_at: h.at, time: isoTime(h.t), cookie: h.cookie }));
+/** `processes` (each holder), and `processes_incomplete` when TCP state changes of the flow's time were lost */
+export function holdersJson(hs: FlowHolder[], gap = false): Record<string, unknown> {
+  return {
+    processes: hs.map((h) => ({ pid: h.pid, comm: h.comm, seen_at: h.at, time: isoTime(h.t), cookie: h.cookie })),
+    processes_incomplete: gap,
+  };
 }

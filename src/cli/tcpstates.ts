@@ -176,6 +176,7 @@ export async function runTcpstates(o: TcpstatesCliOptions): Promise<void> {
     },
     flush: () => out.flush(),
     closeOutput: () => out.flush(),
+    drain: () => src.drain(),
     warn: () => {
       const d = src.drops();
       if (d > reportedDrops) {

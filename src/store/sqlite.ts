@@ -169,6 +169,7 @@ export class SqliteStore implements FlowStore {
   private readonly st: Record<string, Database.Statement> = {};
   /** INSERT of MULTI rows at once: fewer calls into SQLite per flow */
   private readonly multiVals: unknown[] = new Array(COLUMNS.length * MULTI).fill(null);
+  private readonly tcpMultiVals: unknown[] = new Array(TCPSTATE_COLUMNS.length * MULTI).fill(null);
   private readonly tx: (b: StoreBatch) => WriteResult;
   private batchesSincePrune = 0;
   private readonly row: unknown[] = new Array(COLUMNS.length + 1).fill(null);
@@ -224,7 +225,9 @@ export class SqliteStore implements FlowStore {
     p('gap', 'INSERT INTO gaps (ns, since, until, reason, kind) VALUES (?, ?, ?, ?, ?)');
     p('ns', 'INSERT OR IGNORE INTO namespaces (id, name) VALUES (?, ?)');
     p('packet', `INSERT INTO packets (${PACKET_COLUMN_LIST}) VALUES (${PACKET_COLUMNS.map(() => '?').join(', ')})`);
-    p('tcpState', `INSERT INTO tcp_states (${TCPSTATE_COLUMN_LIST}) VALUES (${TCPSTATE_COLUMNS.map(() => '?').join(', ')})`);
+    const tv = `(${TCPSTATE_COLUMNS.map(() => '?').join(', ')})`;
+    p('tcpState', `INSERT INTO tcp_states (${TCPSTATE_COLUMN_LIST}) VALUES ${tv}`);
+    p('tcpStateMulti', `INSERT INTO tcp_states (${TCPSTATE_COLUMN_LIST}) VALUES ${Array.from({ length: MULTI }, () => tv).join(', ')}`);
   }
 
   private version(): number {
@@ -317,8 +320,17 @@ export class SqliteStore implements FlowStore {
       res.packets = b.packets.length;
     }
     if (b.tcpStates.length) {
-      for (const x of b.tcpStates) st.tcpState.run(tcpStateValues(x, addrValue));
-      res.tcpStates = b.tcpStates.length;
+      // whole groups of MULTI rows in one statement, the rest one by one
+      const ts = b.tcpStates;
+      const w = TCPSTATE_COLUMNS.length;
+      const tm = this.tcpMultiVals;
+      let k = 0;
+      for (; k + MULTI <= ts.length; k += MULTI) {
+        for (let j = 0; j < MULTI; j++) tcpStateValues(ts[k + j], addrValue, tm, j * w);
+        st.tcpStateMulti.run(tm);
+      }
+      for (; k < ts.length; k++) st.tcpState.run(tcpStateValues(ts[k], addrValue));
+      res.tcpStates = ts.length;
     }
     for (const x of b.namespaces ?? []) st.ns.run(x.id, x.name);
     if (b.run) st.run.run({ id: b.run.id, started: b.run.started, alive: b.run.alive, stopped: b.run.stopped });

@@ -58,10 +58,13 @@ export function tcpStateRow(r: TcpStateChange, ns: number): TcpStateRow {
   };
 }
 
-/** a row's values in TCPSTATE_COLUMNS order, addresses through the dialect */
-export function tcpStateValues(r: TcpStateRow, addr: (a: string) => unknown): unknown[] {
-  return [r.t, r.ns, r.netns, r.family, addr(r.src), r.sport, addr(r.dst), r.dport, r.oldState, r.newState, r.spanUs, r.pid, r.tid, r.comm,
-    r.kthread ? 1 : 0, r.holder ? 1 : 0, r.cookie];
+/** a row's values in TCPSTATE_COLUMNS order, addresses through the dialect (into `out` from `at`, or a new array) */
+export function tcpStateValues(r: TcpStateRow, addr: (a: string) => unknown, out: unknown[] = new Array(TCPSTATE_COLUMNS.length), at = 0): unknown[] {
+  out[at] = r.t; out[at + 1] = r.ns; out[at + 2] = r.netns; out[at + 3] = r.family; out[at + 4] = addr(r.src); out[at + 5] = r.sport;
+  out[at + 6] = addr(r.dst); out[at + 7] = r.dport; out[at + 8] = r.oldState; out[at + 9] = r.newState; out[at + 10] = r.spanUs;
+  out[at + 11] = r.pid; out[at + 12] = r.tid; out[at + 13] = r.comm; out[at + 14] = r.kthread ? 1 : 0; out[at + 15] = r.holder ? 1 : 0;
+  out[at + 16] = r.cookie;
+  return out;
 }
 
 export type StoredTcpState = TcpStateRow;

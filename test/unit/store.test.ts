@@ -15,6 +15,7 @@ import { LONG_FLOW_US, ALL_SIDES, SCHEMA_VERSION, type FlowSearch } from '../../
 import { UNBOUNDED, type FlowRecord } from '../../src/records/flow.js';
 import { emptyBatch, type StoreBatch, type StoredFlow } from '../../src/store/store.js';
 import { coverageGaps, judge } from '../../src/cli/who.js';
+import { flowHolders } from '../../src/cli/flows.js';
 import { tcpStateRow, type TcpStateRow } from '../../src/store/tcpstates.js';
 import type { TcpStateChange } from '../../src/records/tcpstate.js';
 import { parseCidr } from '../../src/util/ip.js';
@@ -331,6 +332,12 @@ describe('SQLite flow store', () => {
     assert.equal((await s.tcpStates({ ...q, limit: 1 }))[0].comm, 'swapper/0', 'the newest');
     const first = (await s.tcpStates({ ...q, pids: [4242], states: [2] }))[0];
     assert.deepEqual([first.kthread, first.holder, first.spanUs, first.cookie, first.netns], [false, true, null, outRows[0].cookie, 4026531840]);
+    // a gap in the trail of changes (the ring buffer was full) within a flow's extent: its answer may be incomplete, and says so
+    await s.write(batch({ gaps: [{ ns: 0, since: T0 + 3 * S, until: T0 + 4 * S, reason: '5 TCP state changes lost', kind: 'tcpstates' },
+      { ns: -1, since: T0 + 50 * S, until: T0 + 51 * S, reason: '1 TCP state change lost', kind: 'tcpstates' }] }));
+    const h = await flowHolders(s, [fl(out), fl(reset), fl(rec({ ...out, ns: 3 })), fl(reused), fl(udp)]);
+    assert.deepEqual(h.map((x) => x.gap), [true, false, false, true, false], 'its namespace or every one (-1), within the extent; TCP only');
+    assert.deepEqual(h[0].holders.map((x) => x.pid), [4242]);
     // retention
     assert.equal(await s.expireTcpStates(T0 + 50 * S, 1000), rows.length - later.length);
     assert.equal((await s.tcpStates(q)).length, later.length);

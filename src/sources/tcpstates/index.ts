@@ -62,6 +62,8 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
   }
 
   stopping(): void {
+    // what the ring still holds goes with the rest (not lost at the stop)
+    this.src.drain();
     this.report();
     this.halted = true;
   }

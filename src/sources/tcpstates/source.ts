@@ -128,6 +128,11 @@ export class TcpstatesSource {
     return { ...this.obj.stats(), ...this.decodeStats, ...this.lost };
   }
 
+  /** the end of a run: no change is recorded after this, and every one recorded is delivered before it returns */
+  drain(): void {
+    if (!this.closed) this.obj.drain();
+  }
+
   pause(): void { this.obj.pause(); }
   resume(): void { this.obj.resume(); }
 
