@@ -5,7 +5,7 @@
 // flood (the generator pinned to CPU 0, the logger to CPU 1). For each:
 // packets/s asked and achieved, logged lines / sent (the rule's counter),
 // loss, CPU (user+sys of the logger) per 100k packets, peak RSS.
-// usage: [CONNTRAIL_ARGS="..."] node dist/bench/packets.js [--rates "20000 50000"] [--packets 200000] [--peers "ct-logemu ct-json ulogd-logemu ulogd-json"]
+// usage: [CONNTRAIL_ARGS="..."] [RUN_SOURCE_TOML='buffer_size = N'] [BENCH_LOG=1] node dist/bench/packets.js [--rates "20000 50000"] [--packets 200000] [--peers "ct-logemu ct-json ulogd-logemu ulogd-json"]
 // (run-logemu, run-json: the daemon, an nflog source into a file sink)
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -83,7 +83,7 @@ async function runOne(t: Topology, dir: string, peer: string, rate: number): Pro
   if (peer.startsWith('run-')) {
     // the daemon: an nflog source into a file sink, no store
     const conf = join(dir, `${peer}.toml`);
-    writeFileSync(conf, `[[source]]\nname = "pk"\ntype = "nflog"\ngroups = [${GROUP}]\nstore = false\n[[sink]]\ntype = "file"\npath = "${out}"\n` +
+    writeFileSync(conf, `[[source]]\nname = "pk"\ntype = "nflog"\ngroups = [${GROUP}]\nstore = false\n${process.env.RUN_SOURCE_TOML ?? ''}\n[[sink]]\ntype = "file"\npath = "${out}"\n` +
       `format = "${peer === 'run-json' ? 'ulogd-json' : 'logemu'}"\n[store]\ntype = "none"\n`);
     cmd = ['sh', '-c', `exec taskset -c 1 ${process.execPath} ${process.env.NODE_ARGS ?? ""} ${CLI} run -c ${conf}`];
   } else if (peer.startsWith('ct-')) {
@@ -120,6 +120,7 @@ async function runOne(t: Topology, dir: string, peer: string, rate: number): Pro
   await new Promise((r) => p.once('exit', r));
   const got = lineCount(out);
   const st = /stats shown=\d+ packets=(\d+) seq_gaps=(\d+) datagrams=(\d+) .*overflows=(\d+)/.exec(err) ?? /source pk: packets=(\d+) seq_gaps=(\d+) datagrams=(\d+) overflows=(\d+)/.exec(err);
+  if (process.env.BENCH_LOG) process.stderr.write(`--- ${peer} ${rate}:\n${err}\n`);
   const perDgram = st && Number(st[3]) > 0 ? (Number(st[1]) / Number(st[3])).toFixed(1) : '-';
   return `| ${peer} | ${rate || 'max'} | ${Math.round(achieved)} | ${got}/${logged} | ${(((logged - got) / logged) * 100).toFixed(3)} | ${st ? `${st[4]} / ${st[2]}` : '-'} | ${perDgram} | ${cpu.toFixed(2)} | ${((cpu / got) * 1e5).toFixed(3)} | ${rss.toFixed(1)} |`;
 }

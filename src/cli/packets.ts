@@ -214,7 +214,7 @@ export async function runPackets(o: PacketsOptions): Promise<void> {
   }
   const short = rcvbufWarning(o.bufferSize, src.rcvbuf, undefined);
   if (short) process.stderr.write(short + '\n');
-  let reported = { overruns: 0, gaps: 0 };
+  let reported = { overruns: 0, gaps: 0, drops: 0 };
   await runLive<PacketLog>({
     start: (h, onError) => src.start({ packet: h.record, batchEnd: h.batchEnd }, onError),
     emit: (p) => { if (pcap) pcap.add(p); else out.line(format(p)); },
@@ -222,10 +222,15 @@ export async function runPackets(o: PacketsOptions): Promise<void> {
     closeOutput: () => { out.flush(); pcap?.close(); },
     warn: () => {
       const s = src.stats();
-      if (s.enobufs > reported.overruns || s.seqGaps > reported.gaps) {
-        process.stderr.write(`conntrail: WARNING: packets lost: netlink overrun (ENOBUFS) x${s.enobufs - reported.overruns}, ` +
+      // (the kernel says ENOBUFS once per overrun: its count of dropped datagrams tells the rest)
+      const dropped = Math.max(0, s.kernelDrops - reported.drops);
+      if (s.enobufs > reported.overruns || s.seqGaps > reported.gaps || dropped > 0) {
+        const dgrams = dropped ? `${dropped} datagram${dropped > 1 ? 's' : ''} of packets dropped by the kernel` : '';
+        const n = s.enobufs - reported.overruns;
+        process.stderr.write('conntrail: WARNING: packets lost: ' +
+          (n > 0 ? `netlink overrun (ENOBUFS) x${n}${dgrams ? ` (${dgrams})` : ''}, ` : dgrams ? `${dgrams} (the overrun went on), ` : '') +
           `${s.seqGaps - reported.gaps} missing by sequence number (${s.seqGaps} so far); raise --buffer-size (granted ${src.rcvbuf}) or --qthreshold\n`);
-        reported = { overruns: s.enobufs, gaps: s.seqGaps };
+        reported = { overruns: s.enobufs, gaps: s.seqGaps, drops: Math.max(reported.drops, s.kernelDrops) };
       }
     },
     close: (shown) => {

@@ -33,6 +33,8 @@ export class NflogDaemonSource implements Source<'packet'> {
   private lastTime = new Map<number, number>();
   private boundAt = 0;
   private reported = { overruns: 0, gaps: 0, drops: 0 };
+  /** when losses were last looked for (µs) */
+  private checkedAt = nowMicros();
   private halted = false;
 
   constructor(readonly config: NflogSourceConfig, private readonly log: SourceLog, opts: { keepRaw?: boolean } = {}) {
@@ -87,17 +89,27 @@ export class NflogDaemonSource implements Source<'packet'> {
     const s = this.sock.stats();
     const n = s.enobufs - this.reported.overruns;
     const gaps = s.seqGaps - this.reported.gaps;
-    if (n <= 0 && gaps <= 0) return;
+    // datagrams the kernel could not queue (each a batch of packets): it says
+    // ENOBUFS once per overrun, and after the last of a burst no later packet
+    // shows their sequence numbers missing, so its drop count is watched too
+    const dropped = Math.max(0, s.kernelDrops - this.reported.drops);
+    const now = nowMicros();
+    const since = this.checkedAt;
+    this.checkedAt = now;
+    if (n <= 0 && gaps <= 0 && dropped <= 0) return;
     let grown = '';
+    const dgrams = dropped ? `${dropped} datagram${dropped > 1 ? 's' : ''} of packets dropped by the kernel` : '';
     if (n > 0) {
       const loss = this.sock.takeLoss();
-      const now = nowMicros();
       this.hooks.gap?.(loss.from > 0 ? Math.min(loss.from, now) : now, now, `packets lost (netlink overrun, ENOBUFS x${n})`);
-      grown = this.sock.growForBurst(Math.max(0, s.kernelDrops - this.reported.drops), PACKET_TRUESIZE, this.config.buffer_max, grow);
+      grown = this.sock.growForBurst(dropped, PACKET_TRUESIZE, this.config.buffer_max, grow);
+    } else if (dropped > 0) {
+      // the overrun went on after it was reported
+      this.hooks.gap?.(Math.min(since, now), now, `packets lost (netlink overrun: ${dgrams})`);
     }
     this.reported = { overruns: s.enobufs, gaps: s.seqGaps, drops: Math.max(this.reported.drops, s.kernelDrops) };
     this.log.warn(`source ${this.name}: packets lost: ` +
-      (n > 0 ? `netlink overrun (ENOBUFS) x${n}, ` : '') +
+      (n > 0 ? `netlink overrun (ENOBUFS) x${n}${dgrams ? ` (${dgrams})` : ''}, ` : dgrams ? `${dgrams} (the overrun went on), ` : '') +
       `${gaps} missing by sequence number (${s.seqGaps} so far)${grown}`);
   }
 

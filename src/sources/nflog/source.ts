@@ -16,7 +16,7 @@ import { NFLOG_DEFAULT_QTHRESHOLD } from './constants.js';
 import { decodeNflogBatch, newNflogStats, SeqTracker, type NflogDecodeStats } from './decode.js';
 import { LinkNames } from './links.js';
 
-export const NFLOG_DEFAULT_RCVBUF = 8 * 1024 * 1024;
+export const NFLOG_DEFAULT_RCVBUF = 32 * 1024 * 1024;
 
 export interface NflogOptions {
   netns?: string;
