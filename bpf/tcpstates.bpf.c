@@ -55,6 +55,7 @@ struct sock_common {
 struct sock {
   struct sock_common __sk_common;
   __u16 sk_protocol;
+  __u8 sk_kern_sock : 1;  // a socket the kernel holds (CIFS, NFS, ...), even when opened in a user task
 } __attribute__((preserve_access_index));
 
 struct inet_sock {
@@ -63,9 +64,11 @@ struct inet_sock {
 } __attribute__((preserve_access_index));
 
 // Whether the current task is a kernel thread (ksoftirqd, a NAPI or MPTCP
-// worker): user space names a socket's holder only from the changes a
-// process's own system calls make (connect, listen, close, shutdown), and
-// never from a kernel thread's. (The preempt count would tell softirq
+// worker), and whether the socket is the kernel's own (sk_kern_sock: CIFS,
+// NFS, iSCSI; it may be opened from a user task's mount(2)): user space
+// names a socket's holder only from the changes a process's own system
+// calls make on its own socket (connect, listen, close, shutdown), never
+// from a kernel thread's nor on a kernel socket. (The preempt count would tell softirq
 // context directly, but it is a per-CPU variable the verifier can only
 // resolve with CONFIG_KALLSYMS_ALL; task->flags needs only BTF.)
 #define PF_KTHREAD 0x00200000
@@ -87,7 +90,7 @@ struct event {
   __u16 dport;     // host order
   __u8 oldstate;
   __u8 newstate;
-  __u8 flags;       // 1: delta_ns known; 2: the current task is a kernel thread
+  __u8 flags;       // 1: delta_ns known; 2: the current task is a kernel thread; 4: a kernel socket
   __u8 pad[3];
   __u8 saddr[16];
   __u8 daddr[16];
@@ -202,7 +205,7 @@ int BPF_PROG(conntrail_tcp_state, struct sock *sk, int oldstate, int newstate) {
   e->ts_ns = now;
   e->skaddr = key;
   struct task_struct *task = bpf_get_current_task_btf();
-  e->flags = known | ((task->flags & PF_KTHREAD) ? 2 : 0);
+  e->flags = known | ((task->flags & PF_KTHREAD) ? 2 : 0) | (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_kern_sock) ? 4 : 0);
   e->delta_ns = delta;
   e->cookie = bpf_get_socket_cookie(sk);
   e->netns = netns;

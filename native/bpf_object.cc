@@ -1,6 +1,7 @@
 #include "bpf_object.h"
 
 #include <time.h>
+#include <unistd.h>
 
 // monotonicToRealtimeUs() -> CLOCK_REALTIME - CLOCK_MONOTONIC now, in µs:
 // what turns a BPF program's bpf_ktime_get_ns() into wall-clock time
@@ -288,33 +289,55 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     return Napi::Number::New(env, static_cast<double>(sum));
   }
 
-  // drain(): detaches the programs (no change is recorded after this), then
+  // drain() -> when the programs were detached (CLOCK_MONOTONIC µs; 0 if never
+  // attached): detaches the programs (no change is recorded after this), then
   // delivers what the ring still holds, in batches, before it returns (the
   // end of a run: nothing the program recorded is left unread). Paused or
   // not: what is left would otherwise be lost without a count.
   Napi::Value Drain(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (closed_ || !rb_) return env.Undefined();
-    for (bpf_link* l : links_) bpf_link__destroy(l);
-    links_.clear();
-    bool was_paused = paused_;
-    paused_ = false;
-    in_consume_ = true;
-    // each round reads up to kMaxPerWakeup records; a ring holds at most
-    // its size in records of 8+ bytes: the rounds are bounded
-    for (int round = 0; round < 1 << 16 && !closed_ && !failed_; round++) {
-      this_wakeup_ = 0;
-      int n = ring_buffer__consume(rb_);
-      if (n == 0 || (n < 0 && n != -1)) break;
-    }
-    in_consume_ = false;
-    if (closed_) {
-      FreeRing();
+    if (closed_ || !rb_) return Napi::Number::New(env, detached_us_);
+    if (in_consume_) {
+      // from a batch callback: a nested consume would read the same records again
+      Napi::Error::New(env, "drain: not from a batch callback").ThrowAsJavaScriptException();
       return env.Undefined();
     }
+    // when the programs are detached (CLOCK_MONOTONIC, µs, as bpf_ktime_get_ns),
+    // read before: the kernel takes a probe off the tracepoint at once, then
+    // may wait out an RCU grace period (milliseconds) before the destroy
+    // returns. Every change recorded after this time is recorded within
+    // microseconds of it.
+    struct timespec m;
+    clock_gettime(CLOCK_MONOTONIC, &m);
+    detached_us_ = static_cast<double>(m.tv_sec) * 1e6 + static_cast<double>(m.tv_nsec / 1000);
+    for (bpf_link* l : links_) bpf_link__destroy(l);
+    links_.clear();
+    // paused or not (a pause from a batch callback meanwhile does not stop it):
+    // what is left in the ring would otherwise be lost without a count
+    draining_ = true;
+    in_consume_ = true;
+    // nothing is added once detached, so this ends; a program still running on
+    // another CPU as it was detached may have a record reserved, not yet
+    // submitted (consume stops before it): looked for again after a moment
+    for (int idle = 0; idle < 3 && !closed_ && !failed_;) {
+      this_wakeup_ = 0;
+      int n = ring_buffer__consume(rb_);
+      if (n < 0 && n != -1) break;
+      if (n == 0) {
+        idle++;
+        usleep(1000);
+      } else {
+        idle = 0;
+      }
+    }
+    in_consume_ = false;
+    draining_ = false;
+    if (closed_) {
+      FreeRing();
+      return Napi::Number::New(env, detached_us_);
+    }
     Deliver();
-    paused_ = was_paused;
-    return env.Undefined();
+    return Napi::Number::New(env, detached_us_);
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -355,7 +378,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     // the record is taken: stop here when paused from a batch callback, or
     // after a bounded number per wake-up, so the event loop gets its turn
     // (the ring's fd stays readable: the next turn goes on)
-    if (self->paused_ || self->failed_ || ++self->this_wakeup_ >= kMaxPerWakeup) return -1;
+    if (self->failed_ || (!self->draining_ && (self->paused_ || ++self->this_wakeup_ >= kMaxPerWakeup))) return -1;
     return 0;
   }
 
@@ -454,6 +477,8 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
   static constexpr uint32_t kMaxPerWakeup = 65536;
   Napi::Env env_;
   bool in_consume_ = false;
+  bool draining_ = false;
+  double detached_us_ = 0;
   bool failed_ = false;
   uint32_t this_wakeup_ = 0;
   bpf_object* obj_ = nullptr;

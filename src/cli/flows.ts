@@ -9,7 +9,7 @@ import { addStoreOptions, openReader, query, type StoreCliOptions } from './stor
 import { flowJson, flowsCsv, flowsTable, hostPort, topCsv, topTable } from './flowfmt.js';
 import { packetJson, packetsTable } from './packetfmt.js';
 import { holdersJson, holdersText } from './tcpstatefmt.js';
-import { HOLDER_SLACK_US, type FlowHolder } from '../store/tcpstates.js';
+import { holderExtent, type FlowHolder } from '../store/tcpstates.js';
 import type { FlowReader, StoredFlow } from '../store/store.js';
 import { FLOW_PACKETS_LIMIT, type StoredPacket } from '../store/packets.js';
 import { isoTime } from '../util/time.js';
@@ -127,19 +127,31 @@ export function flowsCommand(): Command {
 export async function flowHolders(store: FlowReader, flows: StoredFlow[]): Promise<Array<{ holders: FlowHolder[]; gap: boolean }>> {
   const out: Array<{ holders: FlowHolder[]; gap: boolean }> = [];
   const now = Date.now() * 1000;
-  const extent = (f: StoredFlow) => [f.startErr >= Number.MAX_SAFE_INTEGER ? 0 : f.start - f.startErr - HOLDER_SLACK_US, (f.end ?? now) + HOLDER_SLACK_US];
   try {
-    const tcp = flows.filter((f) => f.proto === 6);
-    const gaps = tcp.length ? await store.gaps(Math.min(...tcp.map((f) => extent(f)[0])), Math.max(...tcp.map((f) => extent(f)[1])), 'tcpstates') : [];
+    let lo = Infinity;
+    let hi = -Infinity;
     for (const f of flows) {
-      const [lo, hi] = extent(f);
-      out.push({ holders: await store.flowHolders(f), gap: f.proto === 6 && gaps.some((g) => (g.ns < 0 || g.ns === f.ns) && g.until >= lo && g.since <= hi) });
+      if (f.proto !== 6) continue;
+      const x = holderExtent(f, now);
+      if (x.lo < lo) lo = x.lo;
+      if (x.hi > hi) hi = x.hi;
+    }
+    const gaps = lo <= hi ? await store.gaps(lo, hi, 'tcpstates') : [];
+    for (const f of flows) {
+      const x = holderExtent(f, now);
+      const h = await store.flowHolders(f);
+      out.push({ holders: h.holders, gap: h.truncated || (f.proto === 6 && gaps.some((g) => (g.ns < 0 || g.ns === f.ns) && g.until >= x.lo && g.since <= x.hi)) });
     }
   } catch (e) {
-    if (/no such table: tcp_states|relation "tcp_states" does not exist/.test((e as Error).message)) {
-      throw new Error('--process: this store holds no TCP state changes yet (an older schema: the daemon of this version adds them when it starts)');
-    }
-    throw e;
+    throw noTcpStates(e, '--process: ');
   }
   return out;
+}
+
+/** A store of schema 4 or older (read as it is) has no tcp_states table: said so, in one line. */
+export function noTcpStates(e: unknown, what = ''): unknown {
+  if (/no such table: tcp_states|relation "tcp_states" does not exist/.test((e as Error).message)) {
+    return new Error(`${what}this store holds no TCP state changes yet (an older schema: the daemon of this version adds them when it starts)`);
+  }
+  return e;
 }

@@ -1,6 +1,6 @@
 // Printing stored TCP state changes and the processes that held a flow's
 // socket: an aligned table for a terminal, JSON, or CSV.
-import { TCP_STATE_NAMES } from '../records/tcpstate.js';
+import { familyText, TCP_STATE_NAMES } from '../records/tcpstate.js';
 import type { FlowHolder, StoredTcpState } from '../store/tcpstates.js';
 import { isoTime } from '../util/time.js';
 import { alignedTable, csvCell, hostPort } from './flowfmt.js';
@@ -19,7 +19,7 @@ export function tcpStatesTable(rows: StoredTcpState[], ns: Map<number, string>):
 
 export function tcpStateJson(r: StoredTcpState, ns: Map<number, string>): Record<string, unknown> {
   return {
-    time: isoTime(r.t), time_us: r.t, netns: ns.get(r.ns) ?? '', netns_inode: r.netns, family: r.family === 10 ? 'ipv6' : 'ipv4',
+    time: isoTime(r.t), time_us: r.t, netns: ns.get(r.ns) ?? '', netns_inode: r.netns, family: familyText(r.family),
     saddr: r.src, sport: r.sport, daddr: r.dst, dport: r.dport, old_state: state(r.oldState), new_state: state(r.newState), span_us: r.spanUs,
     pid: r.pid, tid: r.tid, comm: r.comm, kthread: r.kthread, holder: r.holder, cookie: r.cookie,
   };
@@ -31,7 +31,7 @@ export const TCPSTATE_CSV_HEAD = ['time', 'time_us', 'netns', 'netns_inode', 'fa
 export function tcpStatesCsv(rows: StoredTcpState[], ns: Map<number, string>): string {
   const out = [TCPSTATE_CSV_HEAD.join(',')];
   for (const r of rows) {
-    out.push([isoTime(r.t), r.t, ns.get(r.ns) ?? '', r.netns, r.family === 10 ? 'ipv6' : 'ipv4', r.src, r.sport, r.dst, r.dport, state(r.oldState),
+    out.push([isoTime(r.t), r.t, ns.get(r.ns) ?? '', r.netns, familyText(r.family), r.src, r.sport, r.dst, r.dport, state(r.oldState),
       state(r.newState), r.spanUs, r.pid, r.tid, r.comm, r.kthread ? 1 : 0, r.holder ? 1 : 0, r.cookie].map(csvCell).join(','));
   }
   return out.join('\n') + '\n';

@@ -16,7 +16,7 @@ import { netnsInode, TcpstatesError, TcpstatesSource, type TcpstatesStats } from
 import { TCP_STATE_NAMES } from '../records/tcpstate.js';
 import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
 import { cidrList, intOpt, portList, timeOpt } from './search-options.js';
-import { MAX_HOSTS, MAX_LIMIT, MAX_PORTS } from './flows.js';
+import { MAX_HOSTS, MAX_LIMIT, MAX_PORTS, noTcpStates } from './flows.js';
 import { collect, list } from './options.js';
 import { isoTime } from '../util/time.js';
 import { tcpStateJson, tcpStatesCsv, tcpStatesTable } from './tcpstatefmt.js';
@@ -122,11 +122,7 @@ async function searchTcpstates(o: TcpstatesCliOptions): Promise<void> {
       }
       process.stdout.write(o.json ? JSON.stringify(rows.map((r) => tcpStateJson(r, ns)), null, 2) + '\n' : o.csv ? tcpStatesCsv(rows, ns) : tcpStatesTable(rows, ns));
     } catch (e) {
-      // a store the daemon has not migrated yet (schema 4 and older)
-      if (/no such table: tcp_states|relation "tcp_states" does not exist/.test((e as Error).message)) {
-        throw new Error('this store holds no TCP state changes yet (an older schema: the daemon of this version adds them when it starts)');
-      }
-      throw e;
+      throw noTcpStates(e);
     }
   });
 }

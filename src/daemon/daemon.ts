@@ -29,6 +29,8 @@ import { nowMicros, parseDuration } from '../util/time.js';
 import { packetRow } from '../store/packets.js';
 import { tcpStateRow, type TcpStateRow } from '../store/tcpstates.js';
 import { NetnsNames } from '../sources/tcpstates/netns.js';
+import { kernelBoot } from '../util/boot.js';
+import { netnsInode } from '../sources/tcpstates/source.js';
 
 /** a record sink (pcap) has no format: it encodes the record itself */
 interface Route { sink: Sink; kind: Kind; format: ((r: never) => string) | undefined }
@@ -77,6 +79,7 @@ export class Pipeline {
   /** changes of a namespace whose id is being asked for */
   private nsPending = new Map<string, TcpStateRow[]>();
   private nsAsking = new Set<Promise<void>>();
+  private readonly boot = kernelBoot();
 
   constructor(private plan: Plan, private readonly log: Logger) {}
 
@@ -227,10 +230,17 @@ export class Pipeline {
 
   /** What a source needs before its socket opens: sysctls set, its namespace id and flow table. */
   private async prepareSource(ps: PlannedSource, adopted: OpenRow[], table?: FlowTable): Promise<{ nsId: number; table: FlowTable | undefined }> {
-    // a tcpstates source's gaps are in its namespace, or in every one (-1)
-    if (ps.type === 'tcpstates') return { nsId: this.writer && ps.config.netns ? await this.writer.namespaceId(ps.config.netns) : -1, table: undefined };
+    // a tcpstates source's gaps are in its namespace (by the name its changes carry), or in every one (-1)
+    if (ps.type === 'tcpstates') {
+      if (!this.writer || !ps.config.netns) return { nsId: -1, table: undefined };
+      let name = ps.config.netns;
+      try { name = this.netnsNames().name(netnsInode(name)); } catch { /* the source itself says it is not there */ }
+      return { nsId: await this.writer.namespaceId(name), table: undefined };
+    }
     if (ps.type !== 'conntrack') {
-      return { nsId: this.writer && ps.config.store ? await this.writer.namespaceId(ps.config.netns ?? '') : 0, table: undefined };
+      const nsId = this.writer && ps.config.store ? await this.writer.namespaceId(ps.config.netns ?? '') : 0;
+      if (this.writer && ps.config.store) this.nsIds.set(ps.config.netns ?? '', nsId);
+      return { nsId, table: undefined };
     }
     const sc = ps.config;
     const withFlows = this.writer !== undefined && sc.flows;
@@ -238,6 +248,7 @@ export class Pipeline {
     let nsId = 0;
     if (this.writer && sc.flows) {
       nsId = await this.writer.namespaceId(sc.netns ?? '');
+      this.nsIds.set(sc.netns ?? '', nsId);
       if (!table) {
         const ns = this.readNamespace(sc);
         if (ns.timestamps === false) {
@@ -254,7 +265,7 @@ export class Pipeline {
   /** Opens a source's socket (nothing is read before startSource). */
   private openSource(ps: PlannedSource, prep: { nsId: number; table: FlowTable | undefined }): Attached {
     const src = ps.type === 'conntrack' ? new ConntrackSource(ps.config, ps.filter, this.log)
-      : ps.type === 'tcpstates' ? new TcpstatesDaemonSource(ps.config, this.log, new NetnsNames(this.plan.sources.map((s) => s.config.netns ?? '')))
+      : ps.type === 'tcpstates' ? new TcpstatesDaemonSource(ps.config, this.log, this.netnsNames())
       : new NflogDaemonSource(ps.config, this.log, { keepRaw: this.keepsRaw(ps.config.name) });
     return {
       name: ps.config.name, planned: ps, src, table: prep.table, nsId: prep.nsId, routes: this.routesFor(ps),
@@ -303,11 +314,15 @@ export class Pipeline {
     });
   }
 
-  /** A TCP state change to the store, in its namespace (whose id may have to be asked for first). */
+  /**
+   * A TCP state change to the store, in its namespace: the id a conntrack
+   * or nflog source already has for that name (the same one its flows and
+   * packets carry), or one asked for first.
+   */
   private storeTcpState(r: RecordOf['tcpstate']): void {
     const id = this.nsIds.get(r.netns);
-    if (id !== undefined) { this.writer!.tcpState(tcpStateRow(r, id)); return; }
-    const row = tcpStateRow(r, 0);
+    if (id !== undefined) { this.writer!.tcpState(tcpStateRow(r, id, this.boot)); return; }
+    const row = tcpStateRow(r, 0, this.boot);
     const waiting = this.nsPending.get(r.netns);
     if (waiting) { waiting.push(row); return; }
     this.nsPending.set(r.netns, [row]);
@@ -320,6 +335,11 @@ export class Pipeline {
       this.nsAsking.delete(asked);
     });
     this.nsAsking.add(asked);
+  }
+
+  /** Names for the namespaces of TCP state changes: those the configuration's sources use first (their flows and packets are stored by them). */
+  private netnsNames(): NetnsNames {
+    return new NetnsNames(this.plan.sources.map((s) => s.config.netns ?? ''));
   }
 
   /** What a conntrack source tells the flow table and the store. */
@@ -464,6 +484,7 @@ export class Pipeline {
       throw e;
     }
     const oldSinks = this.sinks.filter((k) => !keptSinks.includes(k));
+    const replacedTcp = old.filter((o) => o.src instanceof TcpstatesDaemonSource && !steps.some((x) => x.same === o));
     for (const k of keptSinks) k.reopen();
     this.plan = plan;
     this.sinks = sinks;
@@ -499,6 +520,8 @@ export class Pipeline {
       let a: Attached | undefined;
       try {
         a = this.openSource(st.ps, st.prep!);
+        // a tcpstates source replacing one: the old one's changes until it stops, this one's after (below)
+        if (a.src instanceof TcpstatesDaemonSource && replacedTcp.length) a.src.skipUntil = Infinity;
         await this.startSource(a);
       } catch (e) {
         this.log.error(`SIGHUP: source ${st.ps.config.name}: ${(e as Error).message}`);
@@ -510,6 +533,22 @@ export class Pipeline {
       if (!(a.src instanceof ConntrackSource)) continue;
       if (a.table && st.prev) a.src.recoverFrom(closedAt);
       else if (a.table) a.src.sync('start-up sync', a.src.config.sync_at_start);
+    }
+    // the tcpstates sources replaced: read to their end (their last changes, their losses), then
+    // the new ones take over from that moment (both saw the changes in between: each is kept once)
+    if (replacedTcp.length) {
+      let cut = 0;
+      const tail = new Set<string>();
+      for (const o of replacedTcp) {
+        const src = o.src as TcpstatesDaemonSource;
+        src.stopping();
+        cut = Math.max(cut, src.stoppedAt ?? nowMicros());
+        for (const k of src.stoppedTail) tail.add(k);
+      }
+      // what the old ones recorded is of that time or before (and the few in the microseconds they took to come off): the new ones keep the rest
+      for (const a of this.sources) {
+        if (a.src instanceof TcpstatesDaemonSource && a.src.skipUntil === Infinity) { a.src.skipUntil = cut; a.src.skipKeys = tail; }
+      }
     }
     for (const o of old) if (!this.sources.includes(o) && !steps.some((x) => x.prev === o)) { o.src.close(); o.table?.sweep(true); }
     await Promise.all(oldSinks.map((k) => k.close()));

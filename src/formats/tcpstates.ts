@@ -6,7 +6,7 @@
 // The MS column is the time since the socket's previous change (0.000 for
 // its first change seen).
 import type { TcpStateChange } from '../records/tcpstate.js';
-import { TCP_STATE_NAMES } from '../records/tcpstate.js';
+import { familyText, TCP_STATE_NAMES } from '../records/tcpstate.js';
 import type { Fields } from './journal.js';
 import { isoMicros } from '../util/time.js';
 import { asciiJsonString } from '../util/json.js';
@@ -102,6 +102,7 @@ export function tcpstateJournalFields(r: TcpStateChange, root: boolean): Fields 
     ['CONNTRAIL_COMM', r.comm],
   );
   if (r.kthread) f.push(['CONNTRAIL_KTHREAD', '1']);
+  if (r.kernelSocket) f.push(['CONNTRAIL_KERNEL_SOCKET', '1']);
   if (r.netns) f.push(['CONNTRAIL_NETNS', r.netns]);
   return f;
 }
@@ -121,10 +122,11 @@ export function formatTcpstateJson(r: TcpStateChange): string {
   let s = '{"time":"' + isoMicros(r.time) + '","time_us":' + r.time + ',"kind":"tcpstate"';
   if (r.netns) s += ',"netns":' + asciiJsonString(r.netns);
   s += ',"netns_inode":' + r.netnsInode + ',"pid":' + r.pid + ',"tid":' + r.tid + ',"comm":' + asciiJsonString(r.comm, true) +
-    ',"family":"' + (r.family === 10 ? 'ipv6' : 'ipv4') + '","saddr":"' + r.saddr + '","sport":' + r.sport + ',"daddr":"' + r.daddr + '","dport":' + r.dport +
+    ',"family":"' + familyText(r.family) + '","saddr":"' + r.saddr + '","sport":' + r.sport + ',"daddr":"' + r.daddr + '","dport":' + r.dport +
     ',"old_state":"' + bccState(r.oldState) + '","new_state":"' + bccState(r.newState) + '"';
   if (r.deltaNs !== undefined) s += ',"span_us":' + Math.floor(r.deltaNs / 1000);
   if (r.kthread) s += ',"kthread":true';
+  if (r.kernelSocket) s += ',"kernel_socket":true';
   return s + ',"skaddr":"' + r.skaddr + '","cookie":' + r.cookie + '}';
 }
 

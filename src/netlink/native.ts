@@ -74,8 +74,8 @@ export interface NativeBpfObject {
   stats(): NativeBpfStats;
   /** runs of its programs the kernel skipped (the program was already running on that CPU) */
   missed(): number;
-  /** detaches the programs, then delivers what the ring still holds (before it returns) */
-  drain(): void;
+  /** detaches the programs, then delivers what the ring still holds (before it returns); returns when they were detached (CLOCK_MONOTONIC µs) */
+  drain(): number;
   close(): void;
 }
 

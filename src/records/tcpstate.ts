@@ -38,6 +38,8 @@ export interface TcpStateChange {
   deltaNs: number | undefined;
   /** the current task was a kernel thread (ksoftirqd, a NAPI or MPTCP worker): not a process */
   kthread: boolean;
+  /** the socket is the kernel's own (CIFS, NFS, iSCSI): no process holds it, whichever task opened it */
+  kernelSocket: boolean;
 }
 
 // TCP_* of include/net/tcp_states.h
@@ -48,19 +50,23 @@ const ESTABLISHED = 1, SYN_SENT = 2, SYN_RECV = 3, FIN_WAIT1 = 4, CLOSE = 7, CLO
  * that nothing but a system call on the socket makes do: connect()
  * (CLOSE -> SYN_SENT), listen() (CLOSE -> LISTEN), and close() or
  * shutdown() (ESTABLISHED or SYN_RECV -> FIN_WAIT1, CLOSE_WAIT ->
- * LAST_ACK, LISTEN -> CLOSE), also when the process exits with the socket open; never from
- * a kernel thread. Every other change can run in softirq context (a
- * segment received, a timer), where the current task is whichever the CPU
- * was running. A passive open's holder is so known only once it closes or
- * shuts down its side. (A socket passed to another process, or killed with
- * `ss -K`, names the process that made the change.)
+ * LAST_ACK, LISTEN -> CLOSE), also when the process exits with the socket
+ * open; never from a kernel thread, nor on a socket the kernel holds.
+ * Every other change can run in softirq context (a segment received, a
+ * timer), where the current task is whichever the CPU was running. A
+ * passive open's holder is so known only once it closes or shuts down its
+ * side. (A socket passed to another process names the process that made
+ * the change.)
  */
 export function namesHolder(r: TcpStateChange): boolean {
-  if (r.kthread) return false;
+  if (r.kthread || r.kernelSocket) return false;
   const o = r.oldState, n = r.newState;
   return (o === CLOSE && (n === SYN_SENT || n === LISTEN)) || (n === FIN_WAIT1 && (o === ESTABLISHED || o === SYN_RECV)) ||
     (o === CLOSE_WAIT && n === LAST_ACK) || (o === LISTEN && n === CLOSE);
 }
+
+/** "ipv4" or "ipv6", as the JSON formats name a socket's family */
+export const familyText = (family: number): string => (family === 10 ? 'ipv6' : 'ipv4');
 
 /** the kernel's names of the TCP states (include/net/tcp_states.h), as tcpstates prints them */
 export const TCP_STATE_NAMES: readonly string[] = ['', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE',

@@ -9,7 +9,7 @@ import {
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
 import { clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
-import { flowHolderQuery, holdersOf, rowToTcpState, TCPSTATE_COLUMN_LIST, TCPSTATE_COLUMNS, tcpStateSearchQuery, tcpStateValues, type FlowHolder, type StoredTcpState, type TcpStateSearch } from './tcpstates.js';
+import { flowHolderQuery, HOLDER_LIMIT, holdersOf, rowToTcpState, TCPSTATE_COLUMN_LIST, TCPSTATE_COLUMNS, tcpStateSearchQuery, tcpStateValues, type FlowHolder, type StoredTcpState, type TcpStateSearch } from './tcpstates.js';
 import { flowPacketsQuery, PACKET_COLUMN_LIST, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
 import type { FlowStore, Gap, GapKind, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
 
@@ -97,14 +97,15 @@ const MIGRATIONS: Array<(c: pg.PoolClient) => Promise<unknown>> = [
   (c) => c.query(`CREATE TABLE tcp_states (id bigserial PRIMARY KEY, t bigint NOT NULL, ns integer NOT NULL, netns bigint NOT NULL,
       family smallint NOT NULL, src inet NOT NULL, sport integer NOT NULL, dst inet NOT NULL, dport integer NOT NULL, old_state smallint NOT NULL,
       new_state smallint NOT NULL, span bigint, pid bigint NOT NULL, tid bigint NOT NULL, comm text NOT NULL, kthread smallint NOT NULL,
-      holder smallint NOT NULL, cookie bigint NOT NULL);
+      holder smallint NOT NULL, cookie bigint NOT NULL, boot bigint NOT NULL);
     CREATE INDEX tcp_states_t ON tcp_states (t);
     CREATE INDEX tcp_states_ports ON tcp_states (sport, dport, t);
-    CREATE INDEX tcp_states_cookie ON tcp_states (cookie, t);`),
+    CREATE INDEX tcp_states_cookie ON tcp_states (cookie, t);
+    ALTER TABLE runs ADD COLUMN boot bigint;`),
 ];
 
 const TCPSTATE_TYPES = ['bigint', 'integer', 'bigint', 'smallint', 'inet', 'integer', 'inet', 'integer', 'smallint', 'smallint', 'bigint', 'bigint',
-  'bigint', 'text', 'smallint', 'smallint', 'bigint'];
+  'bigint', 'text', 'smallint', 'smallint', 'bigint', 'bigint'];
 
 const PACKET_TYPES = ['bigint', 'integer', 'integer', 'smallint', 'smallint', 'text', 'text', 'text', 'smallint', 'inet', 'integer', 'inet',
   'integer', 'integer', 'smallint', 'smallint', 'smallint', 'bigint', 'bigint', 'bigint'];
@@ -270,9 +271,10 @@ export class PostgresStore implements FlowStore {
       }
       for (const x of b.namespaces ?? []) await c.query('INSERT INTO namespaces (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING', [x.id, x.name]);
       if (b.run) {
-        await c.query(`INSERT INTO runs (id, started, alive, stopped) VALUES ($1, $2, $3, $4)
-          ON CONFLICT (id) DO UPDATE SET alive = greatest(runs.alive, EXCLUDED.alive), stopped = coalesce(EXCLUDED.stopped, runs.stopped)`,
-        [b.run.id, b.run.started, b.run.alive, b.run.stopped]);
+        await c.query(`INSERT INTO runs (id, started, alive, stopped, boot) VALUES ($1, $2, $3, $4, $5)
+          ON CONFLICT (id) DO UPDATE SET alive = greatest(runs.alive, EXCLUDED.alive), stopped = coalesce(EXCLUDED.stopped, runs.stopped),
+            boot = coalesce(EXCLUDED.boot, runs.boot)`,
+        [b.run.id, b.run.started, b.run.alive, b.run.stopped, b.run.boot ?? null]);
       }
       return res;
     });
@@ -354,9 +356,11 @@ export class PostgresStore implements FlowStore {
     return (await this.all(tcpStateSearchQuery(POSTGRES, s))).map((x) => rowToTcpState(x));
   }
 
-  async flowHolders(f: StoredFlow): Promise<FlowHolder[]> {
+  async flowHolders(f: StoredFlow): Promise<{ holders: FlowHolder[]; truncated: boolean }> {
     const q = flowHolderQuery(POSTGRES, f, Date.now() * 1000);
-    return q ? holdersOf((await this.all(q)).map((x) => rowToTcpState(x))) : [];
+    if (!q) return { holders: [], truncated: false };
+    const rows = (await this.all(q)).map((x) => rowToTcpState(x));
+    return { holders: holdersOf(rows), truncated: rows.length >= HOLDER_LIMIT };
   }
 
   async packetTop(s: PacketSearch, key: PacketTopKey, limit: number): Promise<PacketTopRow[]> {

@@ -14,7 +14,7 @@ import {
 } from './sql.js';
 import type { FlowStore, Gap, GapKind, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
 import { clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
-import { flowHolderQuery, holdersOf, rowToTcpState, TCPSTATE_COLUMN_LIST, TCPSTATE_COLUMNS, tcpStateSearchQuery, tcpStateValues, type FlowHolder, type StoredTcpState, type TcpStateSearch } from './tcpstates.js';
+import { flowHolderQuery, HOLDER_LIMIT, holdersOf, rowToTcpState, TCPSTATE_COLUMN_LIST, TCPSTATE_COLUMNS, tcpStateSearchQuery, tcpStateValues, type FlowHolder, type StoredTcpState, type TcpStateSearch } from './tcpstates.js';
 import { flowPacketsQuery, PACKET_COLUMN_LIST, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
 
 export const DEFAULT_DB = '/var/lib/conntrail/flows.db';
@@ -109,10 +109,12 @@ export const SQLITE_MIGRATIONS: string[] = [
   // 5: TCP state changes
   `CREATE TABLE tcp_states (id INTEGER PRIMARY KEY, t INTEGER NOT NULL, ns INTEGER NOT NULL, netns INTEGER NOT NULL, family INTEGER NOT NULL,
      src, sport INTEGER NOT NULL, dst, dport INTEGER NOT NULL, old_state INTEGER NOT NULL, new_state INTEGER NOT NULL, span INTEGER,
-     pid INTEGER NOT NULL, tid INTEGER NOT NULL, comm TEXT NOT NULL, kthread INTEGER NOT NULL, holder INTEGER NOT NULL, cookie INTEGER NOT NULL);
+     pid INTEGER NOT NULL, tid INTEGER NOT NULL, comm TEXT NOT NULL, kthread INTEGER NOT NULL, holder INTEGER NOT NULL, cookie INTEGER NOT NULL,
+     boot INTEGER NOT NULL);
    CREATE INDEX tcp_states_t ON tcp_states (t);
    CREATE INDEX tcp_states_ports ON tcp_states (sport, dport, t);
-   CREATE INDEX tcp_states_cookie ON tcp_states (cookie, t);`,
+   CREATE INDEX tcp_states_cookie ON tcp_states (cookie, t);
+   ALTER TABLE runs ADD COLUMN boot INTEGER;`,
 ];
 
 /** a record's values in COLUMNS order (positional binding is the fast path) */
@@ -220,8 +222,8 @@ export class SqliteStore implements FlowStore {
     p('delSettled', `DELETE FROM flows WHERE ${BUCKET} = $b AND src = $src AND start = $start AND ct_id = $ct AND ns = $ns AND flags & 4 RETURNING id`);
     p('delSettledLong', 'DELETE FROM long_flows WHERE id = ?');
     p('mark', 'INSERT OR IGNORE INTO marks (t, first_id) VALUES (?, ?)');
-    p('run', `INSERT INTO runs (id, started, alive, stopped) VALUES ($id, $started, $alive, $stopped)
-      ON CONFLICT (id) DO UPDATE SET alive = max(alive, excluded.alive), stopped = coalesce(excluded.stopped, stopped)`);
+    p('run', `INSERT INTO runs (id, started, alive, stopped, boot) VALUES ($id, $started, $alive, $stopped, $boot)
+      ON CONFLICT (id) DO UPDATE SET alive = max(alive, excluded.alive), stopped = coalesce(excluded.stopped, stopped), boot = coalesce(excluded.boot, boot)`);
     p('gap', 'INSERT INTO gaps (ns, since, until, reason, kind) VALUES (?, ?, ?, ?, ?)');
     p('ns', 'INSERT OR IGNORE INTO namespaces (id, name) VALUES (?, ?)');
     p('packet', `INSERT INTO packets (${PACKET_COLUMN_LIST}) VALUES (${PACKET_COLUMNS.map(() => '?').join(', ')})`);
@@ -333,7 +335,7 @@ export class SqliteStore implements FlowStore {
       res.tcpStates = ts.length;
     }
     for (const x of b.namespaces ?? []) st.ns.run(x.id, x.name);
-    if (b.run) st.run.run({ id: b.run.id, started: b.run.started, alive: b.run.alive, stopped: b.run.stopped });
+    if (b.run) st.run.run({ id: b.run.id, started: b.run.started, alive: b.run.alive, stopped: b.run.stopped, boot: b.run.boot ?? null });
     if (first >= 0) st.mark.run(Date.now() * 1000, first);
     return res;
   }
@@ -430,9 +432,11 @@ export class SqliteStore implements FlowStore {
     return this.all(tcpStateSearchQuery(SQLITE, s)).map((x) => rowToTcpState(x));
   }
 
-  async flowHolders(f: StoredFlow): Promise<FlowHolder[]> {
+  async flowHolders(f: StoredFlow): Promise<{ holders: FlowHolder[]; truncated: boolean }> {
     const q = flowHolderQuery(SQLITE, f, Date.now() * 1000);
-    return q ? holdersOf(this.all(q).map((x) => rowToTcpState(x))) : [];
+    if (!q) return { holders: [], truncated: false };
+    const rows = this.all(q).map((x) => rowToTcpState(x));
+    return { holders: holdersOf(rows), truncated: rows.length >= HOLDER_LIMIT };
   }
 
   async packetTop(s: PacketSearch, key: PacketTopKey, limit: number): Promise<PacketTopRow[]> {

@@ -23,7 +23,11 @@ export interface Gap { ns: number; since: number; until: number; reason: string;
 export type GapKind = 'events' | 'packets' | 'tcpstates';
 
 /** A run of the daemon as the store knows it (µs). */
-export interface Run { id: number; started: number; alive: number; stopped: number | null }
+export interface Run {
+  id: number; started: number; alive: number; stopped: number | null;
+  /** the kernel's boot it ran in (util/boot.ts; absent in a spool written before schema 5) */
+  boot?: number;
+}
 
 /** A flow settled unseen: its open row becomes a flows row ending so. */
 export interface Settle { key: number; end: number; endErr: number; activeEnd: number; flags: number }
@@ -105,8 +109,8 @@ export interface FlowReader {
   flowPackets(f: StoredFlow): Promise<StoredPacket[]>;
   /** TCP state changes: the newest matches, newest first */
   tcpStates(s: TcpStateSearch): Promise<StoredTcpState[]>;
-  /** the processes that held a stored TCP flow's socket on this host (none: it was not a socket here, or no tcpstates source saw it) */
-  flowHolders(f: StoredFlow): Promise<FlowHolder[]>;
+  /** the processes that held a stored TCP flow's socket on this host (none: it was not a socket here, or no tcpstates source saw it); truncated: more rows than were read */
+  flowHolders(f: StoredFlow): Promise<{ holders: FlowHolder[]; truncated: boolean }>;
   close(): Promise<void>;
 }
 

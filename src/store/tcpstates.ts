@@ -7,12 +7,22 @@
 // connection when they are in the same namespace, overlap in time, and the
 // socket's (local, remote) endpoints are the flow's original direction
 // (this host opened it: before SNAT) or its reply direction (this host
-// accepted it: after DNAT). A socket's changes share its cookie; the rows
-// that name its holder (`holder`, see records/tcpstate.ts namesHolder) may
-// have other endpoints than the one matched (at connect() the local port
-// is still 0), so the holder is looked up by the cookies of the matching
-// rows. Where a tuple was reused within a flow's extent, each socket's
-// holder is given (visibly more than one, never silently one of them).
+// accepted it: after DNAT). A socket's changes share its cookie (unique
+// within one boot of the kernel: rows carry the boot, and so do the
+// daemon's runs, so a flow is joined only to sockets of the boot it was
+// seen in); the rows that
+// name its holder (`holder`, see records/tcpstate.ts namesHolder) may have
+// other endpoints than the one matched (at connect() the local port is
+// still 0), so the holder is looked up by the cookies of the matching rows.
+// A socket is the flow's only if its life fits the flow's: it existed when
+// the flow began (its first change no later than a second after the
+// flow's start: a passive open's socket is made when the handshake ends)
+// and it was not closed before the flow began (or, for a flow first seen
+// when it was no longer active, before it stopped being active). Of those,
+// the first made is the flow's: two sockets on one tuple are never open at
+// once, so a later one (the tuple reused once the flow's socket closed) is
+// another flow's. An earlier socket closed at the very moment the flow
+// began (within CLOSE_SLACK_US) is the one case left: it would be taken.
 import { namesHolder, TCP_STATE_NAMES, type TcpStateChange } from '../records/tcpstate.js';
 import type { Cidr } from '../util/ip.js';
 import type { StoredFlow } from './store.js';
@@ -42,19 +52,24 @@ export interface TcpStateRow {
   /** this change names the socket's holder */
   holder: boolean;
   cookie: number;
+  /** the kernel's boot (the first 32 bits of its boot_id): cookies count from 1 again at each */
+  boot: number;
 }
 
 export const TCPSTATE_COLUMNS = [
-  't', 'ns', 'netns', 'family', 'src', 'sport', 'dst', 'dport', 'old_state', 'new_state', 'span', 'pid', 'tid', 'comm', 'kthread', 'holder', 'cookie',
+  't', 'ns', 'netns', 'family', 'src', 'sport', 'dst', 'dport', 'old_state', 'new_state', 'span', 'pid', 'tid', 'comm', 'kthread', 'holder', 'cookie', 'boot',
 ] as const;
 export const TCPSTATE_COLUMN_LIST = TCPSTATE_COLUMNS.join(', ');
 
-/** The row of a state change, in namespace `ns` of the store. */
-export function tcpStateRow(r: TcpStateChange, ns: number): TcpStateRow {
+/** an IPv4-mapped IPv6 address (a dual-stack socket's IPv4 peer) as the IPv4 address conntrack has */
+const unmapped = (a: string) => (a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a);
+
+/** The row of a state change, in namespace `ns` of the store, in kernel boot `boot`. */
+export function tcpStateRow(r: TcpStateChange, ns: number, boot: number): TcpStateRow {
   return {
-    t: r.time, ns, netns: r.netnsInode, family: r.family, src: r.saddr, sport: r.sport, dst: r.daddr, dport: r.dport,
+    t: r.time, ns, netns: r.netnsInode, family: r.family, src: unmapped(r.saddr), sport: r.sport, dst: unmapped(r.daddr), dport: r.dport,
     oldState: r.oldState, newState: r.newState, spanUs: r.deltaNs === undefined ? null : Math.floor(r.deltaNs / 1000),
-    pid: r.pid, tid: r.tid, comm: r.comm, kthread: r.kthread, holder: namesHolder(r), cookie: r.cookie,
+    pid: r.pid, tid: r.tid, comm: r.comm, kthread: r.kthread, holder: namesHolder(r), cookie: r.cookie, boot,
   };
 }
 
@@ -63,7 +78,7 @@ export function tcpStateValues(r: TcpStateRow, addr: (a: string) => unknown, out
   out[at] = r.t; out[at + 1] = r.ns; out[at + 2] = r.netns; out[at + 3] = r.family; out[at + 4] = addr(r.src); out[at + 5] = r.sport;
   out[at + 6] = addr(r.dst); out[at + 7] = r.dport; out[at + 8] = r.oldState; out[at + 9] = r.newState; out[at + 10] = r.spanUs;
   out[at + 11] = r.pid; out[at + 12] = r.tid; out[at + 13] = r.comm; out[at + 14] = r.kthread ? 1 : 0; out[at + 15] = r.holder ? 1 : 0;
-  out[at + 16] = r.cookie;
+  out[at + 16] = r.cookie; out[at + 17] = r.boot;
   return out;
 }
 
@@ -74,7 +89,7 @@ export function rowToTcpState(x: Record<string, unknown>): StoredTcpState {
     t: Number(x.t), ns: Number(x.ns), netns: Number(x.netns), family: Number(x.family), src: addrOrNull(x.src) ?? '', sport: Number(x.sport),
     dst: addrOrNull(x.dst) ?? '', dport: Number(x.dport), oldState: Number(x.old_state), newState: Number(x.new_state),
     spanUs: x.span === null || x.span === undefined ? null : Number(x.span), pid: Number(x.pid), tid: Number(x.tid), comm: String(x.comm),
-    kthread: Number(x.kthread) === 1, holder: Number(x.holder) === 1, cookie: Number(x.cookie),
+    kthread: Number(x.kthread) === 1, holder: Number(x.holder) === 1, cookie: Number(x.cookie), boot: Number(x.boot),
   };
 }
 
@@ -110,21 +125,29 @@ export function tcpStateSearchQuery(d: Dialect, s: TcpStateSearch): Built {
 }
 
 /**
- * A socket's first change (connect()) comes just before its flow's start
- * (the SYN it sends creates the entry), and its holder may close it after
- * the flow's last known end (conntrack ends a flow at its DESTROY, but the
- * entry was read a little late): rows this far outside a flow's possible
- * extent still count.
+ * Slack around a flow's times: a socket's first change (connect()) comes
+ * just before its flow's start (the SYN it sends creates the entry), its
+ * holder may close it a little after the flow's last known end, and each
+ * side's clock reading is taken apart (conntrack's event, the probe's).
  */
 export const HOLDER_SLACK_US = 1_000_000;
 
-/** the most holder rows read for one flow */
-const HOLDER_LIMIT = 100;
+/** the most holder rows read for one flow (more: the answer says it may be incomplete) */
+export const HOLDER_LIMIT = 100;
+
+/** how much earlier than the flow's start its socket's close may be read (the two clocks are read apart) */
+export const CLOSE_SLACK_US = 1_000;
+
+/** The times a flow's socket may have changed state in (µs): its possible extent, with the slack. */
+export function holderExtent(f: StoredFlow, now: number): { lo: number; hi: number } {
+  return { lo: f.startErr >= Number.MAX_SAFE_INTEGER ? 0 : f.start - f.startErr - HOLDER_SLACK_US, hi: (f.end ?? now) + HOLDER_SLACK_US };
+}
 
 /**
  * The changes that name the holder of each socket that was a stored flow
- * (TCP only): same namespace, within the flow's possible extent, the
- * socket's endpoints the flow's original or reply direction.
+ * (TCP only): same namespace, a change within the flow's possible extent
+ * with the socket's endpoints the flow's original or reply direction, and a
+ * life that fits the flow's (see the top of this file).
  */
 export function flowHolderQuery(d: Dialect, f: StoredFlow, now: number): Built | undefined {
   if (f.proto !== 6 || f.sport === null || f.dport === null) return undefined;
@@ -136,26 +159,33 @@ export function flowHolderQuery(d: Dialect, f: StoredFlow, now: number): Built |
   const reply: [string, number, string, number] = [f.natDst ?? f.dst, f.natDport ?? f.dport, f.natSrc ?? f.src, f.natSport ?? f.sport];
   const is = ([a, ap, b, bp]: [string, number, string, number]) =>
     `(${d.addrEq('src', p(d.addr(a)))} AND sport = ${p(ap)} AND ${d.addrEq('dst', p(d.addr(b)))} AND dport = ${p(bp)})`;
-  const lo = f.startErr >= Number.MAX_SAFE_INTEGER ? 0 : f.start - f.startErr - HOLDER_SLACK_US;
-  const hi = (f.end ?? now) + HOLDER_SLACK_US;
-  const ns = p(f.ns);
-  const tlo = p(lo);
-  const thi = p(hi);
-  const sql = `SELECT ${TCPSTATE_COLUMN_LIST} FROM tcp_states WHERE holder = 1 AND ns = ${ns} AND t >= ${tlo} AND t <= ${thi} AND cookie IN ` +
-    `(SELECT cookie FROM tcp_states WHERE ns = ${ns} AND t >= ${tlo} AND t <= ${thi} AND (${is(orig)} OR ${is(reply)})) ORDER BY t, id LIMIT ${p(HOLDER_LIMIT)}`;
+  const { lo, hi } = holderExtent(f, now);
+  // made by a second after the flow began; not closed before it began (or stopped being active, if that was earlier)
+  const bornBy = f.start + HOLDER_SLACK_US;
+  const openAt = Math.min(f.start, f.activeEnd ?? f.start) - CLOSE_SLACK_US;
+  // the boot the flow was seen in: that of the daemon's run that began last before it was
+  const boot = `(SELECT boot FROM runs WHERE started <= ${p(f.start)} ORDER BY started DESC LIMIT 1)`;
+  const sql = `WITH cand AS (SELECT DISTINCT boot, cookie FROM tcp_states WHERE ns = ${p(f.ns)} AND t >= ${p(lo)} AND t <= ${p(hi)} ` +
+    `AND boot = ${boot} AND (${is(orig)} OR ${is(reply)})), ` +
+    'life AS (SELECT s.boot, s.cookie, min(s.t) AS born, max(CASE WHEN s.new_state = 7 THEN s.t END) AS closed ' +
+    'FROM tcp_states s JOIN cand c ON s.boot = c.boot AND s.cookie = c.cookie GROUP BY s.boot, s.cookie), ' +
+    `pick AS (SELECT boot, cookie FROM life WHERE born <= ${p(bornBy)} AND (closed IS NULL OR closed >= ${p(openAt)}) ORDER BY born LIMIT 1) ` +
+    `SELECT ${TCPSTATE_COLUMNS.map((c) => `s.${c}`).join(', ')} FROM tcp_states s JOIN pick k ON s.boot = k.boot AND s.cookie = k.cookie ` +
+    `WHERE s.holder = 1 ORDER BY s.t, s.id LIMIT ${p(HOLDER_LIMIT)}`;
   return { sql, values: P.values };
 }
 
 /** A process that held a flow's socket, and the change that says so. */
 export interface FlowHolder { pid: number; comm: string; at: string; t: number; cookie: number }
 
-/** The holders from flowHolderQuery's rows: each socket's first, one per distinct process. */
+/** The holder from flowHolderQuery's rows (one socket's): its first holder change. */
 export function holdersOf(rows: StoredTcpState[]): FlowHolder[] {
   const out: FlowHolder[] = [];
-  const seen = new Set<number>();
+  const seen = new Set<string>();
   for (const r of rows) {
-    if (seen.has(r.cookie)) continue;
-    seen.add(r.cookie);
+    const k = `${r.boot}:${r.cookie}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
     if (out.some((h) => h.pid === r.pid && h.comm === r.comm)) continue;
     out.push({ pid: r.pid, comm: r.comm, at: holderCall(r), t: r.t, cookie: r.cookie });
   }

@@ -14,6 +14,7 @@ import type { FlowRecord } from '../records/flow.js';
 import { batchSize, emptyBatch, normalizeBatch, type StoreTarget, type Gap, type OpenRow, type Run, type StoreBatch, type WriteResult } from './store.js';
 import { ensureDir } from '../util/fs.js';
 import type { PacketRow } from './packets.js';
+import { kernelBoot } from '../util/boot.js';
 import type { TcpStateRow } from './tcpstates.js';
 
 export interface WriterOptions {
@@ -95,7 +96,7 @@ export class StoreWriter implements FlowOutput {
     this.now = o.now ?? (() => Date.now() * 1000);
     this.maxQueued = o.maxQueued ?? 200_000;
     const t = this.now();
-    this.run = { id: t, started: t, alive: t, stopped: null };
+    this.run = { id: t, started: t, alive: t, stopped: null, boot: kernelBoot() };
     this.s = {
       store: store.kind, written: 0, openWritten: 0, corrected: 0, batches: 0, errors: 0, spooled: 0, spoolPending: 0,
       replayed: 0, expired: 0, queued: 0, full: 0, packetsWritten: 0, packetsExpired: 0, tcpStatesWritten: 0, tcpStatesExpired: 0,

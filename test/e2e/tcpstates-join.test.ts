@@ -45,6 +45,24 @@ s.recv(100)
 s.close()
 `;
 
+// "ADDR PORT N": accepts N connections, each read then closed
+const MANY_SERVER = `import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(64); s.settimeout(30)
+print("ready", flush=True)
+for i in range(int(sys.argv[3])):
+    c, a = s.accept()
+    c.recv(100); c.close()
+`;
+// "HOST PORT N": N connections, one after the other, ~10 ms apart; prints "local ADDR PORT" for each
+const MANY_CLIENT = `import socket, sys, time
+for i in range(int(sys.argv[3])):
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=15)
+    print("local", *s.getsockname(), flush=True)
+    s.send(b"x"); s.recv(100); s.close()
+    time.sleep(0.01)
+`;
+
 interface Holder { pid: number; comm: string; seen_at: string }
 interface FlowJson {
   proto: string; orig: { src: string; sport: number; dst: string; dport: number }; nat: string;
@@ -176,6 +194,50 @@ describe('TCP state changes stored and joined to flows (flows --process, who --p
       await t.stop(d);
     }
   }
+
+  it('SIGHUP with a changed tcpstates source while connections go on: the old one is read to its end, the new one takes over; every change stored once', async () => {
+    const db = join(dir, 'hup.db');
+    const conf = join(dir, 'hup.toml');
+    const write = (family: string) => writeFileSync(conf, `[[source]]\nname = "tcp"\ntype = "tcpstates"\nnetns = "${t.rtr}"\nfamily = "${family}"\n` +
+      `[store]\npath = "${db}"\nflush_interval_ms = 100\n`);
+    write('any');
+    const d = t.spawn('', [...CONNTRAIL, 'run', '-c', conf]);
+    const dOut = collect(d);
+    try {
+      assert.ok(await waitFor(() => /tracing TCP state changes/.test(dOut.err()), 20000), dOut.err());
+      const since = new Date().toISOString();
+      // N connections from the router, one every 10 ms or so, across the reload
+      const N = 300;
+      const srv = collect(t.spawn(t.srv, ['python3', '-c', MANY_SERVER, ADDR.srv, '8090', String(N)]));
+      assert.ok(await waitFor(() => srv.out().includes('ready'), 10000), srv.err());
+      const cli = collect(t.spawn(t.rtr, ['python3', '-c', MANY_CLIENT, ADDR.srv, '8090', String(N)]));
+      assert.ok(await waitFor(() => (cli.out().match(/^local /gm) ?? []).length >= 20, 20000), cli.out() + cli.err());
+      write('ipv4');
+      process.kill(d.pid!, 'SIGHUP');
+      assert.ok(await waitFor(() => /SIGHUP: configuration reloaded/.test(dOut.err()), 20000), dOut.err());
+      assert.equal(await cli.done, 0, cli.err());
+      assert.equal(await srv.done, 0, srv.err());
+      const ports = [...cli.out().matchAll(/^local \S+ (\d+)$/gm)].map((m) => Number(m[1]));
+      assert.equal(ports.length, N);
+      assert.equal(await t.stop(d), 0, dOut.err());
+      const r = run(['tcpstates', '--db', db, '--port', '8090', '--json', '--since', since, '--limit', '0']);
+      assert.equal(r.status, 0, r.stderr);
+      const rows = JSON.parse(r.stdout) as Array<{ cookie: number; old_state: string; new_state: string; sport: number; dport: number }>;
+      // every change once (the old and the new program both saw those made while both were attached)
+      const keys = rows.map((x) => `${x.cookie} ${x.old_state} ${x.new_state}`);
+      const dup = keys.filter((k, i) => keys.indexOf(k) !== i);
+      assert.deepEqual(dup, [], 'changes stored twice');
+      // and none missing: each client socket's connect, handshake and end (the router's sockets: the server is elsewhere)
+      assert.equal(rows.filter((x) => x.old_state === 'CLOSE' && x.new_state === 'SYN_SENT').length, N, 'every connect()');
+      for (const port of ports) {
+        assert.ok(rows.some((x) => x.sport === port && x.old_state === 'SYN_SENT' && x.new_state === 'ESTABLISHED'), `client ${port} established`);
+        assert.ok(rows.some((x) => x.sport === port && x.new_state === 'CLOSE'), `client ${port} closed`);
+      }
+      assert.match(dOut.err(), /drops=0/);
+    } finally {
+      await t.stop(d);
+    }
+  });
 
   it('SQLite', async () => {
     await scenario(`path = "${join(dir, 'flows.db')}"`, ['--db', join(dir, 'flows.db')], 'sqlite');

@@ -276,18 +276,18 @@ describe('SQLite flow store', () => {
     assert.equal((await s.search(search({ window: { since: 0, until: now + 10 * S } }))).length, 1);
     await s.close();
   });
-  it('TCP state changes: stored, searched, retained; each TCP flow joined to the process that held its socket (connect, or the close of one it accepted), several when a tuple was reused, none from softirq changes', async () => {
+  it('TCP state changes: stored, searched, retained; each TCP flow joined to the process that held its socket (connect, or the close of one it accepted), its own socket only (not an earlier, a later or another boot\'s), none from softirq changes', async () => {
     const s = new SqliteStore({ path: join(dir, 'tcp.db') });
     let cookie = 100;
     // one socket's changes, as the probe gives them
-    const sock = (o: { ns?: number; t: number; local: [string, number]; remote: [string, number]; changes: Array<[number, number, number, string, number?]> }): TcpStateRow[] => {
-      const c = cookie++;
+    const sock = (o: { ns?: number; t: number; local: [string, number]; remote: [string, number]; changes: Array<[number, number, number, string, number?]>; boot?: number; cookie?: number; family?: number }): TcpStateRow[] => {
+      const c = o.cookie ?? cookie++;
       return o.changes.map(([old, neu, pid, comm, dt]) => tcpStateRow({
-        time: o.t + (dt ?? 0), skaddr: 'ffff', cookie: c, netnsInode: 4026531840, netns: '', pid, tid: pid, comm, family: 2,
+        time: o.t + (dt ?? 0), skaddr: 'ffff', cookie: c, netnsInode: 4026531840, netns: '', pid, tid: pid, comm, family: o.family ?? 2,
         // at connect() the local port is not chosen yet
         saddr: o.local[0], sport: old === 7 && neu === 2 ? 0 : o.local[1], daddr: o.remote[0], dport: o.remote[1],
-        oldState: old, newState: neu, deltaNs: undefined, kthread: false,
-      } satisfies TcpStateChange, o.ns ?? 0));
+        oldState: old, newState: neu, deltaNs: undefined, kthread: false, kernelSocket: false,
+      } satisfies TcpStateChange, o.ns ?? 0, o.boot ?? 0xb007));
     };
     // this host opens a connection through SNAT: curl's connect(), then softirq changes in other tasks
     const out = rec({ start: T0 + 10, end: T0 + 5 * S, src: '10.0.0.2', sport: 50000, dst: '198.51.100.9', dport: 443, natSrc: '203.0.113.1', natSport: 40001 });
@@ -309,27 +309,41 @@ describe('SQLite flow store', () => {
     // and a later socket on the same tuple, after the flow ended
     const later = sock({ t: T0 + 100 * S, local: ['10.0.0.2', 50000], remote: ['198.51.100.9', 443], changes: [[7, 2, 6666, 'later'], [2, 1, 0, 'swapper/0', 5]] });
     const udp = rec({ proto: 17, src: '10.0.0.2', sport: 50000, dst: '198.51.100.9', dport: 443 });
-    const rows = [...outRows, ...innRows, ...resetRows, ...reusedRows, ...otherNs, ...later];
-    const r = await s.write(batch({ closed: [out, inn, reset, reused, udp], tcpStates: rows }));
+    // a flow open since before the daemon started (its start unbounded), accepted and not yet closed by its server:
+    // an earlier boot's socket with the same cookie and tuple, and this boot's earlier socket on the tuple, closed long before, are not its own
+    const openOld = rec({ start: T0 + 200 * S, startErr: UNBOUNDED, end: null, activeEnd: null, src: '192.0.2.50', sport: 33000, dst: '10.0.0.1', dport: 22, natSrc: null, natSport: null });
+    const oldBoot = sock({ boot: 0x01d, cookie: 9000, t: T0 - 86400 * S, local: ['10.0.0.1', 22], remote: ['192.0.2.50', 33000], changes: [[12, 3, 0, 'swapper/0'], [3, 1, 0, 'swapper/0', 5], [1, 4, 1111, 'oldsshd', 2 * S]] });
+    const sameBoot = sock({ t: T0 + 100 * S, local: ['10.0.0.1', 22], remote: ['192.0.2.50', 33000], changes: [[12, 3, 0, 'swapper/0'], [3, 1, 0, 'swapper/0', 5], [1, 4, 2222, 'oldworker', S], [5, 7, 0, 'swapper/0', 2 * S]] });
+    const openOwn = sock({ cookie: 9000, t: T0 + 150 * S, local: ['10.0.0.1', 22], remote: ['192.0.2.50', 33000], changes: [[12, 3, 0, 'swapper/0'], [3, 1, 0, 'swapper/0', 5]] });
+    // a server on a dual-stack socket ([::]:80): the client's IPv4 address as ::ffff:a.b.c.d; conntrack's flow is IPv4
+    const dual = rec({ start: T0 + 300 * S, end: T0 + 301 * S, src: '192.0.2.60', sport: 34000, dst: '10.0.0.1', dport: 80, natSrc: null, natSport: null });
+    const dualRows = sock({ family: 10, t: T0 + 300 * S + 20, local: ['::ffff:10.0.0.1', 80], remote: ['::ffff:192.0.2.60', 34000], changes: [[12, 3, 0, 'swapper/0'], [3, 1, 0, 'swapper/0', 5], [1, 4, 3333, 'node', S / 2]] });
+    const rows = [...outRows, ...innRows, ...resetRows, ...reusedRows, ...otherNs, ...later, ...oldBoot, ...sameBoot, ...openOwn, ...dualRows];
+    // the daemon's run, in this boot (0xb007)
+    const r = await s.write(batch({ closed: [out, inn, reset, reused, udp, dual], opened: [openOld], tcpStates: rows, run: { id: 1, started: T0 - 10 * S, alive: T0 + 400 * S, stopped: null, boot: 0xb007 } }));
     assert.equal(r.tcpStates, rows.length);
     const fl = (x: FlowRecord) => { const { key: _k, family: _f, ...rest } = x; return rest; };
-    const who = async (x: FlowRecord) => (await s.flowHolders(fl(x))).map((h) => `${h.pid}/${h.comm} ${h.at}`);
+    const who = async (x: FlowRecord) => (await s.flowHolders(fl(x))).holders.map((h) => `${h.pid}/${h.comm} ${h.at}`);
     assert.deepEqual(await who(out), ['4242/curl connect'], 'the original direction: the socket before SNAT; the first holder change of its cookie (sport 0 then)');
     assert.deepEqual(await who(inn), ['999/nginx close'], 'the reply direction: the socket after DNAT; softirq changes name no one');
     assert.deepEqual(await who(reset), [], 'only softirq changes: left empty, not swapper');
-    assert.deepEqual(await who(reused), ['10/ssh connect', '11/scp connect'], 'a reused tuple: both, oldest first');
+    assert.deepEqual(await who(reused), ['10/ssh connect'], 'a tuple reused within the (vague) extent: the socket made after the flow began is another flow\'s');
     assert.deepEqual(await who(udp), [], 'not TCP');
     assert.deepEqual(await who(rec({ ...out, ns: 3 })), ['5555/wget connect'], 'by namespace');
+    assert.deepEqual(await who(openOld), [], 'its own socket has no holder change yet: neither another boot\'s socket of the same cookie nor an earlier closed one is taken for it');
+    assert.deepEqual(await who(dual), ['3333/node close'], 'a dual-stack socket\'s IPv4-mapped addresses are IPv4');
+    assert.equal((await s.tcpStates({ since: 0, until: T0 * 2, hosts: [parseCidr('192.0.2.60')], ports: [], pids: [], comms: [], states: [] })).length, 3, 'and searched as IPv4');
 
     // search: by time, host, port, pid, comm, state; newest first
     const q = { since: 0, until: T0 * 2, hosts: [], ports: [], pids: [], comms: [], states: [] };
     assert.equal((await s.tcpStates(q)).length, rows.length);
     assert.deepEqual((await s.tcpStates({ ...q, comms: ['curl'] })).map((x) => x.newState), [4, 2]);
     assert.deepEqual((await s.tcpStates({ ...q, pids: [999] })).map((x) => [x.src, x.sport, x.dst, x.dport, x.holder]), [['10.0.0.1', 80, '192.0.2.7', 61000, true]]);
-    assert.equal((await s.tcpStates({ ...q, ports: [22] })).length, 4);
-    assert.equal((await s.tcpStates({ ...q, hosts: [parseCidr('192.0.2.0/24')] })).length, 3);
-    assert.equal((await s.tcpStates({ ...q, states: [1], since: T0 + 20 * S })).length, 2);
-    assert.equal((await s.tcpStates({ ...q, limit: 1 }))[0].comm, 'swapper/0', 'the newest');
+    assert.equal((await s.tcpStates({ ...q, ports: [22] })).length, 4 + oldBoot.length + sameBoot.length + openOwn.length);
+    assert.equal((await s.tcpStates({ ...q, hosts: [parseCidr('192.0.2.0/25')] })).length, 3 + oldBoot.length + sameBoot.length + openOwn.length + dualRows.length);
+    assert.equal((await s.tcpStates({ ...q, states: [1], since: T0 + 20 * S })).length, rows.filter((x) => x.newState === 1 && x.t >= T0 + 20 * S).length);
+    const newest = rows.reduce((a, b) => (b.t > a.t ? b : a));
+    assert.equal((await s.tcpStates({ ...q, limit: 1 }))[0].comm, newest.comm, 'the newest');
     const first = (await s.tcpStates({ ...q, pids: [4242], states: [2] }))[0];
     assert.deepEqual([first.kthread, first.holder, first.spanUs, first.cookie, first.netns], [false, true, null, outRows[0].cookie, 4026531840]);
     // a gap in the trail of changes (the ring buffer was full) within a flow's extent: its answer may be incomplete, and says so
@@ -339,8 +353,9 @@ describe('SQLite flow store', () => {
     assert.deepEqual(h.map((x) => x.gap), [true, false, false, true, false], 'its namespace or every one (-1), within the extent; TCP only');
     assert.deepEqual(h[0].holders.map((x) => x.pid), [4242]);
     // retention
-    assert.equal(await s.expireTcpStates(T0 + 50 * S, 1000), rows.length - later.length);
-    assert.equal((await s.tcpStates(q)).length, later.length);
+    const cut = T0 + 50 * S;
+    assert.equal(await s.expireTcpStates(cut, 1000), rows.filter((x) => x.t < cut).length);
+    assert.equal((await s.tcpStates(q)).length, rows.filter((x) => x.t >= cut).length);
     await s.close();
   });
 

@@ -34,13 +34,14 @@ describe('tcpstates', () => {
     const buf = framed([
       event({ family: 2, saddr: [10, 99, 1, 2], daddr: [10, 99, 2, 2], sport: 40000, dport: 8080, old: 2, new: 1, comm: 'curl', delta: 1_373_456n, ctx: 2 }),
       event({ family: 10, saddr: v6, daddr: [...Array(15).fill(0), 1], sport: 8080, dport: 0, old: 7, new: 10, comm: 'a-long-command1', ctx: 0 }),
-      event({ family: 2, saddr: [10, 99, 1, 2], daddr: [10, 99, 2, 2], sport: 40000, dport: 8080, old: 1, new: 4, comm: 'curl' }),
+      event({ family: 2, saddr: [10, 99, 1, 2], daddr: [10, 99, 2, 2], sport: 40000, dport: 8080, old: 1, new: 4, comm: 'curl', ctx: 4 }),
     ]);
     const got: TcpStateChange[] = [];
     const stats = { records: 0, malformed: 0 };
     decodeTcpstatesBatch(buf, buf.length, 1_700_000_000_000_000, stats, (r) => got.push(r));
     assert.equal(stats.records, 3);
     assert.deepEqual(got.map((r) => r.kthread), [true, false, false], 'flag 2: the current task was a kernel thread');
+    assert.deepEqual(got.map((r) => r.kernelSocket), [false, false, true], 'flag 4: a kernel socket');
     assert.equal(got[0].time, 1_700_000_005_000_000);
     assert.equal(got[0].skaddr, 'ffff88835fd70940');
     assert.equal(got[0].saddr, '10.99.1.2');
@@ -61,13 +62,14 @@ describe('tcpstates', () => {
   });
 
   it('names the holder only from changes that only its system calls make, never from a kernel thread', () => {
-    const ch = (oldState: number, newState: number, kthread = false) => namesHolder({
+    const ch = (oldState: number, newState: number, kthread = false, kernelSocket = false) => namesHolder({
       time: 0, skaddr: '0', cookie: 1, netnsInode: 1, netns: '', pid: 1, tid: 1, comm: 'x', family: 2, saddr: '', daddr: '', sport: 0, dport: 0,
-      oldState, newState, deltaNs: undefined, kthread,
+      oldState, newState, deltaNs: undefined, kthread, kernelSocket,
     });
     // connect, listen; close or shutdown of an established or half-open socket, and of one the peer closed
     for (const [o, n] of [[7, 2], [7, 10], [1, 4], [3, 4], [8, 9], [10, 7]]) assert.equal(ch(o, n), true, `${o} -> ${n}`);
     assert.equal(ch(7, 2, true), false, 'a kernel thread\'s connect');
+    assert.equal(ch(7, 2, false, true), false, 'a kernel socket\'s connect from a user task (mount.cifs)');
     // what softirq can do: SYN-ACK or ACK received, FIN received, RST, timers, TIME_WAIT
     for (const [o, n] of [[2, 1], [12, 3], [3, 1], [1, 8], [4, 5], [5, 6], [1, 7], [9, 7], [2, 7], [11, 6]]) assert.equal(ch(o, n), false, `${o} -> ${n}`);
   });
@@ -75,7 +77,7 @@ describe('tcpstates', () => {
   it('prints libbpf-tools\' columns, narrow (comm cut to 10) and wide (the IP version), and -T\'s time', () => {
     const r: TcpStateChange = {
       time: Date.UTC(2026, 11, 1, 14, 3, 9) * 1000, skaddr: 'ffff9fd7e8192000', cookie: 1, netnsInode: 1, netns: '', pid: 22384, tid: 22384,
-      comm: 'curl-with-long-name', family: 2, saddr: '100.66.100.185', daddr: '52.33.159.26', sport: 63446, dport: 80, oldState: 2, newState: 1, deltaNs: 1_373_999, kthread: false,
+      comm: 'curl-with-long-name', family: 2, saddr: '100.66.100.185', daddr: '52.33.159.26', sport: 63446, dport: 80, oldState: 2, newState: 1, deltaNs: 1_373_999, kthread: false, kernelSocket: false,
     };
     assert.equal(tcpstatesHeader(), 'SKADDR           PID     COMM       LADDR           LPORT RADDR           RPORT OLDSTATE    -> NEWSTATE    MS');
     assert.equal(formatTcpstates(r), 'ffff9fd7e8192000 22384   curl-with- 100.66.100.185  63446 52.33.159.26    80    SYN_SENT    -> ESTABLISHED 1.373');

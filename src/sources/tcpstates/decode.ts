@@ -59,6 +59,7 @@ export function decodeTcpstatesBatch(b: Buffer, len: number, monoToEpochUs: numb
       daddr: v4 ? ipv4ToString(b, p + 72) : ipv6ToString(b, p + 72),
       comm,
       kthread: (flags & 2) !== 0,
+      kernelSocket: (flags & 4) !== 0,
     });
   }
 }

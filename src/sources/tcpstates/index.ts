@@ -12,6 +12,9 @@ export interface TcpstatesSourceStats extends BaseSourceStats, TcpstatesStats {
   type: 'tcpstates';
 }
 
+/** one socket's change, as two programs tracing the same changes both see it */
+const changeKey = (r: TcpStateChange): string => `${r.cookie} ${r.oldState} ${r.newState}`;
+
 export class TcpstatesDaemonSource implements Source<'tcpstate'> {
   readonly kind = 'tcpstate' as const;
   readonly name: string;
@@ -19,11 +22,19 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
   private reportedDrops = 0;
   private reportedAt = Date.now() * 1000;
   private halted = false;
+  /** changes up to this time (µs) were another source's, which this one replaced (SIGHUP), and so were these (changeKey) after it */
+  skipUntil = 0;
+  skipKeys: Set<string> | undefined;
+  /** while stopping: the changes read */
+  private tail: TcpStateChange[] | undefined;
+  /** the changes this source recorded after stoppedAt, as it was being detached (changeKey) */
+  stoppedTail = new Set<string>();
   /** the daemon's: changes were lost in [since, until] (µs) */
   hooks: { gap?: (since: number, until: number, reason: string) => void } = {};
 
   /** `names`: the names of the namespaces the changes are in (the probe gives their inodes) */
   constructor(readonly config: TcpstatesSourceConfig, private readonly log: SourceLog, private readonly names = new NetnsNames(config.netns ? [config.netns] : [])) {
+    // (each change is named by its namespace's inode, so a source given an inode number or a path names its changes as the rest do)
     this.name = config.name;
     this.src = new TcpstatesSource({
       family: config.family === 'ipv4' ? 2 : config.family === 'ipv6' ? 10 : undefined,
@@ -34,10 +45,21 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
   }
 
   start(out: SourceOut<TcpStateChange>): Promise<void> {
-    const ns = this.config.netns;
     const names = this.names;
     this.src.start({
-      record: (r) => { r.netns = ns ?? names.name(r.netnsInode); out.record(r, true); },
+      record: (r) => {
+        if (this.skipUntil) {
+          if (r.time <= this.skipUntil) return;
+          if (this.skipKeys) {
+            // the source this one replaced recorded these as it was being detached
+            if (this.skipKeys.delete(changeKey(r))) return;
+            if (r.time > this.skipUntil + 1_000_000) this.skipKeys = undefined;
+          }
+        }
+        this.tail?.push(r);
+        r.netns = names.name(r.netnsInode);
+        out.record(r, true);
+      },
       batchEnd: () => out.batchEnd(),
     }, (err) => this.log.error(`source ${this.name}: ${err.message}`));
     const c = this.config;
@@ -61,9 +83,17 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
     this.reportedAt = now;
   }
 
+  /** when this source stopped recording (µs, the records' time; set by stopping()) */
+  stoppedAt: number | undefined;
+
   stopping(): void {
     // what the ring still holds goes with the rest (not lost at the stop)
-    this.src.drain();
+    if (this.stoppedAt === undefined) {
+      this.tail = [];
+      this.stoppedAt = this.src.drain();
+      for (const r of this.tail) if (this.stoppedAt !== undefined && r.time > this.stoppedAt) this.stoppedTail.add(changeKey(r));
+      this.tail = undefined;
+    }
     this.report();
     this.halted = true;
   }

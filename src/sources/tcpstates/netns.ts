@@ -1,14 +1,18 @@
 // Names for the network namespaces a tcpstates source sees: the probe
-// gives each change its namespace's inode only. The daemon's own namespace
-// is '' (as a conntrack source without `netns`), a namespace the
-// configuration names keeps that name, any other `ip netns` name found
-// under /run/netns is taken, and one with no name (a container's) is
-// "net:[INODE]", as /proc/PID/ns/net reads. /run/netns is read again when
-// an inode is not known, at most once a second.
+// gives each change its namespace's inode only. A namespace the
+// configuration's sources name keeps the name they give it, exactly (the
+// flows and packets of those sources are stored under it), in their order
+// ('' : the daemon's own, as a source without `netns`); then the daemon's
+// own namespace is '', any other `ip netns` name found under /run/netns is
+// taken, and one with no name (a container's) is "net:[INODE]", as
+// /proc/PID/ns/net reads. The names are read again every 10 s (an inode is
+// reused once its namespace is gone) and when an inode is not known, at
+// most once a second.
 import { readdirSync, statSync } from 'node:fs';
 
 export const NETNS_DIR = '/run/netns';
 const RESCAN_MS = 1000;
+const REFRESH_MS = 10_000;
 
 export class NetnsNames {
   private byInode = new Map<number, string>();
@@ -21,9 +25,11 @@ export class NetnsNames {
 
   /** the name of the namespace with this inode */
   name(inode: number): string {
+    const now = Date.now();
+    if (now - this.scanned >= REFRESH_MS) this.scan();
     const n = this.byInode.get(inode);
     if (n !== undefined) return n;
-    if (Date.now() - this.scanned >= RESCAN_MS) {
+    if (now - this.scanned >= RESCAN_MS) {
       this.scan();
       const again = this.byInode.get(inode);
       if (again !== undefined) return again;
@@ -40,8 +46,9 @@ export class NetnsNames {
         if (!m.has(ino)) m.set(ino, name);
       } catch { /* gone, or not there */ }
     };
+    // (an inode number names no namespace: a tcpstates source's netns may be one)
+    for (const n of this.preferred) if (!/^\d+$/.test(n)) add(n === '' ? '/proc/self/ns/net' : n.includes('/') ? n : `${this.dir}/${n}`, n);
     add('/proc/self/ns/net', '');
-    for (const n of this.preferred) if (n) add(n.includes('/') ? n : `${this.dir}/${n}`, n);
     let names: string[] = [];
     try { names = readdirSync(this.dir).sort(); } catch { /* no named namespaces */ }
     for (const n of names) add(`${this.dir}/${n}`, n);

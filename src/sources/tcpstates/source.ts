@@ -128,9 +128,16 @@ export class TcpstatesSource {
     return { ...this.obj.stats(), ...this.decodeStats, ...this.lost };
   }
 
-  /** the end of a run: no change is recorded after this, and every one recorded is delivered before it returns */
-  drain(): void {
-    if (!this.closed) this.obj.drain();
+  /**
+   * The end of a run: no change is recorded after this, and every one
+   * recorded is delivered before it returns. Returns when the program was
+   * detached, in the records' own time (µs since the epoch): every change
+   * delivered is of that time or before (undefined: it was closed already).
+   */
+  drain(): number | undefined {
+    if (this.closed) return undefined;
+    const mono = this.obj.drain();
+    return mono + Math.round(native().monotonicToRealtimeUs());
   }
 
   pause(): void { this.obj.pause(); }
