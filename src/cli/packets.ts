@@ -30,6 +30,7 @@ interface PacketsOptions extends StoreCliOptions {
   format: PacketFormatName;
   copyRange: number;
   qthreshold: number;
+  nlbufsiz?: number;
   timeout: number;
   bufferSize: number;
   conntrack: boolean;
@@ -92,6 +93,7 @@ export function packetsCommand(): Command {
     }, 'logemu')
     .option('--copy-range <bytes>', 'bytes of each packet to copy, 0 to 65535 (0: all)', positiveInt('a size in bytes', 0, 65535), 0)
     .option('--qthreshold <n>', 'packets the kernel gathers into one message at most, 1 to 65535 (1: each at once)', positiveInt('a count', 1, 65535), NFLOG_DEFAULT_QTHRESHOLD)
+    .option('--nlbufsiz <bytes>', 'the kernel\'s buffer for one message of gathered packets, 4096 to 131072 (default: the kernel\'s, about 4 KiB)', positiveInt('a size in bytes', 4096, 131072))
     .option('--timeout <ms>', 'longest the kernel holds gathered packets, 0 to 60000 ms (in 10 ms steps; 0: until its next timer tick)', positiveInt('milliseconds', 0, 60000), 0)
     .option('-b, --buffer-size <bytes>', `netlink receive buffer to ask for, ${RCVBUF_MIN} to ${RCVBUF_MAX}`, positiveInt('a size in bytes', RCVBUF_MIN, RCVBUF_MAX), NFLOG_DEFAULT_RCVBUF)
     .option('--no-conntrack', 'do not ask for each packet\'s conntrack entry')
@@ -206,7 +208,7 @@ export async function runPackets(o: PacketsOptions): Promise<void> {
   let src: NflogSource;
   try {
     src = new NflogSource({
-      netns: o.netns, groups: o.group, copyRange: o.copyRange || 0xffff, qthreshold: o.qthreshold, keepRaw: pcap !== undefined && o.linktype === 'nflog',
+      netns: o.netns, groups: o.group, copyRange: o.copyRange || 0xffff, qthreshold: o.qthreshold, nlbufsiz: o.nlbufsiz, keepRaw: pcap !== undefined && o.linktype === 'nflog',
       timeoutMs: o.timeout, rcvbuf: o.bufferSize, conntrack: o.conntrack, coalesceMs: o.batchDelay,
     });
   } catch (e) {

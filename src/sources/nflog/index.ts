@@ -42,7 +42,7 @@ export class NflogDaemonSource implements Source<'packet'> {
     try {
       this.sock = new NflogSource({
         netns: config.netns, groups: config.groups, copyMode: config.copy_mode, copyRange: config.copy_range || 0xffff,
-        qthreshold: config.qthreshold, timeoutMs: config.timeout_ms, rcvbuf: config.buffer_size, conntrack: config.conntrack,
+        qthreshold: config.qthreshold, nlbufsiz: config.nlbufsiz, timeoutMs: config.timeout_ms, rcvbuf: config.buffer_size, conntrack: config.conntrack,
         coalesceMs: config.batch_delay_ms, keepRaw: opts.keepRaw === true,
       });
     } catch (e) {
