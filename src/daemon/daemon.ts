@@ -63,6 +63,8 @@ const TIMESTAMP_SYSCTL = 'net.netfilter.nf_conntrack_timestamp';
 /** flows only a dump can tell the end of are checked after this long, then twice as long each time, up to CHECK_MAX_MS */
 const CHECK_FIRST_MS = 10_000;
 const CHECK_MAX_MS = 300_000;
+/** TCP state changes that may wait for their namespace's id from the store before the sources pause */
+const NS_WAITING_MAX = 10_000;
 
 export class Pipeline {
   private sources: Attached[] = [];
@@ -79,6 +81,8 @@ export class Pipeline {
   /** changes of a namespace whose id is being asked for */
   private nsPending = new Map<string, TcpStateRow[]>();
   private nsAsking = new Set<Promise<void>>();
+  /** rows in nsPending (they count against the store's queue: sources pause while it is full) */
+  private nsWaiting = 0;
   private readonly boot = kernelBoot();
 
   constructor(private plan: Plan, private readonly log: Logger) {}
@@ -323,6 +327,7 @@ export class Pipeline {
     const id = this.nsIds.get(r.netns);
     if (id !== undefined) { this.writer!.tcpState(tcpStateRow(r, id, this.boot)); return; }
     const row = tcpStateRow(r, 0, this.boot);
+    this.nsWaiting++;
     const waiting = this.nsPending.get(r.netns);
     if (waiting) { waiting.push(row); return; }
     this.nsPending.set(r.netns, [row]);
@@ -330,9 +335,12 @@ export class Pipeline {
     // (namespaceId does not fail: a store that cannot answer gets an id chosen here, written with the batch)
     const asked = w.namespaceId(r.netns).then((nsId) => {
       this.nsIds.set(r.netns, nsId);
-      for (const x of this.nsPending.get(r.netns) ?? []) { x.ns = nsId; w.tcpState(x); }
+      const rows = this.nsPending.get(r.netns) ?? [];
+      for (const x of rows) { x.ns = nsId; w.tcpState(x); }
+      this.nsWaiting -= rows.length;
       this.nsPending.delete(r.netns);
       this.nsAsking.delete(asked);
+      this.maybeResume();
     });
     this.nsAsking.add(asked);
   }
@@ -385,15 +393,20 @@ export class Pipeline {
 
   private afterBatch(): void {
     for (const s of this.sinks) s.flush();
-    if (!this.paused && (this.sinks.some((s) => s.blocking && s.full()) || this.writer?.full())) {
+    if (!this.paused && (this.sinks.some((s) => s.blocking && s.full()) || this.storeFull())) {
       this.paused = true;
       for (const s of this.sources) s.src.pause();
-      this.log.debug(this.writer?.full() ? 'the flow store cannot keep up: sources paused' : 'a blocking sink is full: sources paused');
+      this.log.debug(this.storeFull() ? 'the flow store cannot keep up: sources paused' : 'a blocking sink is full: sources paused');
     }
   }
 
+  /** the store's queue is full (with the TCP state changes waiting for their namespace's id) */
+  private storeFull(): boolean {
+    return this.writer !== undefined && (this.writer.full() || this.nsWaiting >= NS_WAITING_MAX);
+  }
+
   private maybeResume(): void {
-    if (this.paused && !this.stopping && !this.sinks.some((s) => s.blocking && s.full()) && !this.writer?.full()) {
+    if (this.paused && !this.stopping && !this.sinks.some((s) => s.blocking && s.full()) && !this.storeFull()) {
       this.paused = false;
       for (const s of this.sources) s.src.resume();
       this.log.debug('sinks caught up: sources resumed');
