@@ -307,9 +307,11 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     // may wait out an RCU grace period (milliseconds) before the destroy
     // returns. Every change recorded after this time is recorded within
     // microseconds of it.
-    struct timespec m;
-    clock_gettime(CLOCK_MONOTONIC, &m);
-    detached_us_ = static_cast<double>(m.tv_sec) * 1e6 + static_cast<double>(m.tv_nsec / 1000);
+    if (!links_.empty()) {
+      struct timespec m;
+      clock_gettime(CLOCK_MONOTONIC, &m);
+      detached_us_ = static_cast<double>(m.tv_sec) * 1e6 + static_cast<double>(m.tv_nsec / 1000);
+    }
     for (bpf_link* l : links_) bpf_link__destroy(l);
     links_.clear();
     // paused or not (a pause from a batch callback meanwhile does not stop it):

@@ -8,8 +8,8 @@ import { collect, list, parseProto } from './options.js';
 import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
 import { flowJson, flowsCsv, flowsTable, hostPort, topCsv, topTable } from './flowfmt.js';
 import { packetJson, packetsTable } from './packetfmt.js';
-import { holdersJson, holdersText } from './tcpstatefmt.js';
-import { holderExtent, type FlowHolder } from '../store/tcpstates.js';
+import { holdersJson, holdersText, type HeldBy } from './tcpstatefmt.js';
+import { holderExtent } from '../store/tcpstates.js';
 import type { FlowReader, StoredFlow } from '../store/store.js';
 import { FLOW_PACKETS_LIMIT, type StoredPacket } from '../store/packets.js';
 import { isoTime } from '../util/time.js';
@@ -95,8 +95,8 @@ export function flowsCommand(): Command {
         const flows = await store.search(s);
         flows.reverse(); // oldest first
         const holders = o.process ? await flowHolders(store, flows) : undefined;
-        const procs = holders?.map((h) => holdersText(h.holders, h.gap));
-        const withProcess = (f: StoredFlow, i: number) => (holders ? { ...flowJson(f, ns), ...holdersJson(holders[i].holders, holders[i].gap) } : flowJson(f, ns));
+        const procs = holders?.map(holdersText);
+        const withProcess = (f: StoredFlow, i: number) => (holders ? { ...flowJson(f, ns), ...holdersJson(holders[i]) } : flowJson(f, ns));
         if (o.packets) {
           const pk: StoredPacket[][] = [];
           for (const f of flows) pk.push(await store.flowPackets(f));
@@ -124,8 +124,8 @@ export function flowsCommand(): Command {
  * were lost: a holder may be missing). A store of an older schema has none
  * to give.
  */
-export async function flowHolders(store: FlowReader, flows: StoredFlow[]): Promise<Array<{ holders: FlowHolder[]; gap: boolean }>> {
-  const out: Array<{ holders: FlowHolder[]; gap: boolean }> = [];
+export async function flowHolders(store: FlowReader, flows: StoredFlow[]): Promise<HeldBy[]> {
+  const out: HeldBy[] = [];
   const now = Date.now() * 1000;
   try {
     let lo = Infinity;
@@ -140,7 +140,10 @@ export async function flowHolders(store: FlowReader, flows: StoredFlow[]): Promi
     for (const f of flows) {
       const x = holderExtent(f, now);
       const h = await store.flowHolders(f);
-      out.push({ holders: h.holders, gap: h.truncated || (f.proto === 6 && gaps.some((g) => (g.ns < 0 || g.ns === f.ns) && g.until >= x.lo && g.since <= x.hi)) });
+      out.push({
+        holders: h.holders, sockets: h.sockets,
+        incomplete: h.truncated || (f.proto === 6 && gaps.some((g) => (g.ns < 0 || g.ns === f.ns) && g.until >= x.lo && g.since <= x.hi)),
+      });
     }
   } catch (e) {
     throw noTcpStates(e, '--process: ');

@@ -37,16 +37,28 @@ export function tcpStatesCsv(rows: StoredTcpState[], ns: Map<number, string>): s
   return out.join('\n') + '\n';
 }
 
-/** "4242/curl (connect)", several joined with ", "; none: "-"; `gap`: TCP state changes of then were lost */
-export function holdersText(hs: FlowHolder[], gap = false): string {
-  const s = hs.length ? hs.map((h) => `${h.pid}/${h.comm} (${h.at})`).join(', ') : '-';
-  return gap ? `${s} (changes lost then: may be incomplete)` : s;
+/** What `--process` says of one flow. */
+export interface HeldBy {
+  holders: FlowHolder[];
+  /** sockets that may have been the flow: more than one is ambiguous (listed, never one chosen) */
+  sockets: number;
+  /** TCP state changes of the flow's time were lost, or more matched than were read */
+  incomplete: boolean;
 }
 
-/** `processes` (each holder), and `processes_incomplete` when TCP state changes of the flow's time were lost */
-export function holdersJson(hs: FlowHolder[], gap = false): Record<string, unknown> {
+export const NOT_HELD: HeldBy = { holders: [], sockets: 0, incomplete: false };
+
+/** "4242/curl (connect)"; none: "-"; and what makes it uncertain */
+export function holdersText(h: HeldBy): string {
+  let s = h.holders.length ? h.holders.map((x) => `${x.pid}/${x.comm} (${x.at})`).join(', ') : '-';
+  if (h.sockets > 1) s = `ambiguous, ${h.sockets} sockets on this tuple then: ${s}${h.holders.length < h.sockets ? ' and one with no process known' : ''}`;
+  return h.incomplete ? `${s} (changes lost then: may be incomplete)` : s;
+}
+
+/** `processes` (each holder), `processes_sockets`, `processes_ambiguous`, `processes_incomplete` */
+export function holdersJson(h: HeldBy): Record<string, unknown> {
   return {
-    processes: hs.map((h) => ({ pid: h.pid, comm: h.comm, seen_at: h.at, time: isoTime(h.t), cookie: h.cookie })),
-    processes_incomplete: gap,
+    processes: h.holders.map((x) => ({ pid: x.pid, comm: x.comm, seen_at: x.at, time: isoTime(x.t), cookie: x.cookie })),
+    processes_sockets: h.sockets, processes_ambiguous: h.sockets > 1, processes_incomplete: h.incomplete,
   };
 }

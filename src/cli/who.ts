@@ -20,8 +20,7 @@ import { UsageError } from '../util/errors.js';
 import { parseProto } from './options.js';
 import type { StoredPacket } from '../store/packets.js';
 import { packetJson, packetsTable } from './packetfmt.js';
-import { holdersJson, holdersText } from './tcpstatefmt.js';
-import type { FlowHolder } from '../store/tcpstates.js';
+import { holdersJson, holdersText, NOT_HELD, type HeldBy } from './tcpstatefmt.js';
 import { flowHolders } from './flows.js';
 import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
 import { alignedTable, flagList, flowJson, hostPort, protoName, sides } from './flowfmt.js';
@@ -197,7 +196,7 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
       const remote = o.remote === undefined ? undefined : parseAddrPort(o.remote, '--remote');
       const store = await openReader(o);
       const logged = new Map<StoredFlow, StoredPacket[]>();
-      const held = new Map<StoredFlow, { holders: FlowHolder[]; gap: boolean }>();
+      const held = new Map<StoredFlow, HeldBy>();
       const [ans, ns] = await query(store, 'who', async () => {
         const [flows, names, runs, lost] = [
           await store.who(pub, { since: q.lo - window, until: q.hi + window }, proto, remote), await store.namespaces(),
@@ -219,7 +218,7 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
       const what = `${hostPort(pub.addr, pub.port ?? null, 0)}${proto !== undefined ? `/${protoName(proto)}` : ''}`;
       const bySource = (f: StoredFlow) => natKind(f) === 'both' && insideAddr(f, pub.addr) === f.src;
       const withSides = (f: StoredFlow) => ({
-        ...flowJson(f, ns), ...sidesJson(f, bySource(f)), ...(o.process ? holdersJson(held.get(f)?.holders ?? [], held.get(f)?.gap ?? false) : {}),
+        ...flowJson(f, ns), ...sidesJson(f, bySource(f)), ...(o.process ? holdersJson(held.get(f) ?? NOT_HELD) : {}),
         ...(o.packets ? { logged_packets: (logged.get(f) ?? []).map((p) => packetJson(p, ns)) } : {}),
       });
       if (o.json) {
@@ -246,7 +245,7 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
           const endText = f.end === null ? 'open' : f.endErr ? `${isoTime(f.end)} (-${f.endErr / 1e6} s)` : isoTime(f.end);
           const act = f.activeEnd === null ? (f.end === null ? 'open' : isoTime(f.end)) : isoTime(f.activeEnd);
           return [startText, endText, act, protoName(f.proto), natKind(f), s.inside, s.public ?? '-', s.remote, flagList(f.flags).join(',') || '-',
-            ...(o.process ? [holdersText(held.get(f)?.holders ?? [], held.get(f)?.gap ?? false)] : [])];
+            ...(o.process ? [holdersText(held.get(f) ?? NOT_HELD)] : [])];
         }));
         const packetsOf = (list: StoredFlow[]) => list.map((f, i) => {
           const ps = logged.get(f) ?? [];

@@ -6,6 +6,7 @@
 import { ConntrackSource, prepareConntrack, type ConntrackStats, type SyncWhy } from '../sources/conntrack/index.js';
 import { NflogDaemonSource, type NflogSourceStats } from '../sources/nflog/index.js';
 import { TcpstatesDaemonSource, type TcpstatesSourceStats } from '../sources/tcpstates/index.js';
+import type { TcpstatesSourceConfig } from '../sources/tcpstates/schema.js';
 import type { Kind, RecordOf } from '../records/index.js';
 import { compileMatcher } from '../pipeline/filter.js';
 import { FLAG_END_ESTIMATED } from '../records/flow.js';
@@ -346,8 +347,10 @@ export class Pipeline {
   }
 
   /** Names for the namespaces of TCP state changes: those the configuration's sources use first (their flows and packets are stored by them). */
+  private names: NetnsNames | undefined;
   private netnsNames(): NetnsNames {
-    return new NetnsNames(this.plan.sources.map((s) => s.config.netns ?? ''));
+    this.names ??= new NetnsNames(this.plan.sources.map((s) => s.config.netns ?? ''));
+    return this.names;
   }
 
   /** What a conntrack source tells the flow table and the store. */
@@ -468,7 +471,16 @@ export class Pipeline {
    * group): packets logged in between are lost, and said so. The flow
    * store's settings change only on restart.
    */
-  async reload(next: Plan): Promise<void> {
+  /** a reload in progress: stop() waits for it (its sources are handed over in it) */
+  private reloading: Promise<void> | undefined;
+
+  reload(next: Plan): Promise<void> {
+    const r = this.reloadNow(next);
+    this.reloading = r.catch(() => {});
+    return r;
+  }
+
+  private async reloadNow(next: Plan): Promise<void> {
     const storeChanged = JSON.stringify(storeKey(next.config.store)) !== JSON.stringify(storeKey(this.plan.config.store));
     if (storeChanged) this.log.warn('SIGHUP: the [store] settings change only when the daemon restarts; the running store stays');
     const plan: Plan = { ...next, config: { ...next.config, store: this.plan.config.store } };
@@ -500,6 +512,7 @@ export class Pipeline {
     const replacedTcp = old.filter((o) => o.src instanceof TcpstatesDaemonSource && !steps.some((x) => x.same === o));
     for (const k of keptSinks) k.reopen();
     this.plan = plan;
+    this.names?.prefer(plan.sources.map((s) => s.config.netns ?? ''));
     this.sinks = sinks;
     this.sources = [];
     // NFLOG groups are given up first, so that the new sources can bind them
@@ -534,7 +547,7 @@ export class Pipeline {
       try {
         a = this.openSource(st.ps, st.prep!);
         // a tcpstates source replacing one: the old one's changes until it stops, this one's after (below)
-        if (a.src instanceof TcpstatesDaemonSource && replacedTcp.length) a.src.skipUntil = Infinity;
+        if (a.src instanceof TcpstatesDaemonSource && replacedTcp.length) a.src.holdForHandoff();
         await this.startSource(a);
       } catch (e) {
         this.log.error(`SIGHUP: source ${st.ps.config.name}: ${(e as Error).message}`);
@@ -550,17 +563,19 @@ export class Pipeline {
     // the tcpstates sources replaced: read to their end (their last changes, their losses), then
     // the new ones take over from that moment (both saw the changes in between: each is kept once)
     if (replacedTcp.length) {
-      let cut = 0;
-      const tail = new Set<string>();
+      const from: Array<{ config: TcpstatesSourceConfig; until: number; tail: Set<string> }> = [];
       for (const o of replacedTcp) {
         const src = o.src as TcpstatesDaemonSource;
         src.stopping();
-        cut = Math.max(cut, src.stoppedAt ?? nowMicros());
-        for (const k of src.stoppedTail) tail.add(k);
+        from.push({ config: src.config, until: src.stoppedAt ?? nowMicros(), tail: src.stoppedTail });
       }
-      // what the old ones recorded is of that time or before (and the few in the microseconds they took to come off): the new ones keep the rest
-      for (const a of this.sources) {
-        if (a.src instanceof TcpstatesDaemonSource && a.src.skipUntil === Infinity) { a.src.skipUntil = cut; a.src.skipKeys = tail; }
+      // each old one recorded what its filter takes until it was detached (and the few just after): the new ones keep the rest
+      const successors = this.sources.filter((a) => a.src instanceof TcpstatesDaemonSource && !old.includes(a));
+      for (const a of successors) (a.src as TcpstatesDaemonSource).takeOver(from);
+      if (!successors.length && plan.sources.some((s) => s.type === 'tcpstates')) {
+        // the new one did not start: from now on no TCP state change is traced, and the trail says so
+        const now = nowMicros();
+        for (const o of replacedTcp) if (this.writer && o.toStore) this.writer.gap({ ns: o.nsId, since: now, until: now, reason: 'the tcpstates source could not start again after SIGHUP: changes from here on are not traced', kind: 'tcpstates' });
       }
     }
     for (const o of old) if (!this.sources.includes(o) && !steps.some((x) => x.prev === o)) { o.src.close(); o.table?.sweep(true); }
@@ -577,6 +592,7 @@ export class Pipeline {
 
   /** Stops reading, then writes out everything queued. */
   async stop(): Promise<DaemonStats> {
+    await this.reloading;
     for (const s of this.sources) s.src.stopping();
     this.stopping = true;
     const final = this.stats();

@@ -9,7 +9,7 @@ import {
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
 import { clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
-import { flowHolderQuery, HOLDER_LIMIT, holdersOf, rowToTcpState, TCPSTATE_COLUMN_LIST, TCPSTATE_COLUMNS, tcpStateSearchQuery, tcpStateValues, type FlowHolder, type StoredTcpState, type TcpStateSearch } from './tcpstates.js';
+import { flowHolderQuery, holdersOf, rowToTcpState, TCPSTATE_COLUMN_LIST, TCPSTATE_COLUMNS, tcpStateSearchQuery, tcpStateValues, type FlowHolders, type StoredTcpState, type TcpStateSearch } from './tcpstates.js';
 import { flowPacketsQuery, PACKET_COLUMN_LIST, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
 import type { FlowStore, Gap, GapKind, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
 
@@ -356,11 +356,9 @@ export class PostgresStore implements FlowStore {
     return (await this.all(tcpStateSearchQuery(POSTGRES, s))).map((x) => rowToTcpState(x));
   }
 
-  async flowHolders(f: StoredFlow): Promise<{ holders: FlowHolder[]; truncated: boolean }> {
+  async flowHolders(f: StoredFlow): Promise<FlowHolders> {
     const q = flowHolderQuery(POSTGRES, f, Date.now() * 1000);
-    if (!q) return { holders: [], truncated: false };
-    const rows = (await this.all(q)).map((x) => rowToTcpState(x));
-    return { holders: holdersOf(rows), truncated: rows.length >= HOLDER_LIMIT };
+    return q ? holdersOf((await this.all(q))) : { holders: [], sockets: 0, unnamed: 0, truncated: false };
   }
 
   async packetTop(s: PacketSearch, key: PacketTopKey, limit: number): Promise<PacketTopRow[]> {

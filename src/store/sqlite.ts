@@ -14,7 +14,7 @@ import {
 } from './sql.js';
 import type { FlowStore, Gap, GapKind, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
 import { clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
-import { flowHolderQuery, HOLDER_LIMIT, holdersOf, rowToTcpState, TCPSTATE_COLUMN_LIST, TCPSTATE_COLUMNS, tcpStateSearchQuery, tcpStateValues, type FlowHolder, type StoredTcpState, type TcpStateSearch } from './tcpstates.js';
+import { flowHolderQuery, holdersOf, rowToTcpState, TCPSTATE_COLUMN_LIST, TCPSTATE_COLUMNS, tcpStateSearchQuery, tcpStateValues, type FlowHolders, type StoredTcpState, type TcpStateSearch } from './tcpstates.js';
 import { flowPacketsQuery, PACKET_COLUMN_LIST, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
 
 export const DEFAULT_DB = '/var/lib/conntrail/flows.db';
@@ -432,11 +432,9 @@ export class SqliteStore implements FlowStore {
     return this.all(tcpStateSearchQuery(SQLITE, s)).map((x) => rowToTcpState(x));
   }
 
-  async flowHolders(f: StoredFlow): Promise<{ holders: FlowHolder[]; truncated: boolean }> {
+  async flowHolders(f: StoredFlow): Promise<FlowHolders> {
     const q = flowHolderQuery(SQLITE, f, Date.now() * 1000);
-    if (!q) return { holders: [], truncated: false };
-    const rows = this.all(q).map((x) => rowToTcpState(x));
-    return { holders: holdersOf(rows), truncated: rows.length >= HOLDER_LIMIT };
+    return q ? holdersOf(this.all(q)) : { holders: [], sockets: 0, unnamed: 0, truncated: false };
   }
 
   async packetTop(s: PacketSearch, key: PacketTopKey, limit: number): Promise<PacketTopRow[]> {

@@ -3,7 +3,7 @@ import type { FlowRecord } from '../records/flow.js';
 import type { SettledRef } from '../pipeline/flow-table.js';
 import type { AddrPort, Buckets, FlowSearch, TopKey, Window } from './sql.js';
 import type { PacketRow, PacketSearch, PacketTopKey, PacketTopRow, StoredPacket } from './packets.js';
-import type { FlowHolder, StoredTcpState, TcpStateRow, TcpStateSearch } from './tcpstates.js';
+import type { FlowHolders, StoredTcpState, TcpStateRow, TcpStateSearch } from './tcpstates.js';
 
 /** A flow as read back from a store: the record without the daemon's key. */
 export type StoredFlow = Omit<FlowRecord, 'key' | 'family'>;
@@ -109,8 +109,8 @@ export interface FlowReader {
   flowPackets(f: StoredFlow): Promise<StoredPacket[]>;
   /** TCP state changes: the newest matches, newest first */
   tcpStates(s: TcpStateSearch): Promise<StoredTcpState[]>;
-  /** the processes that held a stored TCP flow's socket on this host (none: it was not a socket here, or no tcpstates source saw it); truncated: more rows than were read */
-  flowHolders(f: StoredFlow): Promise<{ holders: FlowHolder[]; truncated: boolean }>;
+  /** the processes that held a stored TCP flow's socket on this host (none: it was not a socket here, or no tcpstates source saw it), and how sure that is */
+  flowHolders(f: StoredFlow): Promise<FlowHolders>;
   close(): Promise<void>;
 }
 

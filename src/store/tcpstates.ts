@@ -138,16 +138,28 @@ export const HOLDER_LIMIT = 100;
 /** how much earlier than the flow's start its socket's close may be read (the two clocks are read apart) */
 export const CLOSE_SLACK_US = 1_000;
 
+/**
+ * How much later than the flow's start its socket may have been made: a
+ * passive open's socket is made when the handshake ends, which a lost
+ * SYN-ACK or SYN puts a second or two after the first SYN.
+ */
+export const BORN_SLACK_US = 3_000_000;
+
 /** The times a flow's socket may have changed state in (µs): its possible extent, with the slack. */
 export function holderExtent(f: StoredFlow, now: number): { lo: number; hi: number } {
   return { lo: f.startErr >= Number.MAX_SAFE_INTEGER ? 0 : f.start - f.startErr - HOLDER_SLACK_US, hi: (f.end ?? now) + HOLDER_SLACK_US };
 }
 
 /**
- * The changes that name the holder of each socket that was a stored flow
- * (TCP only): same namespace, a change within the flow's possible extent
- * with the socket's endpoints the flow's original or reply direction, and a
- * life that fits the flow's (see the top of this file).
+ * The sockets that may have been a stored flow (TCP only), each with its
+ * changes that name its holder (a row of NULLs for a socket with none):
+ * same namespace and boot, a change since the daemon's run that first saw
+ * the flow began and within the flow's possible extent, with the socket's
+ * endpoints the flow's original or reply direction; made (its connect(),
+ * or its creation from a listener, when the trail has it) by BORN_SLACK_US
+ * after the flow began, and not closed before the flow may have begun.
+ * Rows are ordered by socket, then time; `sock_boot`, `sock_cookie` name
+ * the socket of each.
  */
 export function flowHolderQuery(d: Dialect, f: StoredFlow, now: number): Built | undefined {
   if (f.proto !== 6 || f.sport === null || f.dport === null) return undefined;
@@ -160,36 +172,52 @@ export function flowHolderQuery(d: Dialect, f: StoredFlow, now: number): Built |
   const is = ([a, ap, b, bp]: [string, number, string, number]) =>
     `(${d.addrEq('src', p(d.addr(a)))} AND sport = ${p(ap)} AND ${d.addrEq('dst', p(d.addr(b)))} AND dport = ${p(bp)})`;
   const { lo, hi } = holderExtent(f, now);
-  // made by a second after the flow began; not closed before it began (or stopped being active, if that was earlier)
-  const bornBy = f.start + HOLDER_SLACK_US;
-  const openAt = Math.min(f.start, f.activeEnd ?? f.start) - CLOSE_SLACK_US;
-  // the boot the flow was seen in: that of the daemon's run that began last before it was
-  const boot = `(SELECT boot FROM runs WHERE started <= ${p(f.start)} ORDER BY started DESC LIMIT 1)`;
-  const sql = `WITH cand AS (SELECT DISTINCT boot, cookie FROM tcp_states WHERE ns = ${p(f.ns)} AND t >= ${p(lo)} AND t <= ${p(hi)} ` +
-    `AND boot = ${boot} AND (${is(orig)} OR ${is(reply)})), ` +
-    'life AS (SELECT s.boot, s.cookie, min(s.t) AS born, max(CASE WHEN s.new_state = 7 THEN s.t END) AS closed ' +
+  const unbounded = f.startErr >= Number.MAX_SAFE_INTEGER;
+  const bornBy = f.start + BORN_SLACK_US;
+  // a flow first seen in a table dump (its start unbounded) was open when first seen
+  const openAt = (unbounded ? f.start : f.start - f.startErr) - CLOSE_SLACK_US;
+  // the daemon's run that first saw the flow: its boot, and when it began (a socket that left no
+  // change since is not known to be open: its close may have come while no daemon ran)
+  const sql = `WITH run AS (SELECT boot, started FROM runs WHERE started <= ${p(f.start)} ORDER BY started DESC LIMIT 1), ` +
+    `cand AS (SELECT DISTINCT boot, cookie FROM tcp_states WHERE ns = ${p(f.ns)} AND t >= ${p(lo)} AND t <= ${p(hi)} ` +
+    'AND t >= (SELECT started FROM run) AND boot = (SELECT boot FROM run) ' +
+    `AND (${is(orig)} OR ${is(reply)})), ` +
+    // made: connect() (CLOSE -> SYN_SENT) or from a listener (LISTEN/NEW_SYN_RECV -> SYN_RECV); NULL: before the trail
+    'life AS (SELECT s.boot, s.cookie, min(CASE WHEN (s.old_state = 7 AND s.new_state = 2) OR (s.new_state = 3 AND s.old_state IN (10, 12)) THEN s.t END) AS born, ' +
+    'max(CASE WHEN s.new_state = 7 THEN s.t END) AS closed ' +
     'FROM tcp_states s JOIN cand c ON s.boot = c.boot AND s.cookie = c.cookie GROUP BY s.boot, s.cookie), ' +
-    `pick AS (SELECT boot, cookie FROM life WHERE born <= ${p(bornBy)} AND (closed IS NULL OR closed >= ${p(openAt)}) ORDER BY born LIMIT 1) ` +
-    `SELECT ${TCPSTATE_COLUMNS.map((c) => `s.${c}`).join(', ')} FROM tcp_states s JOIN pick k ON s.boot = k.boot AND s.cookie = k.cookie ` +
-    `WHERE s.holder = 1 ORDER BY s.t, s.id LIMIT ${p(HOLDER_LIMIT)}`;
+    `pick AS (SELECT boot, cookie FROM life WHERE (born IS NULL OR born <= ${p(bornBy)}) AND (closed IS NULL OR closed >= ${p(openAt)})) ` +
+    `SELECT k.boot AS sock_boot, k.cookie AS sock_cookie, ${TCPSTATE_COLUMNS.map((c) => `s.${c}`).join(', ')} FROM pick k ` +
+    'LEFT JOIN tcp_states s ON s.boot = k.boot AND s.cookie = k.cookie AND s.holder = 1 ' +
+    `ORDER BY k.boot, k.cookie, s.t, s.id LIMIT ${p(HOLDER_LIMIT)}`;
   return { sql, values: P.values };
 }
 
 /** A process that held a flow's socket, and the change that says so. */
 export interface FlowHolder { pid: number; comm: string; at: string; t: number; cookie: number }
 
-/** The holder from flowHolderQuery's rows (one socket's): its first holder change. */
-export function holdersOf(rows: StoredTcpState[]): FlowHolder[] {
-  const out: FlowHolder[] = [];
+/**
+ * What flowHolderQuery's rows say: each socket's first holder change (a
+ * process once); `sockets`: how many sockets may have been the flow (more
+ * than one, or one without a holder beside one with: the answer is
+ * ambiguous); `truncated`: more rows than were read.
+ */
+export interface FlowHolders { holders: FlowHolder[]; sockets: number; unnamed: number; truncated: boolean }
+
+export function holdersOf(rows: Array<Record<string, unknown>>): FlowHolders {
+  const holders: FlowHolder[] = [];
   const seen = new Set<string>();
-  for (const r of rows) {
-    const k = `${r.boot}:${r.cookie}`;
+  let unnamed = 0;
+  for (const x of rows) {
+    const k = `${x.sock_boot}:${x.sock_cookie}`;
     if (seen.has(k)) continue;
     seen.add(k);
-    if (out.some((h) => h.pid === r.pid && h.comm === r.comm)) continue;
-    out.push({ pid: r.pid, comm: r.comm, at: holderCall(r), t: r.t, cookie: r.cookie });
+    if (x.t === null || x.t === undefined) { unnamed++; continue; }
+    const r = rowToTcpState(x);
+    if (holders.some((h) => h.pid === r.pid && h.comm === r.comm)) continue;
+    holders.push({ pid: r.pid, comm: r.comm, at: holderCall(r), t: r.t, cookie: r.cookie });
   }
-  return out;
+  return { holders, sockets: seen.size, unnamed, truncated: rows.length >= HOLDER_LIMIT };
 }
 
 /** the system call a holder row stands for */

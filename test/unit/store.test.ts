@@ -16,6 +16,7 @@ import { UNBOUNDED, type FlowRecord } from '../../src/records/flow.js';
 import { emptyBatch, type StoreBatch, type StoredFlow } from '../../src/store/store.js';
 import { coverageGaps, judge } from '../../src/cli/who.js';
 import { flowHolders } from '../../src/cli/flows.js';
+import { holdersText } from '../../src/cli/tcpstatefmt.js';
 import { tcpStateRow, type TcpStateRow } from '../../src/store/tcpstates.js';
 import type { TcpStateChange } from '../../src/records/tcpstate.js';
 import { parseCidr } from '../../src/util/ip.js';
@@ -318,9 +319,18 @@ describe('SQLite flow store', () => {
     // a server on a dual-stack socket ([::]:80): the client's IPv4 address as ::ffff:a.b.c.d; conntrack's flow is IPv4
     const dual = rec({ start: T0 + 300 * S, end: T0 + 301 * S, src: '192.0.2.60', sport: 34000, dst: '10.0.0.1', dport: 80, natSrc: null, natSport: null });
     const dualRows = sock({ family: 10, t: T0 + 300 * S + 20, local: ['::ffff:10.0.0.1', 80], remote: ['::ffff:192.0.2.60', 34000], changes: [[12, 3, 0, 'swapper/0'], [3, 1, 0, 'swapper/0', 5], [1, 4, 3333, 'node', S / 2]] });
-    const rows = [...outRows, ...innRows, ...resetRows, ...reusedRows, ...otherNs, ...later, ...oldBoot, ...sameBoot, ...openOwn, ...dualRows];
+    // a flow whose start is known to 20 s only: a socket on its tuple closed 10 s before its start, and its own: both may be it
+    const vague = rec({ start: T0 + 500 * S, startErr: 20 * S, end: T0 + 510 * S, src: '10.0.0.5', sport: 41000, dst: '198.51.100.9', dport: 25, natSrc: null, natSport: null });
+    const vagueRows = [
+      ...sock({ t: T0 + 485 * S, local: ['10.0.0.5', 41000], remote: ['198.51.100.9', 25], changes: [[7, 2, 71, 'prior'], [2, 1, 0, 'swapper/0', 5], [1, 4, 71, 'prior', 4 * S], [5, 7, 0, 'swapper/0', 5 * S]] }),
+      ...sock({ t: T0 + 499 * S, local: ['10.0.0.5', 41000], remote: ['198.51.100.9', 25], changes: [[7, 2, 72, 'own'], [2, 1, 0, 'swapper/0', 5]] }),
+    ];
+    // a long flow whose socket was made before the trail began (no connect seen): its holder's close still names it
+    const long = rec({ start: T0 + 600 * S, end: T0 + 700 * S, src: '10.0.0.6', sport: 42000, dst: '198.51.100.9', dport: 993, natSrc: null, natSport: null });
+    const longRows = sock({ t: T0 + 650 * S, local: ['10.0.0.6', 42000], remote: ['198.51.100.9', 993], changes: [[1, 8, 0, 'swapper/0'], [8, 9, 81, 'keeper', S], [9, 7, 0, 'swapper/0', 2 * S]] });
+    const rows = [...outRows, ...innRows, ...resetRows, ...reusedRows, ...otherNs, ...later, ...oldBoot, ...sameBoot, ...openOwn, ...dualRows, ...vagueRows, ...longRows];
     // the daemon's run, in this boot (0xb007)
-    const r = await s.write(batch({ closed: [out, inn, reset, reused, udp, dual], opened: [openOld], tcpStates: rows, run: { id: 1, started: T0 - 10 * S, alive: T0 + 400 * S, stopped: null, boot: 0xb007 } }));
+    const r = await s.write(batch({ closed: [out, inn, reset, reused, udp, dual, vague, long], opened: [openOld], tcpStates: rows, run: { id: 1, started: T0 - 10 * S, alive: T0 + 800 * S, stopped: null, boot: 0xb007 } }));
     assert.equal(r.tcpStates, rows.length);
     const fl = (x: FlowRecord) => { const { key: _k, family: _f, ...rest } = x; return rest; };
     const who = async (x: FlowRecord) => (await s.flowHolders(fl(x))).holders.map((h) => `${h.pid}/${h.comm} ${h.at}`);
@@ -332,6 +342,11 @@ describe('SQLite flow store', () => {
     assert.deepEqual(await who(rec({ ...out, ns: 3 })), ['5555/wget connect'], 'by namespace');
     assert.deepEqual(await who(openOld), [], 'its own socket has no holder change yet: neither another boot\'s socket of the same cookie nor an earlier closed one is taken for it');
     assert.deepEqual(await who(dual), ['3333/node close'], 'a dual-stack socket\'s IPv4-mapped addresses are IPv4');
+    const v = await s.flowHolders(fl(vague));
+    assert.deepEqual([v.sockets, v.holders.map((h) => h.comm)], [2, ['prior', 'own']], 'two sockets may have been it: both, never one chosen');
+    assert.equal(holdersText({ holders: v.holders, sockets: v.sockets, incomplete: false }), 'ambiguous, 2 sockets on this tuple then: 71/prior (connect), 72/own (connect)');
+    assert.deepEqual(await who(long), ['81/keeper close']);
+    assert.equal((await s.flowHolders(fl(out))).sockets, 1);
     assert.equal((await s.tcpStates({ since: 0, until: T0 * 2, hosts: [parseCidr('192.0.2.60')], ports: [], pids: [], comms: [], states: [] })).length, 3, 'and searched as IPv4');
 
     // search: by time, host, port, pid, comm, state; newest first
@@ -350,7 +365,7 @@ describe('SQLite flow store', () => {
     await s.write(batch({ gaps: [{ ns: 0, since: T0 + 3 * S, until: T0 + 4 * S, reason: '5 TCP state changes lost', kind: 'tcpstates' },
       { ns: -1, since: T0 + 50 * S, until: T0 + 51 * S, reason: '1 TCP state change lost', kind: 'tcpstates' }] }));
     const h = await flowHolders(s, [fl(out), fl(reset), fl(rec({ ...out, ns: 3 })), fl(reused), fl(udp)]);
-    assert.deepEqual(h.map((x) => x.gap), [true, false, false, true, false], 'its namespace or every one (-1), within the extent; TCP only');
+    assert.deepEqual(h.map((x) => x.incomplete), [true, false, false, true, false], 'its namespace or every one (-1), within the extent; TCP only');
     assert.deepEqual(h[0].holders.map((x) => x.pid), [4242]);
     // retention
     const cut = T0 + 50 * S;

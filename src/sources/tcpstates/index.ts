@@ -12,6 +12,17 @@ export interface TcpstatesSourceStats extends BaseSourceStats, TcpstatesStats {
   type: 'tcpstates';
 }
 
+/** what a source's filter (its keys) takes, as the program decides it */
+export function tcpstatesFilter(c: TcpstatesSourceConfig): (r: TcpStateChange) => boolean {
+  const family = c.family === 'ipv4' ? 2 : c.family === 'ipv6' ? 10 : 0;
+  let ino: number | undefined;
+  try { ino = c.netns !== undefined ? netnsInode(c.netns) : undefined; } catch { ino = -1; }
+  const lp = new Set(c.local_ports);
+  const rp = new Set(c.remote_ports);
+  return (r) => (!family || r.family === family) && (ino === undefined || r.netnsInode === ino) && (!lp.size || lp.has(r.sport)) &&
+    (!rp.size || rp.has(r.dport)) && (c.pid === undefined || r.pid === c.pid) && (c.comm === undefined || r.comm === c.comm);
+}
+
 /** one socket's change, as two programs tracing the same changes both see it */
 const changeKey = (r: TcpStateChange): string => `${r.cookie} ${r.oldState} ${r.newState}`;
 
@@ -22,9 +33,14 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
   private reportedDrops = 0;
   private reportedAt = Date.now() * 1000;
   private halted = false;
-  /** changes up to this time (µs) were another source's, which this one replaced (SIGHUP), and so were these (changeKey) after it */
-  skipUntil = 0;
-  skipKeys: Set<string> | undefined;
+  /**
+   * The sources this one replaced at a SIGHUP: each recorded the changes its
+   * filter takes up to its `until` (µs), and `tail` (changeKey) just after,
+   * as it was being detached; this one keeps the rest. `pending`: until
+   * they have stopped, this one holds what it reads.
+   */
+  private handoffs: Array<{ takes: (r: TcpStateChange) => boolean; until: number; tail: Set<string> }> | undefined;
+  private held: TcpStateChange[] | undefined;
   /** while stopping: the changes read */
   private tail: TcpStateChange[] | undefined;
   /** the changes this source recorded after stoppedAt, as it was being detached (changeKey) */
@@ -46,25 +62,56 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
 
   start(out: SourceOut<TcpStateChange>): Promise<void> {
     const names = this.names;
+    this.deliver = (r) => {
+      if (this.handoffs && this.handedOver(r)) return;
+      this.tail?.push(r);
+      r.netns = names.name(r.netnsInode);
+      out.record(r, true);
+    };
     this.src.start({
       record: (r) => {
-        if (this.skipUntil) {
-          if (r.time <= this.skipUntil) return;
-          if (this.skipKeys) {
-            // the source this one replaced recorded these as it was being detached
-            if (this.skipKeys.delete(changeKey(r))) return;
-            if (r.time > this.skipUntil + 1_000_000) this.skipKeys = undefined;
-          }
-        }
-        this.tail?.push(r);
-        r.netns = names.name(r.netnsInode);
-        out.record(r, true);
+        if (this.held) { this.held.push(r); return; }
+        this.deliver(r);
       },
       batchEnd: () => out.batchEnd(),
     }, (err) => this.log.error(`source ${this.name}: ${err.message}`));
     const c = this.config;
     this.log.info(`source ${this.name}: tracing TCP state changes${c.netns ? ` in network namespace ${c.netns}` : ' in every network namespace'} (ring buffer ${c.ring_size} bytes)`);
     return Promise.resolve();
+  }
+
+  /** Replacing other sources (SIGHUP): what it reads is held until they have stopped (takeOver). */
+  holdForHandoff(): void {
+    this.held ??= [];
+  }
+
+  /**
+   * The sources it replaces have stopped: each with its filter, when it was
+   * detached and what it recorded just after. What was held goes out now,
+   * but for the changes they recorded.
+   */
+  takeOver(from: Array<{ config: TcpstatesSourceConfig; until: number; tail: Set<string> }>): void {
+    this.handoffs = from.map((f) => ({ takes: tcpstatesFilter(f.config), until: f.until, tail: f.tail }));
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const r of held) this.deliver(r);
+  }
+
+  private deliver: (r: TcpStateChange) => void = () => {};
+
+  /** a change a replaced source recorded (it is dropped here) */
+  private handedOver(r: TcpStateChange): boolean {
+    const hs = this.handoffs!;
+    let last = 0;
+    for (const h of hs) {
+      if (h.until > last) last = h.until;
+      if (!h.takes(r)) continue;
+      if (r.time <= h.until) return true;
+      if (h.tail.delete(changeKey(r))) return true;
+    }
+    // a second on, nothing of theirs comes any more
+    if (r.time > last + 1_000_000) this.handoffs = undefined;
+    return false;
   }
 
   pause(): void { this.src.pause(); }

@@ -19,7 +19,13 @@ export class NetnsNames {
   private scanned = -Infinity;
 
   /** `preferred`: names the configuration uses (first wins for an inode with two names) */
-  constructor(private readonly preferred: string[] = [], private readonly dir = NETNS_DIR) {
+  constructor(private preferred: string[] = [], private readonly dir = NETNS_DIR) {
+    this.scan();
+  }
+
+  /** A new configuration's names (SIGHUP). */
+  prefer(names: string[]): void {
+    this.preferred = names;
     this.scan();
   }
 

@@ -137,7 +137,8 @@ export class TcpstatesSource {
   drain(): number | undefined {
     if (this.closed) return undefined;
     const mono = this.obj.drain();
-    return mono + Math.round(native().monotonicToRealtimeUs());
+    // (0: it was never attached)
+    return mono ? mono + Math.round(native().monotonicToRealtimeUs()) : undefined;
   }
 
   pause(): void { this.obj.pause(); }
