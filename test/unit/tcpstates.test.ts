@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { decodeTcpstatesBatch, EVENT_SIZE } from '../../src/sources/tcpstates/decode.js';
 import { formatTcpstates, spanMs, tcpstatesHeader } from '../../src/formats/tcpstates.js';
 import { namesHolder, type TcpStateChange } from '../../src/records/tcpstate.js';
+import { Handoff } from '../../src/sources/tcpstates/handoff.js';
+import type { TcpstatesSourceConfig } from '../../src/sources/tcpstates/schema.js';
 
 function event(o: { family: number; saddr: number[]; daddr: number[]; sport: number; dport: number; old: number; new: number; comm: string; delta?: bigint; ctx?: number }): Buffer {
   const b = Buffer.alloc(EVENT_SIZE);
@@ -72,6 +74,29 @@ describe('tcpstates', () => {
     assert.equal(ch(7, 2, false, true), false, 'a kernel socket\'s connect from a user task (mount.cifs)');
     // what softirq can do: SYN-ACK or ACK received, FIN received, RST, timers, TIME_WAIT
     for (const [o, n] of [[2, 1], [12, 3], [3, 1], [1, 8], [4, 5], [5, 6], [1, 7], [9, 7], [2, 7], [11, 6]]) assert.equal(ch(o, n), false, `${o} -> ${n}`);
+  });
+
+  it('a SIGHUP hand-over drops only what a replaced source\'s filter took up to its detach, and its tail', () => {
+    const cfg = (o: Partial<TcpstatesSourceConfig>): TcpstatesSourceConfig => ({
+      name: 'tcp', type: 'tcpstates', family: 'any', local_ports: [], remote_ports: [], ring_size: 4194304, batch_delay_ms: 1, store: true, ...o,
+    });
+    const h = new Handoff([
+      { config: cfg({ family: 'ipv4' }), until: 1000, tail: new Set() },
+      { config: cfg({ remote_ports: [443] }), until: 2000, tail: new Set(['7 1 4']) },
+    ]);
+    const ch = (time: number, o: Partial<TcpStateChange>): TcpStateChange => ({
+      time, skaddr: '0', cookie: 1, netnsInode: 1, netns: '', pid: 1, tid: 1, comm: 'x', family: 2, saddr: '', daddr: '', sport: 40000, dport: 80,
+      oldState: 2, newState: 1, deltaNs: undefined, kthread: false, kernelSocket: false, ...o,
+    });
+    assert.equal(h.drops(ch(500, { family: 10 })), false, 'IPv6: neither old source took it, the new one keeps it');
+    assert.equal(h.drops(ch(900, {})), true, 'IPv4 before the first one\'s detach: it has it');
+    assert.equal(h.drops(ch(1500, {})), false, 'after it, and the second does not take port 80');
+    assert.equal(h.drops(ch(1800, { dport: 443 })), true, 'port 443 before the second one\'s detach');
+    assert.equal(h.drops(ch(2100, { dport: 443, cookie: 7, oldState: 1, newState: 4 })), true, 'in its tail');
+    assert.equal(h.drops(ch(2150, { dport: 443, cookie: 7, oldState: 1, newState: 4 })), false, 'once');
+    assert.equal(h.over, false);
+    assert.equal(h.drops(ch(2000 + 1_000_001, { dport: 443 })), false);
+    assert.equal(h.over, true, 'a second on, the hand-over is over');
   });
 
   it('prints libbpf-tools\' columns, narrow (comm cut to 10) and wide (the IP version), and -T\'s time', () => {

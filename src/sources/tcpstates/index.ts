@@ -7,24 +7,11 @@ import type { BaseSourceStats, Source, SourceLog, SourceOut } from '../source.js
 import type { TcpstatesSourceConfig } from './schema.js';
 import { netnsInode, TcpstatesSource, type TcpstatesStats } from './source.js';
 import { NetnsNames } from './netns.js';
+import { changeKey, Handoff, type HandedFrom } from './handoff.js';
 
 export interface TcpstatesSourceStats extends BaseSourceStats, TcpstatesStats {
   type: 'tcpstates';
 }
-
-/** what a source's filter (its keys) takes, as the program decides it */
-export function tcpstatesFilter(c: TcpstatesSourceConfig): (r: TcpStateChange) => boolean {
-  const family = c.family === 'ipv4' ? 2 : c.family === 'ipv6' ? 10 : 0;
-  let ino: number | undefined;
-  try { ino = c.netns !== undefined ? netnsInode(c.netns) : undefined; } catch { ino = -1; }
-  const lp = new Set(c.local_ports);
-  const rp = new Set(c.remote_ports);
-  return (r) => (!family || r.family === family) && (ino === undefined || r.netnsInode === ino) && (!lp.size || lp.has(r.sport)) &&
-    (!rp.size || rp.has(r.dport)) && (c.pid === undefined || r.pid === c.pid) && (c.comm === undefined || r.comm === c.comm);
-}
-
-/** one socket's change, as two programs tracing the same changes both see it */
-const changeKey = (r: TcpStateChange): string => `${r.cookie} ${r.oldState} ${r.newState}`;
 
 export class TcpstatesDaemonSource implements Source<'tcpstate'> {
   readonly kind = 'tcpstate' as const;
@@ -39,7 +26,7 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
    * as it was being detached; this one keeps the rest. `pending`: until
    * they have stopped, this one holds what it reads.
    */
-  private handoffs: Array<{ takes: (r: TcpStateChange) => boolean; until: number; tail: Set<string> }> | undefined;
+  private handoff: Handoff | undefined;
   private held: TcpStateChange[] | undefined;
   /** while stopping: the changes read */
   private tail: TcpStateChange[] | undefined;
@@ -63,7 +50,10 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
   start(out: SourceOut<TcpStateChange>): Promise<void> {
     const names = this.names;
     this.deliver = (r) => {
-      if (this.handoffs && this.handedOver(r)) return;
+      if (this.handoff) {
+        if (this.handoff.drops(r)) return;
+        if (this.handoff.over) this.handoff = undefined;
+      }
       this.tail?.push(r);
       r.netns = names.name(r.netnsInode);
       out.record(r, true);
@@ -90,29 +80,14 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
    * detached and what it recorded just after. What was held goes out now,
    * but for the changes they recorded.
    */
-  takeOver(from: Array<{ config: TcpstatesSourceConfig; until: number; tail: Set<string> }>): void {
-    this.handoffs = from.map((f) => ({ takes: tcpstatesFilter(f.config), until: f.until, tail: f.tail }));
+  takeOver(from: HandedFrom[]): void {
+    this.handoff = new Handoff(from);
     const held = this.held ?? [];
     this.held = undefined;
     for (const r of held) this.deliver(r);
   }
 
   private deliver: (r: TcpStateChange) => void = () => {};
-
-  /** a change a replaced source recorded (it is dropped here) */
-  private handedOver(r: TcpStateChange): boolean {
-    const hs = this.handoffs!;
-    let last = 0;
-    for (const h of hs) {
-      if (h.until > last) last = h.until;
-      if (!h.takes(r)) continue;
-      if (r.time <= h.until) return true;
-      if (h.tail.delete(changeKey(r))) return true;
-    }
-    // a second on, nothing of theirs comes any more
-    if (r.time > last + 1_000_000) this.handoffs = undefined;
-    return false;
-  }
 
   pause(): void { this.src.pause(); }
   resume(): void { this.src.resume(); }
