@@ -459,6 +459,9 @@ export class Pipeline {
     for (const s of this.sinks) s.reopen();
   }
 
+  /** a reload in progress: stop() waits for it (its sources are handed over in it) */
+  private reloading: Promise<void> | undefined;
+
   /**
    * A new configuration. A sink whose settings did not change stays (its
    * queue and connection with it); changed ones are opened anew (the old ones close after
@@ -468,12 +471,12 @@ export class Pipeline {
    * if the namespace is the same, carries on: the moment between is
    * recorded as a gap). An NFLOG source that changed gives its groups up
    * before the new one binds them (one socket per namespace can bind a
-   * group): packets logged in between are lost, and said so. The flow
-   * store's settings change only on restart.
+   * group): packets logged in between are lost, and said so. A tcpstates
+   * source that changed hands over to the new one (both are attached for a
+   * moment; each change is kept once: sources/tcpstates/handoff.ts). The
+   * flow store's settings change only on restart. A stop waits for a
+   * reload in progress.
    */
-  /** a reload in progress: stop() waits for it (its sources are handed over in it) */
-  private reloading: Promise<void> | undefined;
-
   reload(next: Plan): Promise<void> {
     const r = this.reloadNow(next);
     this.reloading = r.catch(() => {});
