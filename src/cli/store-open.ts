@@ -13,11 +13,13 @@ import { FatalError, UsageError } from '../util/errors.js';
 
 export interface StoreCliOptions { db?: string; postgres?: string; config?: string }
 
-export function addStoreOptions(cmd: Command): Command {
+/** `explicit`: the command reads a store only when one of these is given (no default store) */
+export function addStoreOptions(cmd: Command, explicit = false): Command {
   return cmd
-    .option('--db <path>', 'SQLite flow store to read (default: the daemon\'s store)')
+    .option('--db <path>', explicit ? 'read the SQLite flow store at this path' : 'SQLite flow store to read (default: the daemon\'s store)')
     .option('--postgres <url>', 'read the PostgreSQL flow store at this URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)')
-    .option('-c, --config <file>', `the daemon's configuration, to find its store (default: ${DEFAULT_CONFIG} if it exists)`);
+    .option('-c, --config <file>', explicit ? 'read the store of the daemon with this configuration'
+      : `the daemon's configuration, to find its store (default: ${DEFAULT_CONFIG} if it exists)`);
 }
 
 export async function openReader(o: StoreCliOptions): Promise<FlowReader> {

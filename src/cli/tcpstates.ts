@@ -78,7 +78,7 @@ export function tcpstatesCommand(): Command {
     .option('--port <port>', `search: this local or remote port (repeatable, at most ${MAX_PORTS})`, collect)
     .option('--state <name>', 'search: changes into these states, e.g. ESTABLISHED (repeatable, comma-separated)', collect)
     .option('--limit <n>', `search: at most this many changes, the newest, 0 to ${MAX_LIMIT} (0: all)`, '100')
-    .option('--json', 'search: JSON output (one array); -s: CSV'))
+    .option('--json', 'search: JSON output (one array); -s: CSV'), true)
     .addHelpText('after', `
 The process is the one current when the kernel changed the state: for changes
 made on receipt of a packet (a passive open's SYN_RECV -> ESTABLISHED, a reset)
