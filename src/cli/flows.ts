@@ -128,20 +128,20 @@ export async function flowHolders(store: FlowReader, flows: StoredFlow[]): Promi
   const out: HeldBy[] = [];
   const now = Date.now() * 1000;
   try {
+    const extents = flows.map((f) => holderExtent(f, now));
     let lo = Infinity;
     let hi = -Infinity;
-    for (const f of flows) {
-      if (f.proto !== 6) continue;
-      const x = holderExtent(f, now);
-      if (x.lo < lo) lo = x.lo;
-      if (x.hi > hi) hi = x.hi;
-    }
+    flows.forEach((f, i) => {
+      if (f.proto !== 6) return;
+      lo = Math.min(lo, extents[i].lo);
+      hi = Math.max(hi, extents[i].hi);
+    });
     const gaps = lo <= hi ? await store.gaps(lo, hi, 'tcpstates') : [];
-    for (const f of flows) {
-      const x = holderExtent(f, now);
+    for (const [i, f] of flows.entries()) {
+      const x = extents[i];
       const h = await store.flowHolders(f);
       out.push({
-        holders: h.holders, sockets: h.sockets,
+        holders: h.holders, sockets: h.sockets, unnamed: h.unnamed,
         incomplete: h.truncated || (f.proto === 6 && gaps.some((g) => (g.ns < 0 || g.ns === f.ns) && g.until >= x.lo && g.since <= x.hi)),
       });
     }

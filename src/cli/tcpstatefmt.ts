@@ -42,16 +42,18 @@ export interface HeldBy {
   holders: FlowHolder[];
   /** sockets that may have been the flow: more than one is ambiguous (listed, never one chosen) */
   sockets: number;
+  /** those of them with no process known */
+  unnamed: number;
   /** TCP state changes of the flow's time were lost, or more matched than were read */
   incomplete: boolean;
 }
 
-export const NOT_HELD: HeldBy = { holders: [], sockets: 0, incomplete: false };
+export const NOT_HELD: HeldBy = { holders: [], sockets: 0, unnamed: 0, incomplete: false };
 
 /** "4242/curl (connect)"; none: "-"; and what makes it uncertain */
 export function holdersText(h: HeldBy): string {
   let s = h.holders.length ? h.holders.map((x) => `${x.pid}/${x.comm} (${x.at})`).join(', ') : '-';
-  if (h.sockets > 1) s = `ambiguous, ${h.sockets} sockets on this tuple then: ${s}${h.holders.length < h.sockets ? ' and one with no process known' : ''}`;
+  if (h.sockets > 1) s = `ambiguous, ${h.sockets} sockets on this tuple then: ${s}${h.unnamed ? ` and ${h.unnamed} with no process known` : ''}`;
   return h.incomplete ? `${s} (changes lost then: may be incomplete)` : s;
 }
 

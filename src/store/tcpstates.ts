@@ -14,15 +14,13 @@
 // name its holder (`holder`, see records/tcpstate.ts namesHolder) may have
 // other endpoints than the one matched (at connect() the local port is
 // still 0), so the holder is looked up by the cookies of the matching rows.
-// A socket is the flow's only if its life fits the flow's: it existed when
-// the flow began (its first change no later than a second after the
-// flow's start: a passive open's socket is made when the handshake ends)
-// and it was not closed before the flow began (or, for a flow first seen
-// when it was no longer active, before it stopped being active). Of those,
-// the first made is the flow's: two sockets on one tuple are never open at
-// once, so a later one (the tuple reused once the flow's socket closed) is
-// another flow's. An earlier socket closed at the very moment the flow
-// began (within CLOSE_SLACK_US) is the one case left: it would be taken.
+// A socket may have been the flow only if it has a change since the
+// daemon's run that first saw the flow began (a close while no daemon ran
+// would not be known) and its life fits the flow's: made (its connect(), or
+// its creation from a listener, where the trail has it) by BORN_SLACK_US
+// after the flow began, and not closed before the flow may have begun.
+// One such socket names its holder; several make the answer ambiguous,
+// each listed (flowHolderQuery below).
 import { namesHolder, TCP_STATE_NAMES, type TcpStateChange } from '../records/tcpstate.js';
 import type { Cidr } from '../util/ip.js';
 import type { StoredFlow } from './store.js';
@@ -199,8 +197,8 @@ export interface FlowHolder { pid: number; comm: string; at: string; t: number; 
 /**
  * What flowHolderQuery's rows say: each socket's first holder change (a
  * process once); `sockets`: how many sockets may have been the flow (more
- * than one, or one without a holder beside one with: the answer is
- * ambiguous); `truncated`: more rows than were read.
+ * than one: the answer is ambiguous); `unnamed`: those of them with no
+ * holder change; `truncated`: more rows than were read.
  */
 export interface FlowHolders { holders: FlowHolder[]; sockets: number; unnamed: number; truncated: boolean }
 

@@ -344,7 +344,7 @@ describe('SQLite flow store', () => {
     assert.deepEqual(await who(dual), ['3333/node close'], 'a dual-stack socket\'s IPv4-mapped addresses are IPv4');
     const v = await s.flowHolders(fl(vague));
     assert.deepEqual([v.sockets, v.holders.map((h) => h.comm)], [2, ['prior', 'own']], 'two sockets may have been it: both, never one chosen');
-    assert.equal(holdersText({ holders: v.holders, sockets: v.sockets, incomplete: false }), 'ambiguous, 2 sockets on this tuple then: 71/prior (connect), 72/own (connect)');
+    assert.equal(holdersText({ holders: v.holders, sockets: v.sockets, unnamed: v.unnamed, incomplete: false }), 'ambiguous, 2 sockets on this tuple then: 71/prior (connect), 72/own (connect)');
     assert.deepEqual(await who(long), ['81/keeper close']);
     assert.equal((await s.flowHolders(fl(out))).sockets, 1);
     assert.equal((await s.tcpStates({ since: 0, until: T0 * 2, hosts: [parseCidr('192.0.2.60')], ports: [], pids: [], comms: [], states: [] })).length, 3, 'and searched as IPv4');

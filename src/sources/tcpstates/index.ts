@@ -23,8 +23,8 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
   /**
    * The sources this one replaced at a SIGHUP: each recorded the changes its
    * filter takes up to its `until` (µs), and `tail` (changeKey) just after,
-   * as it was being detached; this one keeps the rest. `pending`: until
-   * they have stopped, this one holds what it reads.
+   * as it was being detached; this one keeps the rest. `held`: until
+   * they have stopped, what this one reads waits there.
    */
   private handoff: Handoff | undefined;
   private held: TcpStateChange[] | undefined;
