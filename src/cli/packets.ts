@@ -3,7 +3,7 @@
 // ulogd2's NFLOG stacks.
 import { Command, InvalidArgumentError } from 'commander';
 import { RCVBUF_MAX, RCVBUF_MIN } from '../config/schema.js';
-import { NFLOG_DEFAULT_RCVBUF, NflogSource, type NflogStats } from '../sources/nflog/source.js';
+import { NFLOG_DEFAULT_RCVBUF, nflogLossText, NflogSource, type NflogStats } from '../sources/nflog/source.js';
 import { makePacketFormatter, PACKET_FORMATS, type PacketFormatName } from '../formats/packet/index.js';
 import { LineWriter } from '../util/output.js';
 import { isoTime } from '../util/time.js';
@@ -227,11 +227,8 @@ export async function runPackets(o: PacketsOptions): Promise<void> {
       // (the kernel says ENOBUFS once per overrun: its count of dropped datagrams tells the rest)
       const dropped = Math.max(0, s.kernelDrops - reported.drops);
       if (s.enobufs > reported.overruns || s.seqGaps > reported.gaps || dropped > 0) {
-        const dgrams = dropped ? `${dropped} datagram${dropped > 1 ? 's' : ''} of packets dropped by the kernel` : '';
-        const n = s.enobufs - reported.overruns;
-        process.stderr.write('conntrail: WARNING: packets lost: ' +
-          (n > 0 ? `netlink overrun (ENOBUFS) x${n}${dgrams ? ` (${dgrams})` : ''}, ` : dgrams ? `${dgrams} (the overrun went on), ` : '') +
-          `${s.seqGaps - reported.gaps} missing by sequence number (${s.seqGaps} so far); raise --buffer-size (granted ${src.rcvbuf}) or --qthreshold\n`);
+        process.stderr.write(`conntrail: WARNING: ${nflogLossText(s.enobufs - reported.overruns, dropped, s.seqGaps - reported.gaps, s.seqGaps)}; ` +
+          `raise --buffer-size (granted ${src.rcvbuf}) or --qthreshold\n`);
         reported = { overruns: s.enobufs, gaps: s.seqGaps, drops: Math.max(reported.drops, s.kernelDrops) };
       }
     },

@@ -337,8 +337,13 @@ export class PostgresStore implements FlowStore {
   }
 
   async expirePackets(cutoff: number, max: number): Promise<number> {
+    return this.expireRows('packets', cutoff, max);
+  }
+
+  /** Deletes up to `max` rows of a table of records by time (`t`) older than `cutoff`. */
+  private async expireRows(table: 'packets' | 'tcp_states', cutoff: number, max: number): Promise<number> {
     await this.schema();
-    const r = await this.pool.query('DELETE FROM packets WHERE id IN (SELECT id FROM packets WHERE t < $1 ORDER BY t LIMIT $2)', [cutoff, max]);
+    const r = await this.pool.query(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE t < $1 ORDER BY t LIMIT $2)`, [cutoff, max]);
     return r.rowCount ?? 0;
   }
 
@@ -347,9 +352,7 @@ export class PostgresStore implements FlowStore {
   }
 
   async expireTcpStates(cutoff: number, max: number): Promise<number> {
-    await this.schema();
-    const r = await this.pool.query('DELETE FROM tcp_states WHERE id IN (SELECT id FROM tcp_states WHERE t < $1 ORDER BY t LIMIT $2)', [cutoff, max]);
-    return r.rowCount ?? 0;
+    return this.expireRows('tcp_states', cutoff, max);
   }
 
   async tcpStates(s: TcpStateSearch): Promise<StoredTcpState[]> {
@@ -358,7 +361,7 @@ export class PostgresStore implements FlowStore {
 
   async flowHolders(f: StoredFlow): Promise<FlowHolders> {
     const q = flowHolderQuery(POSTGRES, f, Date.now() * 1000);
-    return q ? holdersOf((await this.all(q))) : { holders: [], sockets: 0, unnamed: 0, truncated: false };
+    return q ? holdersOf((await this.all(q))) : holdersOf([]);
   }
 
   async packetTop(s: PacketSearch, key: PacketTopKey, limit: number): Promise<PacketTopRow[]> {

@@ -417,7 +417,12 @@ export class SqliteStore implements FlowStore {
   }
 
   async expirePackets(cutoff: number, max: number): Promise<number> {
-    return this.db.prepare('DELETE FROM packets WHERE id IN (SELECT id FROM packets WHERE t < ? ORDER BY t LIMIT ?)').run(cutoff, max).changes;
+    return this.expireRows('packets', cutoff, max);
+  }
+
+  /** Deletes up to `max` rows of a table of records by time (`t`) older than `cutoff`. */
+  private expireRows(table: 'packets' | 'tcp_states', cutoff: number, max: number): number {
+    return this.db.prepare(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE t < ? ORDER BY t LIMIT ?)`).run(cutoff, max).changes;
   }
 
   async packets(s: PacketSearch): Promise<StoredPacket[]> {
@@ -425,7 +430,7 @@ export class SqliteStore implements FlowStore {
   }
 
   async expireTcpStates(cutoff: number, max: number): Promise<number> {
-    return this.db.prepare('DELETE FROM tcp_states WHERE id IN (SELECT id FROM tcp_states WHERE t < ? ORDER BY t LIMIT ?)').run(cutoff, max).changes;
+    return this.expireRows('tcp_states', cutoff, max);
   }
 
   async tcpStates(s: TcpStateSearch): Promise<StoredTcpState[]> {
@@ -434,7 +439,7 @@ export class SqliteStore implements FlowStore {
 
   async flowHolders(f: StoredFlow): Promise<FlowHolders> {
     const q = flowHolderQuery(SQLITE, f, Date.now() * 1000);
-    return q ? holdersOf(this.all(q)) : { holders: [], sockets: 0, unnamed: 0, truncated: false };
+    return q ? holdersOf(this.all(q)) : holdersOf([]);
   }
 
   async packetTop(s: PacketSearch, key: PacketTopKey, limit: number): Promise<PacketTopRow[]> {

@@ -91,6 +91,16 @@ describe('TCP state changes stored and joined to flows (flows --process, who --p
 
   const run = (args: string[]) => spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), ...args], { encoding: 'utf8', timeout: 30000 });
   const pidOf = (out: string) => Number(/^pid (\d+)$/m.exec(out)?.[1]);
+  /** one connection: SERVER in [namespace, address, port], then CLIENT from [namespace] to [address, port]; `at`: the second the client began */
+  async function connectOnce([sNs, sAddr, sPort]: [string, string, number], [cNs, dst, dPort]: [string, string, number]) {
+    const srv = collect(t.spawn(sNs, ['python3', '-c', SERVER, sAddr, String(sPort)]));
+    assert.ok(await waitFor(() => srv.out().includes('ready'), 10000), srv.err());
+    const at = Math.floor(Date.now() / 1000);
+    const cli = collect(t.spawn(cNs, ['python3', '-c', CLIENT, dst, String(dPort)]));
+    assert.equal(await cli.done, 0, cli.err());
+    await srv.done;
+    return { srv, cli, at };
+  }
 
   async function scenario(storeToml: string, store: string[], tag: string): Promise<void> {
     const conf = join(dir, `${tag}.toml`);
@@ -106,31 +116,18 @@ describe('TCP state changes stored and joined to flows (flows --process, who --p
       const readySec = Math.floor(Date.now() / 1000);
       await waitFor(() => Math.floor(Date.now() / 1000) >= readySec + 2, 5000);
       // 1. the router opens a connection to the server, through SNAT
-      const srv1 = collect(t.spawn(t.srv, ['python3', '-c', SERVER, ADDR.srv, '8080']));
-      assert.ok(await waitFor(() => srv1.out().includes('ready'), 10000), srv1.err());
-      const at1 = Math.floor(Date.now() / 1000);
-      const cli1 = collect(t.spawn(t.rtr, ['python3', '-c', CLIENT, ADDR.srv, '8080']));
-      assert.equal(await cli1.done, 0, cli1.err());
-      await srv1.done;
+      const { srv: srv1, cli: cli1, at: at1 } = await connectOnce([t.srv, ADDR.srv, 8080], [t.rtr, ADDR.srv, 8080]);
       const seen1 = /accept (\S+) (\d+)/.exec(srv1.out());
       assert.ok(seen1, srv1.out() + srv1.err());
       assert.equal(seen1[1], SNAT_TO, 'the server saw the translated address');
       const local1 = /local (\S+) (\d+)/.exec(cli1.out())!;
       assert.equal(local1[1], ADDR.rtrOut);
       // 2. the client host connects to a port the router forwards to a server process on the router
-      const srv2 = collect(t.spawn(t.rtr, ['python3', '-c', SERVER, ADDR.rtrIn, '9000']));
-      assert.ok(await waitFor(() => srv2.out().includes('ready'), 10000), srv2.err());
-      const cli2 = collect(t.spawn(t.cli, ['python3', '-c', CLIENT, ADDR.rtrIn, '9001']));
-      assert.equal(await cli2.done, 0, cli2.err());
-      await srv2.done;
+      const { srv: srv2, cli: cli2 } = await connectOnce([t.rtr, ADDR.rtrIn, 9000], [t.cli, ADDR.rtrIn, 9001]);
       const local2 = /local (\S+) (\d+)/.exec(cli2.out())!;
       assert.equal(/accept (\S+) (\d+)/.exec(srv2.out())?.[2], local2[2], 'the router\'s server saw the client\'s port');
       // 3. the client host through the router to the server: no socket on the router
-      const srv3 = collect(t.spawn(t.srv, ['python3', '-c', SERVER, ADDR.srv, '8081']));
-      assert.ok(await waitFor(() => srv3.out().includes('ready'), 10000), srv3.err());
-      const cli3 = collect(t.spawn(t.cli, ['python3', '-c', CLIENT, ADDR.srv, '8081']));
-      assert.equal(await cli3.done, 0, cli3.err());
-      await srv3.done;
+      const { cli: cli3 } = await connectOnce([t.srv, ADDR.srv, 8081], [t.cli, ADDR.srv, 8081]);
       const local3 = /local (\S+) (\d+)/.exec(cli3.out())!;
 
       const flows = (): FlowJson[] => {

@@ -9,7 +9,7 @@ import { nowMicros } from '../../util/time.js';
 import type { PacketLog } from '../../records/packet.js';
 import { rcvbufShortfall, type BaseSourceStats, type Source, type SourceLog, type SourceOut } from '../source.js';
 import type { NflogSourceConfig } from './schema.js';
-import { NflogSource, type NflogStats } from './source.js';
+import { droppedText, nflogLossText, NflogSource, type NflogStats } from './source.js';
 
 /** kernel memory per queued NFLOG datagram, for growing the buffer after an overrun (a full-size packet) */
 const PACKET_TRUESIZE = 4096;
@@ -98,19 +98,16 @@ export class NflogDaemonSource implements Source<'packet'> {
     this.checkedAt = now;
     if (n <= 0 && gaps <= 0 && dropped <= 0) return;
     let grown = '';
-    const dgrams = dropped ? `${dropped} datagram${dropped > 1 ? 's' : ''} of packets dropped by the kernel` : '';
     if (n > 0) {
       const loss = this.sock.takeLoss();
       this.hooks.gap?.(loss.from > 0 ? Math.min(loss.from, now) : now, now, `packets lost (netlink overrun, ENOBUFS x${n})`);
       grown = this.sock.growForBurst(dropped, PACKET_TRUESIZE, this.config.buffer_max, grow);
     } else if (dropped > 0) {
       // the overrun went on after it was reported
-      this.hooks.gap?.(Math.min(since, now), now, `packets lost (netlink overrun: ${dgrams})`);
+      this.hooks.gap?.(Math.min(since, now), now, `packets lost (netlink overrun: ${droppedText(dropped)})`);
     }
     this.reported = { overruns: s.enobufs, gaps: s.seqGaps, drops: Math.max(this.reported.drops, s.kernelDrops) };
-    this.log.warn(`source ${this.name}: packets lost: ` +
-      (n > 0 ? `netlink overrun (ENOBUFS) x${n}${dgrams ? ` (${dgrams})` : ''}, ` : dgrams ? `${dgrams} (the overrun went on), ` : '') +
-      `${gaps} missing by sequence number (${s.seqGaps} so far)${grown}`);
+    this.log.warn(`source ${this.name}: ${nflogLossText(n, dropped, gaps, s.seqGaps)}${grown}`);
   }
 
   stopping(): void {

@@ -102,6 +102,23 @@ export function groupConfig(group: number, o: NflogOptions): Buffer[] {
   return msgs;
 }
 
+/** "N datagrams of packets dropped by the kernel" ('' for none) */
+export function droppedText(dropped: number): string {
+  return dropped ? `${dropped} datagram${dropped > 1 ? 's' : ''} of packets dropped by the kernel` : '';
+}
+
+/**
+ * What was lost since the last report, as the daemon's log and `packets`
+ * say it: `overruns` ENOBUFS, `dropped` datagrams the kernel dropped (it
+ * says ENOBUFS once per overrun: a later count alone means it went on),
+ * `gaps` packets missing by sequence number (`gapsTotal` so far).
+ */
+export function nflogLossText(overruns: number, dropped: number, gaps: number, gapsTotal: number): string {
+  const d = droppedText(dropped);
+  return 'packets lost: ' + (overruns > 0 ? `netlink overrun (ENOBUFS) x${overruns}${d ? ` (${d})` : ''}, ` : d ? `${d} (the overrun went on), ` : '') +
+    `${gaps} missing by sequence number (${gapsTotal} so far)`;
+}
+
 export class NflogError extends Error {
   constructor(message: string, readonly errno: number) { super(message); }
 }
