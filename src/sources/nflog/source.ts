@@ -102,6 +102,19 @@ export function groupConfig(group: number, o: NflogOptions): Buffer[] {
   return msgs;
 }
 
+/**
+ * The receive slot for one datagram. The kernel gathers packets into an skb
+ * of max(nlbufsiz, the first packet's size) bytes, but the skb it gets is a
+ * power-of-two allocation above that and it fills all of it (skb_tailroom),
+ * so a datagram can be almost twice nlbufsiz, or ~128 KiB after one whole
+ * 64 KiB packet. A smaller slot would cut the datagram short (MSG_TRUNC) and
+ * lose every packet in it.
+ */
+export function nflogSlotSize(nlbufsiz: number | undefined, copyRange: number): number {
+  const n = Math.max(nlbufsiz ?? 4096, Math.min(copyRange, 0xffff) + 1024) + 512;
+  return Math.max(16384, 2 ** Math.ceil(Math.log2(n)));
+}
+
 /** "N datagrams of packets dropped by the kernel" ('' for none) */
 export function droppedText(dropped: number): string {
   return dropped ? `${dropped} datagram${dropped > 1 ? 's' : ''} of packets dropped by the kernel` : '';
@@ -145,8 +158,7 @@ export class NflogSource extends SocketSource {
       netns: opts.netns,
       groups: 0,
       coalesceMs: opts.coalesceMs ?? 0,
-      // one datagram holds a batch of packets (qthreshold) or one whole packet
-      slotSize: Math.max(opts.nlbufsiz ?? 0, Math.min(copy, 0xffff) + 1024, 16384),
+      slotSize: nflogSlotSize(opts.nlbufsiz, copy),
       slots: 32,
     });
     try {
