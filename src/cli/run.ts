@@ -28,7 +28,8 @@ export function statsText(s: DaemonStats): string {
     ` tcp_states_written=${s.store.tcpStatesWritten} tcp_states_expired=${s.store.tcpStatesExpired}`] : [];
   const fl = s.flows ? [`flows: open=${s.flows.open} opened=${s.flows.opened} closed=${s.flows.closed} ` +
     `partial=${s.flows.partial} settled=${s.flows.settled} corrected=${s.flows.corrected} missing=${s.flows.missing} quiet=${s.flows.quiet}`] : [];
-  return [...src, ...snk, ...fl, ...st].join('; ');
+  const fw = s.followed.map((f) => `source ${f.source}: namespaces_attached=${f.attached} namespaces_failing=${f.failing}`);
+  return [...fw, ...src, ...snk, ...fl, ...st].join('; ');
 }
 
 export function runCommand(): Command {

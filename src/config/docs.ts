@@ -29,6 +29,10 @@ function typeOf(p: Prop): string {
     const inner = it.enum ? it.enum.map((v) => JSON.stringify(v)).join(' \\| ') : Array.isArray(it.type) ? it.type.join(' or ') : String(it.type);
     return `array of ${inner}`;
   }
+  if (Array.isArray(p.type) && p.type.includes('array')) {
+    const inner = p.items && !Array.isArray(p.items.type) ? String(p.items.type) : 'string';
+    return `${p.type.filter((x) => x !== 'array').join(' or ')} or array of ${inner}`;
+  }
   let t = String(p.type);
   if (p.minimum !== undefined || p.maximum !== undefined) t += ` (${p.minimum ?? ''}..${p.maximum ?? ''})`;
   return t;

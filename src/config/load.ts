@@ -15,6 +15,7 @@ export { sourceKind };
 import { UsageError } from '../util/errors.js';
 import { parseAddress } from '../sinks/syslog.js';
 import { BPF_MAXINSNS, buildFilter, checkNetns, socketFilterSize, type FlowFilter } from '../sources/conntrack/filter.js';
+import { isNetnsPattern } from '../sources/netns/watch.js';
 import { checkDirUsable, checkFileUsable, kindOf } from '../util/fs.js';
 import { parseDuration } from '../util/time.js';
 import type { FlowEvent, FlowEventType } from '../records/event.js';
@@ -26,6 +27,8 @@ export class ConfigError extends UsageError {}
 export interface PlannedConntrack {
   type: 'conntrack';
   config: ConntrackSourceConfig;
+  /** the namespaces to follow, by pattern on their names (then config.netns is unset; each one attached gets its own) */
+  follow?: string[];
   filter: FlowFilter;
   /** an extra user-space predicate (the VyOS per-event protocol selection) */
   select?: (ev: FlowEvent) => boolean;
@@ -33,6 +36,8 @@ export interface PlannedConntrack {
 export interface PlannedNflog {
   type: 'nflog';
   config: NflogSourceConfig;
+  /** as PlannedConntrack's */
+  follow?: string[];
 }
 /** A source ready to open. */
 export interface PlannedTcpstates {
@@ -384,11 +389,13 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
     if (names.has(s.name)) fail(file, text, `source[${i}].name`, `"${s.name}" is used by another source`);
     names.add(s.name);
     if (s.type === 'tcpstates') return planTcpstates(s, i);
+    const follow = followed(s, i);
     if (s.buffer_max < s.buffer_size) {
       fail(file, text, `source[${i}].buffer_max`, `${s.buffer_max} is less than buffer_size (${s.buffer_size}); it is what the buffer may grow to after an overrun`);
     }
-    if (s.type === 'nflog') return planNflog(s, i);
-    if (st.type !== 'none' && s.flows) {
+    if (s.type === 'nflog') return planNflog(s, i, follow);
+    // (a followed namespace is checked when it is attached)
+    if (st.type !== 'none' && s.flows && !follow) {
       const ns = s.netns ?? '';
       const other = feeding.get(ns);
       if (other !== undefined) {
@@ -409,7 +416,7 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
         fail(file, text, `source[${i}]`, `its filters need ${Number.isFinite(insns) ? insns : 'too many'} socket-filter instructions, the kernel takes at most ${BPF_MAXINSNS}: ` +
           'fewer src, dst, not_src, not_dst, proto, mark or zone values (or wider CIDRs)');
       }
-      return { type: 'conntrack', config: s, filter };
+      return follow ? { type: 'conntrack', config: s, filter, follow } : { type: 'conntrack', config: s, filter };
     } catch (e) {
       if (e instanceof ConfigError) throw e;
       const m = /^([\w[\].]+): ([^]*)$/.exec((e as Error).message);
@@ -417,7 +424,23 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
       throw e;
     }
   });
+  /** a pattern (or list) in `netns`: the patterns, and netns unset (each namespace attached sets its own) */
+  function followed(s: ConntrackSourceConfig | NflogSourceConfig, i: number): string[] | undefined {
+    const v = s.netns as string | string[] | undefined;
+    if (!isNetnsPattern(v)) return undefined;
+    const list = Array.isArray(v) ? v : [v];
+    list.forEach((p, j) => {
+      const key = Array.isArray(v) ? `source[${i}].netns[${j}]` : `source[${i}].netns`;
+      if (p.includes('/')) fail(file, text, key, `"${p}": a pattern or a list matches names under /run/netns; a path names one namespace: give it alone, as a string`);
+      try { checkNetns(p, key); } catch (e) { fail(file, text, key, (e as Error).message.replace(/^[^:]*: /, '')); }
+    });
+    delete s.netns;
+    return list;
+  }
   function planTcpstates(s: TcpstatesSourceConfig, i: number): PlannedTcpstates {
+    if (s.netns !== undefined && /[*?[]/.test(s.netns)) {
+      fail(file, text, `source[${i}].netns`, `"${s.netns}": a tcpstates source takes one namespace (a name, a path or an inode number), not a pattern; without netns it traces every namespace`);
+    }
     if (s.netns !== undefined && !/^\d+$/.test(s.netns)) {
       try {
         checkNetns(s.netns, `source[${i}].netns`);
@@ -427,7 +450,8 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
     }
     return { type: 'tcpstates', config: s };
   }
-  function planNflog(s: NflogSourceConfig, i: number): PlannedNflog {
+  function planNflog(s: NflogSourceConfig, i: number, follow: string[] | undefined): PlannedNflog {
+    if (follow) return { type: 'nflog', config: s, follow };
     try {
       if (s.netns !== undefined) checkNetns(s.netns, `source[${i}].netns`);
     } catch (e) {

@@ -31,6 +31,7 @@ interface SinkCommon {
   ulogd_device: string;
   ulogd_eventv1: boolean;
   ulogd_hwhdr: boolean;
+  netns_prefix: boolean;
 }
 export interface StdoutSinkConfig extends SinkCommon { type: 'stdout' }
 export interface FileSinkConfig extends SinkCommon {

@@ -32,6 +32,8 @@ import { tcpStateRow, type TcpStateRow } from '../store/tcpstates.js';
 import { NetnsNames } from '../sources/tcpstates/netns.js';
 import { kernelBoot } from '../util/boot.js';
 import { netnsInode } from '../sources/tcpstates/source.js';
+import { NetnsWatcher, netnsPattern, type NamedNetns } from '../sources/netns/watch.js';
+import { statSync } from 'node:fs';
 
 /** a record sink (pcap) has no format: it encodes the record itself */
 interface Route { sink: Sink; kind: Kind; format: ((r: never) => string) | undefined }
@@ -39,6 +41,12 @@ interface Route { sink: Sink; kind: Kind; format: ((r: never) => string) | undef
 /** A source as the pipeline runs it: where its records go. */
 interface Attached {
   name: string;
+  /** the configured source's name (sinks take records by it): `name` without the namespace of a followed one */
+  parent: string;
+  /** a namespace followed by pattern: its inode (the instance is the configured source's for it) */
+  followed?: number;
+  /** the inode of the source's namespace (conntrack, nflog; undefined: not known) */
+  inode?: number;
   planned: PlannedSource;
   src: ConntrackSource | NflogDaemonSource | TcpstatesDaemonSource;
   /** conntrack: the flow table feeding the store (undefined without a store) */
@@ -55,6 +63,8 @@ interface Attached {
 
 export interface DaemonStats {
   sources: Array<ConntrackStats | NflogSourceStats | TcpstatesSourceStats>;
+  /** the sources that follow namespaces by pattern: how many each is attached to */
+  followed: Array<{ source: string; attached: number; failing: number }>;
   sinks: SinkStats[];
   store?: WriterStats;
   flows?: FlowTableStats;
@@ -66,6 +76,24 @@ const CHECK_FIRST_MS = 10_000;
 const CHECK_MAX_MS = 300_000;
 /** TCP state changes that may wait for their namespace's id from the store before the sources pause */
 const NS_WAITING_MAX = 10_000;
+/** a followed namespace the daemon could not attach to is tried again this often */
+const ATTACH_RETRY_MS = 10_000;
+
+/** a source of the plan, or one that follows namespaces for one of them (`followed`: its inode) */
+interface Expanded { ps: PlannedSource; parent: string; followed?: number }
+const followKey = (parent: string, inode: number) => `${parent}\0${inode}`;
+
+/** a source that follows namespaces, for one of them (its name there: `SOURCE@NAMESPACE`) */
+function instanceFor(ps: PlannedSource, ns: string): PlannedSource {
+  const config = { ...ps.config, name: `${ps.config.name}@${ns}`, netns: ns };
+  return { ...ps, config, follow: undefined } as PlannedSource;
+}
+const followOf = (ps: PlannedSource): string[] | undefined => (ps.type === 'tcpstates' ? undefined : ps.follow);
+
+/** the inode of a source's namespace ('' : the daemon's own), or undefined */
+function inodeOf(netns: string | undefined): number | undefined {
+  try { return statSync(!netns ? '/proc/self/ns/net' : netns.includes('/') ? netns : `/run/netns/${netns}`).ino; } catch { return undefined; }
+}
 
 export class Pipeline {
   private sources: Attached[] = [];
@@ -85,8 +113,121 @@ export class Pipeline {
   /** rows in nsPending (they count against the store's queue: sources pause while it is full) */
   private nsWaiting = 0;
   private readonly boot = kernelBoot();
+  /** the named namespaces, while a source follows them by pattern */
+  private watcher: NetnsWatcher | undefined;
+  /** followed namespaces that could not be attached, by `SOURCE\0INODE`: when to try again */
+  private failed = new Map<string, number>();
+  /** reloads and the attaching and detaching of followed namespaces, one at a time */
+  private serial: Promise<void> = Promise.resolve();
+  private reconcileQueued = false;
 
   constructor(private plan: Plan, private readonly log: Logger) {}
+
+  /** watches /run/netns while a source of the plan follows namespaces (started with a first scan) */
+  private ensureWatcher(plan: Plan): void {
+    const follows = plan.sources.some((ps) => followOf(ps));
+    if (follows && !this.watcher) {
+      this.watcher = new NetnsWatcher({ onChange: () => this.queueReconcile() });
+      this.watcher.start();
+    } else if (!follows && this.watcher) {
+      this.watcher.close();
+      this.watcher = undefined;
+    }
+  }
+
+  /** The plan's sources, a source that follows namespaces once for each that matches now. */
+  private expand(plan: Plan): Expanded[] {
+    const out: Expanded[] = [];
+    for (const ps of plan.sources) {
+      const f = followOf(ps);
+      if (!f) { out.push({ ps, parent: ps.config.name }); continue; }
+      const tests = f.map(netnsPattern);
+      for (const ns of this.watcher?.namespaces.values() ?? []) {
+        const name = ns.names.find((n) => tests.some((t) => t(n)));
+        if (name !== undefined) out.push({ ps: instanceFor(ps, name), parent: ps.config.name, followed: ns.inode });
+      }
+    }
+    return out;
+  }
+
+  private queueReconcile(): void {
+    if (this.reconcileQueued || this.stopping) return;
+    this.reconcileQueued = true;
+    this.serial = this.serial.then(async () => {
+      this.reconcileQueued = false;
+      if (!this.stopping) await this.reconcile();
+    }).catch((e: Error) => this.log.error(`following network namespaces: ${e.message}`));
+  }
+
+  /**
+   * Attaches each followed source to every matching namespace it is not
+   * attached to, and detaches it from those that are gone (first: a
+   * namespace made again under the same name is a new one).
+   */
+  private async reconcile(): Promise<void> {
+    const want = this.expand(this.plan).filter((x) => x.followed !== undefined);
+    const keys = new Set(want.map((x) => followKey(x.parent, x.followed!)));
+    for (const a of [...this.sources]) if (a.followed !== undefined && !keys.has(followKey(a.parent, a.followed))) this.detach(a);
+    for (const k of [...this.failed.keys()]) if (!keys.has(k)) this.failed.delete(k);
+    const attached = new Set(this.sources.filter((a) => a.followed !== undefined).map((a) => followKey(a.parent, a.followed!)));
+    const now = Date.now();
+    for (const x of want) {
+      const k = followKey(x.parent, x.followed!);
+      if (attached.has(k) || (this.failed.get(k) ?? 0) > now) continue;
+      if (this.stopping) return;
+      const a = await this.attach(x, []);
+      if (a && a.src instanceof ConntrackSource && (a.src.config.sync_at_start || a.table)) a.src.sync('start-up sync', a.src.config.sync_at_start);
+    }
+  }
+
+  /**
+   * Opens and starts a source for a followed namespace. A namespace that
+   * cannot be entered (or whose source does not start) is said once and
+   * tried again every ATTACH_RETRY_MS; it never stops the daemon.
+   */
+  private async attach(x: Expanded, adopted: OpenRow[]): Promise<Attached | undefined> {
+    const k = followKey(x.parent, x.followed!);
+    const ns = x.ps.config.netns!;
+    let ps = x.ps;
+    if (ps.type === 'conntrack' && ps.config.flows && this.writer) {
+      // one record per flow: the namespace may be fed already (a source naming it, or another pattern)
+      const other = this.sources.find((o) => o.table && o.inode === x.followed);
+      if (other) {
+        this.log.warn(`source ${ps.config.name}: network namespace ${ns} feeds the flow store through source ${other.name} already: this source's flows from it are not stored`);
+        ps = { ...ps, config: { ...ps.config, flows: false } };
+      }
+    }
+    let a: Attached | undefined;
+    try {
+      const prep = await this.prepareSource(ps, adopted);
+      a = this.openSource(ps, prep, x);
+      this.sources.push(a);
+      if (this.paused) a.src.pause();
+      await this.startSource(a);
+    } catch (e) {
+      if (a) { this.sources.splice(this.sources.indexOf(a), 1); a.src.close(); }
+      // gone meanwhile (or made again): the next scan says so, no need to
+      if (inodeOf(ns) !== x.followed) return undefined;
+      if (!this.failed.has(k)) this.log.warn(`source ${ps.config.name}: cannot attach to network namespace ${ns}: ${(e as Error).message}; trying again every ${ATTACH_RETRY_MS / 1000} s`);
+      this.failed.set(k, Date.now() + ATTACH_RETRY_MS);
+      return undefined;
+    }
+    this.log.info(`source ${a.name}: attached to network namespace ${ns} (inode ${x.followed})${this.failed.delete(k) ? ' after all' : ''}`);
+    return a;
+  }
+
+  /**
+   * A followed namespace is gone: everything the source held there is
+   * closed (so nothing of the daemon keeps the namespace alive), and its
+   * flows still open ended after they were last seen, by now.
+   */
+  private detach(a: Attached): void {
+    a.src.stopping();
+    a.src.close();
+    this.sources.splice(this.sources.indexOf(a), 1);
+    const n = a.table?.endAll(nowMicros()) ?? 0;
+    this.log.info(`source ${a.name}: network namespace ${a.planned.config.netns} is gone: detached${n ? `; ${n} flow${n > 1 ? 's' : ''} open there ended (end-estimated: after last seen, by now)` : ''}`);
+  }
 
   private openStore(): StoreWriter | undefined {
     const st = this.plan.config.store;
@@ -149,9 +290,11 @@ export class Pipeline {
     }
     try {
       this.sinks = this.openSinks(this.plan.config.sink);
-      for (const ps of this.plan.sources) {
-        const prep = await this.prepareSource(ps, adopted);
-        const a = this.openSource(ps, prep);
+      this.ensureWatcher(this.plan);
+      for (const x of this.expand(this.plan)) {
+        if (x.followed !== undefined) { await this.attach(x, adopted); continue; }
+        const prep = await this.prepareSource(x.ps, adopted);
+        const a = this.openSource(x.ps, prep, x);
         this.sources.push(a);
         await this.startSource(a);
       }
@@ -268,12 +411,13 @@ export class Pipeline {
   }
 
   /** Opens a source's socket (nothing is read before startSource). */
-  private openSource(ps: PlannedSource, prep: { nsId: number; table: FlowTable | undefined }): Attached {
+  private openSource(ps: PlannedSource, prep: { nsId: number; table: FlowTable | undefined }, x: Expanded): Attached {
     const src = ps.type === 'conntrack' ? new ConntrackSource(ps.config, ps.filter, this.log)
       : ps.type === 'tcpstates' ? new TcpstatesDaemonSource(ps.config, this.log, this.netnsNames())
       : new NflogDaemonSource(ps.config, this.log, { keepRaw: this.keepsRaw(ps.config.name) });
     return {
-      name: ps.config.name, planned: ps, src, table: prep.table, nsId: prep.nsId, routes: this.routesFor(ps),
+      name: ps.config.name, parent: x.parent, followed: x.followed, planned: ps, src, table: prep.table, nsId: prep.nsId, routes: this.routesFor(ps, x.parent),
+      inode: ps.type === 'tcpstates' ? undefined : x.followed ?? inodeOf(ps.config.netns),
       toStore: (ps.type === 'nflog' || ps.type === 'tcpstates') && ps.config.store && this.writer !== undefined,
       nextCheck: Date.now() + CHECK_FIRST_MS, checkEvery: CHECK_FIRST_MS,
     };
@@ -375,21 +519,26 @@ export class Pipeline {
 
   /** Does a pcap sink of link type NFLOG take this source (its packets then keep their raw message)? */
   private keepsRaw(name: string, plan = this.plan): boolean {
+    name = name.replace(/@[^]*$/, '');
     return plan.config.sink.some((k) => k.type === 'pcap' && k.linktype === 'nflog' && (!k.sources.length || k.sources.includes(name)));
   }
 
-  private routesFor(ps: PlannedSource): Route[] {
+  /** `parent`: the configured source's name (a followed namespace's instance has its own) */
+  private routesFor(ps: PlannedSource, parent: string): Route[] {
     const routes: Route[] = [];
     const kind = sourceKind(ps.config);
     this.plan.config.sink.forEach((k, i) => {
-      if (k.sources.length && !k.sources.includes(ps.config.name)) return;
+      if (k.sources.length && !k.sources.includes(parent)) return;
       if (k.type === 'pcap') { routes.push({ sink: this.sinks[i], kind, format: undefined }); return; }
       // the configuration checked that the format exists for this kind
       const spec = findFormat(k.format ?? DEFAULT_FORMAT[kind]!, kind)!;
       const format = spec.build({
         output: k.output, netns: ps.config.netns, ulogdDevice: k.ulogd_device, ulogdEventv1: k.ulogd_eventv1, hwhdr: k.ulogd_hwhdr,
       }) as (r: never) => string;
-      routes.push({ sink: this.sinks[i], kind, format });
+      if (k.netns_prefix) {
+        const inner = format as (r: { netns: string }) => string;
+        routes.push({ sink: this.sinks[i], kind, format: ((r: { netns: string }) => (r.netns ? `[${r.netns}] ${inner(r)}` : inner(r))) as (r: never) => string });
+      } else routes.push({ sink: this.sinks[i], kind, format });
     });
     return routes;
   }
@@ -431,6 +580,8 @@ export class Pipeline {
     }
     // what no batch reported (an overrun with nothing to read after it, sequence gaps)
     for (const s of this.sources) s.src.tick();
+    // followed namespaces that could not be attached: again when their time has come
+    if ([...this.failed.values()].some((t) => t <= now)) this.queueReconcile();
     // the namespaces' timeouts, in case they were changed
     if (++this.ticks % 60 === 0) {
       for (const s of this.sources) if (s.table && s.src instanceof ConntrackSource) s.table.timeouts = this.readNamespace(s.src.config).timeouts ?? s.table.timeouts;
@@ -441,6 +592,11 @@ export class Pipeline {
   stats(): DaemonStats {
     const st: DaemonStats = {
       sources: this.sources.map((s) => s.src.stats()),
+      followed: this.plan.sources.filter((ps) => followOf(ps)).map((ps) => ({
+        source: ps.config.name,
+        attached: this.sources.filter((a) => a.followed !== undefined && a.parent === ps.config.name).length,
+        failing: [...this.failed.keys()].filter((k) => k.startsWith(`${ps.config.name}\0`)).length,
+      })),
       sinks: this.sinks.map((s) => s.stats()),
     };
     if (this.writer) {
@@ -459,8 +615,6 @@ export class Pipeline {
     for (const s of this.sinks) s.reopen();
   }
 
-  /** a reload in progress: stop() waits for it (its sources are handed over in it) */
-  private reloading: Promise<void> | undefined;
 
   /**
    * A new configuration. A sink whose settings did not change stays (its
@@ -478,8 +632,8 @@ export class Pipeline {
    * reload in progress.
    */
   reload(next: Plan): Promise<void> {
-    const r = this.reloadNow(next);
-    this.reloading = r.catch(() => {});
+    const r = this.serial.then(() => this.reloadNow(next));
+    this.serial = r.catch(() => {});
     return r;
   }
 
@@ -495,20 +649,34 @@ export class Pipeline {
     const keptSinks = sinks.filter((k) => this.sinks.includes(k));
     const old = this.sources;
     const kept = new Set<Attached>();
-    const steps: Array<{ ps: PlannedSource; same?: Attached; prev?: Attached; prep?: { nsId: number; table: FlowTable | undefined } }> = [];
+    const steps: Array<{ x: Expanded; ps: PlannedSource; same?: Attached; prev?: Attached; prep?: { nsId: number; table: FlowTable | undefined } }> = [];
+    const hadWatcher = this.watcher !== undefined;
     try {
-      for (const ps of plan.sources) {
-        const same = old.find((o) => !kept.has(o) && JSON.stringify(o.planned.config) === JSON.stringify(ps.config) &&
+      this.ensureWatcher({ ...plan, sources: [...plan.sources, ...this.plan.sources] });
+      for (const x of this.expand(plan)) {
+        const ps = x.ps;
+        const same = old.find((o) => !kept.has(o) && o.followed === x.followed && JSON.stringify(o.planned.config) === JSON.stringify(ps.config) &&
           (ps.type !== 'nflog' || this.keepsRaw(ps.config.name) === this.keepsRaw(ps.config.name, plan)));
-        if (same) { kept.add(same); steps.push({ ps, same }); continue; }
+        if (same) { kept.add(same); steps.push({ x, ps, same }); continue; }
         // the same namespace's flow table carries on behind the new socket
         const prev = ps.type !== 'conntrack' ? undefined
           : old.find((o) => !kept.has(o) && o.table && (o.planned.config.netns ?? '') === (ps.config.netns ?? '') && ps.config.flows);
         if (prev) kept.add(prev);
-        steps.push({ ps, prev, prep: await this.prepareSource(ps, [], prev?.table) });
+        if (x.followed !== undefined && !prev) {
+          // a followed namespace that cannot be prepared is tried again later; the reload goes on
+          try {
+            steps.push({ x, ps, prep: await this.prepareSource(ps, [], undefined) });
+          } catch (e) {
+            this.log.warn(`source ${ps.config.name}: cannot attach to network namespace ${ps.config.netns}: ${(e as Error).message}; trying again every ${ATTACH_RETRY_MS / 1000} s`);
+            this.failed.set(followKey(x.parent, x.followed), Date.now() + ATTACH_RETRY_MS);
+          }
+          continue;
+        }
+        steps.push({ x, ps, prev, prep: await this.prepareSource(ps, [], prev?.table) });
       }
     } catch (e) {
       for (const k of sinks) if (!keptSinks.includes(k)) void k.close();
+      if (!hadWatcher) this.ensureWatcher(this.plan);
       throw e;
     }
     const oldSinks = this.sinks.filter((k) => !keptSinks.includes(k));
@@ -532,7 +700,7 @@ export class Pipeline {
     for (const st of steps) {
       if (st.same) {
         st.same.planned = st.ps;
-        st.same.routes = this.routesFor(st.ps);
+        st.same.routes = this.routesFor(st.ps, st.x.parent);
         this.sources.push(st.same);
         continue;
       }
@@ -548,7 +716,7 @@ export class Pipeline {
       }
       let a: Attached | undefined;
       try {
-        a = this.openSource(st.ps, st.prep!);
+        a = this.openSource(st.ps, st.prep!, st.x);
         // a tcpstates source replacing one: the old one's changes until it stops, this one's after (below)
         if (a.src instanceof TcpstatesDaemonSource && replacedTcp.length) a.src.holdForHandoff();
         await this.startSource(a);
@@ -556,6 +724,8 @@ export class Pipeline {
         this.log.error(`SIGHUP: source ${st.ps.config.name}: ${(e as Error).message}`);
         // opened but not started: nothing of it may stay open
         a?.src.close();
+        // a followed namespace: tried again later, as any that cannot be attached
+        if (st.x.followed !== undefined) this.failed.set(followKey(st.x.parent, st.x.followed), Date.now() + ATTACH_RETRY_MS);
         continue;
       }
       this.sources.push(a);
@@ -582,11 +752,17 @@ export class Pipeline {
       }
     }
     for (const o of old) if (!this.sources.includes(o) && !steps.some((x) => x.prev === o)) { o.src.close(); o.table?.sweep(true); }
+    // no longer followed (a source changed or gone): forget its failures; no watcher without a source that follows
+    const parents = new Set(plan.sources.filter((ps) => followOf(ps)).map((ps) => ps.config.name));
+    for (const k of [...this.failed.keys()]) if (!parents.has(k.slice(0, k.indexOf('\0')))) this.failed.delete(k);
+    this.ensureWatcher(plan);
     await Promise.all(oldSinks.map((k) => k.close()));
     this.afterBatch();
   }
 
   private closeNow(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
     for (const s of this.sources) s.src.close();
     for (const s of this.sinks) void s.close();
     void this.writer?.close(0);
@@ -595,7 +771,11 @@ export class Pipeline {
 
   /** Stops reading, then writes out everything queued. */
   async stop(): Promise<DaemonStats> {
-    await this.reloading;
+    // no namespace attached or detached from here on; a reload or attach in progress ends first
+    this.watcher?.close();
+    this.watcher = undefined;
+    this.reconcileQueued = true;
+    await this.serial;
     for (const s of this.sources) s.src.stopping();
     this.stopping = true;
     const final = this.stats();

@@ -61,6 +61,8 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   flows('conntrail_flows_corrected_total', 'settled flows whose DESTROY came later and corrected their row', (f) => f.corrected);
   const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, s: DaemonStats) => void) =>
     new Gauge({ name, help, labelNames, registers: [reg], collect(this: Gauge) { this.reset(); fill(this, stats()); } });
+  gauge('conntrail_netns_attached', 'network namespaces a source that follows them by pattern is attached to', ['source'], (g, s) => { for (const f of s.followed) g.set({ source: f.source }, f.attached); });
+  gauge('conntrail_netns_failing', 'network namespaces matching a source\'s pattern that could not be attached (tried again every 10 s)', ['source'], (g, s) => { for (const f of s.followed) g.set({ source: f.source }, f.failing); });
   gauge('conntrail_flows_open', 'flows open in the flow table', [], (g, s) => { if (s.flows) g.set(s.flows.open); });
   gauge('conntrail_flows_missing', 'flows missing from a table dump, waiting a moment for a late DESTROY before they are ended', [], (g, s) => { if (s.flows) g.set(s.flows.missing); });
   gauge('conntrail_store_queue_depth', 'records in memory not yet handed to the store', ['store'], (g, s) => { if (s.store) g.set({ store: s.store.store }, s.store.queued); });

@@ -505,6 +505,25 @@ export class FlowTable {
     return n;
   }
 
+  /**
+   * The table's namespace is no longer followed (it was deleted): every
+   * flow still open ended after it was last seen and by `atUs`, as far as
+   * can be known (end-estimated). Returns how many were ended.
+   */
+  endAll(atUs: number): number {
+    let n = this.sweep(true);
+    const open: number[] = [];
+    for (const slot of this.index.values()) for (let s = slot; s >= 0; s = this.next[s]) open.push(s);
+    for (const s of open) {
+      this.settleHi[s] = Math.max(atUs, this.seenUs[s]);
+      this.settleLo[s] = this.endBound(s, undefined);
+      this.settle(s);
+      n++;
+    }
+    this.pending = [];
+    return n;
+  }
+
   private settle(s: number): void {
     const key = this.keyOf[s];
     const end = this.settleHi[s];

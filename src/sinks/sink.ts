@@ -15,6 +15,7 @@ export const SINK_COMMON_PROPS = {
   when_full: { enum: ['block', 'drop'], default: 'block', description: '`block`: pause the sources until the sink catches up (the kernel buffer absorbs, then overruns are counted); `drop`: drop new records and count them.' },
   ulogd_device: { type: 'string', default: 'Netfilter', description: 'ulogd-json: the "dvc" value.' },
   ulogd_eventv1: { type: 'boolean', default: false, description: 'ulogd-json: Logstash event v1 fields.' },
+  netns_prefix: { type: 'boolean', default: false, description: 'Begin each line of a record from another network namespace than the daemon\'s with `[NAMESPACE] ` (its `ip netns` name, or `net:[INODE]`): the line after it stays byte-identical to its format, so one file can hold the records of many namespaces. The JSON formats and the journal carry the namespace in a field anyway.' },
   ulogd_hwhdr: { type: 'boolean', default: false, description: 'ulogd-json of packet logs: as ulogd\'s stack with HWHDR (the `mac.*` keys).' },
 } as const;
 

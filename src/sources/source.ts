@@ -7,6 +7,17 @@ import type { Kind, RecordOf } from '../records/index.js';
 export const RCVBUF_MIN = 4096;
 export const RCVBUF_MAX = 1073741824;
 
+/**
+ * The `netns` key of conntrack and nflog sources: one namespace (a name
+ * under /run/netns or a path), or the namespaces to follow by pattern (the
+ * daemon attaches to each that matches as it appears and detaches when it
+ * goes: src/sources/netns/watch.ts).
+ */
+export const NETNS_PROP = {
+  type: ['string', 'array'], minLength: 1, minItems: 1, items: { type: 'string', minLength: 1 },
+  description: 'Network namespace to read: an `ip netns` name (`/run/netns/NAME`) or a path; or the namespaces to follow, by shell pattern on their `ip netns` names (`"qrouter-*"`, `"*"` for every named namespace) or a list of names and patterns (`["qrouter-*", "snat-*"]`): the daemon reads each matching namespace that exists at start or appears later (as source `NAME@NAMESPACE`), and closes everything it held there when the name goes. Default: the daemon\'s own.',
+} as const;
+
 /** Where a source says what happened (the daemon's logger fits). */
 export interface SourceLog {
   error(m: string): void;

@@ -37,6 +37,19 @@ describe('configuration: sources and the flow store', () => {
   });
 });
 
+describe('configuration: namespaces followed by pattern', () => {
+  it('a pattern or a list in netns of conntrack and nflog sources; paths and empty names refused, naming the entry', () => {
+    assert.equal(error(`[[source]]\nnetns = "qrouter-*"\n[store]\npath = "${dir}/flows.db"\n`), 'valid');
+    assert.equal(error(`[[source]]\nnetns = ["qrouter-*", "snat-[0-9]*", "fixed"]\n[[source]]\nname = "pk"\ntype = "nflog"\ngroups = [5]\nnetns = "*"\n[store]\ntype = "none"\n`), 'valid');
+    assert.equal(error(`[[source]]\nnetns = ["qrouter-*", "/run/netns/x"]\n`), ':2: source[0].netns[1]: "/run/netns/x": a pattern or a list matches names under /run/netns; a path names one namespace: give it alone, as a string');
+    assert.match(error(`[[source]]\nnetns = []\n`), /^:2: source\[0\]\.netns: /);
+    assert.equal(error(`[[source]]\ntype = "tcpstates"\nnetns = "qr-*"\n`), ':3: source[0].netns: "qr-*": a tcpstates source takes one namespace (a name, a path or an inode number), not a pattern; without netns it traces every namespace');
+  });
+  it('two sources may follow overlapping patterns into the store (checked per namespace when attached)', () => {
+    assert.equal(error(`[[source]]\nname = "a"\nnetns = "qr-*"\n[[source]]\nname = "b"\nnetns = "qr-1*"\n[store]\npath = "${dir}/flows.db"\n`), 'valid');
+  });
+});
+
 describe('configuration bounds', () => {
   it('buffer sizes: 4096 to 1 GiB, buffer_max at least buffer_size', () => {
     for (const n of [3000000000, 2 ** 31, 2 ** 32, 1e15, 1073741825, 4095, -1]) {

@@ -357,3 +357,25 @@ describe('flow table', () => {
     console.log(`# 1M open flows: ${grown.toFixed(0)} MiB`);
   });
 });
+
+describe('flow table: a namespace no longer followed', () => {
+  it('endAll ends every open flow, end-estimated between last seen and the detach', () => {
+    const evs = decodeFixture('ipv4-masq-acct-ts').filter((e) => e.type === 'NEW');
+    assert.ok(evs.length >= 2);
+    const out = collector();
+    const t = new FlowTable({ ns: 0, out });
+    for (const ev of evs) t.handle(ev);
+    const at = Math.max(...out.opened_.map((r) => r.start)) + 5 * S_;
+    assert.equal(t.endAll(at), evs.length);
+    assert.equal(t.size, 0);
+    assert.deepEqual(out.settled_.map((s) => s.key).sort(), out.opened_.map((r) => r.key).sort());
+    for (const s of out.settled_) {
+      const r = out.opened_.find((o) => o.key === s.key)!;
+      assert.equal(s.t.end, at);
+      assert.ok(s.flags & FLAG_END_ESTIMATED);
+      // from when it was last seen (its NEW) to the detach
+      assert.equal(s.t.endErr, at - r.start);
+    }
+    assert.equal(t.endAll(at + 1), 0, 'nothing left');
+  });
+});

@@ -1,6 +1,6 @@
 // The conntrack source's configuration: its keys, defaults and docs (the
 // daemon's schema is assembled from each component's own).
-import { RCVBUF_MAX, RCVBUF_MIN } from '../source.js';
+import { NETNS_PROP, RCVBUF_MAX, RCVBUF_MIN } from '../source.js';
 
 export interface ConntrackSourceConfig {
   name: string;
@@ -40,7 +40,7 @@ export const CONNTRACK_SOURCE_SCHEMA = {
   properties: {
     name: { type: 'string', minLength: 1, default: 'conntrack', description: 'Name that sinks refer to in `sources`.' },
     type: { const: 'conntrack', default: 'conntrack', description: 'The kind of source (conntrack events).' },
-    netns: { type: 'string', minLength: 1, description: 'Network namespace to read (`/run/netns/NAME` or a path); default: the daemon\'s own.' },
+    netns: NETNS_PROP,
     buffer_size: { type: 'integer', minimum: RCVBUF_MIN, maximum: RCVBUF_MAX, default: 16777216, description: 'Netlink receive buffer to ask for, in bytes (at most 1 GiB: the kernel doubles the value and keeps it in an int).' },
     batch_delay_ms: { type: 'integer', minimum: 0, maximum: 1000, default: 1, description: 'After a wake-up, wait this long before reading again.' },
     buffer_max: { type: 'integer', minimum: RCVBUF_MIN, maximum: RCVBUF_MAX, default: 268435456, description: 'After an overrun (ENOBUFS) the receive buffer grows at once to what the burst needed (eight times its size, or twice what was queued and dropped, whichever is more), up to this many bytes (at least `buffer_size`, at most 1 GiB). A limit, not memory: the kernel uses only what is queued.' },

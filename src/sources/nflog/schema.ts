@@ -1,6 +1,6 @@
 // The NFLOG source's configuration: its keys, defaults and docs (the
 // daemon's schema is assembled from each component's own).
-import { RCVBUF_MAX, RCVBUF_MIN } from '../source.js';
+import { NETNS_PROP, RCVBUF_MAX, RCVBUF_MIN } from '../source.js';
 import { NFLOG_DEFAULT_QTHRESHOLD } from './constants.js';
 
 export interface NflogSourceConfig {
@@ -28,7 +28,7 @@ export const NFLOG_SOURCE_SCHEMA = {
   properties: {
     name: { type: 'string', minLength: 1, default: 'nflog', description: 'Name that sinks refer to in `sources`.' },
     type: { const: 'nflog', description: 'The kind of source (NFLOG packet logs).' },
-    netns: { type: 'string', minLength: 1, description: 'Network namespace to read (`/run/netns/NAME` or a path); default: the daemon\'s own.' },
+    netns: NETNS_PROP,
     groups: { type: 'array', items: { type: 'integer', minimum: 0, maximum: 65535 }, minItems: 1, uniqueItems: true, description: 'NFLOG groups to bind (0-65535), as the rules\' `group`.' },
     copy_mode: { enum: ['packet', 'meta'], default: 'packet', description: '`packet`: the packet\'s bytes up to `copy_range` (headers, for the line formats and pcap); `meta`: only what the kernel says about it (prefix, interfaces, mark, times).' },
     copy_range: { type: 'integer', minimum: 0, maximum: 65535, default: 0, description: 'Bytes of each packet to copy (0: all of it, up to 65535).' },

@@ -1,0 +1,176 @@
+// One daemon following network namespaces by pattern (`netns = "PREFIX-*"`):
+// 50 namespaces exist at start, 10 more are created and 10 deleted while
+// traffic flows in the others. In each namespace `conntrack -E -o id` runs
+// beside it (the ground truth, there): the daemon's lines for that
+// namespace (a file sink with netns_prefix) are exactly the lines conntrack
+// printed. After a delete, no socket of the daemon is in that namespace any
+// more (each socket asked with SIOCGSKNS: test/helpers/sockns.py), so the
+// kernel frees it: `lsns -t net` lists it no more. A namespace whose name
+// does not match is never read.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { collect, sh, waitFor, waitSubscribed } from '../helpers/netns.js';
+import { CONNTRAIL } from '../helpers/cli.js';
+
+const PREFIX = `cf${process.pid % 10000}`;
+const AT_START = 50;
+const ADDED = 10;
+const DELETED = 10;
+const SOCKNS = join(process.cwd(), 'test', 'helpers', 'sockns.py');
+/** UDP datagrams to `n` ports on the namespace's loopback: n conntrack entries (NEW events) */
+const udp = (n: number, base: number) => `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor p in range(${base}, ${base + n}): s.sendto(b"x", ("127.0.0.1", p))`;
+const lines = (s: string) => s.split('\n').filter(Boolean);
+
+describe('following network namespaces by pattern', { timeout: 240_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'conntrail-follow-'));
+  const made = new Set<string>();
+  const procs: ChildProcess[] = [];
+  const refs = new Map<string, { p: ChildProcess; c: ReturnType<typeof collect> }>();
+  const kill = (p: ChildProcess) => { try { process.kill(-p.pid!, 'SIGKILL'); } catch { /* gone */ } };
+  after(() => {
+    for (const p of procs) kill(p);
+    for (const ns of made) if (existsSync(`/run/netns/${ns}`)) sh(['ip', 'netns', 'del', ns], { allowFail: true });
+    rmSync(dir, { recursive: true, force: true });
+  });
+  /** `ns` '': the test's own namespace */
+  const spawnIn = (ns: string, cmd: string[]): ChildProcess => {
+    const argv = ns ? ['ip', 'netns', 'exec', ns, ...cmd] : cmd;
+    const p = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    procs.push(p);
+    return p;
+  };
+  /** a namespace whose loopback traffic is tracked (conntrack runs only where a rule needs it) */
+  const addNs = (ns: string) => {
+    sh(['ip', 'netns', 'add', ns]);
+    made.add(ns);
+    sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
+    sh(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], { input: 'table inet t {\n chain o {\n  type filter hook output priority 0;\n  ct state new counter\n }\n}\n' });
+    // flows end soon by themselves (a DESTROY without [USERSPACE], which conntrack -F would add)
+    sh(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', 'net.netfilter.nf_conntrack_udp_timeout=1']);
+  };
+  const startRef = async (ns: string) => {
+    const p = spawnIn(ns, ['conntrack', '-E', '-o', 'id']);
+    const c = collect(p);
+    refs.set(ns, { p, c });
+    assert.ok(await waitSubscribed(p.pid!), `conntrack -E in ${ns}: ${c.err()}`);
+  };
+  const inode = (ns: string) => statSync(`/run/netns/${ns}`).ino;
+  const socketNamespaces = (pid: number): Set<number> => {
+    const r = spawnSync('python3', [SOCKNS, String(pid)], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return new Set(lines(r.stdout).map((l) => Number(l.split(' ')[1])));
+  };
+  const listed = () => new Set(lines(sh(['lsns', '-t', 'net', '-n', '-o', 'NS'])).map((l) => Number(l.trim())));
+
+  it('attaches to 50 at start, 10 created later, detaches from 10 deleted: every namespace\'s lines are conntrack -E\'s there', async () => {
+    const names = Array.from({ length: AT_START }, (_, i) => `${PREFIX}-r${i}`);
+    for (const ns of names) addNs(ns);
+    // not matched: read by nobody
+    const other = `${PREFIX}x-other`;
+    addNs(other);
+    const out = join(dir, 'events.log');
+    const conf = join(dir, 'follow.toml');
+    writeFileSync(conf, `[[source]]
+name = "ct"
+netns = "${PREFIX}-*"
+buffer_size = 1048576
+
+[[sink]]
+type = "file"
+path = "${out}"
+format = "conntrack"
+output = ["id"]
+netns_prefix = true
+
+[store]
+type = "sqlite"
+path = "${join(dir, 'flows.db')}"
+spool_dir = "${join(dir, 'spool')}"
+`);
+    for (const ns of names) await startRef(ns);
+    const daemon = spawnIn('', [...CONNTRAIL, 'run', '--config', conf]);
+    const o = collect(daemon);
+    const pid = daemon.pid!;
+    for (const ns of names) assert.ok(await waitSubscribed(pid, 20000, ns), `the daemon in ${ns}: ${o.err()}`);
+    assert.ok(await waitFor(() => o.err().includes('started with'), 20000), o.err());
+
+    const daemonLines = (ns: string) => {
+      const pre = `[${ns}] `;
+      return existsSync(out) ? lines(readFileSync(out, 'utf8')).filter((l) => l.startsWith(pre)).map((l) => l.slice(pre.length)) : [];
+    };
+    const caughtUp = (ns: string) => {
+      const want = lines(refs.get(ns)!.c.out());
+      return want.length > 0 && daemonLines(ns).length >= want.length;
+    };
+    // round 1: everywhere
+    for (const ns of [...names, other]) sh(['ip', 'netns', 'exec', ns, 'python3', '-c', udp(5, 20000)]);
+    for (const ns of names) assert.ok(await waitFor(() => caughtUp(ns), 20000), `${ns}: ${daemonLines(ns).length} lines`);
+
+    // then, while traffic flows in the namespaces that stay: 10 deleted, 10 created
+    const deleted = names.slice(0, DELETED);
+    const staying = names.slice(DELETED);
+    const added = Array.from({ length: ADDED }, (_, i) => `${PREFIX}-n${i}`);
+    const gone = new Map(deleted.map((ns) => [ns, inode(ns)]));
+    const flows = staying.map((ns) => spawnIn(ns, ['python3', '-c', `import socket, time\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor p in range(21000, 21200):\n    s.sendto(b"x", ("127.0.0.1", p)); time.sleep(0.005)`]));
+    for (const ns of deleted) {
+      // its conntrack -E gone first: nothing but the daemon could keep the namespace alive
+      kill(refs.get(ns)!.p);
+      await refs.get(ns)!.c.done;
+      sh(['ip', 'netns', 'del', ns]);
+      made.delete(ns);
+    }
+    // (checked before any namespace is made again: the kernel reuses a freed namespace's inode)
+    assert.ok(await waitFor(() => deleted.every((ns) => o.err().includes(`source ct@${ns}: network namespace ${ns} is gone`)), 20000), o.err());
+    const heldThen = socketNamespaces(pid);
+    for (const [ns, ino] of gone) {
+      assert.ok(!heldThen.has(ino), `the daemon still holds a socket in deleted ${ns}: ${o.err().split('\n').filter((l) => l.includes(`@${ns}:`)).join('\n')}`);
+    }
+    assert.ok(await waitFor(() => { const l = listed(); return [...gone.values()].every((ino) => !l.has(ino)); }, 20000), 'lsns -t net no longer lists the deleted namespaces');
+    for (const ns of added) {
+      addNs(ns);
+      await startRef(ns);
+      assert.ok(await waitSubscribed(pid, 20000, ns), `the daemon in ${ns}: ${o.err()}`);
+      sh(['ip', 'netns', 'exec', ns, 'python3', '-c', udp(5, 22000)]);
+    }
+    await Promise.all(flows.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))));
+    for (const ns of [...staying, ...added]) assert.ok(await waitFor(() => caughtUp(ns) && daemonLines(ns).length >= lines(refs.get(ns)!.c.out()).length, 20000), ns);
+    // every flow's end, in every namespace still there: a listing reaps the expired entries
+    const compare = [...staying, ...added];
+    const ended = (ns: string) => {
+      const want = lines(refs.get(ns)!.c.out());
+      return want.filter((l) => l.startsWith('[DESTROY]')).length === want.filter((l) => l.trimStart().startsWith('[NEW]')).length;
+    };
+    assert.ok(await waitFor(() => {
+      for (const ns of compare) if (!ended(ns)) sh(['ip', 'netns', 'exec', ns, 'conntrack', '-L'], { allowFail: true });
+      return compare.every((ns) => ended(ns) && daemonLines(ns).length >= lines(refs.get(ns)!.c.out()).length);
+    }, 60000), `every flow ended, every DESTROY recorded: ${compare.filter((ns) => !ended(ns) || daemonLines(ns).length < lines(refs.get(ns)!.c.out()).length).slice(0, 3).map((ns) => {
+      const want = lines(refs.get(ns)!.c.out());
+      return `${ns}: conntrack -E NEW ${want.filter((l) => l.trimStart().startsWith('[NEW]')).length} DESTROY ${want.filter((l) => l.startsWith('[DESTROY]')).length}, daemon ${daemonLines(ns).length} lines; table: ${sh(['ip', 'netns', 'exec', ns, 'conntrack', '-L'], { allowFail: true }).slice(0, 300)}`;
+    }).join('; ')}`);
+
+    // at the end: a socket in each namespace it reads, none anywhere else (but its own namespace: the store, the metrics)
+    const held = socketNamespaces(pid);
+    const reading = new Set([...compare.map(inode), statSync('/proc/self/ns/net').ino]);
+    for (const ns of compare) assert.ok(held.has(inode(ns)), `the daemon holds a socket in ${ns}`);
+    assert.deepEqual([...held].filter((ino) => !reading.has(ino)), [], 'sockets in no namespace the daemon reads');
+    assert.ok(!held.has(inode(other)), 'the unmatched namespace is not read');
+
+    for (const ns of compare) kill(refs.get(ns)!.p);
+    daemon.kill('SIGUSR1');
+    assert.ok(await waitFor(() => o.err().includes('namespaces_attached='), 10000));
+    assert.match(o.err(), new RegExp(`source ct: namespaces_attached=${AT_START - DELETED + ADDED} namespaces_failing=0`));
+    daemon.kill('SIGTERM');
+    await o.done;
+    for (const ns of [...names, ...added]) {
+      const want = lines(refs.get(ns)!.c.out());
+      assert.ok(want.length >= 5, `${ns}: conntrack -E printed ${want.length} lines`);
+      assert.deepEqual(daemonLines(ns), want, ns);
+    }
+    assert.deepEqual(daemonLines(other), []);
+    assert.doesNotMatch(o.err(), /cannot attach|error:/);
+  });
+});
