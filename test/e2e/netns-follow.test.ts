@@ -48,16 +48,18 @@ describe('following network namespaces by pattern', { timeout: 240_000 }, () => 
     sh(['ip', 'netns', 'add', ns]);
     made.add(ns);
     sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
-    sh(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], { input: 'table inet t {\n chain o {\n  type filter hook output priority 0;\n  ct state new counter\n }\n}\n' });
+    sh(['ip', 'netns', 'exec', ns, 'nft', '-f', '-'], { input: 'table inet t {\n chain o {\n  type filter hook output priority 0;\n  ct state new counter\n  udp dport { 20000-20004, 22000-22004 } counter log group 7\n }\n}\n' });
     // flows end soon by themselves (a DESTROY without [USERSPACE], which conntrack -F would add)
     sh(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', 'net.netfilter.nf_conntrack_udp_timeout=1']);
   };
   const startRef = async (ns: string) => {
-    const p = spawnIn(ns, ['conntrack', '-E', '-o', 'id']);
+    const p = spawnIn(ns, ['conntrack', '-E', '-o', 'id', '-b', '16777216']);
     const c = collect(p);
     refs.set(ns, { p, c });
     assert.ok(await waitSubscribed(p.pid!), `conntrack -E in ${ns}: ${c.err()}`);
   };
+  /** the daemon has bound NFLOG group 7 there */
+  const nflogBound = (ns: string) => sh(['ip', 'netns', 'exec', ns, 'cat', '/proc/net/netfilter/nfnetlink_log'], { allowFail: true }).split('\n').some((l) => l.trim().split(/\s+/)[0] === '7');
   const inode = (ns: string) => statSync(`/run/netns/${ns}`).ino;
   const socketNamespaces = (pid: number): Set<number> => {
     const r = spawnSync('python3', [SOCKNS, String(pid)], { encoding: 'utf8' });
@@ -73,18 +75,32 @@ describe('following network namespaces by pattern', { timeout: 240_000 }, () => 
     const other = `${PREFIX}x-other`;
     addNs(other);
     const out = join(dir, 'events.log');
+    const pkts = join(dir, 'packets.json');
     const conf = join(dir, 'follow.toml');
     writeFileSync(conf, `[[source]]
 name = "ct"
 netns = "${PREFIX}-*"
 buffer_size = 1048576
 
+[[source]]
+name = "pk"
+type = "nflog"
+groups = [7]
+netns = "${PREFIX}-*"
+
 [[sink]]
 type = "file"
 path = "${out}"
+sources = ["ct"]
 format = "conntrack"
 output = ["id"]
 netns_prefix = true
+
+[[sink]]
+type = "file"
+path = "${pkts}"
+sources = ["pk"]
+format = "json"
 
 [store]
 type = "sqlite"
@@ -95,20 +111,24 @@ spool_dir = "${join(dir, 'spool')}"
     const daemon = spawnIn('', [...CONNTRAIL, 'run', '--config', conf]);
     const o = collect(daemon);
     const pid = daemon.pid!;
-    for (const ns of names) assert.ok(await waitSubscribed(pid, 20000, ns), `the daemon in ${ns}: ${o.err()}`);
+    for (const ns of names) assert.ok(await waitSubscribed(pid, 20000, ns) && await waitFor(() => nflogBound(ns), 20000), `the daemon in ${ns}: ${o.err()}`);
     assert.ok(await waitFor(() => o.err().includes('started with'), 20000), o.err());
 
     const daemonLines = (ns: string) => {
       const pre = `[${ns}] `;
       return existsSync(out) ? lines(readFileSync(out, 'utf8')).filter((l) => l.startsWith(pre)).map((l) => l.slice(pre.length)) : [];
     };
+    /** the packets logged in `ns`: the rule's counter there, and what the daemon wrote */
+    const logged = (ns: string) => Number(/counter packets (\d+) bytes \d+ log group 7/.exec(sh(['ip', 'netns', 'exec', ns, 'nft', 'list', 'chain', 'inet', 't', 'o']))?.[1] ?? -1);
+    const packetsOf = (ns: string) => (existsSync(pkts) ? lines(readFileSync(pkts, 'utf8')).map((l) => JSON.parse(l) as { netns: string }).filter((r) => r.netns === ns).length : 0);
     const caughtUp = (ns: string) => {
       const want = lines(refs.get(ns)!.c.out());
       return want.length > 0 && daemonLines(ns).length >= want.length;
     };
     // round 1: everywhere
     for (const ns of [...names, other]) sh(['ip', 'netns', 'exec', ns, 'python3', '-c', udp(5, 20000)]);
-    for (const ns of names) assert.ok(await waitFor(() => caughtUp(ns), 20000), `${ns}: ${daemonLines(ns).length} lines`);
+    for (const ns of names) assert.ok(await waitFor(() => caughtUp(ns) && packetsOf(ns) >= 5, 20000), `${ns}: ${daemonLines(ns).length} lines, ${packetsOf(ns)} packets`);
+    for (const ns of names) assert.equal(packetsOf(ns), logged(ns), `${ns}: every packet logged there`);
 
     // then, while traffic flows in the namespaces that stay: 10 deleted, 10 created
     const deleted = names.slice(0, DELETED);
@@ -133,7 +153,7 @@ spool_dir = "${join(dir, 'spool')}"
     for (const ns of added) {
       addNs(ns);
       await startRef(ns);
-      assert.ok(await waitSubscribed(pid, 20000, ns), `the daemon in ${ns}: ${o.err()}`);
+      assert.ok(await waitSubscribed(pid, 20000, ns) && await waitFor(() => nflogBound(ns), 20000), `the daemon in ${ns}: ${o.err()}`);
       sh(['ip', 'netns', 'exec', ns, 'python3', '-c', udp(5, 22000)]);
     }
     await Promise.all(flows.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))));
@@ -158,11 +178,17 @@ spool_dir = "${join(dir, 'spool')}"
     for (const ns of compare) assert.ok(held.has(inode(ns)), `the daemon holds a socket in ${ns}`);
     assert.deepEqual([...held].filter((ino) => !reading.has(ino)), [], 'sockets in no namespace the daemon reads');
     assert.ok(!held.has(inode(other)), 'the unmatched namespace is not read');
+    for (const ns of compare) {
+      assert.ok(await waitFor(() => packetsOf(ns) >= logged(ns), 10000), ns);
+      assert.equal(packetsOf(ns), logged(ns), `${ns}: every packet logged there, once`);
+    }
+    assert.equal(packetsOf(other), 0);
 
     for (const ns of compare) kill(refs.get(ns)!.p);
     daemon.kill('SIGUSR1');
     assert.ok(await waitFor(() => o.err().includes('namespaces_attached='), 10000));
     assert.match(o.err(), new RegExp(`source ct: namespaces_attached=${AT_START - DELETED + ADDED} namespaces_failing=0`));
+    assert.match(o.err(), new RegExp(`source pk: namespaces_attached=${AT_START - DELETED + ADDED} namespaces_failing=0`));
     daemon.kill('SIGTERM');
     await o.done;
     for (const ns of [...names, ...added]) {
@@ -171,6 +197,6 @@ spool_dir = "${join(dir, 'spool')}"
       assert.deepEqual(daemonLines(ns), want, ns);
     }
     assert.deepEqual(daemonLines(other), []);
-    assert.doesNotMatch(o.err(), /cannot attach|error:/);
+    assert.doesNotMatch(o.err(), /cannot attach to network namespace|error:/);
   });
 });
