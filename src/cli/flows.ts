@@ -5,7 +5,7 @@ import type { Cidr } from '../util/ip.js';
 import { cidrList, intOpt, portList, timeOpt } from './search-options.js';
 import { UsageError } from '../util/errors.js';
 import { collect, list, parseProto } from './options.js';
-import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
+import { addStoreOptions, namespaceIds, openReader, query, type StoreCliOptions } from './store-open.js';
 import { flowJson, flowsCsv, flowsTable, hostPort, topCsv, topTable } from './flowfmt.js';
 import { packetJson, packetsTable } from './packetfmt.js';
 import { holdersJson, holdersText, type HeldBy } from './tcpstatefmt.js';
@@ -25,7 +25,7 @@ export const MAX_LIMIT = 1_000_000_000;
 export const MAX_BYTES = Number.MAX_SAFE_INTEGER;
 
 interface FlowsOptions extends StoreCliOptions {
-  host?: string[]; src?: string[]; dst?: string[]; port?: string[]; proto?: string[]; nat?: string[];
+  host?: string[]; src?: string[]; dst?: string[]; port?: string[]; proto?: string[]; nat?: string[]; netns?: string[];
   since?: string; until?: string; minBytes?: string; limit: string; top?: TopKey; by: 'bytes' | 'flows'; json?: boolean; csv?: boolean;
   packets?: boolean;
   process?: boolean;
@@ -40,6 +40,7 @@ export function flowsCommand(): Command {
     .option('--port <port>', `this port on any side, 0-65535 (repeatable, at most ${MAX_PORTS})`, collect)
     .option('-p, --proto <proto>', 'only these protocols: names or numbers (repeatable, comma-separated)', collect)
     .option('--nat <kind>', 'NAT kind: none, snat, dnat, both (repeatable, comma-separated)', collect)
+    .option('--netns <name>', 'only flows of this network namespace, as the daemon\'s sources name it ("" for the daemon\'s own; repeatable)', collect)
     .option('--since <time>', 'flows that may have existed at or after the start of this time (ISO 8601, @EPOCH, "now", "-1d"); default: all')
     .option('--until <time>', 'flows that may have existed up to the end of this time ("2026-11-23": that whole day); default: now')
     .option('--min-bytes <n>', `flows of at least this many bytes (both directions), 0 to ${MAX_BYTES}`)
@@ -85,8 +86,9 @@ export function flowsCommand(): Command {
       const store = await openReader(o);
       await query(store, 'flows', async () => {
         // --src and --dst together: both must hold (the first one seeks the index)
-        const s: FlowSearch = sel.length ? { ...base, ...sel[0], also: sel.slice(1) } : base;
         const ns = await store.namespaces();
+        const nsIds = o.netns ? namespaceIds(ns, o.netns) : undefined;
+        const s: FlowSearch = { ...(sel.length ? { ...base, ...sel[0], also: sel.slice(1) } : base), nsIds };
         if (o.top) {
           const rows = await store.top(s, o.top, o.by, limit || 1000000);
           process.stdout.write(o.json ? JSON.stringify(rows, null, 2) + '\n' : o.csv ? topCsv(rows, o.top) : topTable(rows, o.top));

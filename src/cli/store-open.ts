@@ -98,3 +98,23 @@ export async function query<T>(store: FlowReader, what: string, f: () => Promise
     await store.close();
   }
 }
+
+/**
+ * The store's ids of the namespaces named with --netns (as the daemon's
+ * sources name them; "" is the daemon's own). A name the store does not
+ * have is said on stderr (a typo would otherwise read as "no flow") and
+ * matches nothing.
+ */
+export function namespaceIds(names: Map<number, string>, wanted: string[]): number[] {
+  const ids: number[] = [];
+  for (const w of wanted) {
+    const found = [...names].filter(([, n]) => n === w).map(([id]) => id);
+    if (!found.length) {
+      const known = [...new Set(names.values())].filter((n) => n !== '').sort();
+      process.stderr.write(`conntrail: warning: --netns: the store has no network namespace "${w}"${known.length ? ` (it has ${known.length}: ${known.slice(0, 10).join(', ')}${known.length > 10 ? ', …' : ''})` : ' (only the daemon\'s own)'}\n`);
+    }
+    ids.push(...found);
+  }
+  // (an id no namespace has: the search matches nothing)
+  return ids.length ? ids : [-2];
+}

@@ -17,12 +17,12 @@ import { WHO_LIMIT, type AddrPort } from '../store/sql.js';
 import { parseIp } from '../util/ip.js';
 import { isoTime, parseDurationMicros, parseTimeInterval, type TimeInterval } from '../util/time.js';
 import { UsageError } from '../util/errors.js';
-import { parseProto } from './options.js';
+import { collect, parseProto } from './options.js';
 import type { StoredPacket } from '../store/packets.js';
 import { packetJson, packetsTable } from './packetfmt.js';
 import { holdersJson, holdersText, NOT_HELD, type HeldBy } from './tcpstatefmt.js';
 import { flowHolders } from './flows.js';
-import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
+import { addStoreOptions, namespaceIds, openReader, query, type StoreCliOptions } from './store-open.js';
 import { alignedTable, flagList, flowJson, hostPort, protoName, sides } from './flowfmt.js';
 
 /** "1.2.3.4", "1.2.3.4:80", "2001:db8::1", "[2001:db8::1]:80" */
@@ -92,8 +92,12 @@ function sameAddr(a: string, b: string): boolean {
  * ambiguous when several may have been; nearest (the closest active flows,
  * nearest first) or none otherwise.
  */
-export function judge(flows: StoredFlow[], q: TimeInterval, gaps: Gap[] = [], pub?: string): WhoAnswer {
-  const insideOf = (f: StoredFlow) => insideAddr(f, pub);
+export function judge(flows: StoredFlow[], q: TimeInterval, gaps: Gap[] = [], pub?: string, nsName?: (ns: number) => string): WhoAnswer {
+  // a host is an address in a namespace: 10.0.0.5 of one router is not 10.0.0.5 of another
+  const insideOf = (f: StoredFlow) => {
+    const n = nsName?.(f.ns) ?? '';
+    return n ? `${insideAddr(f, pub)} (netns ${n})` : insideAddr(f, pub);
+  };
   const active: StoredFlow[] = [];
   const lingering: StoredFlow[] = [];
   for (const f of flows) {
@@ -141,7 +145,7 @@ export function coverageGaps(runs: Run[], lost: Gap[], q: TimeInterval, nowUs: n
   return out;
 }
 
-interface WhoOptions extends StoreCliOptions { at?: string; skew?: string; proto?: string; remote?: string; window: string; json?: boolean; packets?: boolean; process?: boolean }
+interface WhoOptions extends StoreCliOptions { at?: string; skew?: string; proto?: string; remote?: string; window: string; json?: boolean; packets?: boolean; process?: boolean; netns?: string[] }
 
 /** how long an interval is, in words */
 function spanText(us: number): string {
@@ -166,6 +170,7 @@ export function whoCommand(): Command {
     .option('--proto <proto>', 'only this protocol (tcp, udp, ... or a number)')
     .option('--remote <address[:port]>', 'only flows with this remote peer (the outside host the flow went to or came from)')
     .option('--window <duration>', 'when no flow was active then, look this far before and after for the nearest ones ("30s", "5m")', '1m')
+    .option('--netns <name>', 'only flows of this network namespace, as the daemon\'s sources name it (repeatable; default: every namespace, and each host is named with its namespace)', collect)
     .option('--json', 'print the answer as JSON')
     .option('--packets', 'with each flow, the packets NFLOG sources logged for it (see conntrail flows --packets)')
     .option('--process', 'with each TCP flow, the process that held its socket on this host (see conntrail flows --process)'))
@@ -198,16 +203,19 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
       const logged = new Map<StoredFlow, StoredPacket[]>();
       const held = new Map<StoredFlow, HeldBy>();
       const [ans, ns] = await query(store, 'who', async () => {
-        const [flows, names, runs, lost] = [
-          await store.who(pub, { since: q.lo - window, until: q.hi + window }, proto, remote), await store.namespaces(),
+        const names = await store.namespaces();
+        const nsIds = o.netns ? namespaceIds(names, o.netns) : undefined;
+        const [flows, runs, lost] = [
+          await store.who(pub, { since: q.lo - window, until: q.hi + window }, proto, remote, nsIds),
           await store.runs(), await store.gaps(q.lo, q.hi),
         ] as const;
-        const gaps = coverageGaps(runs, lost, q, nowUs);
+        // with --netns, a loss in another namespace does not make this answer incomplete
+        const gaps = coverageGaps(runs, nsIds ? lost.filter((g) => g.ns < 0 || nsIds.includes(g.ns)) : lost, q, nowUs);
         // more flows than it reads: those that began after the last it read are not judged
         if (flows.length >= WHO_LIMIT && flows[flows.length - 1].start < q.hi) {
           gaps.push({ ns: -1, since: Math.max(q.lo, flows[flows.length - 1].start), until: q.hi, reason: `more than ${WHO_LIMIT} flows used it within the window: the later ones were not read (narrow with a port, --remote, --proto or --window)` });
         }
-        const a = judge(flows, q, gaps, pub.addr);
+        const a = judge(flows, q, gaps, pub.addr, (id) => names.get(id) ?? '');
         if (o.packets) for (const f of [...a.flows, ...a.lingering]) logged.set(f, await store.flowPackets(f));
         if (o.process) {
           const all = [...a.flows, ...a.lingering];
@@ -226,7 +234,7 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
           query: {
             address: pub.addr, port: pub.port ?? null, at: o.at ?? 'now', from: isoTime(q.lo), to: isoTime(q.hi),
             precision_us: asked.hi - asked.lo, skew_us: skew, proto: proto === undefined ? null : protoName(proto),
-            remote: o.remote ?? null, window_us: window,
+            remote: o.remote ?? null, window_us: window, netns: o.netns ?? null,
           },
           verdict: ans.verdict, inside: ans.inside, flows: ans.flows.map(withSides), lingering: ans.lingering.map(withSides),
           gaps: ans.gaps.map((g) => ({ from: isoTime(g.since), to: isoTime(g.until), reason: g.reason, netns: g.ns < 0 ? null : ns.get(g.ns) ?? '' })),
@@ -239,13 +247,15 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
               : ans.verdict === 'incomplete' ? `incomplete: ${ans.inside[0]} was behind ${what} in ${when}, but the trail has a gap then (below): another host may be missing`
                 : `nearest: no inside host was active on ${what} in ${when}; the nearest: ${ans.inside.join(', ')}`;
         let out = head + '\n';
-        const table = (list: StoredFlow[]) => alignedTable(['START', 'END', 'ACTIVE UNTIL', 'PROTO', 'NAT', 'INSIDE', 'PUBLIC', 'REMOTE', 'FLAGS', ...(o.process ? ['PROCESS'] : [])], list.map((f) => {
+        // the namespace column when a flow listed is from another namespace than the daemon's
+        const withNs = [...ans.flows, ...ans.lingering].some((f) => (ns.get(f.ns) ?? '') !== '');
+        const table = (list: StoredFlow[]) => alignedTable(['START', 'END', 'ACTIVE UNTIL', 'PROTO', 'NAT', 'INSIDE', 'PUBLIC', 'REMOTE', 'FLAGS', ...(withNs ? ['NETNS'] : []), ...(o.process ? ['PROCESS'] : [])], list.map((f) => {
           const s = sides(f, bySource(f));
           const startText = f.startErr ? (f.startErr >= Number.MAX_SAFE_INTEGER ? `≤ ${isoTime(f.start)}` : `${isoTime(f.start)} (-${f.startErr / 1e6} s)`) : isoTime(f.start);
           const endText = f.end === null ? 'open' : f.endErr ? `${isoTime(f.end)} (-${f.endErr / 1e6} s)` : isoTime(f.end);
           const act = f.activeEnd === null ? (f.end === null ? 'open' : isoTime(f.end)) : isoTime(f.activeEnd);
           return [startText, endText, act, protoName(f.proto), natKind(f), s.inside, s.public ?? '-', s.remote, flagList(f.flags).join(',') || '-',
-            ...(o.process ? [holdersText(held.get(f) ?? NOT_HELD)] : [])];
+            ...(withNs ? [ns.get(f.ns) || '-'] : []), ...(o.process ? [holdersText(held.get(f) ?? NOT_HELD)] : [])];
         }));
         const packetsOf = (list: StoredFlow[]) => list.map((f, i) => {
           const ps = logged.get(f) ?? [];

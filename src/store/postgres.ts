@@ -384,9 +384,9 @@ export class PostgresStore implements FlowStore {
     return (await this.pool.query(b.sql, b.values)).rows as Array<Record<string, unknown>>;
   }
 
-  async who(pub: AddrPort, w: Window, proto: number | undefined, remote: AddrPort | undefined): Promise<StoredFlow[]> {
+  async who(pub: AddrPort, w: Window, proto: number | undefined, remote: AddrPort | undefined, nsIds?: number[]): Promise<StoredFlow[]> {
     const c = await clampToStore({ window: w }, this);
-    return (await this.all(whoQuery(POSTGRES, pub, c.window, proto, remote))).map(rowToFlow);
+    return (await this.all(whoQuery(POSTGRES, pub, c.window, proto, remote, nsIds))).map(rowToFlow);
   }
 
   async search(s: FlowSearch): Promise<StoredFlow[]> {

@@ -112,6 +112,8 @@ export interface FlowSearch {
   /** any of these ports on any side (after the host sides when hosts are given) */
   ports: number[];
   protos: number[];
+  /** only flows of these namespaces (the store's ids) */
+  nsIds?: number[];
   nat: Array<'none' | 'snat' | 'dnat' | 'both'>;
   minBytes?: number;
   limit?: number;
@@ -166,7 +168,7 @@ export interface Built { sql: string; values: unknown[] }
 /** the most rows `who` reads; more (a busy address over a wide window) and it says it could not judge */
 export const WHO_LIMIT = 100_000;
 
-export function whoQuery(d: Dialect, pub: AddrPort, w: Window, proto: number | undefined, remote: AddrPort | undefined): Built {
+export function whoQuery(d: Dialect, pub: AddrPort, w: Window, proto: number | undefined, remote: AddrPort | undefined, nsIds?: number[]): Built {
   const P = new Params(d);
   const { p } = P;
   const branch = (kind: 'snat' | 'dnat'): string => {
@@ -188,6 +190,7 @@ export function whoQuery(d: Dialect, pub: AddrPort, w: Window, proto: number | u
       }
     }
     if (proto !== undefined) c.push(`proto = ${p(proto)}`);
+    if (nsIds) c.push(`ns IN (${nsIds.map((x) => p(x)).join(', ')})`);
     return threeSets(OUT_COLS, (range) => [...c, range].join(' AND '), w, p);
   };
   const cte = bucketsCte(w, p);
@@ -215,6 +218,7 @@ function searchCond(d: Dialect, s: FlowSearch, p: (v: unknown) => string, range:
     c.push(`(${any.join(' OR ')})`);
   }
   if (s.protos.length) c.push(`proto IN (${s.protos.map((x) => p(x)).join(', ')})`);
+  if (s.nsIds) c.push(`ns IN (${s.nsIds.map((x) => p(x)).join(', ')})`);
   if (s.nat.length) {
     const k: string[] = [];
     for (const n of s.nat) {

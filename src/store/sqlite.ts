@@ -461,9 +461,9 @@ export class SqliteStore implements FlowStore {
     return this.db.prepare(b.sql).all(named(b)) as Array<Record<string, unknown>>;
   }
 
-  async who(pub: AddrPort, w: Window, proto: number | undefined, remote: AddrPort | undefined): Promise<StoredFlow[]> {
+  async who(pub: AddrPort, w: Window, proto: number | undefined, remote: AddrPort | undefined, nsIds?: number[]): Promise<StoredFlow[]> {
     const c = await clampToStore({ window: w }, this);
-    return this.all(whoQuery(SQLITE, pub, c.window, proto, remote)).map(rowToFlow);
+    return this.all(whoQuery(SQLITE, pub, c.window, proto, remote, nsIds)).map(rowToFlow);
   }
 
   async search(s: FlowSearch): Promise<StoredFlow[]> {

@@ -92,7 +92,7 @@ export interface WriteResult {
 }
 
 export interface FlowReader {
-  who(pub: AddrPort, w: Window, proto: number | undefined, remote: AddrPort | undefined): Promise<StoredFlow[]>;
+  who(pub: AddrPort, w: Window, proto: number | undefined, remote: AddrPort | undefined, nsIds?: number[]): Promise<StoredFlow[]>;
   search(s: FlowSearch): Promise<StoredFlow[]>;
   top(s: FlowSearch, key: TopKey, by: 'bytes' | 'flows', limit: number): Promise<TopRow[]>;
   namespaces(): Promise<Map<number, string>>;

@@ -199,4 +199,83 @@ spool_dir = "${join(dir, 'spool')}"
     assert.deepEqual(daemonLines(other), []);
     assert.doesNotMatch(o.err(), /cannot attach to network namespace|error:/);
   });
+
+  it('the Neutron case: a router namespace per tenant with NAT, made live; the same inside address behind each; who answers per namespace', async () => {
+    // ext: the outside, a server; per tenant T: PREFIX-qrouter-T (masquerades its
+    // tenant's 10.0.0.0/24 to its own public address) and PREFIX-vm-T (10.0.0.5, in both tenants)
+    const ext = `${PREFIX}-ext`;
+    const r = (x: string) => `${PREFIX}-qrouter-${x}`;
+    const vm = (x: string) => `${PREFIX}-vm-${x}`;
+    const pub: Record<string, string> = { a: '198.51.100.2', b: '198.51.101.2' };
+    const add = (ns: string) => { sh(['ip', 'netns', 'add', ns]); made.add(ns); sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']); };
+    add(ext);
+    const conf = join(dir, 'neutron.toml');
+    const db = join(dir, 'neutron.db');
+    writeFileSync(conf, `[[source]]\nname = "routers"\nnetns = "${PREFIX}-qrouter-*"\nenable_timestamps = true\n` +
+      `[store]\ntype = "sqlite"\npath = "${db}"\nspool_dir = "${join(dir, 'nspool')}"\nflush_interval_ms = 100\n`);
+    const daemon = spawnIn('', [...CONNTRAIL, 'run', '--config', conf]);
+    const o = collect(daemon);
+    assert.ok(await waitFor(() => o.err().includes('started with'), 20000), o.err());
+    const SERVER = `import socket\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(("0.0.0.0", 8080)); s.listen(8); s.settimeout(30)\nprint("ready", flush=True)\nfor i in range(2):\n    c, a = s.accept(); print("accept", *a, flush=True); c.recv(10); c.close()\n`;
+    const srv = collect(spawnIn(ext, ['python3', '-c', SERVER]));
+    assert.ok(await waitFor(() => srv.out().includes('ready'), 10000), srv.err());
+    const asked: Array<{ tenant: string; port: string; at: number }> = [];
+    for (const [i, x] of ['a', 'b'].entries()) {
+      // a tenant's router, made while the daemon runs
+      add(r(x));
+      add(vm(x));
+      sh(['ip', 'link', 'add', `${PREFIX}e${x}`, 'netns', ext, 'type', 'veth', 'peer', 'name', 'pub', 'netns', r(x)]);
+      sh(['ip', 'link', 'add', `${PREFIX}v${x}`, 'netns', vm(x), 'type', 'veth', 'peer', 'name', 'lan', 'netns', r(x)]);
+      sh(['ip', '-n', ext, 'addr', 'add', `198.51.${100 + i}.1/24`, 'dev', `${PREFIX}e${x}`]);
+      sh(['ip', '-n', ext, 'link', 'set', `${PREFIX}e${x}`, 'up']);
+      sh(['ip', '-n', r(x), 'addr', 'add', `${pub[x]}/24`, 'dev', 'pub']);
+      sh(['ip', '-n', r(x), 'addr', 'add', '10.0.0.1/24', 'dev', 'lan']);
+      for (const l of ['pub', 'lan']) sh(['ip', '-n', r(x), 'link', 'set', l, 'up']);
+      sh(['ip', '-n', vm(x), 'addr', 'add', '10.0.0.5/24', 'dev', `${PREFIX}v${x}`]);
+      sh(['ip', '-n', vm(x), 'link', 'set', `${PREFIX}v${x}`, 'up']);
+      sh(['ip', '-n', vm(x), 'route', 'add', 'default', 'via', '10.0.0.1']);
+      sh(['ip', 'netns', 'exec', r(x), 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+      sh(['ip', 'netns', 'exec', r(x), 'nft', '-f', '-'], { input: 'table ip nat {\n chain post {\n  type nat hook postrouting priority srcnat;\n  oifname "pub" masquerade\n }\n}\n' });
+      assert.ok(await waitSubscribed(daemon.pid!, 20000, r(x)), o.err());
+      // the question's second must lie within the trail: after the second the daemon attached in
+      const attachedSec = Math.floor(Date.now() / 1000);
+      await waitFor(() => Math.floor(Date.now() / 1000) >= attachedSec + 2, 5000);
+      const at = Math.floor(Date.now() / 1000);
+      const cli = spawnSync('ip', ['netns', 'exec', vm(x), 'python3', '-c', `import socket\ns = socket.create_connection(("198.51.${100 + i}.1", 8080), timeout=10)\ns.send(b"x"); s.close()`], { encoding: 'utf8' });
+      assert.equal(cli.status, 0, cli.stderr);
+      assert.ok(await waitFor(() => (srv.out().match(/accept /g) ?? []).length > i, 10000), srv.out());
+      // ground truth: the public address and port the server saw
+      const seen = [...srv.out().matchAll(/accept (\S+) (\d+)/g)][i];
+      assert.equal(seen[1], pub[x]);
+      asked.push({ tenant: x, port: seen[2], at });
+    }
+    const who = (args: string[]) => spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'who', '--db', db, '--json', ...args], { encoding: 'utf8' });
+    for (const q of asked) {
+      let ans: { verdict: string; inside: string[]; flows: Array<{ netns: string }> } | undefined;
+      assert.ok(await waitFor(() => {
+        const w = who([`${pub[q.tenant]}:${q.port}`, '--at', `@${q.at}`, '--window', '5s']);
+        ans = w.status === 0 ? JSON.parse(w.stdout) : undefined;
+        return ans?.verdict === 'exact';
+      }, 15000), JSON.stringify(ans));
+      assert.deepEqual(ans!.inside, [`10.0.0.5 (netns ${r(q.tenant)})`]);
+      assert.deepEqual(ans!.flows.map((f) => f.netns), [r(q.tenant)]);
+      // --netns: the tenant's own router answers; the other one has no such flow
+      const mine = JSON.parse(who([`${pub[q.tenant]}:${q.port}`, '--at', `@${q.at}`, '--netns', r(q.tenant)]).stdout);
+      assert.equal(mine.verdict, 'exact');
+      const other = who([`${pub[q.tenant]}:${q.port}`, '--at', `@${q.at}`, '--netns', r(q.tenant === 'a' ? 'b' : 'a')]);
+      assert.equal(other.status, 1, other.stdout);
+      assert.equal(JSON.parse(other.stdout).verdict, 'none');
+    }
+    // flows --netns: each router's flows alone
+    for (const x of ['a', 'b']) {
+      const f = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'flows', '--db', db, '--json', '--netns', r(x)], { encoding: 'utf8' });
+      assert.equal(f.status, 0, f.stderr);
+      const list = JSON.parse(f.stdout) as Array<{ netns: string; orig: { src: string } }>;
+      assert.ok(list.length >= 1 && list.every((l) => l.netns === r(x) && l.orig.src === '10.0.0.5'), f.stdout);
+    }
+    const typo = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'flows', '--db', db, '--netns', 'no-such-router'], { encoding: 'utf8' });
+    assert.match(typo.stderr, /--netns: the store has no network namespace "no-such-router" \(it has 2: /);
+    daemon.kill('SIGTERM');
+    await o.done;
+  });
 });

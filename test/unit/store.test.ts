@@ -386,6 +386,18 @@ describe('who: verdicts over active intervals', () => {
     assert.deepEqual(ans.inside, ['10.0.0.2']);
     assert.deepEqual(ans.lingering, [tw]);
   });
+  it('a host is an address in a namespace: the same inside address of two routers is two hosts, ambiguous', () => {
+    const a = flow({ src: '10.0.0.5', start: T0, end: T0 + 12 * S, ns: 3 });
+    const b = flow({ src: '10.0.0.5', start: T0 + 5 * S, end: T0 + 15 * S, ns: 4 });
+    const names = new Map([[0, ''], [3, 'qrouter-a'], [4, 'qrouter-b']]);
+    const ans = judge([a, b], q, [], undefined, (id) => names.get(id) ?? '');
+    assert.equal(ans.verdict, 'ambiguous');
+    assert.deepEqual(ans.inside.sort(), ['10.0.0.5 (netns qrouter-a)', '10.0.0.5 (netns qrouter-b)']);
+    // one namespace's flows only (--netns): exact, and it says which
+    assert.deepEqual(judge([a], q, [], undefined, (id) => names.get(id) ?? '').inside, ['10.0.0.5 (netns qrouter-a)']);
+    // the daemon's own namespace keeps the bare address
+    assert.deepEqual(judge([flow({ src: '10.0.0.5', start: T0, end: T0 + 12 * S, ns: 0 })], q, [], undefined, (id) => names.get(id) ?? '').inside, ['10.0.0.5']);
+  });
   it('the precision asked matters: the whole second is ambiguous, the millisecond is not', () => {
     const a = flow({ src: '10.0.0.2', start: T0, end: T0 + 10.3 * S, activeEnd: T0 + 10.2 * S });
     const b = flow({ src: '10.0.0.3', start: T0 + 10.25 * S, end: T0 + 20 * S, activeEnd: T0 + 19 * S });
