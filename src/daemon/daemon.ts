@@ -48,6 +48,8 @@ interface Attached {
   /** the inode of the source's namespace (conntrack, nflog; undefined: not known) */
   inode?: number;
   planned: PlannedSource;
+  /** the plan's source as configured (`planned` may have flows turned off: its namespace feeds the store through another) */
+  configured: PlannedSource;
   src: ConntrackSource | NflogDaemonSource | TcpstatesDaemonSource;
   /** conntrack: the flow table feeding the store (undefined without a store) */
   table: FlowTable | undefined;
@@ -120,11 +122,16 @@ export class Pipeline {
   /** reloads and the attaching and detaching of followed namespaces, one at a time */
   private serial: Promise<void> = Promise.resolve();
   private reconcileQueued = false;
+  /** stop() has begun: nothing is attached any more */
+  private closing = false;
+  /** flow counters of the tables no longer in use (detached namespaces), so the totals never go down */
+  private retired: FlowTableStats = { open: 0, opened: 0, closed: 0, partial: 0, settled: 0, corrected: 0, missing: 0, quiet: 0 };
 
   constructor(private plan: Plan, private readonly log: Logger) {}
 
   /** watches /run/netns while a source of the plan follows namespaces (started with a first scan) */
   private ensureWatcher(plan: Plan): void {
+    if (this.closing) return;
     const follows = plan.sources.some((ps) => followOf(ps));
     if (follows && !this.watcher) {
       this.watcher = new NetnsWatcher({ onChange: () => this.queueReconcile() });
@@ -151,11 +158,11 @@ export class Pipeline {
   }
 
   private queueReconcile(): void {
-    if (this.reconcileQueued || this.stopping) return;
+    if (this.reconcileQueued || this.closing) return;
     this.reconcileQueued = true;
     this.serial = this.serial.then(async () => {
       this.reconcileQueued = false;
-      if (!this.stopping) await this.reconcile();
+      if (!this.closing) await this.reconcile();
     }).catch((e: Error) => this.log.error(`following network namespaces: ${e.message}`));
   }
 
@@ -168,13 +175,13 @@ export class Pipeline {
     const want = this.expand(this.plan).filter((x) => x.followed !== undefined);
     const keys = new Set(want.map((x) => followKey(x.parent, x.followed!)));
     for (const a of [...this.sources]) if (a.followed !== undefined && !keys.has(followKey(a.parent, a.followed))) this.detach(a);
-    for (const k of [...this.failed.keys()]) if (!keys.has(k)) this.failed.delete(k);
     const attached = new Set(this.sources.filter((a) => a.followed !== undefined).map((a) => followKey(a.parent, a.followed!)));
+    for (const k of [...this.failed.keys()]) if (!keys.has(k) || attached.has(k)) this.failed.delete(k);
     const now = Date.now();
     for (const x of want) {
       const k = followKey(x.parent, x.followed!);
       if (attached.has(k) || (this.failed.get(k) ?? 0) > now) continue;
-      if (this.stopping) return;
+      if (this.closing) return;
       const a = await this.attach(x, []);
       if (a && a.src instanceof ConntrackSource && (a.src.config.sync_at_start || a.table)) a.src.sync('start-up sync', a.src.config.sync_at_start);
     }
@@ -188,24 +195,18 @@ export class Pipeline {
   private async attach(x: Expanded, adopted: OpenRow[]): Promise<Attached | undefined> {
     const k = followKey(x.parent, x.followed!);
     const ns = x.ps.config.netns!;
-    let ps = x.ps;
-    if (ps.type === 'conntrack' && ps.config.flows && this.writer) {
-      // one record per flow: the namespace may be fed already (a source naming it, or another pattern)
-      const other = this.sources.find((o) => o.table && o.inode === x.followed);
-      if (other) {
-        this.log.warn(`source ${ps.config.name}: network namespace ${ns} feeds the flow store through source ${other.name} already: this source's flows from it are not stored`);
-        ps = { ...ps, config: { ...ps.config, flows: false } };
-      }
-    }
+    const ps = this.oneFeeder(x.ps, x.followed, this.sources);
     let a: Attached | undefined;
     try {
       const prep = await this.prepareSource(ps, adopted);
-      a = this.openSource(ps, prep, x);
+      a = this.openSource(ps, prep, x, x.ps);
       this.sources.push(a);
       if (this.paused) a.src.pause();
       await this.startSource(a);
+      // opened by name: the name made again meanwhile is another namespace (the next scan attaches that one)
+      if (inodeOf(ns) !== x.followed) throw new Error('the namespace was replaced while it was being attached');
     } catch (e) {
-      if (a) { this.sources.splice(this.sources.indexOf(a), 1); a.src.close(); }
+      if (a) { this.drop(a); a.src.close(); }
       // gone meanwhile (or made again): the next scan says so, no need to
       if (inodeOf(ns) !== x.followed) return undefined;
       if (!this.failed.has(k)) this.log.warn(`source ${ps.config.name}: cannot attach to network namespace ${ns}: ${(e as Error).message}; trying again every ${ATTACH_RETRY_MS / 1000} s`);
@@ -216,6 +217,32 @@ export class Pipeline {
     return a;
   }
 
+  private drop(a: Attached): void {
+    const i = this.sources.indexOf(a);
+    if (i >= 0) this.sources.splice(i, 1);
+  }
+
+  /** a flow table no longer used: its counts stay in the totals */
+  private retire(t: FlowTable | undefined): void {
+    if (!t) return;
+    const c = t.stats();
+    for (const k of ['opened', 'closed', 'partial', 'settled', 'corrected'] as const) this.retired[k] += c[k];
+  }
+
+  /**
+   * One record per flow: a conntrack source's flows are stored only if no
+   * source among `others` feeds the store from the same namespace (by
+   * inode: a name and a pattern, two patterns, two names of one namespace);
+   * otherwise it is said once and the source reads without storing.
+   */
+  private oneFeeder(ps: PlannedSource, inode: number | undefined, others: Attached[]): PlannedSource {
+    if (ps.type !== 'conntrack' || !ps.config.flows || !this.writer || inode === undefined) return ps;
+    const other = others.find((o) => o.table && o.inode === inode);
+    if (!other) return ps;
+    this.log.warn(`source ${ps.config.name}: network namespace ${ps.config.netns ?? '(the daemon\'s own)'} feeds the flow store through source ${other.name} already: this source's flows from it are not stored`);
+    return { ...ps, config: { ...ps.config, flows: false } };
+  }
+
   /**
    * A followed namespace is gone: everything the source held there is
    * closed (so nothing of the daemon keeps the namespace alive), and its
@@ -224,8 +251,9 @@ export class Pipeline {
   private detach(a: Attached): void {
     a.src.stopping();
     a.src.close();
-    this.sources.splice(this.sources.indexOf(a), 1);
+    this.drop(a);
     const n = a.table?.endAll(nowMicros()) ?? 0;
+    this.retire(a.table);
     this.log.info(`source ${a.name}: network namespace ${a.planned.config.netns} is gone: detached${n ? `; ${n} flow${n > 1 ? 's' : ''} open there ended (end-estimated: after last seen, by now)` : ''}`);
   }
 
@@ -291,13 +319,19 @@ export class Pipeline {
     try {
       this.sinks = this.openSinks(this.plan.config.sink);
       this.ensureWatcher(this.plan);
-      for (const x of this.expand(this.plan)) {
-        if (x.followed !== undefined) { await this.attach(x, adopted); continue; }
-        const prep = await this.prepareSource(x.ps, adopted);
-        const a = this.openSource(x.ps, prep, x);
-        this.sources.push(a);
-        await this.startSource(a);
-      }
+      // (on the serial chain: a namespace the watcher reports meanwhile is attached after, not twice)
+      const attaching = (async () => {
+        for (const x of this.expand(this.plan)) {
+          if (x.followed !== undefined) { await this.attach(x, adopted); continue; }
+          const ps = this.oneFeeder(x.ps, inodeOf(x.ps.type === 'tcpstates' ? undefined : x.ps.config.netns), this.sources);
+          const prep = await this.prepareSource(ps, adopted);
+          const a = this.openSource(ps, prep, x, x.ps);
+          this.sources.push(a);
+          await this.startSource(a);
+        }
+      })();
+      this.serial = attaching.catch(() => {});
+      await attaching;
     } catch (e) {
       this.closeNow();
       throw e;
@@ -411,12 +445,12 @@ export class Pipeline {
   }
 
   /** Opens a source's socket (nothing is read before startSource). */
-  private openSource(ps: PlannedSource, prep: { nsId: number; table: FlowTable | undefined }, x: Expanded): Attached {
+  private openSource(ps: PlannedSource, prep: { nsId: number; table: FlowTable | undefined }, x: Expanded, configured: PlannedSource = ps): Attached {
     const src = ps.type === 'conntrack' ? new ConntrackSource(ps.config, ps.filter, this.log)
       : ps.type === 'tcpstates' ? new TcpstatesDaemonSource(ps.config, this.log, this.netnsNames())
-      : new NflogDaemonSource(ps.config, this.log, { keepRaw: this.keepsRaw(ps.config.name) });
+      : new NflogDaemonSource(ps.config, this.log, { keepRaw: this.keepsRaw(x.parent) });
     return {
-      name: ps.config.name, parent: x.parent, followed: x.followed, planned: ps, src, table: prep.table, nsId: prep.nsId, routes: this.routesFor(ps, x.parent),
+      name: ps.config.name, parent: x.parent, followed: x.followed, planned: ps, configured, src, table: prep.table, nsId: prep.nsId, routes: this.routesFor(ps, x.parent),
       inode: ps.type === 'tcpstates' ? undefined : x.followed ?? inodeOf(ps.config.netns),
       toStore: (ps.type === 'nflog' || ps.type === 'tcpstates') && ps.config.store && this.writer !== undefined,
       nextCheck: Date.now() + CHECK_FIRST_MS, checkEvery: CHECK_FIRST_MS,
@@ -518,8 +552,8 @@ export class Pipeline {
   }
 
   /** Does a pcap sink of link type NFLOG take this source (its packets then keep their raw message)? */
+  /** `name`: the configured source's */
   private keepsRaw(name: string, plan = this.plan): boolean {
-    name = name.replace(/@[^]*$/, '');
     return plan.config.sink.some((k) => k.type === 'pcap' && k.linktype === 'nflog' && (!k.sources.length || k.sources.includes(name)));
   }
 
@@ -601,7 +635,7 @@ export class Pipeline {
     };
     if (this.writer) {
       st.store = this.writer.stats();
-      const f: FlowTableStats = { open: 0, opened: 0, closed: 0, partial: 0, settled: 0, corrected: 0, missing: 0, quiet: 0 };
+      const f: FlowTableStats = { ...this.retired };
       for (const s of this.sources) {
         const t = s.table?.stats();
         if (t) for (const k of Object.keys(f) as Array<keyof FlowTableStats>) f[k] += t[k];
@@ -651,24 +685,29 @@ export class Pipeline {
     const kept = new Set<Attached>();
     const steps: Array<{ x: Expanded; ps: PlannedSource; same?: Attached; prev?: Attached; prep?: { nsId: number; table: FlowTable | undefined } }> = [];
     const hadWatcher = this.watcher !== undefined;
+    // a followed namespace already gone (its delete not yet handled): ended as any detach
+    for (const a of [...old]) if (a.followed !== undefined && !this.watcher?.namespaces.has(a.followed)) { this.detach(a); old.splice(old.indexOf(a), 1); }
     try {
       this.ensureWatcher({ ...plan, sources: [...plan.sources, ...this.plan.sources] });
       for (const x of this.expand(plan)) {
-        const ps = x.ps;
-        const same = old.find((o) => !kept.has(o) && o.followed === x.followed && JSON.stringify(o.planned.config) === JSON.stringify(ps.config) &&
-          (ps.type !== 'nflog' || this.keepsRaw(ps.config.name) === this.keepsRaw(ps.config.name, plan)));
-        if (same) { kept.add(same); steps.push({ x, ps, same }); continue; }
+        const cps = x.ps;
+        const same = old.find((o) => !kept.has(o) && o.followed === x.followed && JSON.stringify(o.configured.config) === JSON.stringify(cps.config) &&
+          (cps.type !== 'nflog' || this.keepsRaw(x.parent) === this.keepsRaw(x.parent, plan)));
+        if (same) { kept.add(same); steps.push({ x, ps: cps, same }); continue; }
         // the same namespace's flow table carries on behind the new socket
-        const prev = ps.type !== 'conntrack' ? undefined
-          : old.find((o) => !kept.has(o) && o.table && (o.planned.config.netns ?? '') === (ps.config.netns ?? '') && ps.config.flows);
+        const prev = cps.type !== 'conntrack' ? undefined
+          : old.find((o) => !kept.has(o) && o.table && (o.planned.config.netns ?? '') === (cps.config.netns ?? '') && cps.config.flows);
         if (prev) kept.add(prev);
+        // one record per flow, with the sources kept as they are
+        const ps = prev ? cps : this.oneFeeder(cps, x.followed ?? inodeOf(cps.type === 'tcpstates' ? undefined : cps.config.netns), [...kept]);
         if (x.followed !== undefined && !prev) {
           // a followed namespace that cannot be prepared is tried again later; the reload goes on
           try {
             steps.push({ x, ps, prep: await this.prepareSource(ps, [], undefined) });
           } catch (e) {
-            this.log.warn(`source ${ps.config.name}: cannot attach to network namespace ${ps.config.netns}: ${(e as Error).message}; trying again every ${ATTACH_RETRY_MS / 1000} s`);
-            this.failed.set(followKey(x.parent, x.followed), Date.now() + ATTACH_RETRY_MS);
+            const k = followKey(x.parent, x.followed);
+            if (!this.failed.has(k)) this.log.warn(`source ${ps.config.name}: cannot attach to network namespace ${ps.config.netns}: ${(e as Error).message}; trying again every ${ATTACH_RETRY_MS / 1000} s`);
+            this.failed.set(k, Date.now() + ATTACH_RETRY_MS);
           }
           continue;
         }
@@ -699,7 +738,7 @@ export class Pipeline {
     }
     for (const st of steps) {
       if (st.same) {
-        st.same.planned = st.ps;
+        // (its planned settings stay: the same as configured, but for flows turned off where another source feeds the store)
         st.same.routes = this.routesFor(st.ps, st.x.parent);
         this.sources.push(st.same);
         continue;
@@ -716,7 +755,7 @@ export class Pipeline {
       }
       let a: Attached | undefined;
       try {
-        a = this.openSource(st.ps, st.prep!, st.x);
+        a = this.openSource(st.ps, st.prep!, st.x, st.x.ps);
         // a tcpstates source replacing one: the old one's changes until it stops, this one's after (below)
         if (a.src instanceof TcpstatesDaemonSource && replacedTcp.length) a.src.holdForHandoff();
         await this.startSource(a);
@@ -729,6 +768,7 @@ export class Pipeline {
         continue;
       }
       this.sources.push(a);
+      if (st.x.followed !== undefined) this.failed.delete(followKey(st.x.parent, st.x.followed));
       if (!(a.src instanceof ConntrackSource)) continue;
       if (a.table && st.prev) a.src.recoverFrom(closedAt);
       else if (a.table) a.src.sync('start-up sync', a.src.config.sync_at_start);
@@ -751,7 +791,7 @@ export class Pipeline {
         for (const o of replacedTcp) if (this.writer && o.toStore) this.writer.gap({ ns: o.nsId, since: now, until: now, reason: 'the tcpstates source could not start again after SIGHUP: changes from here on are not traced', kind: 'tcpstates' });
       }
     }
-    for (const o of old) if (!this.sources.includes(o) && !steps.some((x) => x.prev === o)) { o.src.close(); o.table?.sweep(true); }
+    for (const o of old) if (!this.sources.includes(o) && !steps.some((x) => x.prev === o)) { o.src.close(); o.table?.sweep(true); this.retire(o.table); }
     // no longer followed (a source changed or gone): forget its failures; no watcher without a source that follows
     const parents = new Set(plan.sources.filter((ps) => followOf(ps)).map((ps) => ps.config.name));
     for (const k of [...this.failed.keys()]) if (!parents.has(k.slice(0, k.indexOf('\0')))) this.failed.delete(k);
@@ -772,10 +812,13 @@ export class Pipeline {
   /** Stops reading, then writes out everything queued. */
   async stop(): Promise<DaemonStats> {
     // no namespace attached or detached from here on; a reload or attach in progress ends first
+    this.closing = true;
     this.watcher?.close();
     this.watcher = undefined;
-    this.reconcileQueued = true;
     await this.serial;
+    // (a reload that was running may have made one)
+    (this.watcher as NetnsWatcher | undefined)?.close();
+    this.watcher = undefined;
     for (const s of this.sources) s.src.stopping();
     this.stopping = true;
     const final = this.stats();

@@ -88,6 +88,11 @@ type = "nflog"
 groups = [7]
 netns = "${PREFIX}-*"
 
+# one namespace of the pattern named again: its flows are stored once (the pattern's instance came first)
+[[source]]
+name = "fixed"
+netns = "${PREFIX}-r20"
+
 [[sink]]
 type = "file"
 path = "${out}"
@@ -156,6 +161,11 @@ spool_dir = "${join(dir, 'spool')}"
       assert.ok(await waitSubscribed(pid, 20000, ns) && await waitFor(() => nflogBound(ns), 20000), `the daemon in ${ns}: ${o.err()}`);
       sh(['ip', 'netns', 'exec', ns, 'python3', '-c', udp(5, 22000)]);
     }
+    // a reload that changes nothing keeps every instance: nothing attached again, no line twice or missing (compared below)
+    const attachedBefore = (o.err().match(/: attached to network namespace /g) ?? []).length;
+    daemon.kill('SIGHUP');
+    assert.ok(await waitFor(() => o.err().includes('SIGHUP: configuration reloaded'), 20000), o.err());
+    assert.equal((o.err().match(/: attached to network namespace /g) ?? []).length, attachedBefore, 'nothing attached again at SIGHUP');
     await Promise.all(flows.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))));
     for (const ns of [...staying, ...added]) assert.ok(await waitFor(() => caughtUp(ns) && daemonLines(ns).length >= lines(refs.get(ns)!.c.out()).length, 20000), ns);
     // every flow's end, in every namespace still there: a listing reaps the expired entries
@@ -198,6 +208,20 @@ spool_dir = "${join(dir, 'spool')}"
     }
     assert.deepEqual(daemonLines(other), []);
     assert.doesNotMatch(o.err(), /cannot attach to network namespace|error:/);
+    assert.match(o.err(), new RegExp(`source fixed: network namespace ${PREFIX}-r20 feeds the flow store through source ct@${PREFIX}-r20 already`));
+    // the store: one record per flow (r20 read by two sources), and no flow of a deleted namespace left open
+    const stored = (ns: string) => {
+      const r = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'flows', '--db', join(dir, 'flows.db'), '--json', '--limit', '0', '--netns', ns], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout) as Array<{ open: boolean; flags: string[] }>;
+    };
+    const news = (ns: string) => lines(refs.get(ns)!.c.out()).filter((l) => l.trimStart().startsWith('[NEW]')).length;
+    assert.equal(stored(`${PREFIX}-r20`).length, news(`${PREFIX}-r20`), 'r20: one record per flow');
+    for (const ns of deleted) {
+      const fl = stored(ns);
+      assert.equal(fl.length, news(ns), `${ns}: every flow stored`);
+      assert.deepEqual(fl.filter((f) => f.open), [], `${ns}: none left open after its delete`);
+    }
   });
 
   it('the Neutron case: a router namespace per tenant with NAT, made live; the same inside address behind each; who answers per namespace', async () => {
