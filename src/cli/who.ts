@@ -53,8 +53,10 @@ const touches = (iv: { lo: number; hi: number }, q: TimeInterval) => iv.lo < q.h
 
 export interface WhoAnswer {
   verdict: Verdict;
-  /** the inside hosts (addresses) the answer names */
+  /** the inside hosts (addresses) the answer names, one per host (the same address twice: two namespaces) */
   inside: string[];
+  /** the same hosts, each with its namespace ('' : the daemon's own) */
+  hosts: Array<{ addr: string; netns: string }>;
   /** the flows the verdict rests on: those possibly active in the interval (exact,
    * incomplete, ambiguous), else the nearest active ones (nearest) */
   flows: StoredFlow[];
@@ -94,9 +96,15 @@ function sameAddr(a: string, b: string): boolean {
  */
 export function judge(flows: StoredFlow[], q: TimeInterval, gaps: Gap[] = [], pub?: string, nsName?: (ns: number) => string): WhoAnswer {
   // a host is an address in a namespace: 10.0.0.5 of one router is not 10.0.0.5 of another
-  const insideOf = (f: StoredFlow) => {
-    const n = nsName?.(f.ns) ?? '';
-    return n ? `${insideAddr(f, pub)} (netns ${n})` : insideAddr(f, pub);
+  const hostsOf = (list: StoredFlow[]) => {
+    const m = new Map<string, { addr: string; netns: string }>();
+    for (const f of list) {
+      const h = { addr: insideAddr(f, pub), netns: nsName?.(f.ns) ?? '' };
+      const k = `${f.ns}\0${h.addr}`;
+      if (!m.has(k)) m.set(k, h);
+    }
+    const hosts = [...m.values()];
+    return { hosts, inside: hosts.map((h) => h.addr) };
   };
   const active: StoredFlow[] = [];
   const lingering: StoredFlow[] = [];
@@ -106,17 +114,17 @@ export function judge(flows: StoredFlow[], q: TimeInterval, gaps: Gap[] = [], pu
   }
   active.sort((a, b) => a.start - b.start);
   if (active.length) {
-    const inside = [...new Set(active.map(insideOf))];
-    const verdict: Verdict = inside.length > 1 ? 'ambiguous' : gaps.length ? 'incomplete' : 'exact';
-    return { verdict, inside, flows: active, lingering, gaps };
+    const h = hostsOf(active);
+    const verdict: Verdict = h.hosts.length > 1 ? 'ambiguous' : gaps.length ? 'incomplete' : 'exact';
+    return { verdict, ...h, flows: active, lingering, gaps };
   }
   const dist = (f: StoredFlow) => {
     const iv = activeInterval(f);
     return iv.lo >= q.hi ? iv.lo - q.hi : q.lo - iv.hi;
   };
   const near = [...flows].sort((a, b) => dist(a) - dist(b) || a.start - b.start);
-  if (!near.length) return { verdict: 'none', inside: [], flows: [], lingering, gaps };
-  return { verdict: 'nearest', inside: [...new Set(near.map(insideOf))], flows: near, lingering, gaps };
+  if (!near.length) return { verdict: 'none', inside: [], hosts: [], flows: [], lingering, gaps };
+  return { verdict: 'nearest', ...hostsOf(near), flows: near, lingering, gaps };
 }
 
 /**
@@ -236,16 +244,18 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
             precision_us: asked.hi - asked.lo, skew_us: skew, proto: proto === undefined ? null : protoName(proto),
             remote: o.remote ?? null, window_us: window, netns: o.netns ?? null,
           },
-          verdict: ans.verdict, inside: ans.inside, flows: ans.flows.map(withSides), lingering: ans.lingering.map(withSides),
+          verdict: ans.verdict, inside: ans.inside, hosts: ans.hosts, flows: ans.flows.map(withSides), lingering: ans.lingering.map(withSides),
           gaps: ans.gaps.map((g) => ({ from: isoTime(g.since), to: isoTime(g.until), reason: g.reason, netns: g.ns < 0 ? null : ns.get(g.ns) ?? '' })),
         }, null, 2) + '\n');
       } else {
+        // a host of another namespace than the daemon's is named with it
+        const hostList = ans.hosts.map((h) => (h.netns ? `${h.addr} (netns ${h.netns})` : h.addr));
         const when = `${intervalText(q)}${asked.hi - asked.lo > 1 || skew ? ` (${spanText(asked.hi - asked.lo)}${skew ? `, ± ${skew / 1e6} s skew` : ''})` : ''}`;
         const head = ans.verdict === 'none' ? `none: no flow used ${what} within ${o.window} of ${when}`
-          : ans.verdict === 'ambiguous' ? `ambiguous: ${ans.inside.length} different inside hosts may have been active on ${what} in ${when}: ${ans.inside.join(', ')} (narrow with --remote, --proto or a more precise --at)`
-            : ans.verdict === 'exact' ? `exact: ${ans.inside[0]} was behind ${what} in ${when}`
-              : ans.verdict === 'incomplete' ? `incomplete: ${ans.inside[0]} was behind ${what} in ${when}, but the trail has a gap then (below): another host may be missing`
-                : `nearest: no inside host was active on ${what} in ${when}; the nearest: ${ans.inside.join(', ')}`;
+          : ans.verdict === 'ambiguous' ? `ambiguous: ${hostList.length} different inside hosts may have been active on ${what} in ${when}: ${hostList.join(', ')} (narrow with --remote, --proto or a more precise --at)`
+            : ans.verdict === 'exact' ? `exact: ${hostList[0]} was behind ${what} in ${when}`
+              : ans.verdict === 'incomplete' ? `incomplete: ${hostList[0]} was behind ${what} in ${when}, but the trail has a gap then (below): another host may be missing`
+                : `nearest: no inside host was active on ${what} in ${when}; the nearest: ${hostList.join(', ')}`;
         let out = head + '\n';
         // the namespace column when a flow listed is from another namespace than the daemon's
         const withNs = [...ans.flows, ...ans.lingering].some((f) => (ns.get(f.ns) ?? '') !== '');

@@ -392,11 +392,14 @@ describe('who: verdicts over active intervals', () => {
     const names = new Map([[0, ''], [3, 'qrouter-a'], [4, 'qrouter-b']]);
     const ans = judge([a, b], q, [], undefined, (id) => names.get(id) ?? '');
     assert.equal(ans.verdict, 'ambiguous');
-    assert.deepEqual(ans.inside.sort(), ['10.0.0.5 (netns qrouter-a)', '10.0.0.5 (netns qrouter-b)']);
+    assert.deepEqual(ans.inside, ['10.0.0.5', '10.0.0.5']);
+    assert.deepEqual(ans.hosts, [{ addr: '10.0.0.5', netns: 'qrouter-a' }, { addr: '10.0.0.5', netns: 'qrouter-b' }]);
     // one namespace's flows only (--netns): exact, and it says which
-    assert.deepEqual(judge([a], q, [], undefined, (id) => names.get(id) ?? '').inside, ['10.0.0.5 (netns qrouter-a)']);
-    // the daemon's own namespace keeps the bare address
-    assert.deepEqual(judge([flow({ src: '10.0.0.5', start: T0, end: T0 + 12 * S, ns: 0 })], q, [], undefined, (id) => names.get(id) ?? '').inside, ['10.0.0.5']);
+    const one = judge([a], q, [], undefined, (id) => names.get(id) ?? '');
+    assert.equal(one.verdict, 'exact');
+    assert.deepEqual(one.hosts, [{ addr: '10.0.0.5', netns: 'qrouter-a' }]);
+    // without their names too: two namespaces are two hosts
+    assert.equal(judge([a, b], q).verdict, 'ambiguous', 'two flows of one address are one host only within one namespace');
   });
   it('the precision asked matters: the whole second is ambiguous, the millisecond is not', () => {
     const a = flow({ src: '10.0.0.2', start: T0, end: T0 + 10.3 * S, activeEnd: T0 + 10.2 * S });
