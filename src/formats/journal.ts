@@ -62,6 +62,7 @@ export function journalFields(ev: FlowEvent): Fields {
   f.push(['CT_RECEIVED_US', String(ev.recvTime)]);
   if (ev.portid) f.push(['CT_PORTID', String(ev.portid)]);
   if (ev.netns) f.push(['CT_NETNS', ev.netns]);
+  if (ev.netns && ev.netnsInode) f.push(['CT_NETNS_INODE', String(ev.netnsInode)]);
   return f;
 }
 
@@ -137,5 +138,6 @@ export function packetJournalFields(p: PacketLog): Fields {
     if (p.ctInfo !== undefined) f.push(['PKT_CT_INFO', String(p.ctInfo)]);
   }
   if (p.netns) f.push(['PKT_NETNS', p.netns]);
+  if (p.netns && p.netnsInode) f.push(['PKT_NETNS_INODE', String(p.netnsInode)]);
   return f;
 }

@@ -106,6 +106,6 @@ export function formatJson(ev: FlowEvent): string {
   }
   if (ev.eventTime !== undefined) s += nsTime('event_time', ev.eventTime);
   if (ev.portid !== 0) s += ',"portid":' + ev.portid;
-  if (ev.netns !== '') s += ',"netns":' + asciiJsonString(ev.netns);
+  if (ev.netns !== '') s += ',"netns":' + asciiJsonString(ev.netns) + (ev.netnsInode ? ',"netns_inode":' + ev.netnsInode : '');
   return s + '}';
 }

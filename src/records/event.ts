@@ -60,6 +60,8 @@ export interface FlowEvent {
   recvFrom: number;
   /** network namespace it was read from ('' = conntrail's own) */
   netns: string;
+  /** that namespace's inode (0 for conntrail's own, or when it could not be read) */
+  netnsInode: number;
 }
 
 export function emptyTuple(): Tuple {
@@ -77,6 +79,6 @@ export function emptyEvent(): FlowEvent {
     tcpState: undefined, sctpState: undefined, dccpState: undefined,
     origPackets: undefined, origBytes: undefined, replyPackets: undefined,
     replyBytes: undefined, start: undefined, stop: undefined, eventTime: undefined,
-    helper: undefined, labels: undefined, portid: 0, recvTime: 0, recvFrom: 0, netns: '',
+    helper: undefined, labels: undefined, portid: 0, recvTime: 0, recvFrom: 0, netns: '', netnsInode: 0,
   };
 }

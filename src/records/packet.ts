@@ -7,6 +7,8 @@ import type { FlowEvent } from './event.js';
 export interface PacketLog {
   /** network namespace it was read from ('' = conntrail's own) */
   netns: string;
+  /** that namespace's inode (0 for conntrail's own, or when it could not be read) */
+  netnsInode: number;
   /** the NFLOG group */
   group: number;
   /** the rule's family (nfgenmsg): 2 IPv4, 10 IPv6, 7 bridge, 3 ARP, 0 (netdev) ... */
@@ -102,7 +104,7 @@ export interface PacketLog {
 
 export function emptyPacket(): PacketLog {
   return {
-    netns: '', group: 0, family: 0, hwProtocol: 0, hook: 0, prefix: '', mark: undefined,
+    netns: '', netnsInode: 0, group: 0, family: 0, hwProtocol: 0, hook: 0, prefix: '', mark: undefined,
     time: 0, kernelTime: false, indev: 0, outdev: 0, physindev: 0, physoutdev: 0,
     indevName: '', outdevName: '', physindevName: '', physoutdevName: '',
     hwAddr: undefined, hwType: undefined, hwHeader: undefined, hwLen: undefined,

@@ -191,6 +191,9 @@ spool_dir = "${join(dir, 'spool')}"
     for (const ns of compare) {
       assert.ok(await waitFor(() => packetsOf(ns) >= logged(ns), 10000), ns);
       assert.equal(packetsOf(ns), logged(ns), `${ns}: every packet logged there, once`);
+      const ino = inode(ns);
+      const recs = lines(readFileSync(pkts, 'utf8')).map((l) => JSON.parse(l) as { netns: string; netns_inode: number }).filter((r) => r.netns === ns);
+      assert.ok(recs.every((r) => r.netns_inode === ino), `${ns}: each packet names its namespace's inode ${ino}`);
     }
     assert.equal(packetsOf(other), 0);
 

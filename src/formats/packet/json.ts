@@ -83,7 +83,7 @@ export function formatPacketJson(p: PacketLog): string {
     if (c.zone !== undefined) add('zone', String(c.zone));
     s += '}';
   } else if (p.ctInfo !== undefined) s += ',"ct":{"info":"' + (CTINFO_NAMES[p.ctInfo] || p.ctInfo) + '"}';
-  if (p.netns !== '') s += ',"netns":' + asciiJsonString(p.netns);
+  if (p.netns !== '') s += ',"netns":' + asciiJsonString(p.netns) + (p.netnsInode ? ',"netns_inode":' + p.netnsInode : '');
   return s + '}';
 }
 

@@ -1,6 +1,7 @@
 // The conntrack source: ctnetlink events (NEW / UPDATE / DESTROY) and table
 // dumps, read in batches through the native netlink socket and decoded
 // straight from the receive buffer.
+import { namespaceInode } from '../netns/watch.js';
 import { SocketSource } from '../../netlink/socket-source.js';
 import { native, type NativeNetlinkSocket, type NativeStats } from '../../netlink/native.js';
 import { AF_UNSPEC, NETLINK_BROADCAST_ERROR, NETLINK_NETFILTER, NETLINK_NO_ENOBUFS, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN, SOL_NETLINK } from '../../netlink/constants.js';
@@ -50,9 +51,12 @@ export class ConntrackEventSource extends SocketSource {
   private closed = false;
   /** the socket filter, detached while a dump runs on this socket */
   private prog: Buffer | undefined;
+  /** the inode of the namespace read (0: the process's own) */
+  readonly netnsInode: number;
 
   constructor(private readonly opts: ConntrackSourceOptions) {
     super();
+    this.netnsInode = namespaceInode(opts.netns);
     const groups = eventGroups(opts.filter);
     this.sock = new (native().NetlinkSocket)({
       protocol: NETLINK_NETFILTER,
@@ -93,11 +97,13 @@ export class ConntrackEventSource extends SocketSource {
     const onBatch = (len: number, _count: number, total: number, from: number): void => {
       const t = nowMicros();
       const netns = this.opts.netns ?? '';
+      const inode = this.netnsInode;
       if (len > 0) {
         const r = decodeBatch(buf, len, stats, (ev) => {
           ev.recvTime = t;
           ev.recvFrom = Math.min(from, t);
           ev.netns = netns;
+          ev.netnsInode = inode;
           sink.event(ev);
         });
         if (this.dumping && (r.done || r.error)) this.endDump(r.error);
@@ -194,6 +200,7 @@ export interface DumpOptions {
  * Resolves with the decode counters when the kernel says the dump is done.
  */
 export function dumpConntrack(opts: DumpOptions, onEvent: (ev: FlowEvent) => void): Promise<SourceStats> {
+  const inode = namespaceInode(opts.netns);
   const sock = new (native().NetlinkSocket)({
     protocol: NETLINK_NETFILTER, netns: opts.netns, slotSize: 32768, slots: 64,
   });
@@ -214,6 +221,7 @@ export function dumpConntrack(opts: DumpOptions, onEvent: (ev: FlowEvent) => voi
           ev.recvTime = t;
           ev.recvFrom = t;
           ev.netns = opts.netns ?? '';
+          ev.netnsInode = inode;
           onEvent(ev);
         }, true);
         if (r.error) {

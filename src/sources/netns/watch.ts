@@ -143,6 +143,12 @@ export function netnsPattern(p: string): (name: string) => boolean {
   return (name) => rx.test(name);
 }
 
+/** the inode of a source's namespace (a name under /run/netns, or a path); 0 for none ('' : the daemon's own) or when it cannot be read */
+export function namespaceInode(spec: string | undefined): number {
+  if (!spec) return 0;
+  try { return statSync(spec.includes('/') ? spec : `${NETNS_DIR}/${spec}`).ino; } catch { return 0; }
+}
+
 /** does this `netns` value name namespaces by pattern (rather than one namespace)? */
 export function isNetnsPattern(v: string | string[] | undefined): v is string | string[] {
   return Array.isArray(v) || (typeof v === 'string' && /[*?[]/.test(v));

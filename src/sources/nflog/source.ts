@@ -4,6 +4,7 @@
 // and reads the packets in batches through the native netlink socket.
 // Losses are never silent: ENOBUFS (the socket overran) and sequence gaps
 // (packets the kernel numbered but we never got) are counted and reported.
+import { namespaceInode } from '../netns/watch.js';
 import { SocketSource } from '../../netlink/socket-source.js';
 import { native, type NativeNetlinkSocket, type NativeStats } from '../../netlink/native.js';
 import { AF_UNSPEC, NETLINK_NETFILTER, NLM_F_ACK, NLM_F_REQUEST, NLMSG_HDRLEN } from '../../netlink/constants.js';
@@ -180,8 +181,10 @@ export class NflogSource extends SocketSource {
     const stats = this.decodeStats;
     let overruns = 0;
     const netns = this.opts.netns ?? '';
+    const inode = namespaceInode(this.opts.netns);
     const onPacket = (p: PacketLog): void => {
       p.netns = netns;
+      p.netnsInode = inode;
       if (this.links) {
         if (p.indev) p.indevName = this.links.name(p.indev);
         if (p.outdev) p.outdevName = this.links.name(p.outdev);
