@@ -9,7 +9,11 @@
 //  2. idle cost: RSS, PSS and CPU over an idle interval with M namespaces
 //     attached, beside the same daemon attached to none, and beside the
 //     one-logger-per-namespace way (`conntrack -E` in each of the M).
-// usage: node dist/bench/netns.js [--creations 50] [--idle 200] [--idle-secs 30]
+//  3. the generator's ceiling split over S namespaces at once: in each, a
+//     generator opens F flows as fast as it can (UDP to a new port on lo:
+//     one NEW event each); what the daemon recorded against each
+//     namespace's nft counter, beside one `conntrack -E -e NEW` per namespace.
+// usage: node dist/bench/netns.js [--creations 50] [--idle 200] [--idle-secs 30] [--split 10] [--flows 10000] [--parts "latency idle split"]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +24,9 @@ const opt = (name: string, dflt: string) => { const i = args.indexOf(name); retu
 const CREATIONS = Number(opt('--creations', '50'));
 const IDLE = Number(opt('--idle', '200'));
 const IDLE_SECS = Number(opt('--idle-secs', '30'));
+const SPLIT = Number(opt('--split', '10'));
+const FLOWS = Number(opt('--flows', '10000'));
+const PARTS = opt('--parts', 'latency idle split').split(/\s+/);
 const PREFIX = `bn${process.pid % 1000}`;
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const TICK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
@@ -188,10 +195,91 @@ async function idlePeers(names: string[]): Promise<Idle> {
   }
 }
 
+// F flows as fast as one process opens them
+const BURST = `import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+n = int(sys.argv[1])
+t0 = time.monotonic()
+for i in range(n):
+    s.sendto(b"x", ("127.%d.%d.1" % (i // 250 % 250, i % 250 + 1), 7000))
+print(n / (time.monotonic() - t0), flush=True)
+`;
+const newCount = (ns: string) => Number(/ct state new counter packets (\d+)/.exec(sh(['ip', 'netns', 'exec', ns, 'nft', 'list', 'chain', 'inet', 't', 'o']))?.[1] ?? -1);
+
+async function split(): Promise<string[]> {
+  const names = Array.from({ length: SPLIT }, (_, i) => `${PREFIX}-s${i}`);
+  const rows: string[] = [];
+  for (const peer of ['conntrail', 'conntrack -E']) {
+    for (const ns of names) { addNs(ns); sh(['ip', 'netns', 'exec', ns, 'sysctl', '-qw', 'net.netfilter.nf_conntrack_udp_timeout=1']); }
+    const dir = mkdtempSync(join(tmpdir(), 'conntrail-bns-'));
+    let pids: number[] = [];
+    let d: ReturnType<typeof daemon> | undefined;
+    const refs: Array<{ ns: string; p: ChildProcess; out: string }> = [];
+    try {
+      if (peer === 'conntrail') {
+        d = daemon(dir, `${PREFIX}-s*`);
+        if (!(await waitFor(() => d!.err().includes('started with') && attachedCount(d!.err()) >= SPLIT, 60000))) throw new Error(`daemon: ${d.err().slice(-2000)}`);
+        pids = [d.p.pid!];
+      } else {
+        for (const ns of names) {
+          const out = join(dir, `${ns}.log`);
+          const p = spawn('sh', ['-c', `exec ip netns exec ${ns} conntrack -E -e NEW -b 67108864 > ${out}`], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+          procs.push(p);
+          refs.push({ ns, p, out });
+        }
+        await waitFor(() => refs.every((r) => { try { return readFileSync(`/proc/${r.p.pid}/comm`, 'utf8').trim() === 'conntrack'; } catch { return false; } }), 30000);
+        await sleep(500);
+        pids = refs.map((r) => r.p.pid!);
+      }
+      const c0 = pids.reduce((x, p) => x + cpuTicks(p), 0);
+      const t0 = Date.now();
+      const gens = names.map((ns) => spawn('ip', ['netns', 'exec', ns, 'python3', '-c', BURST, String(FLOWS)], { stdio: ['ignore', 'pipe', 'inherit'], detached: true }));
+      procs.push(...gens);
+      await Promise.all(gens.map((g) => new Promise((r) => g.once('exit', r))));
+      const genSecs = (Date.now() - t0) / 1000;
+      const sent = names.map(newCount);
+      const got = (ns: string) => {
+        if (d) return existsSync(d.out) ? (readFileSync(d.out, 'utf8').match(new RegExp(`"event":"new"[^\n]*"netns":"${ns}"`, 'g')) ?? []).length : 0;
+        const r = refs.find((x) => x.ns === ns)!;
+        return existsSync(r.out) ? readFileSync(r.out, 'utf8').split('\n').filter((l) => l.includes('[NEW]')).length : 0;
+      };
+      // drained: all recorded, or nothing more for 2 s
+      let last = -1;
+      let still = 0;
+      await waitFor(() => {
+        const n = names.reduce((x, ns) => x + got(ns), 0);
+        if (n >= sent.reduce((x, y) => x + y, 0)) return true;
+        if (n === last) still++; else { still = 0; last = n; }
+        return still >= 1000;
+      }, 120000);
+      const cpu = (pids.reduce((x, p) => x + cpuTicks(p), 0) - c0) / TICK;
+      const total = sent.reduce((x, y) => x + y, 0);
+      const recorded = names.reduce((x, ns) => x + got(ns), 0);
+      const worst = Math.max(...names.map((ns, i) => (sent[i] - got(ns)) / sent[i]));
+      rows.push(`| ${peer === 'conntrail' ? 'conntrail run, one process' : '`conntrack -E -e NEW`, one per namespace'} | ${SPLIT} | ${total} | ${Math.round(total / genSecs)} | ${recorded} | ${(((total - recorded) / total) * 100).toFixed(3)} | ${(worst * 100).toFixed(3)} | ${cpu.toFixed(2)} | ${((cpu / Math.max(recorded, 1)) * 1e5).toFixed(3)} |`);
+    } finally {
+      if (d) { try { process.kill(-d.p.pid!, 'SIGTERM'); } catch { /* gone */ } await new Promise((r) => (d!.p.exitCode !== null ? r(null) : d!.p.once('exit', r))); }
+      for (const r of refs) try { process.kill(-r.p.pid!, 'SIGKILL'); } catch { /* gone */ }
+      for (const ns of names) delNs(ns);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return rows;
+}
+
 try {
   console.log(`machine: ${sh(['nproc']).trim()} CPUs, ${sh(['uname', '-r']).trim()}, node ${process.version}\n`);
-  console.log('| measure | result | |\n|---|---|---|');
-  console.log(await latency());
+  if (PARTS.includes('split')) {
+    console.log(`the generator's ceiling split over ${SPLIT} namespaces (${FLOWS} flows each, all at once):\n`);
+    console.log('| logger | namespaces | NEW events (nft counters) | achieved/s | recorded | loss % | worst namespace loss % | CPU s | CPU s/100k |\n|---|---|---|---|---|---|---|---|---|');
+    for (const r of await split()) console.log(r);
+    console.log('');
+  }
+  if (PARTS.includes('latency')) {
+    console.log('| measure | result | |\n|---|---|---|');
+    console.log(await latency());
+  }
+  if (!PARTS.includes('idle')) process.exit(0);
   const names = Array.from({ length: IDLE }, (_, i) => `${PREFIX}-i${i}`);
   for (const ns of names) addNs(ns);
   const none = await idleDaemon(`${PREFIX}-none-*`, 0);
