@@ -147,7 +147,7 @@ describe('the flow store holds each flow once', { timeout: 600_000 }, () => {
     await started(a);
     try {
       t.exec(t.cli, ['python3', GEN, ADDR.srv, String(N), '4000']);
-      assert.ok(await allStored(['--db', db], N, 90000), a.o.err());
+      assert.ok(await allStored(['--db', db], N, 180000), `stored: ${JSON.stringify(tally(rows(['--db', db])))}\n${a.o.err()}`);
       const list = rows(['--db', db]);
       const c = tally(list);
       assert.deepEqual(c.dup.slice(0, 10), [], `${c.dup.length} flows stored more than once`);
@@ -159,10 +159,17 @@ describe('the flow store holds each flow once', { timeout: 600_000 }, () => {
         const real = x.start_us + 1_000_000;
         assert.ok(real <= x.end_us! + 10_000 && real >= x.end_us! - x.end_err_us - 10_000, `${JSON.stringify(x)}: the real end ${real}`);
       }
+      // a DESTROY read: the kernel's end, exact. The kernel deletes an
+      // expired entry when its garbage collector (or a lookup, or a dump)
+      // comes to it, which a loaded machine may delay: no earlier than the
+      // timeout, and not much later
+      let late = 0;
       for (const x of list.filter((y) => !y.flags.includes('end-estimated'))) {
-        assert.ok(Math.abs(x.end_us! - x.start_us - 1_000_000) <= 10_000, `${JSON.stringify(x)}: the kernel's end`);
+        const lived = x.end_us! - x.start_us;
+        assert.ok(x.end_err_us === 0 && lived >= 1_000_000 - 10_000 && lived <= 3_000_000, `${JSON.stringify(x)}: the kernel's end`);
+        late = Math.max(late, lived - 1_000_000);
       }
-      console.log(`# ${settled.length} of ${N} flows settled after lost DESTROYs; end uncertainty p50 ${settled.map((x) => x.end_err_us).sort((p, q) => p - q)[settled.length >> 1] / 1000} ms`);
+      console.log(`# ${settled.length} of ${N} flows settled after lost DESTROYs; end uncertainty p50 ${settled.map((x) => x.end_err_us).sort((p, q) => p - q)[settled.length >> 1] / 1000} ms; the kernel deleted the others up to ${late / 1000} ms after their timeout`);
       assert.equal(await t.stop(a.d), 0, a.o.err());
     } finally {
       await t.stop(a.d);
