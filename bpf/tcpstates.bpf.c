@@ -105,7 +105,8 @@ struct config {
   __u32 pid;         // 0: any process
   __u32 netns;       // 0: any namespace
   __u8 by_comm;
-  __u8 pad[3];
+  __u8 by_netns;     // only namespaces in `netnses` (followed by pattern)
+  __u8 pad[2];
   char comm[16];
 };
 
@@ -129,6 +130,14 @@ struct {
   __type(key, __u16);
   __type(value, __u8);
 } dports SEC(".maps");
+
+// the inodes of the namespaces a pattern follows, as they come and go
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 16384);
+  __type(key, __u32);
+  __type(value, __u8);
+} netnses SEC(".maps");
 
 // when each socket last changed state (user space may resize it)
 struct {
@@ -175,6 +184,7 @@ int BPF_PROG(conntrail_tcp_state, struct sock *sk, int oldstate, int newstate) {
   if (cfg->by_dport && !bpf_map_lookup_elem(&dports, &dport)) return 0;
   __u32 netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
   if (cfg->netns && cfg->netns != netns) return 0;
+  if (cfg->by_netns && !bpf_map_lookup_elem(&netnses, &netns)) return 0;
 
   // when this socket last changed: kept for every change of a socket that
   // passes the per-socket filters above, before the per-process ones below

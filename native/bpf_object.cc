@@ -62,6 +62,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
                        {
                            InstanceMethod("attach", &BpfObject::Attach),
                            InstanceMethod("mapUpdate", &BpfObject::MapUpdate),
+                           InstanceMethod("mapDelete", &BpfObject::MapDelete),
                            InstanceMethod("perCpuSum", &BpfObject::PerCpuSum),
                            InstanceMethod("startRing", &BpfObject::StartRing),
                            InstanceMethod("pause", &BpfObject::Pause),
@@ -173,6 +174,31 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
       BpfError(env, "cannot update map " + name, errno).ThrowAsJavaScriptException();
     }
     return env.Undefined();
+  }
+
+  // mapDelete(name, key: Buffer) -> whether the key was there
+  Napi::Value MapDelete(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    const char* what = "mapDelete: a map of the object and a key Buffer";
+    bpf_map* m = FindMap(info, what);
+    if (!m) return env.Undefined();
+    if (!info[1].IsBuffer()) {
+      Napi::TypeError::New(env, std::string(what) + " expected").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::string name = bpf_map__name(m);
+    auto key = info[1].As<Napi::Buffer<uint8_t>>();
+    if (key.Length() != bpf_map__key_size(m)) {
+      Napi::RangeError::New(env, "mapDelete: key of the wrong size for map " + name).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (bpf_map_delete_elem(bpf_map__fd(m), key.Data()) != 0) {
+      if (errno == ENOENT) return Napi::Boolean::New(env, false);
+      BpfError(env, "cannot delete from map " + name, errno).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    return Napi::Boolean::New(env, true);
   }
 
   // perCpuSum(name, key: Buffer) -> the sum over CPUs of a per-CPU u64 value

@@ -425,7 +425,7 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
     }
   });
   /** a pattern (or list) in `netns`: the patterns, and netns unset (each namespace attached sets its own) */
-  function followed(s: ConntrackSourceConfig | NflogSourceConfig, i: number): string[] | undefined {
+  function followed(s: ConntrackSourceConfig | NflogSourceConfig | TcpstatesSourceConfig, i: number): string[] | undefined {
     const v = s.netns as string | string[] | undefined;
     if (!isNetnsPattern(v)) return undefined;
     const list = Array.isArray(v) ? v : [v];
@@ -438,9 +438,8 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
     return list;
   }
   function planTcpstates(s: TcpstatesSourceConfig, i: number): PlannedTcpstates {
-    if (s.netns !== undefined && /[*?[]/.test(s.netns)) {
-      fail(file, text, `source[${i}].netns`, `"${s.netns}": a tcpstates source takes one namespace (a name, a path or an inode number), not a pattern; without netns it traces every namespace`);
-    }
+    const follow = followed(s, i);
+    if (follow) return { type: 'tcpstates', config: { ...s, follow } };
     if (s.netns !== undefined && !/^\d+$/.test(s.netns)) {
       try {
         checkNetns(s.netns, `source[${i}].netns`);

@@ -630,6 +630,10 @@ export class Pipeline {
         source: ps.config.name,
         attached: this.sources.filter((a) => a.followed !== undefined && a.parent === ps.config.name).length,
         failing: [...this.failed.keys()].filter((k) => k.startsWith(`${ps.config.name}\0`)).length,
+      })).concat(this.sources.flatMap((a) => {
+        // a tcpstates source follows its namespaces itself (one program, an inode set in the kernel)
+        const n = a.src instanceof TcpstatesDaemonSource ? a.src.followedCount : undefined;
+        return n === undefined ? [] : [{ source: a.name, attached: n, failing: 0 }];
       })),
       sinks: this.sinks.map((s) => s.stats()),
     };

@@ -65,6 +65,8 @@ export interface NativeBpfStats {
 export interface NativeBpfObject {
   attach(): void;
   mapUpdate(map: string, key: Buffer, value: Buffer): void;
+  /** deletes a key (a hash map's); false: it was not there */
+  mapDelete(map: string, key: Buffer): boolean;
   /** the sum over CPUs of a per-CPU u64 value */
   perCpuSum(map: string, key: Buffer): number;
   /** onBatch(len, count): buf[0, len) holds `count` records, each [u32 LE length][bytes] padded to 8 */

@@ -309,4 +309,75 @@ spool_dir = "${join(dir, 'spool')}"
     daemon.kill('SIGTERM');
     await o.done;
   });
+  it('a tcpstates source by pattern: the one program traces the matching namespaces, one made live too, by inode in the kernel; not another, nor one whose name went', async (t) => {
+    const why = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'tcpstates', '--help'], { encoding: 'utf8' });
+    if (why.status !== 0) { t.skip(`no tcpstates here: ${why.stderr.trim()}`); return; }
+    const tA = `${PREFIX}-tcp-a`;
+    const tB = `${PREFIX}-tcp-b`;
+    const other = `${PREFIX}-other`;
+    const add = (ns: string) => { sh(['ip', 'netns', 'add', ns]); made.add(ns); sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']); };
+    add(tA);
+    add(other);
+    const out = join(dir, 'tcp.json');
+    const conf = join(dir, 'tcp.toml');
+    writeFileSync(conf, `[[source]]\nname = "tcp"\ntype = "tcpstates"\nnetns = "${PREFIX}-tcp-*"\nstore = false\nlocal_ports = [9090]\n\n` +
+      `[[sink]]\ntype = "file"\npath = "${out}"\nformat = "json"\n`);
+    const daemon = spawnIn('', [...CONNTRAIL, 'run', '--config', conf]);
+    const o = collect(daemon);
+    assert.ok(await waitFor(() => o.err().includes('started with'), 20000), o.err());
+    assert.match(o.err(), new RegExp(`tracing TCP state changes in the network namespaces named ${PREFIX}-tcp-\\* \\(1 now: ${tA};`));
+    // in each namespace a process that makes one connection on its loopback per
+    // line it reads, and prints the client's port (the ground truth: what was made, where)
+    const CLIENT = 'import socket, sys\nsrv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\nsrv.bind(("127.0.0.1", 9090)); srv.listen(8)\nprint("ready", flush=True)\nfor line in sys.stdin:\n    c = socket.create_connection(("127.0.0.1", 9090)); a, _ = srv.accept()\n    print("port", c.getsockname()[1], flush=True); a.close(); c.close()\n';
+    const client = (ns: string) => {
+      const p = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', CLIENT], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      procs.push(p);
+      const c = collect(p);
+      let n = 0;
+      return {
+        ready: () => waitFor(() => c.out().includes('ready'), 10000),
+        connect: async () => { n++; p.stdin!.write('x\n'); assert.ok(await waitFor(() => (c.out().match(/^port /gm) ?? []).length >= n, 10000), c.err()); return Number([...c.out().matchAll(/^port (\d+)/gm)][n - 1][1]); },
+        end: () => p.stdin!.end(),
+      };
+    };
+    const records = () => lines(existsSync(out) ? readFileSync(out, 'utf8') : '').map((l) => JSON.parse(l) as { netns?: string; netns_inode: number; sport: number; dport: number; new_state: string });
+    // the accepted socket's changes (local port 9090) of the connection from `port` in the namespace `ino`
+    const traced = (port: number, ino: number) => records().filter((r) => r.sport === 9090 && r.dport === port && r.netns_inode === ino);
+    const inoA = inode(tA);
+    const inoOther = inode(other);
+    const cA = client(tA);
+    const cO = client(other);
+    assert.ok(await cA.ready() && await cO.ready());
+    const inA = await cA.connect();
+    const inOther = await cO.connect();
+    assert.ok(await waitFor(() => traced(inA, inoA).some((r) => r.new_state === 'CLOSE'), 10000), `${tA}: ${JSON.stringify(records())}\n${o.err()}`);
+    assert.ok(traced(inA, inoA).every((r) => r.netns === tA), JSON.stringify(traced(inA, inoA)));
+    // a namespace made while it runs: traced once its name is there
+    add(tB);
+    const inoB = inode(tB);
+    assert.ok(await waitFor(() => o.err().includes(`tracing network namespace ${tB} (inode ${inoB})`), 10000), o.err());
+    const cB = client(tB);
+    assert.ok(await cB.ready());
+    const inB = await cB.connect();
+    assert.ok(await waitFor(() => traced(inB, inoB).some((r) => r.new_state === 'CLOSE'), 10000), `${tB}: ${JSON.stringify(records())}\n${o.err()}`);
+    assert.ok(traced(inB, inoB).every((r) => r.netns === tB), JSON.stringify(traced(inB, inoB)));
+    const before = o.err().length;
+    daemon.kill('SIGUSR1');
+    assert.ok(await waitFor(() => /source tcp: namespaces_attached=2 namespaces_failing=0/.test(o.err().slice(before)), 10000), o.err().slice(before));
+    // A's name goes; its process keeps the namespace alive and connects again: not traced
+    sh(['ip', 'netns', 'del', tA]);
+    assert.ok(await waitFor(() => o.err().includes(`network namespace ${tA} (inode`) && o.err().includes('is gone: no longer traced'), 10000), o.err());
+    const againA = await cA.connect();
+    // B is still traced after it: what A did is in the file by then, if it was traced at all
+    const againB = await cB.connect();
+    assert.ok(await waitFor(() => traced(againB, inoB).some((r) => r.new_state === 'CLOSE'), 10000), o.err());
+    assert.deepEqual(traced(againA, inoA), [], `${tA} after its delete`);
+    assert.ok(traced(inA, inoA).length > 0, 'A was traced before');
+    assert.deepEqual(records().filter((r) => r.netns_inode === inoOther), [], `${other} does not match (its connection from port ${inOther})`);
+    // every change in the file is of a followed namespace
+    assert.deepEqual([...new Set(records().map((r) => r.netns))].sort(), [tA, tB]);
+    for (const c of [cA, cB, cO]) c.end();
+    daemon.kill('SIGTERM');
+    assert.equal(await o.done, 0, o.err());
+  });
 });

@@ -38,12 +38,13 @@ describe('configuration: sources and the flow store', () => {
 });
 
 describe('configuration: namespaces followed by pattern', () => {
-  it('a pattern or a list in netns of conntrack and nflog sources; paths and empty names refused, naming the entry', () => {
+  it('a pattern or a list in netns of conntrack, nflog and tcpstates sources; paths and empty names refused, naming the entry', () => {
     assert.equal(error(`[[source]]\nnetns = "qrouter-*"\n[store]\npath = "${dir}/flows.db"\n`), 'valid');
     assert.equal(error(`[[source]]\nnetns = ["qrouter-*", "snat-[0-9]*", "fixed"]\n[[source]]\nname = "pk"\ntype = "nflog"\ngroups = [5]\nnetns = "*"\n[store]\ntype = "none"\n`), 'valid');
     assert.equal(error(`[[source]]\nnetns = ["qrouter-*", "/run/netns/x"]\n`), ':2: source[0].netns[1]: "/run/netns/x": a pattern or a list matches names under /run/netns; a path names one namespace: give it alone, as a string');
     assert.match(error(`[[source]]\nnetns = []\n`), /^:2: source\[0\]\.netns: /);
-    assert.equal(error(`[[source]]\ntype = "tcpstates"\nnetns = "qr-*"\n`), ':3: source[0].netns: "qr-*": a tcpstates source takes one namespace (a name, a path or an inode number), not a pattern; without netns it traces every namespace');
+    assert.equal(error(`[[source]]\ntype = "tcpstates"\nnetns = "qr-*"\n[store]\ntype = "none"\n`), 'valid');
+    assert.equal(error(`[[source]]\ntype = "tcpstates"\nnetns = ["qr-*", "/proc/1/ns/net"]\n[store]\ntype = "none"\n`), ':3: source[0].netns[1]: "/proc/1/ns/net": a pattern or a list matches names under /run/netns; a path names one namespace: give it alone, as a string');
   });
   it('two sources may follow overlapping patterns into the store (checked per namespace when attached)', () => {
     assert.equal(error(`[[source]]\nname = "a"\nnetns = "qr-*"\n[[source]]\nname = "b"\nnetns = "qr-1*"\n[store]\npath = "${dir}/flows.db"\n`), 'valid');

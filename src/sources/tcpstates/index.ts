@@ -8,6 +8,7 @@ import type { TcpstatesSourceConfig } from './schema.js';
 import { netnsInode, TcpstatesSource, type TcpstatesStats } from './source.js';
 import { NetnsNames } from './netns.js';
 import { changeKey, Handoff, type HandedFrom } from './handoff.js';
+import { NetnsWatcher, netnsPattern, type NamedNetns } from '../netns/watch.js';
 
 export interface TcpstatesSourceStats extends BaseSourceStats, TcpstatesStats {
   type: 'tcpstates';
@@ -43,12 +44,58 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
       family: config.family === 'ipv4' ? 2 : config.family === 'ipv6' ? 10 : undefined,
       sports: config.local_ports, dports: config.remote_ports, pid: config.pid, comm: config.comm,
       netnsInode: config.netns !== undefined ? netnsInode(config.netns) : undefined,
+      byNetns: config.follow !== undefined,
       ringBytes: config.ring_size, batchDelayMs: config.batch_delay_ms,
     });
   }
 
+  /** following namespaces by pattern: the /run/netns watcher, and the namespaces traced now (inode: name) */
+  private watcher: NetnsWatcher | undefined;
+  private traced = new Map<number, string>();
+
+  /** how many namespaces a source that follows them by pattern traces now (undefined: it does not follow) */
+  get followedCount(): number | undefined {
+    return this.config.follow ? this.traced.size : undefined;
+  }
+
+  /**
+   * The namespaces under /run/netns changed: the program traces the sockets
+   * of those a name of which matches the patterns, by inode (one namespace
+   * under two names is one), and no others.
+   */
+  private follow(now: Map<number, NamedNetns>, quiet: boolean): void {
+    const tests = (this.config.follow ?? []).map(netnsPattern);
+    const want = new Map<number, string>();
+    for (const ns of now.values()) {
+      const name = ns.names.find((n) => tests.some((t) => t(n)));
+      if (name !== undefined) want.set(ns.inode, name);
+    }
+    try {
+      for (const [ino, name] of this.traced) {
+        if (want.has(ino)) continue;
+        this.src.forbidNetns(ino);
+        this.traced.delete(ino);
+        if (!quiet) this.log.info(`source ${this.name}: network namespace ${name} (inode ${ino}) is gone: no longer traced`);
+      }
+      for (const [ino, name] of want) {
+        if (this.traced.has(ino)) continue;
+        this.src.allowNetns(ino);
+        this.traced.set(ino, name);
+        if (!quiet) this.log.info(`source ${this.name}: tracing network namespace ${name} (inode ${ino})`);
+      }
+    } catch (e) {
+      this.log.error(`source ${this.name}: following network namespaces: ${(e as Error).message}`);
+    }
+    this.names.refresh();
+  }
+
   start(out: SourceOut<TcpStateChange>): Promise<void> {
     const names = this.names;
+    if (this.config.follow) {
+      // the namespaces there now are traced before the program is attached
+      this.watcher = new NetnsWatcher({ onChange: (m) => this.follow(m, false) });
+      this.follow(this.watcher.start(), true);
+    }
     this.deliver = (r) => {
       if (this.handoff) {
         if (this.handoff.drops(r)) return;
@@ -66,7 +113,9 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
       batchEnd: () => out.batchEnd(),
     }, (err) => this.log.error(`source ${this.name}: ${err.message}`));
     const c = this.config;
-    this.log.info(`source ${this.name}: tracing TCP state changes${c.netns ? ` in network namespace ${c.netns}` : ' in every network namespace'} (ring buffer ${c.ring_size} bytes)`);
+    const where = c.follow ? ` in the network namespaces named ${c.follow.join(', ')} (${this.traced.size} now${this.traced.size ? `: ${[...this.traced.values()].slice(0, 5).join(', ')}${this.traced.size > 5 ? ', …' : ''}` : ''}; followed as they come and go)`
+      : c.netns ? ` in network namespace ${c.netns}` : ' in every network namespace';
+    this.log.info(`source ${this.name}: tracing TCP state changes${where} (ring buffer ${c.ring_size} bytes)`);
     return Promise.resolve();
   }
 
@@ -127,6 +176,8 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
 
   close(): void {
     this.halted = true;
+    this.watcher?.close();
+    this.watcher = undefined;
     this.src.close();
   }
 }

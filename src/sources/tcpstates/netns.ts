@@ -29,6 +29,11 @@ export class NetnsNames {
     this.scan();
   }
 
+  /** Reads the names again now (the namespaces changed). */
+  refresh(): void {
+    this.scan();
+  }
+
   /** the name of the namespace with this inode */
   name(inode: number): string {
     const now = Date.now();

@@ -5,6 +5,8 @@ export interface TcpstatesSourceConfig {
   name: string;
   type: 'tcpstates';
   netns?: string;
+  /** the loader's: `netns` was a pattern or a list (the namespaces followed, by their names under /run/netns) */
+  follow?: string[];
   family: 'any' | 'ipv4' | 'ipv6';
   local_ports: number[];
   remote_ports: number[];
@@ -23,7 +25,10 @@ export const TCPSTATES_SOURCE_SCHEMA = {
   properties: {
     name: { type: 'string', minLength: 1, default: 'tcpstates', description: 'Name that sinks refer to in `sources`.' },
     type: { const: 'tcpstates', description: 'The kind of source (TCP state changes, eBPF).' },
-    netns: { type: 'string', minLength: 1, description: 'Only sockets of this network namespace: an `ip netns` name, a path, or its inode number; default: every namespace.' },
+    netns: {
+      type: ['string', 'array'], minLength: 1, minItems: 1, items: { type: 'string', minLength: 1 },
+      description: 'Only sockets of this network namespace: an `ip netns` name, a path, or its inode number; or of the namespaces named by shell pattern under /run/netns (`"qrouter-*"`, `"*"`) or a list of names and patterns, followed as they come and go (the one program filters them by inode in the kernel). Default: every namespace.',
+    },
     family: { enum: ['any', 'ipv4', 'ipv6'], default: 'any', description: 'Only this address family.' },
     local_ports: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 65535 }, uniqueItems: true, maxItems: 1024, default: [], description: 'Only these local ports (as tcpstates -L); empty: all.' },
     remote_ports: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 65535 }, uniqueItems: true, maxItems: 1024, default: [], description: 'Only these remote ports (as tcpstates -D); empty: all.' },

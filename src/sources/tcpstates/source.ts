@@ -20,6 +20,8 @@ export interface TcpstatesOptions {
   pid?: number;
   /** only sockets of the network namespace with this inode */
   netnsInode?: number;
+  /** only sockets of the namespaces added with allowNetns() (none until then) */
+  byNetns?: boolean;
   /** only changes while a task of this command (comm, at most 15 chars) is current */
   comm?: string;
   /** ring buffer size, bytes (a power of two, at least a page); default 4 MiB */
@@ -75,13 +77,14 @@ export class TcpstatesSource {
       throw new TcpstatesError(explainLoad(e as Error));
     }
     try {
-      // struct config: family u16, by_sport u8, by_dport u8, pid u32, netns u32, by_comm u8, pad[3], comm[16]
+      // struct config: family u16, by_sport u8, by_dport u8, pid u32, netns u32, by_comm u8, by_netns u8, pad[2], comm[16]
       const cfg = Buffer.alloc(32);
       cfg.writeUInt16LE(opts.family ?? 0, 0);
       cfg[2] = opts.sports?.length ? 1 : 0;
       cfg[3] = opts.dports?.length ? 1 : 0;
       cfg.writeUInt32LE(opts.pid ?? 0, 4);
       cfg.writeUInt32LE(opts.netnsInode ?? 0, 8);
+      cfg[13] = opts.byNetns ? 1 : 0;
       if (opts.comm !== undefined) {
         // the kernel's comm: UTF-8 bytes, at most 15 and a NUL
         cfg[12] = 1;
@@ -113,6 +116,16 @@ export class TcpstatesSource {
       this.close();
       throw new TcpstatesError(explainLoad(e as Error));
     }
+  }
+
+  /** byNetns: the sockets of the namespace with this inode are traced from now on */
+  allowNetns(inode: number): void {
+    if (!this.closed) this.obj.mapUpdate('netnses', u32(inode), Buffer.from([1]));
+  }
+
+  /** byNetns: the namespace's sockets are no longer traced */
+  forbidNetns(inode: number): void {
+    if (!this.closed) this.obj.mapDelete('netnses', u32(inode));
   }
 
   /** changes lost so far: the program found the ring buffer full, or the kernel did not run it (already running on that CPU) */
