@@ -199,6 +199,7 @@ function describe(e: ErrorObject, root: unknown): { key: string; message: string
         key: keyPath(e.instancePath),
         message: e.instancePath.endsWith('/listen') ? 'must be ADDRESS:PORT, e.g. "127.0.0.1:9405" or "[::1]:9405"'
           : e.instancePath.endsWith('/tag') ? 'must be 1 to 48 printable characters without spaces'
+            : e.instancePath.endsWith('/sd_id') ? 'must be an RFC 5424 SD-ID NAME@NUMBER (a private enterprise number), e.g. "conntrail@32473"'
             : e.instancePath.endsWith('/retention') ? 'must be a duration such as "90d", "12h" or "30m", or "forever"'
               : e.instancePath.endsWith('/url') ? 'must be a PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DATABASE'
                 : 'must be an octal mode such as "0640"',

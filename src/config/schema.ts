@@ -49,6 +49,7 @@ export interface SyslogSinkConfig extends SinkCommon {
   facility: string;
   severity: string;
   tag: string;
+  sd_id: string;
 }
 export interface JournalSinkConfig extends SinkCommon {
   type: 'journal';

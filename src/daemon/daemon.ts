@@ -366,7 +366,7 @@ export class Pipeline {
         }
         const sink: Sink = k.type === 'syslog' ? new SyslogSink({
           name: k.name, address: k.address, protocol: k.protocol, facility: k.facility, severity: k.severity,
-          tag: k.tag, queueSize: k.queue_size, whenFull: k.when_full, warn: (m) => this.log.warn(m),
+          tag: k.tag, sdId: k.sd_id, queueSize: k.queue_size, whenFull: k.when_full, warn: (m) => this.log.warn(m),
         }) : k.type === 'journal' ? new JournalSink({
           name: k.name, socket: k.journal_socket, identifier: k.tag, severity: k.severity, memfdThreshold: k.memfd_threshold,
           queueSize: k.queue_size, whenFull: k.when_full, warn: (m) => this.log.warn(m),

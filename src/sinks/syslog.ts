@@ -10,6 +10,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { hostname } from 'node:os';
 import { connect, isIP, type Socket } from 'node:net';
 import { native } from '../netlink/native.js';
+import type { Kind, RecordOf } from '../records/index.js';
 import type { Sink, SinkStats } from './sink.js';
 import { Fifo, SinkQueue } from './queue.js';
 
@@ -28,6 +29,7 @@ export const SYSLOG_SINK_PROPS = {
   facility: { enum: Object.keys(FACILITIES), default: 'daemon', description: 'syslog: facility.' },
   severity: { enum: Object.keys(SEVERITIES), default: 'info', description: 'syslog: severity; journal: PRIORITY.' },
   tag: { type: 'string', pattern: '^[!-~]{1,48}$', default: 'conntrail', description: 'syslog: tag (APP-NAME); journal: SYSLOG_IDENTIFIER.' },
+  sd_id: { type: 'string', pattern: '^[!#-<>?A-\\\\^-~]{1,21}@[0-9]{1,10}$', default: 'conntrail@32473', description: 'syslog, RFC 5424: the SD-ID of the structured data that names the network namespace of a record from another namespace than the daemon\'s (`[conntrail@32473 netns="NAME" netns_inode="N"]`; the daemon\'s own: `-`). 32473 is the private enterprise number RFC 5612 sets aside for examples: put your organisation\'s own here if it has one.' },
 } as const;
 
 export interface SyslogSinkOptions {
@@ -38,6 +40,8 @@ export interface SyslogSinkOptions {
   facility: string;
   severity: string;
   tag: string;
+  /** RFC 5424: the SD-ID of the namespace's structured data (default conntrail@32473) */
+  sdId?: string;
   queueSize: number;
   whenFull: 'block' | 'drop';
   warn: (msg: string) => void;
@@ -45,6 +49,11 @@ export interface SyslogSinkOptions {
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const p2 = (n: number) => (n < 10 ? '0' + n : String(n));
+
+/** an RFC 5424 PARAM-VALUE: '"', '\\' and ']' escaped with a backslash */
+export function sdValue(v: string): string {
+  return v.replace(/["\\\]]/g, '\\$&');
+}
 
 /** "Nov 23 20:39:47" (RFC 3164 TIMESTAMP, local time, day space-padded) */
 export function rfc3164Time(d: Date): string {
@@ -176,10 +185,11 @@ export class SyslogSink implements Sink {
     }
   }
 
-  /** One syslog message around a record. */
-  message(line: string, now = new Date()): string {
+  /** One syslog message around a record (`rec`: its namespace goes in RFC 5424's structured data). */
+  message(line: string, now = new Date(), rec?: { netns?: string; netnsInode?: number }): string {
     if (this.o.protocol === 'rfc5424') {
-      return `<${this.pri}>1 ${now.toISOString()} ${this.host} ${this.o.tag} ${process.pid} - - ${line}`;
+      const sd = rec?.netns ? `[${this.o.sdId ?? 'conntrail@32473'} netns="${sdValue(rec.netns)}" netns_inode="${rec.netnsInode ?? 0}"]` : '-';
+      return `<${this.pri}>1 ${now.toISOString()} ${this.host} ${this.o.tag} ${process.pid} - ${sd} ${line}`;
     }
     // RFC 3164; to the local socket without the host name, as syslog(3) does
     const head = `<${this.pri}>${rfc3164Time(now)} `;
@@ -198,12 +208,12 @@ export class SyslogSink implements Sink {
     return this.queue.length + (this.conn ? this.conn.sent.length : 0);
   }
 
-  push(line: string): void {
+  push(line: string, rec?: RecordOf[Kind]): void {
     // after close() nothing is sent any more
     if (this.closed) { this.q.dropped(); return; }
     if (!this.q.admit(this.held())) return;
     // encode at once: no record's string outlives its push (see file.ts)
-    this.queue.push(this.message(line));
+    this.queue.push(this.message(line, undefined, rec as { netns?: string; netnsInode?: number } | undefined));
     this.q.added(this.held());
   }
 

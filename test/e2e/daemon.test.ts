@@ -469,7 +469,9 @@ format = "vyos"
     for (const m of local) assert.match(m, new RegExp(`^<30>[A-Z][a-z]{2} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d conntrail\\[${d.pid}\\]: +\\[NEW\\] udp +17 \\d+ src=10\\.99\\.1\\.2 dst=10\\.99\\.2\\.2 sport=\\d+ dport=730\\d `));
     assert.equal(udpMsgs.length, 3);
     for (const m of udpMsgs) {
-      const mm = new RegExp(`^<157>1 \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z \\S+ conntrail ${d.pid} - - (\\{.*\\})$`).exec(m);
+      // from another namespace than the daemon's: named in the structured data
+      const sd = `[conntrail@32473 netns="${t.rtr}" netns_inode="${statSync(`/run/netns/${t.rtr}`).ino}"]`.replace(/[[\].]/g, '\\$&');
+      const mm = new RegExp(`^<157>1 \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z \\S+ conntrail ${d.pid} - ${sd} (\\{.*\\})$`).exec(m);
       assert.ok(mm, m);
       assert.equal(JSON.parse(mm[1]).orig.dst, '10.99.2.2');
     }

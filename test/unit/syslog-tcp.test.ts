@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { parseAddress, SyslogSink } from '../../src/sinks/syslog.js';
+import { parseAddress, sdValue, SyslogSink } from '../../src/sinks/syslog.js';
+import { hostname } from 'node:os';
 
 // <daemon.info> rfc3164 to a collector: "<30>Mmm dd hh:mm:ss HOST TAG[PID]: LINE"
 const RECORD = /^<30>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ ct-test\[\d+\]: seq=(\d+) x+ end$/;
@@ -402,5 +403,24 @@ describe('syslog address', () => {
     assert.throws(() => parseAddress('tcp://::1:514'), /an IPv6 address goes in brackets \(tcp:\/\/\[::1\]:514\)/);
     assert.throws(() => parseAddress('tcp://host'), /is not a unix socket path, udp:\/\/HOST:PORT or tcp:\/\/HOST:PORT/);
     assert.throws(() => parseAddress('relp://host:514'), /is not a unix socket path/);
+  });
+});
+
+describe('syslog sink: RFC 5424 structured data', () => {
+  it('names the namespace of a record from another one, escaped as PARAM-VALUE; the daemon\'s own and RFC 3164 have none', async () => {
+    const sink = (protocol: 'rfc3164' | 'rfc5424', sdId?: string) => new SyslogSink({
+      name: 's', address: 'udp://127.0.0.1:9', protocol, facility: 'daemon', severity: 'info', tag: 'ct', sdId, queueSize: 10, whenFull: 'drop', warn: () => {},
+    });
+    const at = new Date(Date.UTC(2026, 11, 2, 10, 0, 0, 5));
+    const a = sink('rfc5424');
+    assert.equal(a.message('L', at, { netns: 'qr-"a]\\b', netnsInode: 4026532000 }),
+      `<30>1 2026-12-02T10:00:00.005Z ${hostname().split('.')[0]} ct ${process.pid} - [conntrail@32473 netns="qr-\\"a\\]\\\\b" netns_inode="4026532000"] L`);
+    assert.equal(a.message('L', at, { netns: '', netnsInode: 0 }), `<30>1 2026-12-02T10:00:00.005Z ${hostname().split('.')[0]} ct ${process.pid} - - L`);
+    const b = sink('rfc5424', 'netns@99999');
+    assert.match(b.message('L', at, { netns: 'x', netnsInode: 7 }), / - \[netns@99999 netns="x" netns_inode="7"\] L$/);
+    const c = sink('rfc3164');
+    assert.doesNotMatch(c.message('L', at, { netns: 'x', netnsInode: 7 }), /netns/);
+    assert.equal(sdValue('a"b\\c]d'), 'a\\"b\\\\c\\]d');
+    await Promise.all([a.close(), b.close(), c.close()]);
   });
 });
