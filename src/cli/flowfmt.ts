@@ -42,7 +42,8 @@ const errUs = (us: number) => (us >= Number.MAX_SAFE_INTEGER ? null : us);
  * A flow as JSON: times in ISO 8601 (to the µs) and µs since the epoch,
  * how uncertain they are, when it was last active, the translation spelled out.
  */
-export function flowJson(f: StoredFlow, ns: Map<number, string>): Record<string, unknown> {
+/** `inodes`: the namespaces' inodes where the store knows them (`netns_inode`) */
+export function flowJson(f: StoredFlow, ns: Map<number, string>, inodes?: Map<number, number>): Record<string, unknown> {
   const nat = natKind(f);
   return {
     start: isoTime(f.start), start_us: f.start, start_err_us: errUs(f.startErr), start_unbounded: f.startErr >= Number.MAX_SAFE_INTEGER,
@@ -57,6 +58,7 @@ export function flowJson(f: StoredFlow, ns: Map<number, string>): Record<string,
     packets: { orig: f.origPackets, reply: f.replyPackets }, bytes: { orig: f.origBytes, reply: f.replyBytes },
     state: stateName(f), mark: f.mark, zone: f.zone, status: f.status, id: f.ctId,
     flags: flagList(f.flags), netns: ns.get(f.ns) ?? '',
+    ...(inodes?.has(f.ns) ? { netns_inode: inodes.get(f.ns) } : {}),
   };
 }
 

@@ -88,6 +88,7 @@ export function flowsCommand(): Command {
         // --src and --dst together: both must hold (the first one seeks the index)
         const ns = await store.namespaces();
         const nsIds = o.netns ? namespaceIds(ns, o.netns) : undefined;
+        const inodes = await store.namespaceInodes();
         const s: FlowSearch = { ...(sel.length ? { ...base, ...sel[0], also: sel.slice(1) } : base), nsIds };
         if (o.top) {
           const rows = await store.top(s, o.top, o.by, limit || 1000000);
@@ -98,7 +99,7 @@ export function flowsCommand(): Command {
         flows.reverse(); // oldest first
         const holders = o.process ? await flowHolders(store, flows) : undefined;
         const procs = holders?.map(holdersText);
-        const withProcess = (f: StoredFlow, i: number) => (holders ? { ...flowJson(f, ns), ...holdersJson(holders[i]) } : flowJson(f, ns));
+        const withProcess = (f: StoredFlow, i: number) => (holders ? { ...flowJson(f, ns, inodes), ...holdersJson(holders[i]) } : flowJson(f, ns, inodes));
         if (o.packets) {
           const pk: StoredPacket[][] = [];
           for (const f of flows) pk.push(await store.flowPackets(f));

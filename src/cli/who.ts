@@ -56,7 +56,8 @@ export interface WhoAnswer {
   /** the inside hosts (addresses) the answer names, one per host (the same address twice: two namespaces) */
   inside: string[];
   /** the same hosts, each with its namespace ('' : the daemon's own) */
-  hosts: Array<{ addr: string; netns: string }>;
+  /** `ns`: the store's id of the namespace */
+  hosts: Array<{ addr: string; netns: string; ns: number }>;
   /** the flows the verdict rests on: those possibly active in the interval (exact,
    * incomplete, ambiguous), else the nearest active ones (nearest) */
   flows: StoredFlow[];
@@ -97,9 +98,9 @@ function sameAddr(a: string, b: string): boolean {
 export function judge(flows: StoredFlow[], q: TimeInterval, gaps: Gap[] = [], pub?: string, nsName?: (ns: number) => string): WhoAnswer {
   // a host is an address in a namespace: 10.0.0.5 of one router is not 10.0.0.5 of another
   const hostsOf = (list: StoredFlow[]) => {
-    const m = new Map<string, { addr: string; netns: string }>();
+    const m = new Map<string, { addr: string; netns: string; ns: number }>();
     for (const f of list) {
-      const h = { addr: insideAddr(f, pub), netns: nsName?.(f.ns) ?? '' };
+      const h = { addr: insideAddr(f, pub), netns: nsName?.(f.ns) ?? '', ns: f.ns };
       const k = `${f.ns}\0${h.addr}`;
       if (!m.has(k)) m.set(k, h);
     }
@@ -210,8 +211,10 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
       const store = await openReader(o);
       const logged = new Map<StoredFlow, StoredPacket[]>();
       const held = new Map<StoredFlow, HeldBy>();
+      let inodes = new Map<number, number>();
       const [ans, ns] = await query(store, 'who', async () => {
         const names = await store.namespaces();
+        inodes = await store.namespaceInodes();
         const nsIds = o.netns ? namespaceIds(names, o.netns) : undefined;
         const [flows, runs, lost] = [
           await store.who(pub, { since: q.lo - window, until: q.hi + window }, proto, remote, nsIds),
@@ -234,7 +237,7 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
       const what = `${hostPort(pub.addr, pub.port ?? null, 0)}${proto !== undefined ? `/${protoName(proto)}` : ''}`;
       const bySource = (f: StoredFlow) => natKind(f) === 'both' && insideAddr(f, pub.addr) === f.src;
       const withSides = (f: StoredFlow) => ({
-        ...flowJson(f, ns), ...sidesJson(f, bySource(f)), ...(o.process ? holdersJson(held.get(f) ?? NOT_HELD) : {}),
+        ...flowJson(f, ns, inodes), ...sidesJson(f, bySource(f)), ...(o.process ? holdersJson(held.get(f) ?? NOT_HELD) : {}),
         ...(o.packets ? { logged_packets: (logged.get(f) ?? []).map((p) => packetJson(p, ns)) } : {}),
       });
       if (o.json) {
@@ -244,12 +247,15 @@ Exit status: 0 with an answer, 1 when no flow matches.`)
             precision_us: asked.hi - asked.lo, skew_us: skew, proto: proto === undefined ? null : protoName(proto),
             remote: o.remote ?? null, window_us: window, netns: o.netns ?? null,
           },
-          verdict: ans.verdict, inside: ans.inside, hosts: ans.hosts, flows: ans.flows.map(withSides), lingering: ans.lingering.map(withSides),
+          verdict: ans.verdict, inside: ans.inside,
+          hosts: ans.hosts.map((h) => ({ addr: h.addr, netns: h.netns, ...(inodes.has(h.ns) ? { netns_inode: inodes.get(h.ns) } : {}) })), flows: ans.flows.map(withSides), lingering: ans.lingering.map(withSides),
           gaps: ans.gaps.map((g) => ({ from: isoTime(g.since), to: isoTime(g.until), reason: g.reason, netns: g.ns < 0 ? null : ns.get(g.ns) ?? '' })),
         }, null, 2) + '\n');
       } else {
         // a host of another namespace than the daemon's is named with it
-        const hostList = ans.hosts.map((h) => (h.netns ? `${h.addr} (netns ${h.netns})` : h.addr));
+        // (two namespaces of one name, one deleted and made again: told apart by their inodes)
+        const shared = (h: { netns: string; ns: number }) => ans.hosts.some((x) => x.netns === h.netns && x.ns !== h.ns);
+        const hostList = ans.hosts.map((h) => (h.netns || shared(h) ? `${h.addr} (netns ${h.netns}${shared(h) ? ` inode ${inodes.get(h.ns) ?? 'unknown'}` : ''})` : h.addr));
         const when = `${intervalText(q)}${asked.hi - asked.lo > 1 || skew ? ` (${spanText(asked.hi - asked.lo)}${skew ? `, ± ${skew / 1e6} s skew` : ''})` : ''}`;
         const head = ans.verdict === 'none' ? `none: no flow used ${what} within ${o.window} of ${when}`
           : ans.verdict === 'ambiguous' ? `ambiguous: ${hostList.length} different inside hosts may have been active on ${what} in ${when}: ${hostList.join(', ')} (narrow with --remote, --proto or a more precise --at)`

@@ -102,6 +102,9 @@ const MIGRATIONS: Array<(c: pg.PoolClient) => Promise<unknown>> = [
     CREATE INDEX tcp_states_ports ON tcp_states (sport, dport, t);
     CREATE INDEX tcp_states_cookie ON tcp_states (cookie, t);
     ALTER TABLE runs ADD COLUMN boot bigint;`),
+  // 6: a namespace is its name and its inode (one deleted and made again under the same name is another)
+  (c) => c.query(`ALTER TABLE namespaces ADD COLUMN inode bigint;
+    CREATE INDEX namespaces_name ON namespaces (name, inode);`),
 ];
 
 const TCPSTATE_TYPES = ['bigint', 'integer', 'bigint', 'smallint', 'inet', 'integer', 'inet', 'integer', 'smallint', 'smallint', 'bigint', 'bigint',
@@ -269,7 +272,7 @@ export class PostgresStore implements FlowStore {
         const ins = await c.query(`INSERT INTO tcp_states (${TCPSTATE_COLUMN_LIST}) SELECT * FROM unnest(${TCPSTATE_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`, cols);
         res.tcpStates = ins.rowCount ?? 0;
       }
-      for (const x of b.namespaces ?? []) await c.query('INSERT INTO namespaces (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING', [x.id, x.name]);
+      for (const x of b.namespaces ?? []) await c.query('INSERT INTO namespaces (id, name, inode) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING', [x.id, x.name, x.inode || null]);
       if (b.run) {
         await c.query(`INSERT INTO runs (id, started, alive, stopped, boot) VALUES ($1, $2, $3, $4, $5)
           ON CONFLICT (id) DO UPDATE SET alive = greatest(runs.alive, EXCLUDED.alive), stopped = coalesce(EXCLUDED.stopped, runs.stopped),
@@ -286,15 +289,29 @@ export class PostgresStore implements FlowStore {
     return r.rows.map(rowToOpen);
   }
 
-  async namespaceId(name: string): Promise<number> {
+  async namespaceId(name: string, inode = 0): Promise<number> {
     await this.schema();
+    const ino = inode > 0 ? inode : null;
     return this.tx(async (c) => {
       await c.query('LOCK TABLE namespaces IN EXCLUSIVE MODE');
-      const r = await c.query('SELECT id FROM namespaces WHERE name = $1 ORDER BY id LIMIT 1', [name]);
-      if (r.rows.length) return Number(r.rows[0].id);
-      const m = await c.query('INSERT INTO namespaces (id, name) SELECT coalesce(max(id) + 1, 0), $1 FROM namespaces RETURNING id', [name]);
+      // that namespace, or one of the name whose inode is not known (stored before schema 6): it is claimed
+      const r = await c.query('SELECT id, inode FROM namespaces WHERE name = $1 AND (inode = $2 OR inode IS NULL) ORDER BY inode IS NULL, id DESC LIMIT 1', [name, ino]);
+      if (r.rows.length) {
+        const id = Number(r.rows[0].id);
+        if (r.rows[0].inode === null && ino !== null) await c.query('UPDATE namespaces SET inode = $1 WHERE id = $2', [ino, id]);
+        return id;
+      }
+      const m = await c.query('INSERT INTO namespaces (id, name, inode) SELECT coalesce(max(id) + 1, 0), $1::text, $2::bigint FROM namespaces RETURNING id', [name, ino]);
       return Number(m.rows[0].id);
     });
+  }
+
+  async namespaceInodes(): Promise<Map<number, number>> {
+    await this.schema();
+    try {
+      const r = await this.pool.query('SELECT id, inode FROM namespaces WHERE inode IS NOT NULL');
+      return new Map(r.rows.map((x) => [Number(x.id), Number(x.inode)]));
+    } catch { return new Map(); } // a reader of a store before schema 6
   }
 
   async namespaces(): Promise<Map<number, string>> {

@@ -20,7 +20,7 @@
 //   tcp_states  TCP state changes of tcpstates sources (store/tcpstates.ts)
 import type { Cidr } from '../util/ip.js';
 
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 /** flows whose possible extent is at least this long are also kept in long_flows */
 export const LONG_FLOW_US = 600_000_000;
 /**

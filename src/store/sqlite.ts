@@ -115,6 +115,9 @@ export const SQLITE_MIGRATIONS: string[] = [
    CREATE INDEX tcp_states_ports ON tcp_states (sport, dport, t);
    CREATE INDEX tcp_states_cookie ON tcp_states (cookie, t);
    ALTER TABLE runs ADD COLUMN boot INTEGER;`,
+  // 6: a namespace is its name and its inode (one deleted and made again under the same name is another)
+  `ALTER TABLE namespaces ADD COLUMN inode INTEGER;
+   CREATE INDEX namespaces_name ON namespaces (name, inode);`,
 ];
 
 /** a record's values in COLUMNS order (positional binding is the fast path) */
@@ -225,7 +228,7 @@ export class SqliteStore implements FlowStore {
     p('run', `INSERT INTO runs (id, started, alive, stopped, boot) VALUES ($id, $started, $alive, $stopped, $boot)
       ON CONFLICT (id) DO UPDATE SET alive = max(alive, excluded.alive), stopped = coalesce(excluded.stopped, stopped), boot = coalesce(excluded.boot, boot)`);
     p('gap', 'INSERT INTO gaps (ns, since, until, reason, kind) VALUES (?, ?, ?, ?, ?)');
-    p('ns', 'INSERT OR IGNORE INTO namespaces (id, name) VALUES (?, ?)');
+    p('ns', 'INSERT OR IGNORE INTO namespaces (id, name, inode) VALUES (?, ?, ?)');
     p('packet', `INSERT INTO packets (${PACKET_COLUMN_LIST}) VALUES (${PACKET_COLUMNS.map(() => '?').join(', ')})`);
     const tv = `(${TCPSTATE_COLUMNS.map(() => '?').join(', ')})`;
     p('tcpState', `INSERT INTO tcp_states (${TCPSTATE_COLUMN_LIST}) VALUES ${tv}`);
@@ -334,7 +337,7 @@ export class SqliteStore implements FlowStore {
       for (; k < ts.length; k++) st.tcpState.run(tcpStateValues(ts[k], addrValue));
       res.tcpStates = ts.length;
     }
-    for (const x of b.namespaces ?? []) st.ns.run(x.id, x.name);
+    for (const x of b.namespaces ?? []) st.ns.run(x.id, x.name, x.inode || null);
     if (b.run) st.run.run({ id: b.run.id, started: b.run.started, alive: b.run.alive, stopped: b.run.stopped, boot: b.run.boot ?? null });
     if (first >= 0) st.mark.run(Date.now() * 1000, first);
     return res;
@@ -366,13 +369,19 @@ export class SqliteStore implements FlowStore {
     return (this.db.prepare(`SELECT k, ${COLUMN_LIST} FROM open_flows`).all() as Array<Record<string, unknown>>).map(rowToOpen);
   }
 
-  async namespaceId(name: string): Promise<number> {
+  async namespaceId(name: string, inode = 0): Promise<number> {
     const db = this.db;
     return db.transaction(() => {
-      const r = db.prepare('SELECT id FROM namespaces WHERE name = ? ORDER BY id LIMIT 1').get(name) as { id: number } | undefined;
-      if (r) return r.id;
+      const ino = inode > 0 ? inode : null;
+      // that namespace, or one of the name whose inode is not known (stored before schema 6): it is claimed
+      const r = db.prepare('SELECT id, inode FROM namespaces WHERE name = ? AND (inode = ? OR inode IS NULL) ORDER BY inode IS NULL, id DESC LIMIT 1')
+        .get(name, ino) as { id: number; inode: number | null } | undefined;
+      if (r) {
+        if (r.inode === null && ino !== null) db.prepare('UPDATE namespaces SET inode = ? WHERE id = ?').run(ino, r.id);
+        return r.id;
+      }
       const m = db.prepare('SELECT coalesce(max(id) + 1, 0) AS id FROM namespaces').get() as { id: number };
-      db.prepare('INSERT INTO namespaces (id, name) VALUES (?, ?)').run(m.id, name);
+      db.prepare('INSERT INTO namespaces (id, name, inode) VALUES (?, ?, ?)').run(m.id, name, ino);
       return m.id;
     })();
   }
@@ -380,6 +389,12 @@ export class SqliteStore implements FlowStore {
   async namespaces(): Promise<Map<number, string>> {
     const rows = this.db.prepare('SELECT id, name FROM namespaces').all() as Array<{ id: number; name: string }>;
     return new Map(rows.map((r) => [r.id, r.name]));
+  }
+
+  async namespaceInodes(): Promise<Map<number, number>> {
+    if (this.version() < 6) return new Map();
+    const rows = this.db.prepare('SELECT id, inode FROM namespaces WHERE inode IS NOT NULL').all() as Array<{ id: number; inode: number }>;
+    return new Map(rows.map((r) => [r.id, Number(r.inode)]));
   }
 
   async runs(): Promise<Run[]> {

@@ -59,7 +59,7 @@ export interface StoreBatch {
    * commit the client did not hear of) changes nothing */
   id?: string;
   /** namespace names under ids chosen while the store could not be asked */
-  namespaces?: Array<{ id: number; name: string }>;
+  namespaces?: Array<{ id: number; name: string; inode?: number }>;
 }
 
 export function emptyBatch(): StoreBatch {
@@ -96,6 +96,8 @@ export interface FlowReader {
   search(s: FlowSearch): Promise<StoredFlow[]>;
   top(s: FlowSearch, key: TopKey, by: 'bytes' | 'flows', limit: number): Promise<TopRow[]>;
   namespaces(): Promise<Map<number, string>>;
+  /** The inodes of the namespaces, by id, where known (stores from schema 6 on). */
+  namespaceInodes(): Promise<Map<number, number>>;
   /** the first and last start minute of the stored flows (none: undefined) */
   bounds(): Promise<Buckets | undefined>;
   /** the daemon's runs, oldest first */
@@ -128,8 +130,8 @@ export interface StoreTarget {
   openFlows(): Promise<OpenRow[]>;
   /** The daemon's runs, oldest first (the last one's end is where this run's trail resumes). */
   runs(): Promise<Run[]>;
-  /** The store's id of a namespace name ('' = the daemon's own), created if new. */
-  namespaceId(name: string): Promise<number>;
+  /** The store's id of a namespace: its name ('' = the daemon's own) and inode (0: not known), created if new. */
+  namespaceId(name: string, inode?: number): Promise<number>;
   /** Deletes up to `max` flows that ended before `cutoff` (µs); returns how many. */
   expire(cutoff: number, max: number): Promise<number>;
   /** Deletes up to `max` packet logs older than `cutoff` (µs); returns how many. */

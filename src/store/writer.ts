@@ -176,14 +176,15 @@ export class StoreWriter implements FlowOutput {
    * server down at start), an id derived from the name, declared to the
    * store with the next batch.
    */
-  async namespaceId(name: string): Promise<number> {
+  async namespaceId(name: string, inode = 0): Promise<number> {
     try {
-      return await this.store.namespaceId(name);
+      return await this.store.namespaceId(name, inode);
     } catch {
       let h = 0x811c9dc5;
-      for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+      const key = `${name}\0${inode}`;
+      for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
       const id = 1024 + ((h >>> 0) % 2_000_000_000);
-      (this.cur.namespaces ??= []).push({ id, name });
+      (this.cur.namespaces ??= []).push({ id, name, inode });
       return id;
     }
   }

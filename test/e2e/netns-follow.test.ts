@@ -278,18 +278,19 @@ spool_dir = "${join(dir, 'spool')}"
     }
     const who = (args: string[]) => spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'who', '--db', db, '--json', ...args], { encoding: 'utf8' });
     for (const q of asked) {
-      let ans: { verdict: string; inside: string[]; hosts: Array<{ addr: string; netns: string }>; flows: Array<{ netns: string }> } | undefined;
+      let ans: { verdict: string; inside: string[]; hosts: Array<{ addr: string; netns: string; netns_inode?: number }>; flows: Array<{ netns: string; netns_inode?: number }> } | undefined;
       assert.ok(await waitFor(() => {
         const w = who([`${pub[q.tenant]}:${q.port}`, '--at', `@${q.at}`, '--window', '5s']);
         ans = w.status === 0 ? JSON.parse(w.stdout) : undefined;
         return ans?.verdict === 'exact';
       }, 15000), JSON.stringify(ans));
       assert.deepEqual(ans!.inside, ['10.0.0.5']);
-      assert.deepEqual(ans!.hosts, [{ addr: '10.0.0.5', netns: r(q.tenant) }]);
+      assert.deepEqual(ans!.hosts, [{ addr: '10.0.0.5', netns: r(q.tenant), netns_inode: statSync(`/run/netns/${r(q.tenant)}`).ino }]);
       const text = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'who', '--db', db, `${pub[q.tenant]}:${q.port}`, '--at', `@${q.at}`], { encoding: 'utf8' }).stdout;
       assert.match(text, new RegExp(`^exact: 10\\.0\\.0\\.5 \\(netns ${r(q.tenant)}\\) was behind ${pub[q.tenant].replace(/\./g, '\\.')}:${q.port} `));
       assert.match(text, /NETNS/);
       assert.deepEqual(ans!.flows.map((f) => f.netns), [r(q.tenant)]);
+      assert.deepEqual(ans!.flows.map((f) => f.netns_inode), [statSync(`/run/netns/${r(q.tenant)}`).ino], 'the store keeps the namespace\'s inode');
       // --netns: the tenant's own router answers; the other one has no such flow
       const mine = JSON.parse(who([`${pub[q.tenant]}:${q.port}`, '--at', `@${q.at}`, '--netns', r(q.tenant)]).stdout);
       assert.equal(mine.verdict, 'exact');

@@ -67,6 +67,28 @@ describe('SQLite flow store', () => {
     assert.throws(() => new SqliteStore({ path: join(path, 'x', 'flows.db') }), /flows\.db is not a directory/);
   });
 
+  it('a namespace is its name and inode: one made again under the same name is another; a name stored before schema 6 is claimed by the first inode', async () => {
+    const path = join(dir, 'v5.db');
+    const db = new Database(path);
+    for (let i = 0; i < 5; i++) db.exec(SQLITE_MIGRATIONS[i]);
+    db.pragma('user_version = 5');
+    db.prepare('INSERT INTO namespaces (id, name) VALUES (0, ?), (1, ?)').run('', 'qrouter-a');
+    db.close();
+    const s = new SqliteStore({ path });
+    assert.equal(await s.namespaceId('qrouter-a', 4026532001), 1, 'the name stored before: claimed');
+    assert.equal(await s.namespaceId('qrouter-a', 4026532001), 1);
+    assert.equal(await s.namespaceId('qrouter-a', 4026532777), 2, 'deleted and made again: another namespace');
+    assert.equal(await s.namespaceId('', 4026531840), 0);
+    assert.equal(await s.namespaceId('qrouter-b', 4026532001), 3, 'an inode used again under another name: another namespace');
+    assert.deepEqual([...await s.namespaces()].sort(), [[0, ''], [1, 'qrouter-a'], [2, 'qrouter-a'], [3, 'qrouter-b']]);
+    assert.deepEqual([...await s.namespaceInodes()].sort(), [[0, 4026531840], [1, 4026532001], [2, 4026532777], [3, 4026532001]]);
+    // ids chosen while the store could not be asked come with a batch, inode too
+    await s.write({ ...emptyBatch(), namespaces: [{ id: 5000, name: 'snat-x', inode: 4026532999 }] });
+    assert.equal((await s.namespaceInodes()).get(5000), 4026532999);
+    assert.equal(await s.namespaceId('snat-x', 4026532999), 5000);
+    await s.close();
+  });
+
   it('migrates a schema 1 store (ms) to schema 2 (µs, activity, uncertainty, runs)', async () => {
     const path = join(dir, 'v1.db');
     const db = new Database(path);
@@ -393,13 +415,16 @@ describe('who: verdicts over active intervals', () => {
     const ans = judge([a, b], q, [], undefined, (id) => names.get(id) ?? '');
     assert.equal(ans.verdict, 'ambiguous');
     assert.deepEqual(ans.inside, ['10.0.0.5', '10.0.0.5']);
-    assert.deepEqual(ans.hosts, [{ addr: '10.0.0.5', netns: 'qrouter-a' }, { addr: '10.0.0.5', netns: 'qrouter-b' }]);
+    assert.deepEqual(ans.hosts, [{ addr: '10.0.0.5', netns: 'qrouter-a', ns: 3 }, { addr: '10.0.0.5', netns: 'qrouter-b', ns: 4 }]);
     // one namespace's flows only (--netns): exact, and it says which
     const one = judge([a], q, [], undefined, (id) => names.get(id) ?? '');
     assert.equal(one.verdict, 'exact');
-    assert.deepEqual(one.hosts, [{ addr: '10.0.0.5', netns: 'qrouter-a' }]);
+    assert.deepEqual(one.hosts, [{ addr: '10.0.0.5', netns: 'qrouter-a', ns: 3 }]);
     // without their names too: two namespaces are two hosts
     assert.equal(judge([a, b], q).verdict, 'ambiguous', 'two flows of one address are one host only within one namespace');
+    // one name, two namespaces (deleted and made again): two hosts
+    const again = new Map([[3, 'qrouter-a'], [4, 'qrouter-a']]);
+    assert.equal(judge([a, b], q, [], undefined, (id) => again.get(id) ?? '').verdict, 'ambiguous');
   });
   it('the precision asked matters: the whole second is ambiguous, the millisecond is not', () => {
     const a = flow({ src: '10.0.0.2', start: T0, end: T0 + 10.3 * S, activeEnd: T0 + 10.2 * S });
