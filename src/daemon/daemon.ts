@@ -93,6 +93,9 @@ function instanceFor(ps: PlannedSource, ns: string): PlannedSource {
 const followOf = (ps: PlannedSource): string[] | undefined => (ps.type === 'tcpstates' ? undefined : ps.follow);
 
 /** the inode of a source's namespace ('' : the daemon's own), or undefined */
+/** the key of a namespace in the store's id cache: its name and inode */
+const nsKey = (name: string, inode: number): string => `${name}\0${inode}`;
+
 function inodeOf(netns: string | undefined): number | undefined {
   try { return statSync(!netns ? '/proc/self/ns/net' : netns.includes('/') ? netns : `/run/netns/${netns}`).ino; } catch { return undefined; }
 }
@@ -206,7 +209,7 @@ export class Pipeline {
       // opened by name: the name made again meanwhile is another namespace (the next scan attaches that one)
       if (inodeOf(ns) !== x.followed) throw new Error('the namespace was replaced while it was being attached');
     } catch (e) {
-      if (a) { this.drop(a); a.src.close(); }
+      if (a) { this.drop(a); a.src.close(); a.table?.endAll(nowMicros()); this.retire(a.table); }
       // gone meanwhile (or made again): the next scan says so, no need to
       if (inodeOf(ns) !== x.followed) return undefined;
       if (!this.failed.has(k)) this.log.warn(`source ${ps.config.name}: cannot attach to network namespace ${ns}: ${(e as Error).message}; trying again every ${ATTACH_RETRY_MS / 1000} s`);
@@ -416,12 +419,14 @@ export class Pipeline {
     if (ps.type === 'tcpstates') {
       if (!this.writer || !ps.config.netns) return { nsId: -1, table: undefined };
       let name = ps.config.netns;
-      try { name = this.netnsNames().name(netnsInode(name)); } catch { /* the source itself says it is not there */ }
-      return { nsId: await this.writer.namespaceId(name), table: undefined };
+      let ino = 0;
+      try { ino = netnsInode(name); name = this.netnsNames().name(ino); } catch { /* the source itself says it is not there */ }
+      return { nsId: await this.writer.namespaceId(name, ino), table: undefined };
     }
     if (ps.type !== 'conntrack') {
-      const nsId = this.writer && ps.config.store ? await this.writer.namespaceId(ps.config.netns ?? '') : 0;
-      if (this.writer && ps.config.store) this.nsIds.set(ps.config.netns ?? '', nsId);
+      const ino = inodeOf(ps.config.netns) ?? 0;
+      const nsId = this.writer && ps.config.store ? await this.writer.namespaceId(ps.config.netns ?? '', ino) : 0;
+      if (this.writer && ps.config.store) this.nsIds.set(nsKey(ps.config.netns ?? '', ino), nsId);
       return { nsId, table: undefined };
     }
     const sc = ps.config;
@@ -429,8 +434,9 @@ export class Pipeline {
     prepareConntrack(sc, this.log, withFlows);
     let nsId = 0;
     if (this.writer && sc.flows) {
-      nsId = await this.writer.namespaceId(sc.netns ?? '');
-      this.nsIds.set(sc.netns ?? '', nsId);
+      const ino = inodeOf(sc.netns) ?? 0;
+      nsId = await this.writer.namespaceId(sc.netns ?? '', ino);
+      this.nsIds.set(nsKey(sc.netns ?? '', ino), nsId);
       if (!table) {
         const ns = this.readNamespace(sc);
         if (ns.timestamps === false) {
@@ -503,21 +509,22 @@ export class Pipeline {
    * packets carry), or one asked for first.
    */
   private storeTcpState(r: RecordOf['tcpstate']): void {
-    const id = this.nsIds.get(r.netns);
+    const key = nsKey(r.netns, r.netnsInode);
+    const id = this.nsIds.get(key);
     if (id !== undefined) { this.writer!.tcpState(tcpStateRow(r, id, this.boot)); return; }
     const row = tcpStateRow(r, 0, this.boot);
     this.nsWaiting++;
-    const waiting = this.nsPending.get(r.netns);
+    const waiting = this.nsPending.get(key);
     if (waiting) { waiting.push(row); return; }
-    this.nsPending.set(r.netns, [row]);
+    this.nsPending.set(key, [row]);
     const w = this.writer!;
     // (namespaceId does not fail: a store that cannot answer gets an id chosen here, written with the batch)
-    const asked = w.namespaceId(r.netns).then((nsId) => {
-      this.nsIds.set(r.netns, nsId);
-      const rows = this.nsPending.get(r.netns) ?? [];
+    const asked = w.namespaceId(r.netns, r.netnsInode).then((nsId) => {
+      this.nsIds.set(key, nsId);
+      const rows = this.nsPending.get(key) ?? [];
       for (const x of rows) { x.ns = nsId; w.tcpState(x); }
       this.nsWaiting -= rows.length;
-      this.nsPending.delete(r.netns);
+      this.nsPending.delete(key);
       this.nsAsking.delete(asked);
       this.maybeResume();
     });
@@ -676,6 +683,8 @@ export class Pipeline {
   }
 
   private async reloadNow(next: Plan): Promise<void> {
+    // queued before a stop: the stop goes on with what runs (its open flows stay open for the next run)
+    if (this.closing) throw new Error('the daemon is stopping');
     const storeChanged = JSON.stringify(storeKey(next.config.store)) !== JSON.stringify(storeKey(this.plan.config.store));
     if (storeChanged) this.log.warn('SIGHUP: the [store] settings change only when the daemon restarts; the running store stays');
     const plan: Plan = { ...next, config: { ...next.config, store: this.plan.config.store } };
@@ -690,7 +699,8 @@ export class Pipeline {
     const steps: Array<{ x: Expanded; ps: PlannedSource; same?: Attached; prev?: Attached; prep?: { nsId: number; table: FlowTable | undefined } }> = [];
     const hadWatcher = this.watcher !== undefined;
     // a followed namespace already gone (its delete not yet handled): ended as any detach
-    for (const a of [...old]) if (a.followed !== undefined && !this.watcher?.namespaces.has(a.followed)) { this.detach(a); old.splice(old.indexOf(a), 1); }
+    // (which takes it out of this.sources, that is `old`)
+    if (this.watcher) for (const a of [...old]) if (a.followed !== undefined && !this.watcher.namespaces.has(a.followed)) this.detach(a);
     try {
       this.ensureWatcher({ ...plan, sources: [...plan.sources, ...this.plan.sources] });
       for (const x of this.expand(plan)) {
@@ -767,6 +777,8 @@ export class Pipeline {
         this.log.error(`SIGHUP: source ${st.ps.config.name}: ${(e as Error).message}`);
         // opened but not started: nothing of it may stay open
         a?.src.close();
+        // the flow table it was to carry on has no reader now: its open flows end here (end-estimated), its counts stay
+        if (st.prep?.table) { st.prep.table.endAll(nowMicros()); this.retire(st.prep.table); }
         // a followed namespace: tried again later, as any that cannot be attached
         if (st.x.followed !== undefined) this.failed.set(followKey(st.x.parent, st.x.followed), Date.now() + ATTACH_RETRY_MS);
         continue;
@@ -795,7 +807,14 @@ export class Pipeline {
         for (const o of replacedTcp) if (this.writer && o.toStore) this.writer.gap({ ns: o.nsId, since: now, until: now, reason: 'the tcpstates source could not start again after SIGHUP: changes from here on are not traced', kind: 'tcpstates' });
       }
     }
-    for (const o of old) if (!this.sources.includes(o) && !steps.some((x) => x.prev === o)) { o.src.close(); o.table?.sweep(true); this.retire(o.table); }
+    for (const o of old) {
+      if (this.sources.includes(o) || steps.some((x) => x.prev === o)) continue;
+      o.src.close();
+      // a followed namespace no longer followed (the pattern changed, the source went): nothing reads it
+      // any more, its open flows end as at a detach; another source's end with its last dump's missing ones
+      if (o.followed !== undefined) o.table?.endAll(nowMicros()); else o.table?.sweep(true);
+      this.retire(o.table);
+    }
     // no longer followed (a source changed or gone): forget its failures; no watcher without a source that follows
     const parents = new Set(plan.sources.filter((ps) => followOf(ps)).map((ps) => ps.config.name));
     for (const k of [...this.failed.keys()]) if (!parents.has(k.slice(0, k.indexOf('\0')))) this.failed.delete(k);
@@ -805,6 +824,7 @@ export class Pipeline {
   }
 
   private closeNow(): void {
+    this.closing = true;
     this.watcher?.close();
     this.watcher = undefined;
     for (const s of this.sources) s.src.close();

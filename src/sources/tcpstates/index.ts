@@ -70,21 +70,19 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
       const name = ns.names.find((n) => tests.some((t) => t(n)));
       if (name !== undefined) want.set(ns.inode, name);
     }
-    try {
-      for (const [ino, name] of this.traced) {
-        if (want.has(ino)) continue;
-        this.src.forbidNetns(ino);
-        this.traced.delete(ino);
-        if (!quiet) this.log.info(`source ${this.name}: network namespace ${name} (inode ${ino}) is gone: no longer traced`);
-      }
-      for (const [ino, name] of want) {
-        if (this.traced.has(ino)) continue;
-        this.src.allowNetns(ino);
-        this.traced.set(ino, name);
-        if (!quiet) this.log.info(`source ${this.name}: tracing network namespace ${name} (inode ${ino})`);
-      }
-    } catch (e) {
-      this.log.error(`source ${this.name}: following network namespaces: ${(e as Error).message}`);
+    // (one that fails, a full map say, is said and tried again when the namespaces change next)
+    const failed = (name: string, e: unknown) => this.log.error(`source ${this.name}: network namespace ${name}: ${(e as Error).message}`);
+    for (const [ino, name] of this.traced) {
+      if (want.has(ino)) continue;
+      try { this.src.forbidNetns(ino); } catch (e) { failed(name, e); continue; }
+      this.traced.delete(ino);
+      if (!quiet) this.log.info(`source ${this.name}: network namespace ${name} (inode ${ino}) is gone: no longer traced`);
+    }
+    for (const [ino, name] of want) {
+      if (this.traced.has(ino)) continue;
+      try { this.src.allowNetns(ino); } catch (e) { failed(name, e); continue; }
+      this.traced.set(ino, name);
+      if (!quiet) this.log.info(`source ${this.name}: tracing network namespace ${name} (inode ${ino})`);
     }
     this.names.refresh();
   }
