@@ -110,10 +110,20 @@ export function flowsCsv(flows: StoredFlow[], ns: Map<number, string>, procs?: s
   return out.join('\n') + '\n';
 }
 
-export function topTable(rows: TopRow[], key: string): string {
-  return alignedTable([key.toUpperCase(), 'FLOWS', 'BYTES', 'PACKETS'], rows.map((r) => [r.key, String(r.flows), String(r.bytes), String(r.packets)]));
+/** `ns`: the namespaces' names; a NETNS column when a row is of another namespace than the daemon's */
+export function topTable(rows: TopRow[], key: string, ns = new Map<number, string>()): string {
+  const withNs = rows.some((r) => (ns.get(r.ns ?? 0) ?? '') !== '');
+  return alignedTable([key.toUpperCase(), ...(withNs ? ['NETNS'] : []), 'FLOWS', 'BYTES', 'PACKETS'],
+    rows.map((r) => [r.key, ...(withNs ? [ns.get(r.ns ?? 0) || '-'] : []), String(r.flows), String(r.bytes), String(r.packets)]));
 }
 
-export function topCsv(rows: TopRow[], key: string): string {
-  return [`${key},flows,bytes,packets`, ...rows.map((r) => [r.key, r.flows, r.bytes, r.packets].map(csvCell).join(','))].join('\n') + '\n';
+export function topCsv(rows: TopRow[], key: string, ns = new Map<number, string>()): string {
+  const withNs = rows.some((r) => (ns.get(r.ns ?? 0) ?? '') !== '');
+  return [`${key},${withNs ? 'netns,' : ''}flows,bytes,packets`,
+    ...rows.map((r) => [r.key, ...(withNs ? [ns.get(r.ns ?? 0) ?? ''] : []), r.flows, r.bytes, r.packets].map(csvCell).join(','))].join('\n') + '\n';
+}
+
+/** --top --json: each row with its namespace's name (hosts and pairs) */
+export function topJson(rows: TopRow[], ns = new Map<number, string>()): Array<Record<string, unknown>> {
+  return rows.map(({ ns: id, ...r }) => (id === undefined ? r : { key: r.key, netns: ns.get(id) ?? '', flows: r.flows, bytes: r.bytes, packets: r.packets }));
 }

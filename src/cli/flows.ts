@@ -6,7 +6,7 @@ import { cidrList, intOpt, portList, timeOpt } from './search-options.js';
 import { UsageError } from '../util/errors.js';
 import { collect, list, parseProto } from './options.js';
 import { addStoreOptions, namespaceIds, openReader, query, type StoreCliOptions } from './store-open.js';
-import { flowJson, flowsCsv, flowsTable, hostPort, topCsv, topTable } from './flowfmt.js';
+import { flowJson, flowsCsv, flowsTable, hostPort, topCsv, topJson, topTable } from './flowfmt.js';
 import { packetJson, packetsTable } from './packetfmt.js';
 import { holdersJson, holdersText, type HeldBy } from './tcpstatefmt.js';
 import { holderExtent } from '../store/tcpstates.js';
@@ -92,7 +92,7 @@ export function flowsCommand(): Command {
         const s: FlowSearch = { ...(sel.length ? { ...base, ...sel[0], also: sel.slice(1) } : base), nsIds };
         if (o.top) {
           const rows = await store.top(s, o.top, o.by, limit || 1000000);
-          process.stdout.write(o.json ? JSON.stringify(rows, null, 2) + '\n' : o.csv ? topCsv(rows, o.top) : topTable(rows, o.top));
+          process.stdout.write(o.json ? JSON.stringify(topJson(rows, ns), null, 2) + '\n' : o.csv ? topCsv(rows, o.top, ns) : topTable(rows, o.top, ns));
           return;
         }
         const flows = await store.search(s);

@@ -7,6 +7,7 @@ import { ConntrackSource, prepareConntrack, type ConntrackStats, type SyncWhy } 
 import { NflogDaemonSource, type NflogSourceStats } from '../sources/nflog/index.js';
 import { TcpstatesDaemonSource, type TcpstatesSourceStats } from '../sources/tcpstates/index.js';
 import type { TcpstatesSourceConfig } from '../sources/tcpstates/schema.js';
+import type { SourceLog } from '../sources/source.js';
 import type { Kind, RecordOf } from '../records/index.js';
 import { compileMatcher } from '../pipeline/filter.js';
 import { FLAG_END_ESTIMATED } from '../records/flow.js';
@@ -201,7 +202,7 @@ export class Pipeline {
     const ps = this.oneFeeder(x.ps, x.followed, this.sources);
     let a: Attached | undefined;
     try {
-      const prep = await this.prepareSource(ps, adopted);
+      const prep = await this.prepareSource(ps, adopted, undefined, x.parent);
       a = this.openSource(ps, prep, x, x.ps);
       this.sources.push(a);
       if (this.paused) a.src.pause();
@@ -414,7 +415,23 @@ export class Pipeline {
   }
 
   /** What a source needs before its socket opens: sysctls set, its namespace id and flow table. */
-  private async prepareSource(ps: PlannedSource, adopted: OpenRow[], table?: FlowTable): Promise<{ nsId: number; table: FlowTable | undefined }> {
+  /**
+   * The log of a source: an instance for a followed namespace says its own
+   * news at debug level (at info, one line per namespace attached or gone is
+   * the daemon's), its warnings and errors as any source.
+   */
+  private sourceLog(followed: boolean): SourceLog {
+    if (!followed) return this.log;
+    const l = this.log;
+    return { error: (m) => l.error(m), warn: (m) => l.warn(m), info: (m) => l.debug(m), debug: (m) => l.debug(m) };
+  }
+
+  /** the followed sources already told that a namespace of theirs has no kernel timestamps */
+  private saidNoTimestamps = new Set<string>();
+
+  /** `parent`: the configured source of a followed namespace's instance */
+  private async prepareSource(ps: PlannedSource, adopted: OpenRow[], table?: FlowTable, parent?: string): Promise<{ nsId: number; table: FlowTable | undefined }> {
+    const followed = parent !== undefined;
     // a tcpstates source's gaps are in its namespace (by the name its changes carry), or in every one (-1)
     if (ps.type === 'tcpstates') {
       if (!this.writer || !ps.config.netns) return { nsId: -1, table: undefined };
@@ -431,7 +448,7 @@ export class Pipeline {
     }
     const sc = ps.config;
     const withFlows = this.writer !== undefined && sc.flows;
-    prepareConntrack(sc, this.log, withFlows);
+    prepareConntrack(sc, this.sourceLog(followed), withFlows);
     let nsId = 0;
     if (this.writer && sc.flows) {
       const ino = inodeOf(sc.netns) ?? 0;
@@ -439,7 +456,10 @@ export class Pipeline {
       this.nsIds.set(nsKey(sc.netns ?? '', ino), nsId);
       if (!table) {
         const ns = this.readNamespace(sc);
-        if (ns.timestamps === false) {
+        if (ns.timestamps === false && followed && !this.saidNoTimestamps.has(parent)) {
+          this.saidNoTimestamps.add(parent);
+          this.log.warn(`source ${parent}: nf_conntrack_timestamp is off in network namespace ${sc.netns} (said once for the namespaces it follows): flow times there are when conntrail read the events and ends of expired flows when the kernel reaped them (set enable_timestamps = true for the kernel's own times)`);
+        } else if (ns.timestamps === false && !followed) {
           this.log.warn(`source ${sc.name}: nf_conntrack_timestamp is off${sc.netns ? ` in network namespace ${sc.netns}` : ''}: flow times are when conntrail read the events and ends of expired flows when the kernel reaped them (set enable_timestamps = true for the kernel's own times)`);
         }
         table = new FlowTable({ ns: nsId, out: this.writer, timeouts: ns.timeouts, jiffyUs: this.jiffy, seesNew: sc.events.includes('new') });
@@ -452,9 +472,10 @@ export class Pipeline {
 
   /** Opens a source's socket (nothing is read before startSource). */
   private openSource(ps: PlannedSource, prep: { nsId: number; table: FlowTable | undefined }, x: Expanded, configured: PlannedSource = ps): Attached {
-    const src = ps.type === 'conntrack' ? new ConntrackSource(ps.config, ps.filter, this.log)
-      : ps.type === 'tcpstates' ? new TcpstatesDaemonSource(ps.config, this.log, this.netnsNames())
-      : new NflogDaemonSource(ps.config, this.log, { keepRaw: this.keepsRaw(x.parent) });
+    const log = this.sourceLog(x.followed !== undefined);
+    const src = ps.type === 'conntrack' ? new ConntrackSource(ps.config, ps.filter, log)
+      : ps.type === 'tcpstates' ? new TcpstatesDaemonSource(ps.config, log, this.netnsNames())
+      : new NflogDaemonSource(ps.config, log, { keepRaw: this.keepsRaw(x.parent) });
     return {
       name: ps.config.name, parent: x.parent, followed: x.followed, planned: ps, configured, src, table: prep.table, nsId: prep.nsId, routes: this.routesFor(ps, x.parent),
       inode: ps.type === 'tcpstates' ? undefined : x.followed ?? inodeOf(ps.config.netns),
@@ -717,7 +738,7 @@ export class Pipeline {
         if (x.followed !== undefined && !prev) {
           // a followed namespace that cannot be prepared is tried again later; the reload goes on
           try {
-            steps.push({ x, ps, prep: await this.prepareSource(ps, [], undefined) });
+            steps.push({ x, ps, prep: await this.prepareSource(ps, [], undefined, x.parent) });
           } catch (e) {
             const k = followKey(x.parent, x.followed);
             if (!this.failed.has(k)) this.log.warn(`source ${ps.config.name}: cannot attach to network namespace ${ps.config.netns}: ${(e as Error).message}; trying again every ${ATTACH_RETRY_MS / 1000} s`);
@@ -725,7 +746,7 @@ export class Pipeline {
           }
           continue;
         }
-        steps.push({ x, ps, prev, prep: await this.prepareSource(ps, [], prev?.table) });
+        steps.push({ x, ps, prev, prep: await this.prepareSource(ps, [], prev?.table, x.followed !== undefined ? x.parent : undefined) });
       }
     } catch (e) {
       for (const k of sinks) if (!keptSinks.includes(k)) void k.close();

@@ -188,7 +188,7 @@ export class SyslogSink implements Sink {
   /** One syslog message around a record (`rec`: its namespace goes in RFC 5424's structured data). */
   message(line: string, now = new Date(), rec?: { netns?: string; netnsInode?: number }): string {
     if (this.o.protocol === 'rfc5424') {
-      const sd = rec?.netns ? `[${this.o.sdId ?? 'conntrail@32473'} netns="${sdValue(rec.netns)}" netns_inode="${rec.netnsInode ?? 0}"]` : '-';
+      const sd = rec?.netns ? `[${this.o.sdId ?? 'conntrail@32473'} netns="${sdValue(rec.netns)}"${rec.netnsInode ? ` netns_inode="${rec.netnsInode}"` : ''}]` : '-';
       return `<${this.pri}>1 ${now.toISOString()} ${this.host} ${this.o.tag} ${process.pid} - ${sd} ${line}`;
     }
     // RFC 3164; to the local socket without the host name, as syslog(3) does

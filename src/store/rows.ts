@@ -48,6 +48,7 @@ export function rowToOpen(x: Record<string, unknown>): OpenRow {
 export function topRow(key: TopKey, x: Record<string, unknown>): TopRow {
   return {
     key: key === 'hosts' ? addrText(x.src) : key === 'ports' ? `${x.dport ?? '-'}/${PROTO_NAMES[Number(x.proto)] ?? x.proto}` : `${addrText(x.src)} ${addrText(x.dst)}`,
+    ...(x.ns !== undefined ? { ns: Number(x.ns) } : {}),
     flows: Number(x.flows), bytes: Number(x.bytes), packets: Number(x.packets),
   };
 }

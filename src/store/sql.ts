@@ -253,7 +253,8 @@ export type TopKey = 'hosts' | 'ports' | 'pairs';
 export function topQuery(d: Dialect, s: FlowSearch, key: TopKey, by: 'bytes' | 'flows', limit: number): Built {
   const P = new Params(d);
   const inner = threeSets(OUT_COLS, (range) => searchCond(d, s, P.p, range), s.window, P.p);
-  const group = key === 'hosts' ? 'src' : key === 'ports' ? 'proto, dport' : 'src, dst';
+  // (a host is an address in a namespace: 10.0.0.5 of two routers is two rows)
+  const group = key === 'hosts' ? 'ns, src' : key === 'ports' ? 'proto, dport' : 'ns, src, dst';
   const order = by === 'bytes' ? 'bytes DESC, flows DESC' : 'flows DESC, bytes DESC';
   const sql = `${bucketsCte(s.window, P.p)}SELECT ${group}, COUNT(*) AS flows, SUM(COALESCE(obytes, 0) + COALESCE(rbytes, 0)) AS bytes, ` +
     `SUM(COALESCE(opkts, 0) + COALESCE(rpkts, 0)) AS packets FROM (${inner}) AS m GROUP BY ${group} ORDER BY ${order} LIMIT ${P.p(limit)}`;

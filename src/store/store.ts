@@ -10,6 +10,8 @@ export type StoredFlow = Omit<FlowRecord, 'key' | 'family'>;
 
 export interface TopRow {
   key: string;
+  /** hosts and pairs: the store's id of their namespace */
+  ns?: number;
   flows: number;
   bytes: number;
   packets: number;

@@ -118,6 +118,12 @@ spool_dir = "${join(dir, 'spool')}"
     const pid = daemon.pid!;
     for (const ns of names) assert.ok(await waitSubscribed(pid, 20000, ns) && await waitFor(() => nflogBound(ns), 20000), `the daemon in ${ns}: ${o.err()}`);
     assert.ok(await waitFor(() => o.err().includes('started with'), 20000), o.err());
+    // at info level one line per namespace and source attached (the instances' own news is at debug)
+    for (const ns of names) {
+      const said = lines(o.err()).filter((l) => l.includes(`@${ns}:`));
+      assert.deepEqual(said.map((l) => l.replace(/^.*?source /, '')).sort(),
+        [`ct@${ns}: attached to network namespace ${ns} (inode ${inode(ns)})`, `pk@${ns}: attached to network namespace ${ns} (inode ${inode(ns)})`], said.join('\n'));
+    }
 
     const daemonLines = (ns: string) => {
       const pre = `[${ns}] `;

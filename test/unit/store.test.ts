@@ -16,6 +16,7 @@ import { UNBOUNDED, type FlowRecord } from '../../src/records/flow.js';
 import { emptyBatch, type StoreBatch, type StoredFlow } from '../../src/store/store.js';
 import { coverageGaps, judge } from '../../src/cli/who.js';
 import { flowHolders } from '../../src/cli/flows.js';
+import { topJson, topTable } from '../../src/cli/flowfmt.js';
 import { holdersText } from '../../src/cli/tcpstatefmt.js';
 import { tcpStateRow, type TcpStateRow } from '../../src/store/tcpstates.js';
 import type { TcpStateChange } from '../../src/records/tcpstate.js';
@@ -265,6 +266,14 @@ describe('SQLite flow store', () => {
     assert.deepEqual(pairs.map((r) => [r.key, r.flows]), [['10.0.0.2 198.51.100.9', 3]]);
     const ports = await s.top(search({}), 'ports', 'flows', 1);
     assert.deepEqual(ports.map((r) => [r.key, r.flows]), [['443/tcp', 4]]);
+    // a host is an address in a namespace: 10.0.0.5 behind two routers is two rows
+    await s.write(batch({ closed: [rec({ src: '10.0.0.5', ns: 3 }), rec({ src: '10.0.0.5', ns: 3 }), rec({ src: '10.0.0.5', ns: 4 })] }));
+    const five = await s.top(search({ hosts: [parseCidr('10.0.0.5')], sides: ['src'] }), 'hosts', 'flows', 5);
+    assert.deepEqual(five.map((r) => [r.key, r.ns, r.flows]), [['10.0.0.5', 3, 2], ['10.0.0.5', 4, 1]]);
+    const names = new Map([[0, ''], [3, 'qrouter-a'], [4, 'qrouter-b']]);
+    assert.deepEqual(topJson(five, names).map((r) => r.netns), ['qrouter-a', 'qrouter-b']);
+    assert.match(topTable(five, 'hosts', names), /^HOSTS\s+NETNS\s+FLOWS/);
+    assert.doesNotMatch(topTable(ports, 'ports', names), /NETNS/);
     await s.close();
   });
 
