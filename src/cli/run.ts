@@ -16,7 +16,9 @@ export function statsText(s: DaemonStats): string {
     ? `source ${x.name}: packets=${x.packets} seq_gaps=${x.seqGaps} datagrams=${x.datagrams} overflows=${x.enobufs} ` +
       `kernel_drops=${x.kernelDrops} malformed=${x.malformed} truncated_packets=${x.truncatedPackets} rcvbuf=${x.rcvbuf}`
     : x.type === 'tcpstates'
-    ? `source ${x.name}: changes=${x.records} drops=${x.drops} missed=${x.missed} batches=${x.batches} wakeups=${x.wakeups} malformed=${x.malformed}`
+    ? `source ${x.name}: changes=${x.records} drops=${x.drops} missed=${x.missed} batches=${x.batches} wakeups=${x.wakeups} malformed=${x.malformed}` +
+      // following namespaces: each one's changes, as the instances of conntrack and nflog sources are listed
+      Object.entries(x.byNetns ?? {}).map(([ns, n]) => `; source ${x.name}@${ns}: changes=${n}`).join('')
     : `source ${x.name}: events=${x.events} datagrams=${x.datagrams} overflows=${x.enobufs} ` +
       `kernel_drops=${x.kernelDrops} resyncs=${x.resyncs} dumped=${x.dumped} malformed=${x.malformed} rcvbuf=${x.rcvbuf}`);
   const snk = s.sinks.map((x) => `sink ${x.name}: written=${x.written} dropped=${x.dropped} queued=${x.queued} errors=${x.errors}` +

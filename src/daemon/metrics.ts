@@ -22,6 +22,9 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   counter('conntrail_tcp_state_changes_received_total', 'TCP state changes received from the eBPF program, by source', ['source'], (c, s) => {
     for (const x of s.sources) if (x.type === 'tcpstates') c.inc({ source: x.name }, x.records);
   });
+  counter('conntrail_tcp_state_changes_by_netns_total', 'TCP state changes received, by source and network namespace, of a tcpstates source that follows namespaces by pattern (the namespaces traced now)', ['source', 'netns'], (c, s) => {
+    for (const x of s.sources) if (x.type === 'tcpstates' && x.byNetns) for (const [netns, n] of Object.entries(x.byNetns)) c.inc({ source: x.name, netns }, n);
+  });
   counter('conntrail_tcp_state_changes_lost_total', 'TCP state changes lost: the ring buffer was full, or the kernel skipped the program (already running on that CPU), by source', ['source'], (c, s) => {
     for (const x of s.sources) if (x.type === 'tcpstates') c.inc({ source: x.name }, x.drops + x.missed);
   });

@@ -371,6 +371,9 @@ spool_dir = "${join(dir, 'spool')}"
     const before = o.err().length;
     daemon.kill('SIGUSR1');
     assert.ok(await waitFor(() => /source tcp: namespaces_attached=2 namespaces_failing=0/.test(o.err().slice(before)), 10000), o.err().slice(before));
+    // each namespace's changes counted: those of the accepted sockets and more (the listener's, the client's)
+    const counted = (ns: string) => Number(new RegExp(`source tcp@${ns}: changes=(\\d+)`).exec(o.err().slice(before))?.[1]);
+    assert.ok(counted(tA) >= traced(inA, inoA).length && counted(tB) >= traced(inB, inoB).length && counted(tA) > 0, o.err().slice(before));
     // A's name goes; its process keeps the namespace alive and connects again: not traced
     sh(['ip', 'netns', 'del', tA]);
     assert.ok(await waitFor(() => o.err().includes(`network namespace ${tA} (inode`) && o.err().includes('is gone: no longer traced'), 10000), o.err());

@@ -12,6 +12,8 @@ import { NetnsWatcher, netnsPattern, type NamedNetns } from '../netns/watch.js';
 
 export interface TcpstatesSourceStats extends BaseSourceStats, TcpstatesStats {
   type: 'tcpstates';
+  /** following namespaces by pattern: the changes received from each traced now, by name */
+  byNetns?: Record<string, number>;
 }
 
 export class TcpstatesDaemonSource implements Source<'tcpstate'> {
@@ -52,6 +54,8 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
   /** following namespaces by pattern: the /run/netns watcher, and the namespaces traced now (inode: name) */
   private watcher: NetnsWatcher | undefined;
   private traced = new Map<number, string>();
+  /** following: changes received per namespace traced (by inode) */
+  private perNs = new Map<number, number>();
 
   /** how many namespaces a source that follows them by pattern traces now (undefined: it does not follow) */
   get followedCount(): number | undefined {
@@ -76,6 +80,7 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
       if (want.has(ino)) continue;
       try { this.src.forbidNetns(ino); } catch (e) { failed(name, e); continue; }
       this.traced.delete(ino);
+      this.perNs.delete(ino);
       if (!quiet) this.log.info(`source ${this.name}: network namespace ${name} (inode ${ino}) is gone: no longer traced`);
     }
     for (const [ino, name] of want) {
@@ -100,6 +105,7 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
         if (this.handoff.over) this.handoff = undefined;
       }
       this.tail?.push(r);
+      if (this.config.follow) this.perNs.set(r.netnsInode, (this.perNs.get(r.netnsInode) ?? 0) + 1);
       r.netns = names.name(r.netnsInode);
       out.record(r, true);
     };
@@ -169,7 +175,9 @@ export class TcpstatesDaemonSource implements Source<'tcpstate'> {
 
   stats(): TcpstatesSourceStats {
     const s = this.src.stats();
-    return { ...s, name: this.name, type: 'tcpstates', datagrams: s.batches, enobufs: 0, kernelDrops: s.drops, rcvbuf: this.config.ring_size };
+    const st: TcpstatesSourceStats = { ...s, name: this.name, type: 'tcpstates', datagrams: s.batches, enobufs: 0, kernelDrops: s.drops, rcvbuf: this.config.ring_size };
+    if (this.config.follow) st.byNetns = Object.fromEntries([...this.traced].map(([ino, name]) => [name, this.perNs.get(ino) ?? 0]));
+    return st;
   }
 
   close(): void {
