@@ -4,15 +4,35 @@ import type { FlowEvent } from '../records/event.js';
 import { collect, list } from '../util/args.js';
 import { UsageError } from '../util/errors.js';
 import { CONNTRACK_OUTPUT_OPTIONS, FORMATS, makeFormatter, type FormatName } from '../formats/index.js';
-import type { FilterSpec } from '../sources/conntrack/filter.js';
+import { conntrackParams, type FilterSpec } from '../sources/conntrack/filter.js';
 
 export { collect, list };
 export { buildFilter, checkNetns, parseProto } from '../sources/conntrack/filter.js';
 
 export function addFilterOptions(cmd: Command, withEvents: boolean): Command {
   if (withEvents) {
-    cmd.option('-e, --event <types>', 'event types to show: NEW,UPDATE,DESTROY or ALL (comma-separated)', 'ALL');
+    cmd.option('-e, --event <types>', 'event types to show: NEW,UPDATES,DESTROY or ALL (comma-separated; any case, a prefix will do, as conntrack)', 'ALL');
+    cmd.addOption(new Option('--event-mask <types>', 'conntrack\'s long form of -e').hideHelp());
   }
+  // conntrack's long forms and tuple options (repeatable: any of the values)
+  for (const [flags, what] of [
+    ['--orig-src <addr>', 'conntrack\'s long form of -s'], ['--orig-dst <addr>', 'conntrack\'s long form of -d'], ['--protonum <proto>', 'conntrack\'s long form of -p'],
+    ['--orig-port-src <port>', 'conntrack\'s long form of --sport'], ['--orig-port-dst <port>', 'conntrack\'s long form of --dport'],
+  ] as const) cmd.addOption(new Option(flags, what).hideHelp().argParser(collect));
+  cmd
+    .option('-r, --reply-src <addr>', 'reply source address (as conntrack -r; repeatable)', collect)
+    .option('-q, --reply-dst <addr>', 'reply destination address (as conntrack -q; repeatable)', collect)
+    .option('--sport <port>', 'original source port (with -p tcp, udp, udplite, sctp or dccp; repeatable)', collect)
+    .option('--dport <port>', 'original destination port (with -p of a protocol with ports; repeatable)', collect)
+    .option('--reply-port-src <port>', 'reply source port (repeatable)', collect)
+    .option('--reply-port-dst <port>', 'reply destination port (repeatable)', collect)
+    .option('--state <state>', 'protocol state, as conntrack prints it (with -p tcp, sctp or dccp; repeatable); events without one do not match', collect)
+    .option('--icmp-type <type>', 'ICMP type (with -p icmp; repeatable)', collect)
+    .option('--icmp-code <code>', 'ICMP code (with -p icmp; repeatable)', collect)
+    .option('--icmp-id <id>', 'ICMP id (with -p icmp; repeatable)', collect)
+    .option('--icmpv6-type <type>', 'ICMPv6 type (with -p icmpv6; repeatable)', collect)
+    .option('--icmpv6-code <code>', 'ICMPv6 code (with -p icmpv6; repeatable)', collect)
+    .option('--icmpv6-id <id>', 'ICMPv6 id (with -p icmpv6; repeatable)', collect);
   return cmd
     .option('-f, --family <family>', 'ipv4 or ipv6 only')
     .option('-p, --proto <proto>', 'only this layer-4 protocol: name or number (repeatable, comma-separated)', collect)
@@ -27,7 +47,7 @@ export function addFilterOptions(cmd: Command, withEvents: boolean): Command {
     .option('-w, --zone <zone>', 'conntrack zone (repeatable)', collect)
     .option('--netns <name>', 'read the conntrack table of this network namespace (/run/netns/NAME or a path)')
     .addOption(new Option('--format <format>', 'output format').choices([...FORMATS]).default('conntrack'))
-    .option('-o, --output <opts>', 'conntrack format options: extended,id,timestamp,ktimestamp,labels (comma-separated)')
+    .option('-o, --output <opts>', 'conntrack format options: extended,id,timestamp,ktimestamp,labels,userspace (comma-separated; any case, a prefix will do, as conntrack)')
     .option('--ulogd-device <name>', 'ulogd-json: the "dvc" value, as ulogd\'s JSON device option', 'Netfilter')
     .option('--ulogd-eventv1', 'ulogd-json: Logstash event v1 ("@version", "@timestamp"), as ulogd\'s eventv1 option')
     .option('--stats', 'print counters to stderr on exit');
@@ -41,18 +61,24 @@ export interface FilterCliOptions extends FilterSpec {
   stats?: boolean;
 }
 
-const OUTPUT_OPTS = [...CONNTRACK_OUTPUT_OPTIONS, 'xml', 'save', 'userspace'];
+/** conntrack's -o names, in its order (a prefix takes the first that fits) */
+const OUTPUT_NAMES = ['xml', 'extended', 'timestamp', 'id', 'ktimestamp', 'labels', 'userspace', 'save'] as const;
 
 export function buildFormatter(o: FilterCliOptions): (ev: FlowEvent) => string {
-  const out = list(o.output ? [o.output] : []);
-  for (const x of out) {
-    if (!OUTPUT_OPTS.includes(x)) {
-      throw new UsageError(`--output: "${x}" is not an output option (extended, id, timestamp, ktimestamp, labels)`);
-    }
-    if (x === 'xml' || x === 'save' || x === 'userspace') {
-      throw new UsageError(`--output: "${x}" is not supported by conntrail (use --format json for structured output)`);
+  let names: string[];
+  try {
+    names = o.output ? conntrackParams(o.output, OUTPUT_NAMES, '--output') : [];
+  } catch {
+    const bad = (o.output ?? '').split(',').find((x) => x !== '' && !OUTPUT_NAMES.some((n) => n.startsWith(x.toLowerCase()))) ?? o.output;
+    throw new UsageError(`--output: "${bad}" is not an output option (extended, id, timestamp, ktimestamp, labels, userspace)`);
+  }
+  for (const x of names) {
+    if (x === 'xml' || x === 'save') {
+      throw new UsageError(`--output: "${x}" is not supported by conntrail yet (use --format json for structured output)`);
     }
   }
+  // userspace: [USERSPACE] portid=N progname=NAME is always printed, as by conntrack 1.4.7 (where -o userspace is kept and does nothing)
+  const out = names.filter((x) => x !== 'userspace');
   if (out.length && o.format !== 'conntrack') {
     throw new UsageError(`--output applies to --format conntrack only, not "${o.format}"`);
   }

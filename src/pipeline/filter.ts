@@ -50,6 +50,22 @@ export function compileMatcher(f: FlowFilter, kernelFiltered: boolean): (ev: Flo
     if (f.zones.length) { const s = new Set(f.zones); checks.push((e) => s.has(e.zone ?? 0)); }
   }
   if (f.ports.length) { const r = f.ports; checks.push((e) => anyPortIn(e, r)); }
+  // conntrack's tuple options: what was given must be there and equal
+  const has = <T>(l: T[] | undefined, get: (e: FlowEvent) => T | undefined) => {
+    if (!l?.length) return;
+    const s = new Set(l);
+    checks.push((e) => { const v = get(e); return v !== undefined && s.has(v); });
+  };
+  if (f.replySrc?.length) { const l = f.replySrc; checks.push((e) => addrIn(e.reply.src, l)); }
+  if (f.replyDst?.length) { const l = f.replyDst; checks.push((e) => addrIn(e.reply.dst, l)); }
+  has(f.origSport, (e) => e.orig.sport);
+  has(f.origDport, (e) => e.orig.dport);
+  has(f.replySport, (e) => e.reply.sport);
+  has(f.replyDport, (e) => e.reply.dport);
+  has(f.states, (e) => e.tcpState ?? e.sctpState ?? e.dccpState);
+  has(f.icmpType, (e) => e.orig.icmpType);
+  has(f.icmpCode, (e) => e.orig.icmpCode);
+  has(f.icmpId, (e) => e.orig.icmpId);
   if (f.notPorts.length) { const r = f.notPorts; checks.push((e) => !anyPortIn(e, r)); }
   if (checks.length === 0) return () => true;
   if (checks.length === 1) return checks[0];

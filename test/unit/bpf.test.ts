@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { runBpf } from '../../src/netlink/bpf.js';
 import { compileMatcher } from '../../src/pipeline/filter.js';
-import { buildConntrackBpf, emptyFilter, type FlowFilter } from '../../src/sources/conntrack/filter.js';
+import { buildConntrackBpf, buildFilter, CONNTRACK_EVENT_NAMES, conntrackParams, emptyFilter, type FlowFilter } from '../../src/sources/conntrack/filter.js';
+import { emptyEvent } from '../../src/records/event.js';
 import { parseCidr } from '../../src/util/ip.js';
 import { decodeBatch, newDecodeStats } from '../../src/sources/conntrack/decode.js';
 import { readFixture, FIXTURE_DIR } from '../helpers/fixtures.js';
@@ -56,5 +57,40 @@ describe('conntrack socket filter', () => {
     const many = Array.from({ length: 60 }, (_, i) => parseCidr(`10.${i}.0.0/16`));
     const prog = buildConntrackBpf({ ...emptyFilter(), src: many, notDst: many.slice(0, 30) });
     assert.ok(prog.length / 8 < 4096);
+  });
+});
+
+describe('conntrack\'s spellings of the filter options', () => {
+  it('-e and -o as conntrack reads them: any case, a prefix takes the first name that fits, SRC_NAT and DST_NAT said and ignored', () => {
+    const said: string[] = [];
+    const p = (t: string, names: readonly string[]) => conntrackParams(t, names, '-x', (m) => said.push(m));
+    assert.deepEqual(p('upd,N,destroy', CONNTRACK_EVENT_NAMES), ['UPDATES', 'NEW', 'DESTROY']);
+    assert.deepEqual(p('a', CONNTRACK_EVENT_NAMES), ['ALL']);
+    assert.deepEqual(p('s,d,de', CONNTRACK_EVENT_NAMES), ['DESTROY'], '"d" is a prefix of DST_NAT before DESTROY');
+    assert.deepEqual(said, ['WARNING: ignoring SRC_NAT, use --src-nat instead', 'WARNING: ignoring DST_NAT, use --dst-nat instead']);
+    assert.throws(() => p('NEW,', CONNTRACK_EVENT_NAMES), /empty item/);
+    assert.throws(() => p('NEWS', CONNTRACK_EVENT_NAMES), /"NEWS" is not one of ALL, NEW, UPDATES, DESTROY/);
+    assert.deepEqual(buildFilter({ event: 'upd' }).events, new Set(['UPDATE']));
+    assert.equal(buildFilter({ eventMask: 'ALL' }).events, undefined);
+    assert.throws(() => buildFilter({ event: 's' }), /names no event type/);
+  });
+
+  it('tuple options: -r, -q (no CIDR), ports with a protocol that has them, states by name, ICMP; mismatched families refused', () => {
+    const f = buildFilter({ proto: ['tcp'], replySrc: ['10.0.0.2'], sport: ['80'], origPortDst: ['0x1f90'], state: ['TIME_WAIT', 'LISTEN'] });
+    assert.deepEqual([f.origSport, f.origDport, f.states, f.replySrc?.map((c) => c.text)], [[80], [8080], [7, 9], ['10.0.0.2']]);
+    assert.deepEqual(buildFilter({ protonum: ['esp'] }).protos, [50], '/etc/protocols names');
+    assert.throws(() => buildFilter({ replyDst: ['10.0.0.0/8'] }), /CIDR notation unavailable/);
+    assert.throws(() => buildFilter({ sport: ['80'] }), /--sport: needs -p tcp/);
+    assert.throws(() => buildFilter({ proto: ['udp'], state: ['ESTABLISHED'] }), /--state: needs -p tcp, sctp or dccp/);
+    assert.throws(() => buildFilter({ proto: ['sctp'], state: ['TIME_WAIT'] }), /"TIME_WAIT" is not a SCTP state/);
+    assert.throws(() => buildFilter({ proto: ['tcp'], sport: ['65536'] }), /"65536" is not a port/);
+    assert.throws(() => buildFilter({ src: ['10.0.0.1'], replyDst: ['::1'] }), /^UsageError: mismatched address family|mismatched address family: --src 10\.0\.0\.1, --reply-dst ::1/);
+    assert.doesNotThrow(() => buildFilter({ src: ['10.0.0.1', '::2'], dst: ['::1'] }), 'a family in common');
+    // matched as conntrack compares what was given: an event without it does not match
+    const m = compileMatcher(buildFilter({ proto: ['tcp'], state: ['ESTABLISHED'] }), true);
+    const ev = (tcpState: number | undefined) => ({ ...emptyEvent(), proto: 6, tcpState });
+    assert.deepEqual([m(ev(3)), m(ev(7)), m(ev(undefined))], [true, false, false]);
+    const icmp = compileMatcher(buildFilter({ proto: ['icmp'], icmpType: ['8'] }), true);
+    assert.deepEqual([icmp({ ...emptyEvent(), orig: { ...emptyEvent().orig, icmpType: 8 } }), icmp(emptyEvent())], [true, false]);
   });
 });

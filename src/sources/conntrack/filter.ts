@@ -8,7 +8,8 @@ import { AF_INET, AF_INET6 } from '../../netlink/constants.js';
 import { ACCEPT, BPF, BpfProgram, DROP, hostU16AsLoaded } from '../../netlink/bpf.js';
 import * as C from './constants.js';
 import type { FlowEventType } from '../../records/event.js';
-import { PROTO_NAMES } from '../../records/values.js';
+import { readFileSync } from 'node:fs';
+import { DCCP_STATES, IPPROTO_DCCP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, PROTO_NAMES, SCTP_STATES, TCP_STATES } from '../../records/values.js';
 import { parseCidr, type Cidr } from '../../util/ip.js';
 import { UsageError } from '../../util/errors.js';
 import { list } from '../../util/args.js';
@@ -30,6 +31,20 @@ export interface FlowFilter {
   notPorts: PortRange[];
   marks: MarkMatch[];
   zones: number[];
+  /** conntrack's tuple options (user space): the reply tuple's addresses (-r, -q) */
+  replySrc?: Cidr[];
+  replyDst?: Cidr[];
+  /** each tuple's ports (--sport, --dport, --reply-port-src, --reply-port-dst) */
+  origSport?: number[];
+  origDport?: number[];
+  replySport?: number[];
+  replyDport?: number[];
+  /** protocol states (--state, with -p tcp, sctp or dccp): an event without one does not match */
+  states?: number[];
+  /** the original tuple's ICMP type, code and id (--icmp-type …, --icmpv6-type …) */
+  icmpType?: number[];
+  icmpCode?: number[];
+  icmpId?: number[];
 }
 
 export function emptyFilter(): FlowFilter {
@@ -54,17 +69,105 @@ export interface FilterSpec {
   mark?: string[];
   zone?: string[];
   netns?: string;
+  /** conntrack's spellings: long forms of the options above */
+  origSrc?: string[];
+  origDst?: string[];
+  protonum?: string[];
+  eventMask?: string;
+  /** conntrack's tuple options (-r, -q, the protocol's --sport …, --state, ICMP's) */
+  replySrc?: string[];
+  replyDst?: string[];
+  sport?: string[];
+  dport?: string[];
+  origPortSrc?: string[];
+  origPortDst?: string[];
+  replyPortSrc?: string[];
+  replyPortDst?: string[];
+  state?: string[];
+  icmpType?: string[];
+  icmpCode?: string[];
+  icmpId?: string[];
+  icmpv6Type?: string[];
+  icmpv6Code?: string[];
+  icmpv6Id?: string[];
+}
+
+/**
+ * A comma-separated list of conntrack's named parameters (-e, -o), read as
+ * conntrack reads it: each item is a case-insensitive prefix of a name, the
+ * first that fits in `names`' order (`-e upd` is UPDATES, `-o e` extended);
+ * a prefix of SRC_NAT or DST_NAT is said and ignored, as conntrack does; an
+ * item that fits nothing, or an empty one, is refused. Returns the names.
+ */
+export function conntrackParams(text: string, names: readonly string[], opt: string, warn: (m: string) => void = (m) => process.stderr.write(m + '\n')): string[] {
+  const out: string[] = [];
+  const items = text.split(',');
+  for (const item of items) {
+    if (item === '') throw new UsageError(`${opt}: "${text}" has an empty item (${names.join(', ')}, comma-separated)`);
+    const fits = (name: string) => name.length >= item.length && name.slice(0, item.length).toLowerCase() === item.toLowerCase();
+    if (fits('SRC_NAT') || fits('DST_NAT')) {
+      const which = fits('SRC_NAT') ? 'SRC_NAT' : 'DST_NAT';
+      warn(`WARNING: ignoring ${which}, use --${which === 'SRC_NAT' ? 'src' : 'dst'}-nat instead`);
+      continue;
+    }
+    const name = names.find(fits);
+    if (name === undefined) throw new UsageError(`${opt}: "${item}" is not one of ${names.join(', ')} (or a prefix of one)`);
+    out.push(name);
+  }
+  return out;
+}
+
+/** the event types of -e, in conntrack's order (UPDATES is conntrail's UPDATE) */
+export const CONNTRACK_EVENT_NAMES = ['ALL', 'NEW', 'UPDATES', 'DESTROY'] as const;
+
+/** the protocols whose tuples have ports */
+const PORT_PROTOS = new Set([IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPPROTO_SCTP, IPPROTO_DCCP]);
+
+function parseTuplePort(text: string, opt: string): number {
+  const n = /^0x[0-9a-f]{1,4}$/i.test(text) ? parseInt(text, 16) : /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 0 && n <= 65535)) throw new UsageError(`${opt}: "${text}" is not a port (0-65535)`);
+  return n;
+}
+
+function parseByte(text: string, opt: string, what: string, max = 255): number {
+  const n = /^0x[0-9a-f]{1,4}$/i.test(text) ? parseInt(text, 16) : /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 0 && n <= max)) throw new UsageError(`${opt}: "${text}" is not ${what} (0-${max})`);
+  return n;
+}
+
+/** the state names --state takes per protocol (conntrack's: TCP's 9 is LISTEN or SYN_SENT2) */
+function stateNumber(proto: number, text: string, opt: string): number {
+  const table: readonly string[] = proto === IPPROTO_TCP ? TCP_STATES : proto === IPPROTO_SCTP ? SCTP_STATES : DCCP_STATES;
+  const i = table.indexOf(text);
+  if (i >= 0) return i;
+  if (proto === IPPROTO_TCP && text === 'LISTEN') return 9;
+  const what = proto === IPPROTO_TCP ? 'TCP' : proto === IPPROTO_SCTP ? 'SCTP' : 'DCCP';
+  throw new UsageError(`${opt}: "${text}" is not a ${what} state (${[...table, ...(proto === IPPROTO_TCP ? ['LISTEN'] : [])].join(', ')}; upper case, as conntrack takes them)`);
 }
 
 const PROTO_BY_NAME = new Map<string, number>(Object.entries(PROTO_NAMES).map(([n, name]) => [name, Number(n)]));
 PROTO_BY_NAME.set('ipv6-icmp', 58);
+/** the names of /etc/protocols too (igmp, esp, ah, …), as conntrack's getprotobyname(3) finds them */
+let etcProtocols: Map<string, number> | undefined;
+function protocolsFile(): Map<string, number> {
+  if (etcProtocols) return etcProtocols;
+  etcProtocols = new Map();
+  let text = '';
+  try { text = readFileSync('/etc/protocols', 'utf8'); } catch { /* none here: the built-in names only */ }
+  for (const line of text.split('\n')) {
+    const f = line.replace(/#.*/, '').trim().split(/\s+/);
+    if (f.length < 2 || !/^\d{1,3}$/.test(f[1]) || Number(f[1]) > 255) continue;
+    for (const name of [f[0], ...f.slice(2)]) if (!etcProtocols.has(name.toLowerCase())) etcProtocols.set(name.toLowerCase(), Number(f[1]));
+  }
+  return etcProtocols;
+}
 
 export function parseProto(text: string, opt: string): number {
   const t = text.toLowerCase();
-  const byName = PROTO_BY_NAME.get(t);
+  const byName = PROTO_BY_NAME.get(t) ?? protocolsFile().get(t);
   if (byName !== undefined) return byName;
   if (/^\d{1,3}$/.test(t) && Number(t) <= 255) return Number(t);
-  throw new UsageError(`${opt}: "${text}" is not a protocol (${[...PROTO_BY_NAME.keys()].join(', ')} or a number 0-255)`);
+  throw new UsageError(`${opt}: "${text}" is not a protocol (${[...PROTO_BY_NAME.keys()].join(', ')}, a name in /etc/protocols, or a number 0-255)`);
 }
 
 function parsePort(text: string, opt: string): PortRange {
@@ -137,20 +240,22 @@ export function socketFilterSize(f: FlowFilter): number {
 export function buildFilter(o: FilterSpec, label: (flag: string) => string = (f) => f): FlowFilter {
   const f = emptyFilter();
   if (o.netns !== undefined) checkNetns(o.netns, label('--netns'));
-  if (o.event !== undefined) {
-    const types = list([o.event], label('--event')).map((t) => t.toUpperCase());
-    // "," would subscribe to no event at all, and wait forever
-    if (!types.length) throw new UsageError(`${label('--event')}: "${o.event}" names no event type (NEW, UPDATE, DESTROY or ALL)`);
-    if (!types.includes('ALL')) {
-      const ok = new Set<FlowEventType>();
-      for (const t of types) {
-        if (t !== 'NEW' && t !== 'UPDATE' && t !== 'DESTROY') {
-          throw new UsageError(`${label('--event')}: "${t}" is not an event type (NEW, UPDATE, DESTROY or ALL)`);
-        }
-        ok.add(t);
-      }
-      f.events = ok;
+  const event = o.eventMask ?? o.event;
+  if (event !== undefined) {
+    // conntrack's spelling: prefixes of ALL, NEW, UPDATES, DESTROY, any case
+    let types: string[];
+    const said: string[] = [];
+    try {
+      types = conntrackParams(event.trim(), CONNTRACK_EVENT_NAMES, label('--event'), (m) => said.push(m));
+    } catch {
+      const bad = event.split(',').find((t) => t !== '' && !CONNTRACK_EVENT_NAMES.some((n) => n.toLowerCase().startsWith(t.toLowerCase())));
+      if (bad === undefined) throw new UsageError(`${label('--event')}: "${event}" names no event type (NEW, UPDATE, DESTROY or ALL, comma-separated)`);
+      throw new UsageError(`${label('--event')}: "${bad}" is not an event type (NEW, UPDATE, DESTROY or ALL)`);
     }
+    // nothing left (",", or only SRC_NAT's prefix): it would subscribe to no event at all, and wait forever
+    if (!types.length) throw new UsageError(`${label('--event')}: "${event}" names no event type (NEW, UPDATE, DESTROY or ALL)`);
+    for (const m of said) process.stderr.write(m + '\n');
+    if (!types.includes('ALL')) f.events = new Set(types.map((t) => (t === 'UPDATES' ? 'UPDATE' : t) as FlowEventType));
   }
   if (o.family !== undefined) {
     const fam = o.family.toLowerCase();
@@ -158,10 +263,10 @@ export function buildFilter(o: FilterSpec, label: (flag: string) => string = (f)
     else if (fam === 'ipv6' || fam === 'inet6') f.family = AF_INET6;
     else throw new UsageError(`${label('--family')}: "${o.family}" is not ipv4 or ipv6`);
   }
-  f.protos = list(o.proto, label('--proto')).map((p) => parseProto(p, label('--proto')));
+  f.protos = list([...(o.proto ?? []), ...(o.protonum ?? [])], label('--proto')).map((p) => parseProto(p, label('--proto')));
   f.notProtos = list(o.notProto, label('--not-proto')).map((p) => parseProto(p, label('--not-proto')));
-  f.src = parseCidrs(o.src, label('--src'));
-  f.dst = parseCidrs(o.dst, label('--dst'));
+  f.src = parseCidrs([...(o.src ?? []), ...(o.origSrc ?? [])], label('--src'));
+  f.dst = parseCidrs([...(o.dst ?? []), ...(o.origDst ?? [])], label('--dst'));
   f.notSrc = parseCidrs(o.notSrc, label('--not-src'));
   f.notDst = parseCidrs(o.notDst, label('--not-dst'));
   f.ports = list(o.port, label('--port')).map((p) => parsePort(p, label('--port')));
@@ -172,15 +277,69 @@ export function buildFilter(o: FilterSpec, label: (flag: string) => string = (f)
     if (n > 65535) throw new UsageError(`${label('--zone')}: "${z}" is not a zone (0-65535)`);
     return n;
   });
+  tupleOptions(o, f, label);
   if (f.family !== undefined) {
     const want = f.family === AF_INET ? 4 : 6;
-    for (const [opt, l] of [['--src', f.src], ['--dst', f.dst], ['--not-src', f.notSrc], ['--not-dst', f.notDst]] as const) {
+    for (const [opt, l] of [['--src', f.src], ['--dst', f.dst], ['--not-src', f.notSrc], ['--not-dst', f.notDst], ['--reply-src', f.replySrc ?? []], ['--reply-dst', f.replyDst ?? []]] as const) {
       for (const c of l) {
         if (c.family !== want) throw new UsageError(`${label(opt)}: "${c.text}" is not an ${o.family} address`);
       }
     }
   }
+  // as conntrack: the addresses of -s, -d, -r and -q must have a family in common
+  // (each option may list several, of both families: one family must be in each)
+  const given = ([['--src', f.src], ['--dst', f.dst], ['--reply-src', f.replySrc ?? []], ['--reply-dst', f.replyDst ?? []]] as const).filter(([, l]) => l.length);
+  if (given.length > 1 && ![4, 6].some((fam) => given.every(([, l]) => l.some((c) => c.family === fam)))) {
+    throw new UsageError(`mismatched address family: ${given.map(([opt, l]) => `${label(opt)} ${l.map((c) => c.text).join(',')}`).join(', ')}`);
+  }
   return f;
+}
+
+/**
+ * conntrack's tuple options: the reply tuple's addresses (-r, -q: addresses,
+ * no CIDR, as conntrack), the ports of either tuple (with -p of a protocol
+ * with ports, as conntrack's protocol options), the protocol state (with -p
+ * tcp, sctp or dccp) and ICMP's type, code and id (-p icmp; --icmpv6-* with
+ * -p icmpv6). Matched in user space; an event without the attribute does
+ * not match (as conntrack's comparison of what was given).
+ */
+function tupleOptions(o: FilterSpec, f: FlowFilter, label: (flag: string) => string): void {
+  const addrs = (vals: string[] | undefined, opt: string): Cidr[] | undefined => {
+    if (!vals?.length) return undefined;
+    const l = parseCidrs(vals, label(opt));
+    for (const c of l) if (c.text.includes("/")) throw new UsageError(`${label(opt)}: "${c.text}": CIDR notation unavailable for ${opt}, as in conntrack (an address)`);
+    return l;
+  };
+  f.replySrc = addrs(o.replySrc, '--reply-src');
+  f.replyDst = addrs(o.replyDst, '--reply-dst');
+  const protos = f.protos;
+  const need = (opt: string, ok: (p: number) => boolean, what: string) => {
+    if (!protos.length || !protos.every(ok)) throw new UsageError(`${label(opt)}: needs -p ${what} (as conntrack's protocol options)`);
+  };
+  const ports = (vals: string[] | undefined, opt: string): number[] | undefined => {
+    if (!vals?.length) return undefined;
+    need(opt, (p) => PORT_PROTOS.has(p), 'tcp, udp, udplite, sctp or dccp');
+    return vals.map((v) => parseTuplePort(v, label(opt)));
+  };
+  const cat = (a?: string[], b?: string[]) => (a || b ? [...(a ?? []), ...(b ?? [])] : undefined);
+  f.origSport = ports(cat(o.sport, o.origPortSrc), '--sport');
+  f.origDport = ports(cat(o.dport, o.origPortDst), '--dport');
+  f.replySport = ports(o.replyPortSrc, '--reply-port-src');
+  f.replyDport = ports(o.replyPortDst, '--reply-port-dst');
+  if (o.state?.length) {
+    need('--state', (p) => p === IPPROTO_TCP || p === IPPROTO_SCTP || p === IPPROTO_DCCP, 'tcp, sctp or dccp (one of them)');
+    if (new Set(protos).size > 1) throw new UsageError(`${label('--state')}: needs one protocol with -p (its states)`);
+    f.states = o.state.map((s) => stateNumber(protos[0], s, label('--state')));
+  }
+  const icmp = (v4: string[] | undefined, v6: string[] | undefined, what: string, max: number): number[] | undefined => {
+    if (v4?.length) need(`--icmp-${what}`, (p) => p === IPPROTO_ICMP, 'icmp (for ICMPv6: --icmpv6-' + what + ' with -p icmpv6)');
+    if (v6?.length) need(`--icmpv6-${what}`, (p) => p === IPPROTO_ICMPV6, 'icmpv6');
+    const all = [...(v4 ?? []).map((v) => parseByte(v, label(`--icmp-${what}`), `an ICMP ${what}`, max)), ...(v6 ?? []).map((v) => parseByte(v, label(`--icmpv6-${what}`), `an ICMPv6 ${what}`, max))];
+    return all.length ? all : undefined;
+  };
+  f.icmpType = icmp(o.icmpType, o.icmpv6Type, 'type', 255);
+  f.icmpCode = icmp(o.icmpCode, o.icmpv6Code, 'code', 255);
+  f.icmpId = icmp(o.icmpId, o.icmpv6Id, 'id', 65535);
 }
 
 /** Multicast groups (bitmask for bind) for the event filter. */

@@ -1,0 +1,103 @@
+// conntrack's own options, spelled as scripts spell them, side by side with
+// conntrack: for each option set, `conntrack -E ARGS` and `conntrail events
+// ARGS` watch the same router while the same traffic passes, and print the
+// same lines (the ground truth is conntrack's output, not a predicate of
+// ours). Options conntrack refuses, conntrail refuses too (exit 2), and
+// what it takes, conntrail takes.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { ADDR, collect, Topology, waitFor, waitSubscribed } from '../helpers/netns.js';
+import { mixedRules, mixedTraffic, reapExpired, shortTimeouts } from '../helpers/traffic.js';
+import { CONNTRAIL } from '../helpers/cli.js';
+
+// (who caused an event, [USERSPACE] portid=N progname=NAME, is compared elsewhere: the name is looked up racily by both)
+const lines = (s: string) => s.split('\n').filter(Boolean).map((l) => l.replace(/ \[USERSPACE\].*$/, ''));
+
+const CASES: string[][] = [
+  [],
+  ['-e', 'upd'],
+  ['-e', 'new,DESTROY'],
+  ['--event-mask', 'DESTROY', '-p', 'gre'],
+  ['-o', 'ID,e'],
+  ['-p', 'tcp', '--dport', '8080'],
+  ['-p', 'tcp', '--orig-port-dst', '8080', '-o', 'id'],
+  ['-p', 'tcp', '--reply-port-src', '8080'],
+  ['-p', 'udp', '--sport', '5000'],
+  ['-p', 'udp', '--dport', '5353', '--reply-port-src', '5353'],
+  ['-r', ADDR.srv],
+  ['-q', ADDR.rtrOut],
+  ['--orig-src', ADDR.cli, '--orig-dst', ADDR.rtrIn],
+  ['-p', 'tcp', '--state', 'ESTABLISHED'],
+  ['-p', 'tcp', '--state', 'TIME_WAIT'],
+  ['-p', 'icmp', '--icmp-type', '8'],
+  ['-p', 'icmpv6', '--icmpv6-type', '128'],
+  ['-p', 'icmp', '--icmp-code', '0', '--icmp-type', '8'],
+  ['--protonum', 'sctp'],
+  ['-p', 'ipv6-icmp'],
+];
+
+describe('conntrack\'s options, side by side with conntrack -E', { timeout: 180_000 }, () => {
+  const t = new Topology('co');
+  before(() => {
+    t.up({ nft: mixedRules(t) });
+    shortTimeouts(t);
+  });
+  after(() => t.down());
+
+  it('each option set prints what conntrack -E prints with it', async () => {
+    const pairs: Array<{ args: string[]; ref: ReturnType<typeof collect>; ours: ReturnType<typeof collect>; procs: ChildProcess[] }> = [];
+    try {
+      for (const args of CASES) {
+        const a = t.spawn(t.rtr, ['conntrack', '-E', ...args]);
+        const b = t.spawn(t.rtr, [...CONNTRAIL, 'events', ...args]);
+        pairs.push({ args, ref: collect(a), ours: collect(b), procs: [a, b] });
+      }
+      for (const p of pairs) for (const c of p.procs) assert.ok(await waitSubscribed(c.pid!), `${p.args.join(' ')}: subscribed (${p.ref.err()} ${p.ours.err()})`);
+      await mixedTraffic(t);
+      // the client's UDP from a fixed port (--sport) and a TCP connection closed at once (TIME_WAIT)
+      t.exec(t.cli, ['python3', '-c', `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(("0.0.0.0", 5000))\ns.sendto(b"x", ("${ADDR.srv}", 5001))`]);
+      await reapExpired(t);
+      // each conntrail has printed as many lines as its conntrack, and every conntrack has printed something
+      const settled = () => pairs.every((p) => lines(p.ref.out()).length > 0 && lines(p.ours.out()).length >= lines(p.ref.out()).length);
+      assert.ok(await waitFor(settled, 20000), pairs.map((p) => `${p.args.join(' ')}: conntrack ${lines(p.ref.out()).length}, conntrail ${lines(p.ours.out()).length}`).join('\n'));
+    } finally {
+      for (const p of pairs) for (const c of p.procs) await t.stop(c);
+    }
+    const total = lines(pairs[0].ref.out()).length;
+    for (const p of pairs) {
+      assert.deepEqual(lines(p.ours.out()), lines(p.ref.out()), `${p.args.join(' ')}\n${p.ours.err()}`);
+      // each filter is exercised: it keeps some of the events, not all
+      if (p.args.length && p.args[0] !== '-o') assert.ok(lines(p.ref.out()).length < total, `${p.args.join(' ')}: ${lines(p.ref.out()).length} of ${total}`);
+    }
+  });
+
+  it('what conntrack refuses (exit 2), conntrail refuses, in one line; what it takes, conntrail takes', async () => {
+    const refused: string[][] = [
+      ['--sport', '80'], ['-p', 'udp', '--state', 'ESTABLISHED'], ['-p', 'tcp', '--state', 'established'],
+      ['-s', ADDR.cli, '-d', ADDR.srv6], ['-s', ADDR.cli, '-r', ADDR.srv6], ['-f', 'ipv6', '-s', ADDR.cli], ['-r', '10.99.2.0/24'],
+      ['-e', 'x'], ['-e', ','], ['-o', 'foo'], ['-p', 'icmpv6', '--icmp-type', '128'],
+    ];
+    for (const args of refused) {
+      const ref = spawnSync('ip', ['netns', 'exec', t.rtr, 'conntrack', '-E', ...args], { encoding: 'utf8', timeout: 10000 });
+      assert.equal(ref.status, 2, `conntrack refuses ${args.join(' ')}: ${ref.stderr}`);
+      const ours = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'events', '--netns', t.rtr, ...args], { encoding: 'utf8', timeout: 10000 });
+      assert.equal(ours.status, 2, `conntrail refuses ${args.join(' ')}: ${ours.stderr}`);
+      assert.equal(ours.stderr.trim().split('\n').length, 1, ours.stderr);
+      assert.doesNotMatch(ours.stderr, /\n\s+at /);
+    }
+    assert.match(spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'events', '-s', ADDR.cli, '-d', ADDR.srv6], { encoding: 'utf8' }).stderr, /mismatched address family/);
+    const taken: string[][] = [['-e', 'UPDATE'], ['-e', 'n,de'], ['-o', 'userspace'], ['-o', 'e,I'], ['-p', 'igmp'], ['-p', 'esp'], ['-p', 'tcp', '--state', 'LISTEN'], ['-p', 'tcp', '--state', 'SYN_SENT2']];
+    for (const args of taken) {
+      for (const cmd of [['conntrack', '-E', ...args], [...CONNTRAIL, 'events', ...args]]) {
+        const p = t.spawn(t.rtr, cmd);
+        const o = collect(p);
+        try {
+          assert.ok(await waitSubscribed(p.pid!), `${cmd.join(' ')} takes it: ${o.err()}`);
+        } finally {
+          await t.stop(p);
+        }
+      }
+    }
+  });
+});
