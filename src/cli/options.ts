@@ -32,7 +32,12 @@ export function addFilterOptions(cmd: Command, withEvents: boolean): Command {
     .option('--icmp-id <id>', 'ICMP id (with -p icmp; repeatable)', collect)
     .option('--icmpv6-type <type>', 'ICMPv6 type (with -p icmpv6; repeatable)', collect)
     .option('--icmpv6-code <code>', 'ICMPv6 code (with -p icmpv6; repeatable)', collect)
-    .option('--icmpv6-id <id>', 'ICMPv6 id (with -p icmpv6; repeatable)', collect);
+    .option('--icmpv6-id <id>', 'ICMPv6 id (with -p icmpv6; repeatable)', collect)
+    .option('-n, --src-nat [addr]', 'source-NATed entries (to ADDR, ADDR:PORT or [IPv6]:PORT), as conntrack')
+    .option('-g, --dst-nat [addr]', 'destination-NATed entries (to ADDR[:PORT]), as conntrack')
+    .option('-j, --any-nat [addr]', 'entries NATed either way (the address: source NAT\'s, as conntrack)')
+    .option('--mask-src <mask>', 'compare -s under this mask (an address-form mask, as conntrack)')
+    .option('--mask-dst <mask>', 'compare -d under this mask');
   return cmd
     .option('-f, --family <family>', 'ipv4 or ipv6 only')
     .option('-p, --proto <proto>', 'only this layer-4 protocol: name or number (repeatable, comma-separated)', collect)

@@ -35,6 +35,16 @@ const CASES: string[][] = [
   ['-p', 'icmp', '--icmp-code', '0', '--icmp-type', '8'],
   ['--protonum', 'sctp'],
   ['-p', 'ipv6-icmp'],
+  ['--src-nat'],
+  ['--src-nat', ADDR.rtrOut],
+  ['-n', ADDR.rtrOut, '-p', 'udp'],
+  ['--dst-nat'],
+  ['--dst-nat', ADDR.srv],
+  ['-g', `${ADDR.srv}:8080`],
+  ['--src-nat', '--dst-nat'],
+  ['--any-nat'],
+  ['-s', '10.99.1.0', '--mask-src', '255.255.255.0'],
+  ['-d', '10.99.0.2', '--mask-dst', '255.255.0.255'],
 ];
 
 describe('conntrack\'s options, side by side with conntrack -E', { timeout: 180_000 }, () => {
@@ -55,8 +65,8 @@ describe('conntrack\'s options, side by side with conntrack -E', { timeout: 180_
       }
       for (const p of pairs) for (const c of p.procs) assert.ok(await waitSubscribed(c.pid!), `${p.args.join(' ')}: subscribed (${p.ref.err()} ${p.ours.err()})`);
       await mixedTraffic(t);
-      // the client's UDP from a fixed port (--sport) and a TCP connection closed at once (TIME_WAIT)
-      t.exec(t.cli, ['python3', '-c', `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(("0.0.0.0", 5000))\ns.sendto(b"x", ("${ADDR.srv}", 5001))`]);
+      // the client's UDP from a fixed port (--sport), to the server and to the router itself (a flow without NAT)
+      t.exec(t.cli, ['python3', '-c', `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(("0.0.0.0", 5000))\ns.sendto(b"x", ("${ADDR.srv}", 5001))\ns.sendto(b"x", ("${ADDR.rtrIn}", 9))`]);
       await reapExpired(t);
       // each conntrail has printed as many lines as its conntrack, and every conntrack has printed something
       const settled = () => pairs.every((p) => lines(p.ref.out()).length > 0 && lines(p.ours.out()).length >= lines(p.ref.out()).length);
@@ -76,7 +86,7 @@ describe('conntrack\'s options, side by side with conntrack -E', { timeout: 180_
     const refused: string[][] = [
       ['--sport', '80'], ['-p', 'udp', '--state', 'ESTABLISHED'], ['-p', 'tcp', '--state', 'established'],
       ['-s', ADDR.cli, '-d', ADDR.srv6], ['-s', ADDR.cli, '-r', ADDR.srv6], ['-f', 'ipv6', '-s', ADDR.cli], ['-r', '10.99.2.0/24'],
-      ['-e', 'x'], ['-e', ','], ['-o', 'foo'], ['-p', 'icmpv6', '--icmp-type', '128'],
+      ['-e', 'x'], ['-e', ','], ['-o', 'foo'], ['-p', 'icmpv6', '--icmp-type', '128'], ['--mask-src', '255.255.255.0'],
     ];
     for (const args of refused) {
       const ref = spawnSync('ip', ['netns', 'exec', t.rtr, 'conntrack', '-E', ...args], { encoding: 'utf8', timeout: 10000 });

@@ -10,7 +10,7 @@ import * as C from './constants.js';
 import type { FlowEventType } from '../../records/event.js';
 import { readFileSync } from 'node:fs';
 import { DCCP_STATES, IPPROTO_DCCP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, PROTO_NAMES, SCTP_STATES, TCP_STATES } from '../../records/values.js';
-import { parseCidr, type Cidr } from '../../util/ip.js';
+import { parseCidr, parseIp, type Cidr } from '../../util/ip.js';
 import { UsageError } from '../../util/errors.js';
 import { list } from '../../util/args.js';
 
@@ -45,7 +45,16 @@ export interface FlowFilter {
   icmpType?: number[];
   icmpCode?: number[];
   icmpId?: number[];
+  /** conntrack's --src-nat / --dst-nat / --any-nat, each with an optional address (and port) it was translated to */
+  nat?: NatMatch;
+  /** conntrack's --mask-src / --mask-dst: the original address under a mask (any mask, not only a prefix) */
+  srcMask?: MaskedAddr;
+  dstMask?: MaskedAddr;
 }
+
+export interface NatTarget { addr?: Uint8Array; port?: number }
+export interface NatMatch { src?: NatTarget; dst?: NatTarget; any: boolean }
+export interface MaskedAddr { net: Uint8Array; mask: Uint8Array }
 
 export function emptyFilter(): FlowFilter {
   return { protos: [], notProtos: [], src: [], dst: [], notSrc: [], notDst: [], ports: [], notPorts: [], marks: [], zones: [] };
@@ -90,6 +99,12 @@ export interface FilterSpec {
   icmpv6Type?: string[];
   icmpv6Code?: string[];
   icmpv6Id?: string[];
+  /** conntrack's NAT options: true (no value) or the address[:port] translated to */
+  srcNat?: string | boolean;
+  dstNat?: string | boolean;
+  anyNat?: string | boolean;
+  maskSrc?: string;
+  maskDst?: string;
 }
 
 /**
@@ -340,6 +355,36 @@ function tupleOptions(o: FilterSpec, f: FlowFilter, label: (flag: string) => str
   f.icmpType = icmp(o.icmpType, o.icmpv6Type, 'type', 255);
   f.icmpCode = icmp(o.icmpCode, o.icmpv6Code, 'code', 255);
   f.icmpId = icmp(o.icmpId, o.icmpv6Id, 'id', 65535);
+  // NAT: as conntrack, --any-nat's address is the source NAT's (any destination NAT matches)
+  if (o.srcNat !== undefined || o.dstNat !== undefined || o.anyNat !== undefined) {
+    const target = (v: string | boolean | undefined, opt: string): NatTarget | undefined => (v === undefined ? undefined : v === true ? {} : natTarget(String(v), label(opt)));
+    if (o.anyNat !== undefined) f.nat = { any: true, src: target(o.anyNat, '--any-nat'), dst: {} };
+    else f.nat = { any: false, src: target(o.srcNat, '--src-nat'), dst: target(o.dstNat, '--dst-nat') };
+  }
+  const masked = (mask: string | undefined, addrs: Cidr[], opt: string, with_: string): MaskedAddr | undefined => {
+    if (mask === undefined) return undefined;
+    if (addrs.length !== 1 || addrs[0].prefix !== addrs[0].bytes.length * 8) throw new UsageError(`${label(opt)}: needs one address given with ${with_} (as conntrack: "Can't use ${opt} without ${with_}")`);
+    const m = parseIp(mask);
+    if (!m || m.length !== addrs[0].bytes.length) throw new UsageError(`${label(opt)}: "${mask}" is not a mask of the family of ${with_} ${addrs[0].text}`);
+    return { net: addrs[0].bytes.map((b, i) => b & m[i]), mask: m };
+  };
+  f.srcMask = masked(o.maskSrc, f.src, '--mask-src', '--src');
+  f.dstMask = masked(o.maskDst, f.dst, '--mask-dst', '--dst');
+  // the address is then compared under the mask only (not in the kernel, which compares prefixes)
+  if (f.srcMask) f.src = [];
+  if (f.dstMask) f.dst = [];
+}
+
+/** conntrack's NAT option value: ADDRESS, ADDRESS:PORT or [IPv6]:PORT */
+function natTarget(text: string, opt: string): NatTarget {
+  let a = text;
+  let port: number | undefined;
+  const v6 = /^\[(.+)\](?::(\d+))?$/.exec(text);
+  if (v6) { a = v6[1]; if (v6[2] !== undefined) port = parseTuplePort(v6[2], opt); }
+  else if (/^[^:]+:\d+$/.test(text)) { const i = text.lastIndexOf(':'); a = text.slice(0, i); port = parseTuplePort(text.slice(i + 1), opt); }
+  const addr = parseIp(a);
+  if (!addr) throw new UsageError(`${opt}: "${text}" is not an address, ADDRESS:PORT or [IPv6]:PORT`);
+  return { addr, port };
 }
 
 /** Multicast groups (bitmask for bind) for the event filter. */
