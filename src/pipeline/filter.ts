@@ -97,9 +97,10 @@ export function compileMatcher(f: FlowFilter, kernelFiltered: boolean): (ev: Flo
     if (f.notDst.length) { const l = f.notDst; checks.push((e) => !addrIn(e.orig.dst, l)); }
     if (f.marks.length) {
       const l = f.marks;
-      checks.push((e) => l.some((m) => (((e.mark ?? 0) & m.mask) >>> 0) === m.value));
+      // (an event without a mark does not match, as in conntrack)
+      checks.push((e) => e.mark !== undefined && l.some((m) => ((e.mark! & m.mask) >>> 0) === m.value));
     }
-    if (f.zones.length) { const s = new Set(f.zones); checks.push((e) => s.has(e.zone ?? 0)); }
+    if (f.zones.length) { const s = new Set(f.zones); checks.push((e) => e.zone !== undefined && s.has(e.zone)); }
   }
   if (f.ports.length) { const r = f.ports; checks.push((e) => anyPortIn(e, r)); }
   // conntrack's tuple options: what was given must be there and equal

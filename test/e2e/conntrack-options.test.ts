@@ -45,6 +45,11 @@ const CASES: string[][] = [
   ['--any-nat'],
   ['-s', '10.99.1.0', '--mask-src', '255.255.255.0'],
   ['-d', '10.99.0.2', '--mask-dst', '255.255.0.255'],
+  // an event without a mark (or zone) does not match, whatever the value
+  ['-m', '0'],
+  ['-m', '0/0xf0'],
+  ['-m', '16'],
+  ['-w', '5'],
 ];
 
 describe('conntrack\'s options, side by side with conntrack -E', { timeout: 180_000 }, () => {
@@ -67,6 +72,9 @@ describe('conntrack\'s options, side by side with conntrack -E', { timeout: 180_
       await mixedTraffic(t);
       // the client's UDP from a fixed port (--sport), to the server and to the router itself (a flow without NAT)
       t.exec(t.cli, ['python3', '-c', `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(("0.0.0.0", 5000))\ns.sendto(b"x", ("${ADDR.srv}", 5001))\ns.sendto(b"x", ("${ADDR.rtrIn}", 9))`]);
+      // an entry made with mark 0: its NEW carries CTA_MARK (0), its DESTROY none (-m 0 keeps the one, not the other)
+      t.exec(t.rtr, ['conntrack', '-I', '-p', 'udp', '-s', ADDR.cli, '-d', ADDR.srv, '--sport', '1', '--dport', '2', '-t', '30', '-m', '0']);
+      t.exec(t.rtr, ['conntrack', '-D', '-p', 'udp', '-s', ADDR.cli, '-d', ADDR.srv, '--sport', '1', '--dport', '2']);
       await reapExpired(t);
       // each conntrail has printed as many lines as its conntrack, and every conntrack has printed something
       const settled = () => pairs.every((p) => lines(p.ref.out()).length > 0 && lines(p.ours.out()).length >= lines(p.ref.out()).length);

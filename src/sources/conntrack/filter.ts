@@ -487,7 +487,10 @@ export function buildConntrackBpf(f: FlowFilter): Buffer {
   addrBlock(f.notSrc, true, true);
   addrBlock(f.notDst, false, true);
 
-  // top-level u32/u16 attribute that is absent when 0 (mark, zone)
+  // top-level u32/u16 attribute (mark, zone): an event without it does not
+  // match, whatever the value asked (as conntrack's filter: the kernel sends
+  // no CTA_MARK in an event that does not change a mark of 0, no CTA_ZONE
+  // for the default zone)
   const valueBlock = (attr: number, size: number, tests: Array<{ value: number; mask: number }>) => {
     if (!tests.length) return;
     const hit = p.label();
@@ -505,7 +508,7 @@ export function buildConntrackBpf(f: FlowFilter): Buffer {
     }
     p.ja(REJECT);
     p.here(absent);
-    if (!tests.some((t) => ((0 & t.mask) >>> 0) === t.value >>> 0)) p.ja(REJECT);
+    p.ja(REJECT);
     p.here(hit);
   };
   valueBlock(C.CTA_MARK, BPF.W, f.marks);
