@@ -37,7 +37,13 @@ export function addFilterOptions(cmd: Command, withEvents: boolean): Command {
     .option('-g, --dst-nat [addr]', 'destination-NATed entries (to ADDR[:PORT]), as conntrack')
     .option('-j, --any-nat [addr]', 'entries NATed either way (the address: source NAT\'s, as conntrack)')
     .option('--mask-src <mask>', 'compare -s under this mask (an address-form mask, as conntrack)')
-    .option('--mask-dst <mask>', 'compare -d under this mask');
+    .option('--mask-dst <mask>', 'compare -d under this mask')
+    .option('--orig-zone <zone>', 'the original direction\'s zone (repeatable)', collect)
+    .option('--reply-zone <zone>', 'the reply direction\'s zone (repeatable)', collect)
+    .option('-c, --secmark <secmark>', 'SELinux secmark (repeatable)', collect)
+    .option('-l, --label <names>', 'connection labels by connlabel.conf name, all of them set (comma-separated, repeatable)', collect);
+  // (conntrack takes --status with -L, not with -E)
+  if (!withEvents) cmd.option('-u, --status <status>', 'status bits all set: ASSURED, SEEN_REPLY, FIXED_TIMEOUT, EXPECTED, OFFLOAD, HW_OFFLOAD, UNSET (comma-separated; prefixes as conntrack)');
   return cmd
     .option('-f, --family <family>', 'ipv4 or ipv6 only')
     .option('-p, --proto <proto>', 'only this layer-4 protocol: name or number (repeatable, comma-separated)', collect)

@@ -1,6 +1,5 @@
 // The line `conntrack -E` / `conntrack -L` (conntrack-tools 1.4.7 with
 // libnetfilter_conntrack 1.0.9) prints for a conntrack entry, byte for byte.
-import { readFileSync } from 'node:fs';
 import { DCCP_STATES, IPPROTO_DCCP, IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPS_ASSURED, IPS_HW_OFFLOAD, IPS_OFFLOAD, IPS_SEEN_REPLY, SCTP_STATES, TCP_STATES, protoName } from '../records/values.js';
 import type { FlowEvent, Tuple } from '../records/event.js';
 import { ctime } from '../util/time.js';
@@ -151,22 +150,4 @@ function labelsText(labels: Uint8Array, map: Map<number, string>): string {
   return names.length ? 'labels=' + names.join(',') + ' ' : 'labels ';
 }
 
-/**
- * Reads a connlabel.conf ("BIT NAME" per line, # comments), as
- * libnetfilter_conntrack's labelmap does. Undefined if the file is absent.
- */
-export function loadLabelMap(path = '/etc/xtables/connlabel.conf'): Map<number, string> | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const map = new Map<number, string>();
-  for (const raw of text.split('\n')) {
-    const line = raw.replace(/#.*/, '').trim();
-    const m = /^(\d+)\s+(\S+)/.exec(line);
-    if (m && Number(m[1]) < 128 && !map.has(Number(m[1]))) map.set(Number(m[1]), m[2]);
-  }
-  return map;
-}
+export { loadLabelMap } from '../util/connlabel.js';

@@ -120,6 +120,14 @@ export function compileMatcher(f: FlowFilter, kernelFiltered: boolean): (ev: Flo
   has(f.icmpCode, (e) => e.orig.icmpCode);
   has(f.icmpId, (e) => e.orig.icmpId);
   if (f.nat) { const n = f.nat; checks.push((e) => natMatches(e, n)); }
+  has(f.origZone, (e) => e.orig.zone);
+  has(f.replyZone, (e) => e.reply.zone);
+  has(f.secmarks, (e) => e.secmark);
+  if (f.labelBits?.length) {
+    const bits = f.labelBits;
+    checks.push((e) => e.labels !== undefined && bits.every((b) => (e.labels![b >> 3] ?? 0) & (1 << (b & 7))));
+  }
+  if (f.statusBits !== undefined) { const b = f.statusBits; checks.push((e) => e.status !== undefined && (e.status & b) === b); }
   if (f.srcMask) { const m = f.srcMask; checks.push((e) => underMask(e.orig.src, m)); }
   if (f.dstMask) { const m = f.dstMask; checks.push((e) => underMask(e.orig.dst, m)); }
   if (f.notPorts.length) { const r = f.notPorts; checks.push((e) => !anyPortIn(e, r)); }

@@ -118,4 +118,32 @@ describe('conntrack\'s options, side by side with conntrack -E', { timeout: 180_
       }
     }
   });
+  it('conntrail dump with conntrack -L\'s options prints the entries conntrack -L prints with them (-u status, zones by direction, mark, tuple)', async () => {
+    const mk = (args: string[]) => t.exec(t.rtr, ['conntrack', '-I', '-s', ADDR.cli, '-d', ADDR.srv, '-t', '120', ...args]);
+    mk(['-p', 'udp', '--sport', '1001', '--dport', '2001', '-u', 'ASSURED', '-m', '7']);
+    mk(['-p', 'udp', '--sport', '1002', '--dport', '2002', '--orig-zone', '3']);
+    mk(['-p', 'udp', '--sport', '1003', '--dport', '2003', '-u', 'SEEN_REPLY', '--reply-zone', '4']);
+    mk(['-p', 'tcp', '--sport', '1004', '--dport', '80', '--state', 'ESTABLISHED', '-u', 'SEEN_REPLY,ASSURED']);
+    try {
+      const cases: string[][] = [
+        ['-u', 'ASSURED'], ['-u', 'seen,ASS'], ['--orig-zone', '3'], ['--reply-zone', '4'], ['-m', '7'],
+        ['-p', 'udp', '--sport', '1002'], ['-r', ADDR.srv, '-p', 'tcp'], ['-p', 'tcp', '--state', 'ESTABLISHED'], ['-o', 'id,EXT', '-s', ADDR.cli],
+      ];
+      // (the timeout column counts down, delta-time up, between the two dumps)
+      const norm = (out: string) => out.split('\n').filter(Boolean).map((l) => l.replace(/^((?:ipv[46]\s+\d+\s+)?\S+\s+\d+\s+)\d+ /, '$1T ').replace(/ delta-time=\d+/, ' delta-time=D')).sort();
+      const all = norm(t.exec(t.rtr, ['conntrack', '-L']));
+      for (const args of cases) {
+        const ref = norm(t.exec(t.rtr, ['conntrack', '-L', ...args]));
+        const ours = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'dump', '--netns', t.rtr, ...args], { encoding: 'utf8' });
+        assert.equal(ours.status, 0, ours.stderr);
+        assert.ok(ref.length > 0 && (args[0] === '-o' || ref.length < all.length), `${args.join(' ')}: conntrack -L shows ${ref.length} of ${all.length}`);
+        assert.deepEqual(norm(ours.stdout), ref, args.join(' '));
+      }
+      // as conntrack: --status with -E is not an option
+      const ev = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'events', '-u', 'ASSURED'], { encoding: 'utf8' });
+      assert.equal(ev.status, 2, ev.stderr);
+    } finally {
+      t.exec(t.rtr, ['conntrack', '-F'], { allowFail: true });
+    }
+  });
 });

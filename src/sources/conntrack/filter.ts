@@ -9,6 +9,9 @@ import { ACCEPT, BPF, BpfProgram, DROP, hostU16AsLoaded } from '../../netlink/bp
 import * as C from './constants.js';
 import type { FlowEventType } from '../../records/event.js';
 import { readFileSync } from 'node:fs';
+import { loadLabelMap } from '../../util/connlabel.js';
+
+const LABEL_CONF = '/etc/xtables/connlabel.conf';
 import { DCCP_STATES, IPPROTO_DCCP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, PROTO_NAMES, SCTP_STATES, TCP_STATES } from '../../records/values.js';
 import { parseCidr, parseIp, type Cidr } from '../../util/ip.js';
 import { UsageError } from '../../util/errors.js';
@@ -50,6 +53,12 @@ export interface FlowFilter {
   /** conntrack's --mask-src / --mask-dst: the original address under a mask (any mask, not only a prefix) */
   srcMask?: MaskedAddr;
   dstMask?: MaskedAddr;
+  /** each direction's zone (--orig-zone, --reply-zone), the SELinux secmark (-c), labels (-l: every bit set), status bits (-u, dumps only: every bit set) */
+  origZone?: number[];
+  replyZone?: number[];
+  secmarks?: number[];
+  labelBits?: number[];
+  statusBits?: number;
 }
 
 export interface NatTarget { addr?: Uint8Array; port?: number }
@@ -105,7 +114,16 @@ export interface FilterSpec {
   anyNat?: string | boolean;
   maskSrc?: string;
   maskDst?: string;
+  origZone?: string[];
+  replyZone?: string[];
+  secmark?: string[];
+  label?: string[];
+  status?: string;
 }
+
+/** conntrack's -u names, in its order (prefixes as -e); UNSET is no bit */
+const STATUS_NAMES = ['ASSURED', 'SEEN_REPLY', 'UNSET', 'FIXED_TIMEOUT', 'EXPECTED', 'OFFLOAD', 'HW_OFFLOAD'] as const;
+const STATUS_BITS: Record<string, number> = { ASSURED: 1 << 2, SEEN_REPLY: 1 << 1, UNSET: 0, FIXED_TIMEOUT: 1 << 10, EXPECTED: 1 << 0, OFFLOAD: 1 << 14, HW_OFFLOAD: 1 << 15 };
 
 /**
  * A comma-separated list of conntrack's named parameters (-e, -o), read as
@@ -368,6 +386,27 @@ function tupleOptions(o: FilterSpec, f: FlowFilter, label: (flag: string) => str
     if (!m || m.length !== addrs[0].bytes.length) throw new UsageError(`${label(opt)}: "${mask}" is not a mask of the family of ${with_} ${addrs[0].text}`);
     return { net: addrs[0].bytes.map((b, i) => b & m[i]), mask: m };
   };
+  const zones = (vals: string[] | undefined, opt: string): number[] | undefined => (vals?.length ? vals.map((z) => {
+    const n = parseU32(z, label(opt), 'zone');
+    if (n > 65535) throw new UsageError(`${label(opt)}: "${z}" is not a zone (0-65535)`);
+    return n;
+  }) : undefined);
+  f.origZone = zones(o.origZone, '--orig-zone');
+  f.replyZone = zones(o.replyZone, '--reply-zone');
+  f.secmarks = o.secmark?.length ? o.secmark.map((v) => parseU32(v, label('--secmark'), 'secmark')) : undefined;
+  if (o.label?.length) {
+    // names from connlabel.conf, as conntrack reads it (-l a,b: both)
+    const map = loadLabelMap();
+    const byName = new Map([...(map ?? new Map<number, string>())].map(([bit, name]) => [name, bit]));
+    f.labelBits = o.label.flatMap((v) => v.split(',')).map((name) => {
+      const bit = byName.get(name);
+      if (bit === undefined) throw new UsageError(`${label('--label')}: "${name}" is not a label of ${LABEL_CONF}${map ? '' : ' (there is no such file)'}`);
+      return bit;
+    });
+  }
+  if (o.status !== undefined) {
+    f.statusBits = conntrackParams(o.status, STATUS_NAMES, label('--status')).reduce((b, n) => b | STATUS_BITS[n], 0);
+  }
   f.srcMask = masked(o.maskSrc, f.src, '--mask-src', '--src');
   f.dstMask = masked(o.maskDst, f.dst, '--mask-dst', '--dst');
   // the address is then compared under the mask only (not in the kernel, which compares prefixes)
