@@ -93,10 +93,10 @@ function instanceFor(ps: PlannedSource, ns: string): PlannedSource {
 }
 const followOf = (ps: PlannedSource): string[] | undefined => (ps.type === 'tcpstates' ? undefined : ps.follow);
 
-/** the inode of a source's namespace ('' : the daemon's own), or undefined */
 /** the key of a namespace in the store's id cache: its name and inode */
 const nsKey = (name: string, inode: number): string => `${name}\0${inode}`;
 
+/** the inode of a source's namespace ('' : the daemon's own), or undefined */
 function inodeOf(netns: string | undefined): number | undefined {
   try { return statSync(!netns ? '/proc/self/ns/net' : netns.includes('/') ? netns : `/run/netns/${netns}`).ino; } catch { return undefined; }
 }
@@ -414,7 +414,6 @@ export class Pipeline {
     }
   }
 
-  /** What a source needs before its socket opens: sysctls set, its namespace id and flow table. */
   /**
    * The log of a source: an instance for a followed namespace says its own
    * news at debug level (at info, one line per namespace attached or gone is
@@ -429,7 +428,11 @@ export class Pipeline {
   /** the followed sources already told that a namespace of theirs has no kernel timestamps */
   private saidNoTimestamps = new Set<string>();
 
-  /** `parent`: the configured source of a followed namespace's instance */
+  /**
+   * What a source needs before its socket opens: sysctls set, its namespace
+   * id and flow table. `parent`: the configured source of a followed
+   * namespace's instance.
+   */
   private async prepareSource(ps: PlannedSource, adopted: OpenRow[], table?: FlowTable, parent?: string): Promise<{ nsId: number; table: FlowTable | undefined }> {
     const followed = parent !== undefined;
     // a tcpstates source's gaps are in its namespace (by the name its changes carry), or in every one (-1)
