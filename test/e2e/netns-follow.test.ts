@@ -132,6 +132,11 @@ spool_dir = "${join(dir, 'spool')}"
     /** the packets logged in `ns`: the rule's counter there, and what the daemon wrote */
     const logged = (ns: string) => Number(/counter packets (\d+) bytes \d+ log group 7/.exec(sh(['ip', 'netns', 'exec', ns, 'nft', 'list', 'chain', 'inet', 't', 'o']))?.[1] ?? -1);
     const packetsOf = (ns: string) => (existsSync(pkts) ? lines(readFileSync(pkts, 'utf8')).map((l) => JSON.parse(l) as { netns: string }).filter((r) => r.netns === ns).length : 0);
+    /** every flow conntrack -E saw begin there, it saw end */
+    const ended = (ns: string) => {
+      const want = lines(refs.get(ns)!.c.out());
+      return want.filter((l) => l.startsWith('[DESTROY]')).length === want.filter((l) => l.trimStart().startsWith('[NEW]')).length;
+    };
     const caughtUp = (ns: string) => {
       const want = lines(refs.get(ns)!.c.out());
       return want.length > 0 && daemonLines(ns).length >= want.length;
@@ -146,6 +151,12 @@ spool_dir = "${join(dir, 'spool')}"
     const staying = names.slice(DELETED);
     const added = Array.from({ length: ADDED }, (_, i) => `${PREFIX}-n${i}`);
     const gone = new Map(deleted.map((ns) => [ns, inode(ns)]));
+    // the flows of the namespaces about to go end first (each one's DESTROY read by both), so that
+    // no event comes between the stop of a namespace's conntrack -E and its delete: their streams are whole
+    assert.ok(await waitFor(() => {
+      for (const ns of deleted) if (!ended(ns)) sh(['ip', 'netns', 'exec', ns, 'conntrack', '-L'], { allowFail: true });
+      return deleted.every((ns) => ended(ns) && daemonLines(ns).length >= lines(refs.get(ns)!.c.out()).length);
+    }, 60000), `the flows of the namespaces to delete ended: ${deleted.filter((ns) => !ended(ns)).join(' ')}`);
     const flows = staying.map((ns) => spawnIn(ns, ['python3', '-c', `import socket, time\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor p in range(21000, 21200):\n    s.sendto(b"x", ("127.0.0.1", p)); time.sleep(0.005)`]));
     for (const ns of deleted) {
       // its conntrack -E gone first: nothing but the daemon could keep the namespace alive
@@ -176,10 +187,6 @@ spool_dir = "${join(dir, 'spool')}"
     for (const ns of [...staying, ...added]) assert.ok(await waitFor(() => caughtUp(ns) && daemonLines(ns).length >= lines(refs.get(ns)!.c.out()).length, 20000), ns);
     // every flow's end, in every namespace still there: a listing reaps the expired entries
     const compare = [...staying, ...added];
-    const ended = (ns: string) => {
-      const want = lines(refs.get(ns)!.c.out());
-      return want.filter((l) => l.startsWith('[DESTROY]')).length === want.filter((l) => l.trimStart().startsWith('[NEW]')).length;
-    };
     assert.ok(await waitFor(() => {
       for (const ns of compare) if (!ended(ns)) sh(['ip', 'netns', 'exec', ns, 'conntrack', '-L'], { allowFail: true });
       return compare.every((ns) => ended(ns) && daemonLines(ns).length >= lines(refs.get(ns)!.c.out()).length);
