@@ -68,7 +68,12 @@ describe('conntrack\'s options, side by side with conntrack -E', { timeout: 180_
         const b = t.spawn(t.rtr, [...CONNTRAIL, 'events', ...args]);
         pairs.push({ args, ref: collect(a), ours: collect(b), procs: [a, b] });
       }
-      for (const p of pairs) for (const c of p.procs) assert.ok(await waitSubscribed(c.pid!), `${p.args.join(' ')}: subscribed (${p.ref.err()} ${p.ours.err()})`);
+      // (about 40 Node processes start at once on two cores: the first may take well over 10 s to subscribe)
+      for (const p of pairs) {
+        for (const [i, c] of p.procs.entries()) {
+          assert.ok(await waitSubscribed(c.pid!, 90_000), `${i ? 'conntrail events' : 'conntrack -E'} ${p.args.join(' ')}: not subscribed (${p.ref.err()} ${p.ours.err()})`);
+        }
+      }
       await mixedTraffic(t);
       // the client's UDP from a fixed port (--sport), to the server and to the router itself (a flow without NAT)
       t.exec(t.cli, ['python3', '-c', `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(("0.0.0.0", 5000))\ns.sendto(b"x", ("${ADDR.srv}", 5001))\ns.sendto(b"x", ("${ADDR.rtrIn}", 9))`]);

@@ -192,7 +192,11 @@ spool_dir = "${join(dir, 'spool')}"
       return compare.every((ns) => ended(ns) && daemonLines(ns).length >= lines(refs.get(ns)!.c.out()).length);
     }, 60000), `every flow ended, every DESTROY recorded: ${compare.filter((ns) => !ended(ns) || daemonLines(ns).length < lines(refs.get(ns)!.c.out()).length).slice(0, 3).map((ns) => {
       const want = lines(refs.get(ns)!.c.out());
-      return `${ns}: conntrack -E NEW ${want.filter((l) => l.trimStart().startsWith('[NEW]')).length} DESTROY ${want.filter((l) => l.startsWith('[DESTROY]')).length}, daemon ${daemonLines(ns).length} lines; table: ${sh(['ip', 'netns', 'exec', ns, 'conntrack', '-L'], { allowFail: true }).slice(0, 300)}`;
+      // (what the daemon has that the reference lacks, and what the reference said: which side lost what)
+      const have = new Set(want);
+      const extra = daemonLines(ns).filter((l) => !have.has(l));
+      return `${ns}: conntrack -E NEW ${want.filter((l) => l.trimStart().startsWith('[NEW]')).length} DESTROY ${want.filter((l) => l.startsWith('[DESTROY]')).length}, daemon ${daemonLines(ns).length} lines; table: ${sh(['ip', 'netns', 'exec', ns, 'conntrack', '-L'], { allowFail: true }).slice(0, 300)}` +
+        `; conntrack -E's stderr: ${refs.get(ns)!.c.err().slice(0, 300)}; exited: ${refs.get(ns)!.p.exitCode ?? refs.get(ns)!.p.signalCode}; the daemon's lines it lacks (${extra.length}): ${extra.slice(0, 3).join(' | ')}`;
     }).join('; ')}`);
 
     // at the end: a socket in each namespace it reads, none anywhere else (but its own namespace: the store, the metrics)
