@@ -11,7 +11,8 @@
 # Format run-ulogd-json runs the daemon (conntrail run) with a file sink in
 # ulogd's JSON instead of `conntrail events` (and no flow store); run-store
 # runs the daemon with its default, the SQLite flow store, and counts the
-# flows stored.
+# flows stored; run-flows runs the daemon without a store, with a file sink
+# of flow records (records = "flows"), and counts their lines.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -51,6 +52,11 @@ for rate in $RATES; do
                 # the daemon (conntrail run) with a file sink in ulogd's JSON
                 LOGGER="printf '[[source]]\\nevents = [\"new\", \"destroy\"]\\n[[sink]]\\ntype = \"file\"\\npath = \"%s\"\\nformat = \"ulogd-json\"\\n[store]\\ntype = \"none\"\\n' \$CTB_OUT > \$CTB_RUN/conntrail.toml && exec $CLI run -c \$CTB_RUN/conntrail.toml"
                 COUNT='$CTB_BENCH/lib/count-lines.sh $CTB_OUT "\"ct\.event\": 1[,}]" "\"ct\.event\": 2[,}]" "\"ct\.event\": 4[,}]"' ;;
+            run-flows)
+                # the daemon with no store and a file sink of flow records (records = "flows"):
+                # one JSON line per ended flow; NEW seen = not flagged partial
+                LOGGER="printf '[[source]]\\nevents = [\"new\", \"destroy\"]\\n[[sink]]\\ntype = \"file\"\\npath = \"%s\"\\nrecords = \"flows\"\\n[store]\\ntype = \"none\"\\n' \$CTB_OUT > \$CTB_RUN/conntrail.toml && exec $CLI run -c \$CTB_RUN/conntrail.toml"
+                COUNT='$CTB_BENCH/lib/count-lines.sh $CTB_OUT "\"flags\":\[(\]|\"[^p])" "" "\"start_us\""' ;;
             run-store)
                 # the daemon with its default: every flow into the SQLite store, no
                 # line sink; counted from the store after the drain (needs sqlite3)

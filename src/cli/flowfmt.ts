@@ -1,26 +1,16 @@
 // Printing stored flows: an aligned table for a terminal, JSON, or CSV.
-import { PROTO_NAMES, SCTP_STATES, TCP_STATES } from '../records/values.js';
-import { FLAG_NAMES, natKind } from '../records/flow.js';
+import { natKind } from '../records/flow.js';
+import { flagList, flowJson, protoName, stateName } from '../formats/flow.js';
 import type { StoredFlow, TopRow } from '../store/store.js';
 import { isoTime } from '../util/time.js';
 
-export const protoName = (p: number) => PROTO_NAMES[p] ?? String(p);
+export { flagList, flowJson, protoName };
 
 export function hostPort(addr: string | null, port: number | null, proto: number): string {
   if (addr === null) return '-';
   const a = addr.includes(':') ? `[${addr}]` : addr;
   if (port === null || proto === 1 || proto === 58) return a;
   return `${a}:${port}`;
-}
-
-function stateName(f: StoredFlow): string | null {
-  if (f.state === null) return null;
-  const names = f.proto === 6 ? TCP_STATES : f.proto === 132 ? SCTP_STATES : undefined;
-  return names?.[f.state] ?? String(f.state);
-}
-
-export function flagList(flags: number): string[] {
-  return FLAG_NAMES.filter(([bit]) => flags & bit).map(([, n]) => n);
 }
 
 /**
@@ -34,32 +24,6 @@ export function sides(f: StoredFlow, bySource = false): { inside: string; public
   if (k === 'snat' || k === 'both') return { inside: hostPort(f.src, f.sport, f.proto), public: hostPort(f.natSrc, f.natSport, f.proto), remote: hostPort(f.dst, f.dport, f.proto) };
   if (k === 'dnat') return { inside: hostPort(f.natDst, f.natDport, f.proto), public: hostPort(f.dst, f.dport, f.proto), remote: hostPort(f.src, f.sport, f.proto) };
   return { inside: hostPort(f.src, f.sport, f.proto), public: null, remote: hostPort(f.dst, f.dport, f.proto) };
-}
-
-const errUs = (us: number) => (us >= Number.MAX_SAFE_INTEGER ? null : us);
-
-/**
- * A flow as JSON: times in ISO 8601 (to the µs) and µs since the epoch,
- * how uncertain they are, when it was last active, the translation spelled out.
- */
-/** `inodes`: the namespaces' inodes where the store knows them (`netns_inode`) */
-export function flowJson(f: StoredFlow, ns: Map<number, string>, inodes?: Map<number, number>): Record<string, unknown> {
-  const nat = natKind(f);
-  return {
-    start: isoTime(f.start), start_us: f.start, start_err_us: errUs(f.startErr), start_unbounded: f.startErr >= Number.MAX_SAFE_INTEGER,
-    end: f.end === null ? null : isoTime(f.end), end_us: f.end, end_err_us: f.endErr,
-    active_until: f.activeEnd === null ? null : isoTime(f.activeEnd), active_until_us: f.activeEnd,
-    duration_us: f.end === null ? null : f.end - f.start, open: f.end === null,
-    proto: protoName(f.proto),
-    orig: { src: f.src, sport: f.sport, dst: f.dst, dport: f.dport },
-    nat,
-    snat: f.natSrc === null ? null : { inside: { addr: f.src, port: f.sport }, public: { addr: f.natSrc, port: f.natSport } },
-    dnat: f.natDst === null ? null : { public: { addr: f.dst, port: f.dport }, inside: { addr: f.natDst, port: f.natDport } },
-    packets: { orig: f.origPackets, reply: f.replyPackets }, bytes: { orig: f.origBytes, reply: f.replyBytes },
-    state: stateName(f), mark: f.mark, zone: f.zone, status: f.status, id: f.ctId,
-    flags: flagList(f.flags), netns: ns.get(f.ns) ?? '',
-    ...(inodes?.has(f.ns) ? { netns_inode: inodes.get(f.ns) } : {}),
-  };
 }
 
 const HEAD = ['START', 'END', 'PROTO', 'SOURCE', 'DESTINATION', 'NAT', 'TRANSLATED', 'PACKETS', 'BYTES', 'STATE', 'FLAGS'];

@@ -29,7 +29,8 @@ export function statsText(s: DaemonStats): string {
     ` packets_written=${s.store.packetsWritten} packets_expired=${s.store.packetsExpired}` +
     ` tcp_states_written=${s.store.tcpStatesWritten} tcp_states_expired=${s.store.tcpStatesExpired}`] : [];
   const fl = s.flows ? [`flows: open=${s.flows.open} opened=${s.flows.opened} closed=${s.flows.closed} ` +
-    `partial=${s.flows.partial} settled=${s.flows.settled} corrected=${s.flows.corrected} missing=${s.flows.missing} quiet=${s.flows.quiet}`] : [];
+    `partial=${s.flows.partial} settled=${s.flows.settled} corrected=${s.flows.corrected} missing=${s.flows.missing} quiet=${s.flows.quiet}` +
+    (s.flows.sent || s.flows.unsent ? ` records_sent=${s.flows.sent} records_unsent=${s.flows.unsent}` : '')] : [];
   const fw = s.followed.map((f) => `source ${f.source}: namespaces_attached=${f.attached} namespaces_failing=${f.failing}`);
   return [...fw, ...src, ...snk, ...fl, ...st].join('; ');
 }

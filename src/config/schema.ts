@@ -23,6 +23,8 @@ export type SinkType = (typeof SINK_TYPES)[number];
 interface SinkCommon {
   name: string;
   sources: string[];
+  /** 'flows': one record per ended flow of the conntrack sources taken, not their events */
+  records: 'sources' | 'flows';
   /** undefined: each kind of record in its default format */
   format?: string;
   output: string[];
@@ -59,6 +61,7 @@ export interface JournalSinkConfig extends SinkCommon {
   memfd_threshold: number;
 }
 export interface PcapSinkConfig extends Pick<SinkCommon, 'name' | 'sources' | 'queue_size' | 'when_full'> {
+  records?: undefined;
   type: 'pcap';
   path: string;
   linktype: 'raw' | 'nflog';
@@ -150,7 +153,7 @@ export const SINK_SCHEMA = {
   required: ['type'],
   properties: {
     name: SINK_NAME_PROP,
-    type: { enum: [...SINK_TYPES], description: '`stdout`, `file` (append to `path`), `syslog` (one message per record to `address`), `journal` (systemd-journald, with a CT_* field for every conntrack record field and a PKT_* field for every packet field), or `pcap` (packet logs as a pcap file at `path`).' },
+    type: { enum: [...SINK_TYPES], description: '`stdout`, `file` (append to `path`), `syslog` (one message per record to `address`), `journal` (systemd-journald, with a CT_* field for every conntrack record field, a PKT_* field for every packet field, and a FLOW_* field for every flow record field), or `pcap` (packet logs as a pcap file at `path`).' },
     ...SINK_REST_PROPS, ...FILE_SINK_PROPS, ...SYSLOG_SINK_PROPS, ...JOURNAL_SINK_PROPS, linktype: PCAP_SINK_PROPS.linktype,
   },
 } as const;

@@ -2,7 +2,9 @@
 // source sends, and whether each sink can take every kind routed to it. A
 // record sink (pcap) takes the kinds it encodes itself; a line sink's format
 // must exist for every kind it takes (a sink without `format` writes each
-// kind in that kind's default format). A problem names the key to fix.
+// kind in that kind's default format). A sink with `records = "flows"` takes
+// the flow records of conntrack sources instead of their events. A problem
+// names the key to fix.
 import { KIND_NAMES, type Kind } from '../records/index.js';
 import { DEFAULT_FORMAT, findFormat, FORMAT_NAMES, formatsOf } from '../formats/registry.js';
 import { RECORD_SINKS, SOURCE_TYPES, type SinkConfig, type SourceType } from './schema.js';
@@ -14,11 +16,37 @@ export function sourceKind(s: { type: SourceType }): Kind {
 
 export interface TopologyProblem { key: string; message: string }
 
+/** a source as the check needs it (`flows`: a conntrack source's, false: it keeps no flow table) */
+export interface TopologySource { name: string; type: SourceType; flows?: boolean }
+
+/** the sources a sink with `records = "flows"` takes: those it names, else every conntrack source with flows */
+export function flowSourcesOf(k: Pick<SinkConfig, 'sources'>, sources: TopologySource[]): TopologySource[] {
+  return k.sources.length ? sources.filter((s) => k.sources.includes(s.name)) : sources.filter((s) => s.type === 'conntrack' && s.flows !== false);
+}
+
 /** The first sink that cannot take what is routed to it, or undefined. */
-export function checkTopology(sources: Array<{ name: string; type: SourceType }>, sinks: SinkConfig[]): TopologyProblem | undefined {
+export function checkTopology(sources: TopologySource[], sinks: SinkConfig[]): TopologyProblem | undefined {
   const byName = new Map(sources.map((s) => [s.name, s]));
   for (let i = 0; i < sinks.length; i++) {
     const k = sinks[i];
+    if (k.records === 'flows') {
+      const bad = flowSourcesOf(k, sources).find((s) => s.type !== 'conntrack' || s.flows === false);
+      if (bad) {
+        return {
+          key: `sink[${i}].sources`,
+          message: bad.type !== 'conntrack'
+            ? `a sink with records = "flows" takes the flow records of conntrack sources, and source "${bad.name}" is a ${bad.type} source`
+            : `source "${bad.name}" has flows = false: it keeps no flow records for a sink with records = "flows" to take`,
+        };
+      }
+      if (!flowSourcesOf(k, sources).length) {
+        return { key: `sink[${i}].records`, message: '"flows" takes the flow records of conntrack sources, and there is none with flows = true' };
+      }
+      if (k.format !== undefined && !findFormat(k.format, 'flow')) {
+        return { key: `sink[${i}].format`, message: `flow records are written as one of ${formatsOf('flow').map((f) => JSON.stringify(f)).join(', ')}` };
+      }
+      continue;
+    }
     const from = (k.sources.length ? k.sources : sources.map((s) => s.name)).map((n) => byName.get(n)).filter((s) => s !== undefined);
     const hint = k.sources.length ? '' : '; or name the sources the sink takes in `sources`';
     const recordKinds = RECORD_SINKS[k.type];

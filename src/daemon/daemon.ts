@@ -22,6 +22,8 @@ import type { ConntrackSourceConfig, SinkConfig, StoreConfig } from '../config/s
 import { native } from '../netlink/native.js';
 import type { Logger } from './log.js';
 import { FlowTable, type FlowTableStats } from '../pipeline/flow-table.js';
+import { FlowFanout, type FlowRoute } from '../pipeline/flow-fanout.js';
+import type { EndedFlow } from '../records/flow.js';
 import { jiffyMicros, Timeouts, TIMEOUT_SYSCTLS } from '../pipeline/timeouts.js';
 import { StoreWriter, type WriterStats } from '../store/writer.js';
 import { SqliteStore } from '../store/sqlite.js';
@@ -70,7 +72,12 @@ export interface DaemonStats {
   followed: Array<{ source: string; attached: number; failing: number }>;
   sinks: SinkStats[];
   store?: WriterStats;
-  flows?: FlowTableStats;
+  /** present when a conntrack source keeps a flow table (for the store, or a sink with records = "flows") */
+  flows?: FlowTableStats & {
+    /** ended flows a sink with records = "flows" was sent, and those it could not be sent whole (settled,
+     * but opened before the sink was configured or adopted from an earlier run: the store has them) */
+    sent: number; unsent: number;
+  };
 }
 
 const TIMESTAMP_SYSCTL = 'net.netfilter.nf_conntrack_timestamp';
@@ -130,6 +137,11 @@ export class Pipeline {
   private closing = false;
   /** flow counters of the tables no longer in use (detached namespaces), so the totals never go down */
   private retired: FlowTableStats = { open: 0, opened: 0, closed: 0, partial: 0, settled: 0, corrected: 0, missing: 0, quiet: 0 };
+  private retiredSent = { sent: 0, unsent: 0 };
+  /** each flow table's output: the store and the sinks that take flow records */
+  private readonly fanouts = new WeakMap<FlowTable, FlowFanout>();
+  /** keys of open flows when there is no store */
+  private nextFlowKey = 1;
 
   constructor(private plan: Plan, private readonly log: Logger) {}
 
@@ -199,7 +211,7 @@ export class Pipeline {
   private async attach(x: Expanded, adopted: OpenRow[]): Promise<Attached | undefined> {
     const k = followKey(x.parent, x.followed!);
     const ns = x.ps.config.netns!;
-    const ps = this.oneFeeder(x.ps, x.followed, this.sources);
+    const ps = this.oneFeeder(x.ps, x.followed, this.sources, x.parent);
     let a: Attached | undefined;
     try {
       const prep = await this.prepareSource(ps, adopted, undefined, x.parent);
@@ -231,19 +243,32 @@ export class Pipeline {
     if (!t) return;
     const c = t.stats();
     for (const k of ['opened', 'closed', 'partial', 'settled', 'corrected'] as const) this.retired[k] += c[k];
+    const f = this.fanouts.get(t);
+    if (f) { this.retiredSent.sent += f.sent; this.retiredSent.unsent += f.unsent; f.routes = []; }
+  }
+
+  /** Does a sink with records = "flows" take the flow records of this configured source? */
+  private flowSinkTakes(parent: string, plan = this.plan): boolean {
+    return plan.config.sink.some((k) => k.records === 'flows' && (!k.sources.length || k.sources.includes(parent)));
+  }
+
+  /** Does a conntrack source keep a flow table: for the store, or for a sink that takes flow records? */
+  private wantsTable(sc: ConntrackSourceConfig, parent: string, plan = this.plan): boolean {
+    return sc.flows && (this.writer !== undefined || this.flowSinkTakes(parent, plan));
   }
 
   /**
-   * One record per flow: a conntrack source's flows are stored only if no
-   * source among `others` feeds the store from the same namespace (by
-   * inode: a name and a pattern, two patterns, two names of one namespace);
-   * otherwise it is said once and the source reads without storing.
+   * One record per flow: a conntrack source keeps flow records (for the
+   * store and the sinks that take them) only if no source among `others`
+   * keeps them for the same namespace (by inode: a name and a pattern, two
+   * patterns, two names of one namespace); otherwise it is said once and
+   * the source reads without keeping them. `parent`: the configured source.
    */
-  private oneFeeder(ps: PlannedSource, inode: number | undefined, others: Attached[]): PlannedSource {
-    if (ps.type !== 'conntrack' || !ps.config.flows || !this.writer || inode === undefined) return ps;
+  private oneFeeder(ps: PlannedSource, inode: number | undefined, others: Attached[], parent: string, plan = this.plan): PlannedSource {
+    if (ps.type !== 'conntrack' || !this.wantsTable(ps.config, parent, plan) || inode === undefined) return ps;
     const other = others.find((o) => o.table && o.inode === inode);
     if (!other) return ps;
-    this.log.warn(`source ${ps.config.name}: network namespace ${ps.config.netns ?? '(the daemon\'s own)'} feeds the flow store through source ${other.name} already: this source's flows from it are not stored`);
+    this.log.warn(`source ${ps.config.name}: network namespace ${ps.config.netns ?? '(the daemon\'s own)'} feeds the flow records (store, sinks with records = "flows") through source ${other.name} already: this source's flows from it are not kept`);
     return { ...ps, config: { ...ps.config, flows: false } };
   }
 
@@ -327,8 +352,8 @@ export class Pipeline {
       const attaching = (async () => {
         for (const x of this.expand(this.plan)) {
           if (x.followed !== undefined) { await this.attach(x, adopted); continue; }
-          const ps = this.oneFeeder(x.ps, inodeOf(x.ps.type === 'tcpstates' ? undefined : x.ps.config.netns), this.sources);
-          const prep = await this.prepareSource(ps, adopted);
+          const ps = this.oneFeeder(x.ps, inodeOf(x.ps.type === 'tcpstates' ? undefined : x.ps.config.netns), this.sources, x.parent);
+          const prep = await this.prepareSource(ps, adopted, undefined, undefined, x.parent);
           const a = this.openSource(ps, prep, x, x.ps);
           this.sources.push(a);
           await this.startSource(a);
@@ -433,7 +458,7 @@ export class Pipeline {
    * id and flow table. `parent`: the configured source of a followed
    * namespace's instance.
    */
-  private async prepareSource(ps: PlannedSource, adopted: OpenRow[], table?: FlowTable, parent?: string): Promise<{ nsId: number; table: FlowTable | undefined }> {
+  private async prepareSource(ps: PlannedSource, adopted: OpenRow[], table?: FlowTable, parent?: string, configured = parent ?? ps.config.name, plan = this.plan): Promise<{ nsId: number; table: FlowTable | undefined }> {
     const followed = parent !== undefined;
     // a tcpstates source's gaps are in its namespace (by the name its changes carry), or in every one (-1)
     if (ps.type === 'tcpstates') {
@@ -450,13 +475,15 @@ export class Pipeline {
       return { nsId, table: undefined };
     }
     const sc = ps.config;
-    const withFlows = this.writer !== undefined && sc.flows;
+    const withFlows = this.wantsTable(sc, configured, plan);
     prepareConntrack(sc, this.sourceLog(followed), withFlows);
     let nsId = 0;
-    if (this.writer && sc.flows) {
+    if (withFlows) {
       const ino = inodeOf(sc.netns) ?? 0;
-      nsId = await this.writer.namespaceId(sc.netns ?? '', ino);
-      this.nsIds.set(nsKey(sc.netns ?? '', ino), nsId);
+      if (this.writer) {
+        nsId = await this.writer.namespaceId(sc.netns ?? '', ino);
+        this.nsIds.set(nsKey(sc.netns ?? '', ino), nsId);
+      }
       if (!table) {
         const ns = this.readNamespace(sc);
         if (ns.timestamps === false && followed && !this.saidNoTimestamps.has(parent)) {
@@ -465,12 +492,20 @@ export class Pipeline {
         } else if (ns.timestamps === false && !followed) {
           this.log.warn(`source ${sc.name}: nf_conntrack_timestamp is off${sc.netns ? ` in network namespace ${sc.netns}` : ''}: flow times are when conntrail read the events and ends of expired flows when the kernel reaped them (set enable_timestamps = true for the kernel's own times)`);
         }
-        table = new FlowTable({ ns: nsId, out: this.writer, timeouts: ns.timeouts, jiffyUs: this.jiffy, seesNew: sc.events.includes('new') });
+        const out = new FlowFanout({ store: this.writer, netns: this.nsName(sc.netns, ino), netnsInode: ino, nextKey: () => this.nextFlowKey++ });
+        table = new FlowTable({ ns: nsId, out, timeouts: ns.timeouts, jiffyUs: this.jiffy, seesNew: sc.events.includes('new') });
+        this.fanouts.set(table, out);
         table.gapFrom = this.previousRun ? this.previousRun.stopped ?? this.previousRun.alive : undefined;
         for (const r of adopted) table.adopt(r);
       }
     }
     return { nsId, table };
+  }
+
+  /** A namespace's name in flow records: '' (the daemon's own), its `ip netns` name or path, or net:[INODE] if it has none. */
+  private nsName(netns: string | undefined, inode: number): string {
+    if (!netns) return '';
+    return netns.includes('/') && inode ? `net:[${inode}]` : netns;
   }
 
   /** Opens a source's socket (nothing is read before startSource). */
@@ -479,12 +514,30 @@ export class Pipeline {
     const src = ps.type === 'conntrack' ? new ConntrackSource(ps.config, ps.filter, log)
       : ps.type === 'tcpstates' ? new TcpstatesDaemonSource(ps.config, log, this.netnsNames())
       : new NflogDaemonSource(ps.config, log, { keepRaw: this.keepsRaw(x.parent) });
-    return {
+    const a: Attached = {
       name: ps.config.name, parent: x.parent, followed: x.followed, planned: ps, configured, src, table: prep.table, nsId: prep.nsId, routes: this.routesFor(ps, x.parent),
       inode: ps.type === 'tcpstates' ? undefined : x.followed ?? inodeOf(ps.config.netns),
       toStore: (ps.type === 'nflog' || ps.type === 'tcpstates') && ps.config.store && this.writer !== undefined,
       nextCheck: Date.now() + CHECK_FIRST_MS, checkEvery: CHECK_FIRST_MS,
     };
+    this.setFlowRoutes(prep.table, ps, x.parent);
+    return a;
+  }
+
+  /** where the flow records of a table go (the sinks with records = "flows" that take its source) */
+  private setFlowRoutes(table: FlowTable | undefined, ps: PlannedSource, parent: string): void {
+    const out = table && this.fanouts.get(table);
+    if (!out) return;
+    const routes: FlowRoute[] = [];
+    this.plan.config.sink.forEach((k, i) => {
+      if (k.records !== 'flows' || (k.sources.length && !k.sources.includes(parent))) return;
+      const sink = this.sinks[i];
+      // the configuration checked that the format writes flow records
+      const inner = findFormat(k.format ?? DEFAULT_FORMAT.flow!, 'flow')!.build({ output: k.output, netns: ps.config.netns }) as (f: EndedFlow) => string;
+      const format = k.netns_prefix ? (f: EndedFlow) => (f.netns ? `[${f.netns}] ${inner(f)}` : inner(f)) : inner;
+      routes.push((f) => sink.push(format(f), f, 'flow'));
+    });
+    out.routes = routes;
   }
 
   /** Starts reading: each record through the pipeline's filters to its routes (and the flow table). */
@@ -593,7 +646,7 @@ export class Pipeline {
     const routes: Route[] = [];
     const kind = sourceKind(ps.config);
     this.plan.config.sink.forEach((k, i) => {
-      if (k.sources.length && !k.sources.includes(parent)) return;
+      if (k.records === 'flows' || (k.sources.length && !k.sources.includes(parent))) return;
       if (k.type === 'pcap') { routes.push({ sink: this.sinks[i], kind, format: undefined }); return; }
       // the configuration checked that the format exists for this kind
       const spec = findFormat(k.format ?? DEFAULT_FORMAT[kind]!, kind)!;
@@ -651,6 +704,8 @@ export class Pipeline {
     if (++this.ticks % 60 === 0) {
       for (const s of this.sources) if (s.table && s.src instanceof ConntrackSource) s.table.timeouts = this.readNamespace(s.src.config).timeouts ?? s.table.timeouts;
     }
+    // flow records of flows the sweeps (or a detach) ended
+    for (const k of this.sinks) k.flush();
     this.maybeResume();
   }
 
@@ -668,12 +723,15 @@ export class Pipeline {
       })),
       sinks: this.sinks.map((s) => s.stats()),
     };
-    if (this.writer) {
-      st.store = this.writer.stats();
-      const f: FlowTableStats = { ...this.retired };
+    if (this.writer) st.store = this.writer.stats();
+    if (this.writer || this.sources.some((s) => s.table) || this.retired.opened) {
+      const f = { ...this.retired, ...this.retiredSent };
       for (const s of this.sources) {
-        const t = s.table?.stats();
-        if (t) for (const k of Object.keys(f) as Array<keyof FlowTableStats>) f[k] += t[k];
+        if (!s.table) continue;
+        const t = s.table.stats();
+        for (const k of Object.keys(t) as Array<keyof FlowTableStats>) f[k] += t[k];
+        const out = this.fanouts.get(s.table);
+        if (out) { f.sent += out.sent; f.unsent += out.unsent; }
       }
       st.flows = f;
     }
@@ -730,18 +788,20 @@ export class Pipeline {
       for (const x of this.expand(plan)) {
         const cps = x.ps;
         const same = old.find((o) => !kept.has(o) && o.followed === x.followed && JSON.stringify(o.configured.config) === JSON.stringify(cps.config) &&
-          (cps.type !== 'nflog' || this.keepsRaw(x.parent) === this.keepsRaw(x.parent, plan)));
+          (cps.type !== 'nflog' || this.keepsRaw(x.parent) === this.keepsRaw(x.parent, plan)) &&
+          // (without a store, a sink taking flow records that came or went makes a flow table or ends one)
+          (cps.type !== 'conntrack' || this.writer !== undefined || this.flowSinkTakes(x.parent) === this.flowSinkTakes(x.parent, plan)));
         if (same) { kept.add(same); steps.push({ x, ps: cps, same }); continue; }
         // the same namespace's flow table carries on behind the new socket
         const prev = cps.type !== 'conntrack' ? undefined
-          : old.find((o) => !kept.has(o) && o.table && (o.planned.config.netns ?? '') === (cps.config.netns ?? '') && cps.config.flows);
+          : old.find((o) => !kept.has(o) && o.table && (o.planned.config.netns ?? '') === (cps.config.netns ?? '') && this.wantsTable(cps.config, x.parent, plan));
         if (prev) kept.add(prev);
         // one record per flow, with the sources kept as they are
-        const ps = prev ? cps : this.oneFeeder(cps, x.followed ?? inodeOf(cps.type === 'tcpstates' ? undefined : cps.config.netns), [...kept]);
+        const ps = prev ? cps : this.oneFeeder(cps, x.followed ?? inodeOf(cps.type === 'tcpstates' ? undefined : cps.config.netns), [...kept], x.parent, plan);
         if (x.followed !== undefined && !prev) {
           // a followed namespace that cannot be prepared is tried again later; the reload goes on
           try {
-            steps.push({ x, ps, prep: await this.prepareSource(ps, [], undefined, x.parent) });
+            steps.push({ x, ps, prep: await this.prepareSource(ps, [], undefined, x.parent, x.parent, plan) });
           } catch (e) {
             const k = followKey(x.parent, x.followed);
             if (!this.failed.has(k)) this.log.warn(`source ${ps.config.name}: cannot attach to network namespace ${ps.config.netns}: ${(e as Error).message}; trying again every ${ATTACH_RETRY_MS / 1000} s`);
@@ -749,7 +809,7 @@ export class Pipeline {
           }
           continue;
         }
-        steps.push({ x, ps, prev, prep: await this.prepareSource(ps, [], prev?.table, x.followed !== undefined ? x.parent : undefined) });
+        steps.push({ x, ps, prev, prep: await this.prepareSource(ps, [], prev?.table, x.followed !== undefined ? x.parent : undefined, x.parent, plan) });
       }
     } catch (e) {
       for (const k of sinks) if (!keptSinks.includes(k)) void k.close();
@@ -778,6 +838,7 @@ export class Pipeline {
       if (st.same) {
         // (its planned settings stay: the same as configured, but for flows turned off where another source feeds the store)
         st.same.routes = this.routesFor(st.ps, st.x.parent);
+        this.setFlowRoutes(st.same.table, st.ps, st.x.parent);
         this.sources.push(st.same);
         continue;
       }

@@ -62,6 +62,8 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   flows('conntrail_flows_partial_total', 'flows recorded from their DESTROY alone (NEW not seen)', (f) => f.partial);
   flows('conntrail_flows_settled_total', 'flows ended by a table dump (DESTROY lost)', (f) => f.settled);
   flows('conntrail_flows_corrected_total', 'settled flows whose DESTROY came later and corrected their row', (f) => f.corrected);
+  flows('conntrail_flow_records_sent_total', 'ended flows sent to the sinks with records = "flows" (once, whatever their number)', (f) => f.sent);
+  flows('conntrail_flow_records_unsent_total', 'ended flows that could not be sent whole to the sinks with records = "flows" (settled, but opened before such a sink was configured or by an earlier run; the store has them)', (f) => f.unsent);
   const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, s: DaemonStats) => void) =>
     new Gauge({ name, help, labelNames, registers: [reg], collect(this: Gauge) { this.reset(); fill(this, stats()); } });
   gauge('conntrail_netns_attached', 'network namespaces a source that follows them by pattern is attached to', ['source'], (g, s) => { for (const f of s.followed) g.set({ source: f.source }, f.attached); });

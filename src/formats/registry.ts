@@ -6,6 +6,7 @@ import type { Kind, RecordOf } from '../records/index.js';
 import { FORMATS, makeFormatter } from './index.js';
 import { makePacketFormatter, PACKET_FORMATS } from './packet/index.js';
 import { makeTcpstateFormatter, TCPSTATE_FORMATS } from './tcpstates.js';
+import { FLOW_FORMATS, makeFlowFormatter } from './flow.js';
 
 export interface FormatOptions {
   /** conntrack -o options */
@@ -35,15 +36,19 @@ const tcpstateFormat = (name: (typeof TCPSTATE_FORMATS)[number]): FormatSpec<'tc
   name, accepts: 'tcpstate', build: () => makeTcpstateFormatter(name),
 });
 
-export const FORMAT_SPECS: ReadonlyArray<FormatSpec<'event'> | FormatSpec<'packet'> | FormatSpec<'tcpstate'>> = [
-  ...FORMATS.map(eventFormat), ...PACKET_FORMATS.map(packetFormat), ...TCPSTATE_FORMATS.map(tcpstateFormat),
+const flowFormat = (name: (typeof FLOW_FORMATS)[number]): FormatSpec<'flow'> => ({
+  name, accepts: 'flow', build: () => makeFlowFormatter(name),
+});
+
+export const FORMAT_SPECS: ReadonlyArray<FormatSpec<'event'> | FormatSpec<'packet'> | FormatSpec<'tcpstate'> | FormatSpec<'flow'>> = [
+  ...FORMATS.map(eventFormat), ...PACKET_FORMATS.map(packetFormat), ...TCPSTATE_FORMATS.map(tcpstateFormat), ...FLOW_FORMATS.map(flowFormat),
 ];
 
 /** every format name, of any kind */
 export const FORMAT_NAMES: readonly string[] = [...new Set(FORMAT_SPECS.map((f) => f.name))];
 
 /** a sink with no `format` writes each kind in this one */
-export const DEFAULT_FORMAT: Readonly<Partial<Record<Kind, string>>> = { event: 'conntrack', packet: 'logemu', tcpstate: 'tcpstates' };
+export const DEFAULT_FORMAT: Readonly<Partial<Record<Kind, string>>> = { event: 'conntrack', packet: 'logemu', tcpstate: 'tcpstates', flow: 'json' };
 
 export function formatsOf(kind: Kind): string[] {
   return FORMAT_SPECS.filter((f) => f.accepts === kind).map((f) => f.name);

@@ -129,3 +129,18 @@ export function recordFromEvent(ev: FlowEvent, key: number, ns: number, t: FlowT
 /** ns since the epoch -> µs, rounded down (a start) or up (an end) */
 export const nsToUsFloor = (ns: bigint): number => Number(ns / 1000n);
 export const nsToUsCeil = (ns: bigint): number => Number((ns + 999n) / 1000n);
+
+/**
+ * A flow record as the sinks that take flow records get it: when the flow
+ * ended (its DESTROY, or a table dump that no longer had it), with its
+ * network namespace named.
+ */
+export interface EndedFlow extends FlowRecord {
+  /** the namespace's name: the daemon's own '', an `ip netns` name, or "net:[INODE]" */
+  netns: string;
+  /** its inode (0: not known) */
+  netnsInode: number;
+  /** this record replaces one sent before for the same flow (ended by a
+   * dump, its DESTROY lost): the DESTROY came late after all */
+  corrects: boolean;
+}

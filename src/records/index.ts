@@ -1,15 +1,15 @@
 // The kinds of record, and the type of each: the only things that cross
 // from sources to the pipeline, and from the pipeline to formats and sinks.
 import type { FlowEvent } from './event.js';
-import type { FlowRecord } from './flow.js';
+import type { EndedFlow } from './flow.js';
 import type { PacketLog } from './packet.js';
 import type { TcpStateChange } from './tcpstate.js';
 
 export interface RecordOf {
   /** a conntrack event or table entry (sources/conntrack) */
   event: FlowEvent;
-  /** one record per flow (the flow table) */
-  flow: FlowRecord;
+  /** one record per flow, at its end (the flow table of a conntrack source) */
+  flow: EndedFlow;
   /** a packet an NFLOG rule logged (sources/nflog) */
   packet: PacketLog;
   /** a TCP socket's state change, with the process current at it (sources/tcpstates) */

@@ -1,6 +1,8 @@
 // The journal sink: systemd-journald's native protocol over
 // /run/systemd/journal/socket. MESSAGE is the record in the sink's format,
-// plus SYSLOG_IDENTIFIER, PRIORITY and a CT_* field for every record field.
+// plus SYSLOG_IDENTIFIER, PRIORITY and a field for every record field
+// (CT_* of an event, PKT_* of a packet, FLOW_* of a flow record, tcpstates'
+// own of a TCP state change).
 // An entry too large for one datagram goes in a sealed memfd.
 import { native } from '../netlink/native.js';
 import type { FlowEvent } from '../records/event.js';
@@ -8,6 +10,8 @@ import type { PacketLog } from '../records/packet.js';
 import type { Kind, RecordOf } from '../records/index.js';
 import { encodeJournal, journalFields, packetJournalFields } from '../formats/journal.js';
 import { tcpstateJournalFields } from '../formats/tcpstates.js';
+import { flowJournalFields } from '../formats/flow.js';
+import type { EndedFlow } from '../records/flow.js';
 import type { TcpStateChange } from '../records/tcpstate.js';
 import { SEVERITIES } from './syslog.js';
 import type { Sink, SinkStats } from './sink.js';
@@ -60,6 +64,7 @@ export class JournalSink implements Sink {
     const fields = !rec ? [] : kind === 'packet' ? packetJournalFields(rec as PacketLog)
       // tcpstates -Y's fields; MESSAGE, SYSLOG_IDENTIFIER and PRIORITY are the sink's (format, tag, severity)
       : kind === 'tcpstate' ? tcpstateJournalFields(rec as TcpStateChange, process.getuid?.() === 0).filter(([k]) => k !== 'MESSAGE' && k !== 'SYSLOG_IDENTIFIER' && k !== 'PRIORITY')
+      : kind === 'flow' ? flowJournalFields(rec as EndedFlow)
       : journalFields(rec as FlowEvent);
     this.queue.push(Buffer.concat([encodeJournal([['MESSAGE', line]]), this.head, encodeJournal(fields)]));
     this.q.added(this.queue.length);

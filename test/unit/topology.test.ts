@@ -36,3 +36,29 @@ describe('topology', () => {
     assert.equal(checkTopology([ct, nf], [sink({ type: 'pcap', sources: ['ct'] })])!.key, 'sink[0].sources');
   });
 });
+
+describe('topology of flow records (records = "flows")', () => {
+  const ctNoFlows = { name: 'quiet', type: 'conntrack' as const, flows: false };
+  it('takes every conntrack source with flows when it names none, and only JSON', () => {
+    assert.equal(checkTopology([ct, nf, ctNoFlows], [sink({ records: 'flows' })]), undefined);
+    assert.equal(checkTopology([ct], [sink({ records: 'flows', format: 'json', sources: ['ct'] })]), undefined);
+    assert.deepEqual(checkTopology([ct], [sink({ records: 'flows', format: 'conntrack' })]), {
+      key: 'sink[0].format', message: 'flow records are written as one of "json"',
+    });
+  });
+  it('a named source that keeps no flow records names sink[i].sources and says why', () => {
+    assert.deepEqual(checkTopology([ct, nf], [sink({}), sink({ records: 'flows', sources: ['nf'] })]), {
+      key: 'sink[1].sources', message: 'a sink with records = "flows" takes the flow records of conntrack sources, and source "nf" is a nflog source',
+    });
+    assert.deepEqual(checkTopology([ctNoFlows], [sink({ records: 'flows', sources: ['quiet'] })]), {
+      key: 'sink[0].sources', message: 'source "quiet" has flows = false: it keeps no flow records for a sink with records = "flows" to take',
+    });
+    assert.deepEqual(checkTopology([nf, ctNoFlows], [sink({ records: 'flows' })]), {
+      key: 'sink[0].records', message: '"flows" takes the flow records of conntrack sources, and there is none with flows = true',
+    });
+  });
+  it('a pcap sink of flow records is refused by the schema, not here (it has no `records` key)', () => {
+    // (the pcap sink's schema has no `records`: config-bounds tests the error line)
+    assert.equal(checkTopology([nf], [sink({ type: 'pcap' })]), undefined);
+  });
+});
