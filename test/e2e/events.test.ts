@@ -88,7 +88,9 @@ describe('conntrail events vs conntrack -E', { timeout: 180_000 }, () => {
   });
 
   it('dump prints what conntrack -L prints', async () => {
-    t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_timestamp': '0', 'net.netfilter.nf_conntrack_udp_timeout': '60', 'net.netfilter.nf_conntrack_icmp_timeout': '60', 'net.netfilter.nf_conntrack_icmpv6_timeout': '60', 'net.netfilter.nf_conntrack_tcp_timeout_time_wait': '60', 'net.netfilter.nf_conntrack_gre_timeout': '60', 'net.netfilter.nf_conntrack_sctp_timeout_closed': '60' });
+    t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_timestamp': '0', 'net.netfilter.nf_conntrack_udp_timeout': '60', 'net.netfilter.nf_conntrack_icmp_timeout': '60', 'net.netfilter.nf_conntrack_icmpv6_timeout': '60', 'net.netfilter.nf_conntrack_tcp_timeout_time_wait': '60', 'net.netfilter.nf_conntrack_gre_timeout': '60', 'net.netfilter.nf_conntrack_sctp_timeout_closed': '60',
+      // DCCP (no tracker of its own in this kernel) and protocol 253: the generic timeout
+      'net.netfilter.nf_conntrack_generic_timeout': '60' });
     await mixedTraffic(t);
     // Timeouts count down per entry, each on its own sub-second phase: the
     // two reads can differ by one tick. Compare with the timeout masked, and

@@ -228,7 +228,7 @@ spool_dir = "${join(dir, 'spool')}"
     }
     assert.deepEqual(daemonLines(other), []);
     assert.doesNotMatch(o.err(), /cannot attach to network namespace|error:/);
-    assert.match(o.err(), new RegExp(`source fixed: network namespace ${PREFIX}-r20 feeds the flow store through source ct@${PREFIX}-r20 already`));
+    assert.match(o.err(), new RegExp(`source fixed: network namespace ${PREFIX}-r20 feeds the flow records \\(store, sinks with records = "flows"\\) through source ct@${PREFIX}-r20 already`));
     // the store: one record per flow (r20 read by two sources), and no flow of a deleted namespace left open
     const stored = (ns: string) => {
       const r = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'flows', '--db', join(dir, 'flows.db'), '--json', '--limit', '0', '--netns', ns], { encoding: 'utf8' });
