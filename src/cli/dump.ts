@@ -30,7 +30,11 @@ export async function runDump(o: FilterCliOptions): Promise<void> {
         if (e instanceof ClosedOutputError) closed = true; else throw e;
       }
     });
-    if (!closed) out.flush();
+    if (!closed) {
+      const end = format.end?.();
+      if (end !== undefined) out.line(end);
+      out.flush();
+    }
     if (o.stats) process.stderr.write(statsLine(shown, stats) + '\n');
   } catch (e) {
     if (e instanceof ClosedOutputError) return;

@@ -94,7 +94,11 @@ export async function runEvents(o: EventsOptions): Promise<void> {
     accept: match,
     emit: (ev) => out.line(format(ev)),
     flush: () => out.flush(),
-    closeOutput: () => out.flush(),
+    closeOutput: () => {
+      const end = format.end?.();
+      if (end !== undefined) out.line(end);
+      out.flush();
+    },
     warn: (final) => {
       const s = src.sock.stats();
       if (s.enobufs > reportedEnobufs) {

@@ -5,6 +5,9 @@ import { collect, list } from '../util/args.js';
 import { UsageError } from '../util/errors.js';
 import { CONNTRACK_OUTPUT_OPTIONS, FORMATS, makeFormatter, type FormatName } from '../formats/index.js';
 import { conntrackParams, type FilterSpec } from '../sources/conntrack/filter.js';
+import { formatConntrackXml, XML_END, XML_HEAD } from '../formats/conntrack-xml.js';
+import { formatConntrackSave } from '../formats/conntrack-save.js';
+import { prognameOf } from '../util/progname.js';
 
 export { collect, list };
 export { buildFilter, checkNetns, parseProto } from '../sources/conntrack/filter.js';
@@ -58,7 +61,7 @@ export function addFilterOptions(cmd: Command, withEvents: boolean): Command {
     .option('-w, --zone <zone>', 'conntrack zone (repeatable)', collect)
     .option('--netns <name>', 'read the conntrack table of this network namespace (/run/netns/NAME or a path)')
     .addOption(new Option('--format <format>', 'output format').choices([...FORMATS]).default('conntrack'))
-    .option('-o, --output <opts>', 'conntrack format options: extended,id,timestamp,ktimestamp,labels,userspace (comma-separated; any case, a prefix will do, as conntrack)')
+    .option('-o, --output <opts>', 'conntrack format options: xml,extended,id,timestamp,ktimestamp,labels,userspace, or save alone (comma-separated; any case, a prefix will do, as conntrack)')
     .option('--ulogd-device <name>', 'ulogd-json: the "dvc" value, as ulogd\'s JSON device option', 'Netfilter')
     .option('--ulogd-eventv1', 'ulogd-json: Logstash event v1 ("@version", "@timestamp"), as ulogd\'s eventv1 option')
     .option('--stats', 'print counters to stderr on exit');
@@ -75,23 +78,41 @@ export interface FilterCliOptions extends FilterSpec {
 /** conntrack's -o names, in its order (a prefix takes the first that fits) */
 const OUTPUT_NAMES = ['xml', 'extended', 'timestamp', 'id', 'ktimestamp', 'labels', 'userspace', 'save'] as const;
 
-export function buildFormatter(o: FilterCliOptions): (ev: FlowEvent) => string {
+/** a formatter of conntrack events; `end`: what to print after the last record (conntrack -o xml's closing tag), if anything */
+export type EventFormatter = ((ev: FlowEvent) => string) & { end?: () => string | undefined };
+
+export function buildFormatter(o: FilterCliOptions): EventFormatter {
   let names: string[];
   try {
     names = o.output ? conntrackParams(o.output, OUTPUT_NAMES, '--output') : [];
   } catch {
     const bad = (o.output ?? '').split(',').find((x) => x !== '' && !OUTPUT_NAMES.some((n) => n.startsWith(x.toLowerCase()))) ?? o.output;
-    throw new UsageError(`--output: "${bad}" is not an output option (extended, id, timestamp, ktimestamp, labels, userspace)`);
+    throw new UsageError(`--output: "${bad}" is not an output option (xml, extended, id, timestamp, ktimestamp, labels, userspace, save)`);
   }
-  for (const x of names) {
-    if (x === 'xml' || x === 'save') {
-      throw new UsageError(`--output: "${x}" is not supported by conntrail yet (use --format json for structured output)`);
-    }
+  if (names.includes('save') && names.some((x) => x !== 'save' && x !== 'userspace')) {
+    throw new UsageError('--output: cannot combine save output with any other output type, use -o save only');
   }
   // userspace: [USERSPACE] portid=N progname=NAME is always printed, as by conntrack 1.4.7 (where -o userspace is kept and does nothing)
   const out = names.filter((x) => x !== 'userspace');
   if (out.length && o.format !== 'conntrack') {
     throw new UsageError(`--output applies to --format conntrack only, not "${o.format}"`);
+  }
+  if (out.includes('save')) {
+    const opts = { progname: o.netns ? undefined : prognameOf };
+    return (ev) => formatConntrackSave(ev, opts);
+  }
+  if (out.includes('xml')) {
+    // as conntrack: -o xml takes timestamp (<when>) and ktimestamp (<timestamp>); extended, id and labels change nothing there
+    const opts = { time: out.includes('timestamp'), ktimestamp: out.includes('ktimestamp'), progname: o.netns ? undefined : prognameOf };
+    let begun = false;
+    const f: EventFormatter = (ev) => {
+      const line = formatConntrackXml(ev, opts);
+      if (begun) return line;
+      begun = true;
+      return `${XML_HEAD}\n${line}`;
+    };
+    f.end = () => (begun ? XML_END : undefined);
+    return f;
   }
   return makeFormatter({ format: o.format, output: out, netns: o.netns, ulogdDevice: o.ulogdDevice, ulogdEventv1: o.ulogdEventv1 });
 }

@@ -88,6 +88,9 @@ export function formatJson(ev: FlowEvent): string {
   if (ev.tcpState !== undefined) s += ',"state":"' + (TCP_STATES[ev.tcpState] ?? ev.tcpState) + '"';
   else if (ev.sctpState !== undefined) s += ',"state":"' + (SCTP_STATES[ev.sctpState] ?? ev.sctpState) + '"';
   else if (ev.dccpState !== undefined) s += ',"state":"' + (DCCP_STATES[ev.dccpState] ?? ev.dccpState) + '"';
+  if (ev.sctpVtagOrig !== undefined || ev.sctpVtagReply !== undefined) {
+    s += ',"sctp_vtag":{"orig":' + (ev.sctpVtagOrig ?? null) + ',"reply":' + (ev.sctpVtagReply ?? null) + '}';
+  }
   if (ev.timeout !== undefined) s += ',"timeout":' + ev.timeout;
   s += ',"orig":' + tuple(ev.orig, ev.proto, ev.origPackets, ev.origBytes);
   s += ',"reply":' + tuple(ev.reply, ev.proto, ev.replyPackets, ev.replyBytes);

@@ -39,6 +39,9 @@ export interface FlowEvent {
   tcpState: number | undefined;
   sctpState: number | undefined;
   dccpState: number | undefined;
+  /** SCTP verification tags of the original and reply direction */
+  sctpVtagOrig: number | undefined;
+  sctpVtagReply: number | undefined;
   origPackets: number | undefined;
   origBytes: number | undefined;
   replyPackets: number | undefined;
@@ -76,7 +79,7 @@ export function emptyEvent(): FlowEvent {
     type: 'NEW', family: 0, proto: 0, orig: emptyTuple(), reply: emptyTuple(),
     status: undefined, timeout: undefined, mark: undefined, secmark: undefined,
     secctx: undefined, zone: undefined, use: undefined, id: undefined,
-    tcpState: undefined, sctpState: undefined, dccpState: undefined,
+    tcpState: undefined, sctpState: undefined, dccpState: undefined, sctpVtagOrig: undefined, sctpVtagReply: undefined,
     origPackets: undefined, origBytes: undefined, replyPackets: undefined,
     replyBytes: undefined, start: undefined, stop: undefined, eventTime: undefined,
     helper: undefined, labels: undefined, portid: 0, recvTime: 0, recvFrom: 0, netns: '', netnsInode: 0,

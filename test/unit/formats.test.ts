@@ -7,6 +7,9 @@ import { formatConntrack } from '../../src/formats/conntrack.js';
 import { ctime, pyFloatRepr } from '../../src/util/time.js';
 import { emptyEvent, type FlowEvent } from '../../src/records/event.js';
 import { decodeFixture } from '../helpers/fixtures.js';
+import { formatConntrackXml } from '../../src/formats/conntrack-xml.js';
+import { formatConntrackSave } from '../../src/formats/conntrack-save.js';
+import { buildFormatter, type FilterCliOptions } from '../../src/cli/options.js';
 
 function tcpEvent(): FlowEvent {
   const ev = emptyEvent();
@@ -109,5 +112,87 @@ describe('conntrack format details', () => {
     assert.match(formatConntrack(ev), / 120 NONE src=/);
     Object.assign(ev, { tcpState: undefined, proto: 132, sctpState: 8 });
     assert.match(formatConntrack(ev), / 120 \(null\) src=/);
+  });
+});
+
+describe('conntrack -o xml (lines the real conntrack 1.4.7 printed for the same entries)', () => {
+  const tcp = (): FlowEvent => {
+    const ev = emptyEvent();
+    Object.assign(ev, { type: 'DESTROY', family: 2, proto: 6, tcpState: 3, timeout: 99, mark: 7, id: 3440881816, status: 0x0e,
+      origPackets: 0, origBytes: 0, replyPackets: 0, replyBytes: 0, start: 1796285745175252944n, stop: 1796285745221755776n, portid: 4032924739 });
+    ev.orig = { ...ev.orig, src: '10.0.0.1', dst: '10.0.0.2', sport: 1000, dport: 80 };
+    ev.reply = { ...ev.reply, src: '10.0.0.2', dst: '10.0.0.1', sport: 80, dport: 1000 };
+    return ev;
+  };
+  it('a DESTROY with counters and kernel timestamps (-o xml,ktimestamp), [USERSPACE] after the element', () => {
+    assert.equal(formatConntrackXml(tcp(), { ktimestamp: true, progname: () => 'conntrack' }),
+      '<flow type="destroy"><meta direction="original"><layer3 protonum="2" protoname="ipv4"><src>10.0.0.1</src><dst>10.0.0.2</dst></layer3><layer4 protonum="6" protoname="tcp"><sport>1000</sport><dport>80</dport></layer4><counters><packets>0</packets><bytes>0</bytes></counters></meta><meta direction="reply"><layer3 protonum="2" protoname="ipv4"><src>10.0.0.2</src><dst>10.0.0.1</dst></layer3><layer4 protonum="6" protoname="tcp"><sport>80</sport><dport>1000</dport></layer4><counters><packets>0</packets><bytes>0</bytes></counters></meta><meta direction="independent"><state>ESTABLISHED</state><timeout>99</timeout><mark>7</mark><id>3440881816</id><assured/><timestamp><start>1796285745175252944</start><stop>1796285745221755776</stop></timestamp><deltatime>0</deltatime></meta></flow> [USERSPACE] portid=4032924739 progname=conntrack');
+  });
+  it('a dump entry: no type, <use>, the deltatime to when it was read; GRE keys; ICMP without ports', () => {
+    const ev = emptyEvent();
+    Object.assign(ev, { type: 'DUMP', family: 2, proto: 47, timeout: 99, mark: 0, use: 1, id: 4017946522, status: 0x08, origPackets: 0, origBytes: 0, replyPackets: 0, replyBytes: 0,
+      start: 1796285745195451831n, recvTime: 1796285745900000, portid: 0 });
+    ev.orig = { ...ev.orig, src: '10.0.0.1', dst: '10.0.0.2', sport: 0x10, dport: 0x20 };
+    ev.reply = { ...ev.reply, src: '10.0.0.2', dst: '10.0.0.1', sport: 0x20, dport: 0x10 };
+    assert.equal(formatConntrackXml(ev, { ktimestamp: true }),
+      '<flow><meta direction="original"><layer3 protonum="2" protoname="ipv4"><src>10.0.0.1</src><dst>10.0.0.2</dst></layer3><layer4 protonum="47" protoname="gre"><srckey>0x10</srckey><dstkey>0x20</dstkey></layer4><counters><packets>0</packets><bytes>0</bytes></counters></meta><meta direction="reply"><layer3 protonum="2" protoname="ipv4"><src>10.0.0.2</src><dst>10.0.0.1</dst></layer3><layer4 protonum="47" protoname="gre"><srckey>0x20</srckey><dstkey>0x10</dstkey></layer4><counters><packets>0</packets><bytes>0</bytes></counters></meta><meta direction="independent"><timeout>99</timeout><mark>0</mark><use>1</use><id>4017946522</id><unreplied/><timestamp><start>1796285745195451831</start></timestamp><deltatime>0</deltatime></meta></flow>');
+    const icmp = emptyEvent();
+    Object.assign(icmp, { type: 'NEW', family: 10, proto: 58, timeout: 30, mark: 0, id: 5, status: 0x08, portid: 0 });
+    icmp.orig = { ...icmp.orig, src: 'fd00::1', dst: 'fd00::2', icmpType: 128, icmpCode: 0, icmpId: 9 };
+    icmp.reply = { ...icmp.reply, src: 'fd00::2', dst: 'fd00::1', icmpType: 129, icmpCode: 0, icmpId: 9 };
+    assert.match(formatConntrackXml(icmp), /^<flow type="new"><meta direction="original"><layer3 protonum="10" protoname="ipv6"><src>fd00::1<\/src><dst>fd00::2<\/dst><\/layer3><layer4 protonum="58" protoname="icmpv6"><\/layer4><\/meta>/);
+  });
+  it('names an SCTP state from TCP\'s table, as libnetfilter_conntrack\'s XML writer does (SHUTDOWN_SENT prints CLOSE_WAIT)', () => {
+    const ev = tcp();
+    Object.assign(ev, { proto: 132, tcpState: undefined, sctpState: 5 });
+    assert.match(formatConntrackXml(ev), /<state>CLOSE_WAIT<\/state>/);
+    Object.assign(ev, { sctpState: 12 });
+    assert.match(formatConntrackXml(ev), /<state>NONE<\/state>/);
+  });
+  it('-o xml: the head before the first element, the end only after one (nothing for an empty table)', () => {
+    const f = buildFormatter({ format: 'conntrack', output: 'xml' } as FilterCliOptions);
+    assert.equal(f.end?.(), undefined);
+    const first = f(tcp());
+    assert.ok(first.startsWith('<?xml version="1.0" encoding="utf-8"?>\n<conntrack>\n<flow type="destroy">'));
+    assert.ok(f(tcp()).startsWith('<flow type="destroy">'));
+    assert.equal(f.end?.(), '</conntrack>');
+    assert.throws(() => buildFormatter({ format: 'json', output: 'xml' } as FilterCliOptions), /--output applies to --format conntrack only/);
+  });
+});
+
+describe('conntrack -o save (lines the real conntrack 1.4.7 printed for the same entries)', () => {
+  const mk = (o: Partial<FlowEvent>, orig: Partial<FlowEvent['orig']>, reply: Partial<FlowEvent['reply']>): FlowEvent => {
+    const ev = emptyEvent();
+    Object.assign(ev, o);
+    ev.orig = { ...ev.orig, ...orig };
+    ev.reply = { ...ev.reply, ...reply };
+    return ev;
+  };
+  it('TCP, SCTP (its tags as conntrack -I takes them), ICMP, GRE; a dump entry is printed as -A', () => {
+    assert.equal(formatConntrackSave(mk({ type: 'DUMP', family: 2, proto: 6, timeout: 96, status: 0x0e, tcpState: 3, mark: 7 },
+      { src: '10.0.0.1', dst: '10.0.0.2', sport: 1000, dport: 80 }, { src: '10.0.0.2', dst: '10.0.0.1', sport: 80, dport: 1000 })),
+    '-A -t 96 -u SEEN_REPLY,ASSURED -s 10.0.0.1 -d 10.0.0.2 -r 10.0.0.2 -q 10.0.0.1 -p tcp --sport 1000 --dport 80 --reply-port-src 80 --reply-port-dst 1000 --state ESTABLISHED');
+    assert.equal(formatConntrackSave(mk({ type: 'DUMP', family: 2, proto: 132, timeout: 96, status: 0x08, sctpState: 4, sctpVtagOrig: 16777216, sctpVtagReply: 33554432 },
+      { src: '10.0.0.1', dst: '10.0.0.2', sport: 1002, dport: 80 }, { src: '10.0.0.2', dst: '10.0.0.1', sport: 80, dport: 1002 })),
+    '-A -t 96 -u UNSET -s 10.0.0.1 -d 10.0.0.2 -r 10.0.0.2 -q 10.0.0.1 -p sctp --sport 1002 --dport 80 --reply-port-src 80 --reply-port-dst 1002 --state ESTABLISHED --orig-vtag 1 --reply-vtag 2');
+    assert.equal(formatConntrackSave(mk({ type: 'DUMP', family: 2, proto: 1, timeout: 96, status: 0x08 },
+      { src: '10.0.0.1', dst: '10.0.0.3', icmpType: 8, icmpCode: 0, icmpId: 77 }, { src: '10.0.0.3', dst: '10.0.0.1', icmpType: 0, icmpCode: 0, icmpId: 77 })),
+    '-A -t 96 -u UNSET -s 10.0.0.1 -d 10.0.0.3 -r 10.0.0.3 -q 10.0.0.1 -p icmp --icmp-type 8 --icmp-code 0 --icmp-id 77');
+    assert.equal(formatConntrackSave(mk({ type: 'DESTROY', family: 2, proto: 17, timeout: 299, status: 0x08, portid: 3894348693 },
+      { src: '10.0.0.1', dst: '10.0.0.2', sport: 5, dport: 6 }, { src: '10.0.0.2', dst: '10.0.0.1', sport: 6, dport: 5 })),
+    '-D -t 299 -u UNSET -s 10.0.0.1 -d 10.0.0.2 -r 10.0.0.2 -q 10.0.0.1 -p udp --sport 5 --dport 6 --reply-port-src 6 --reply-port-dst 5 [USERSPACE] portid=3894348693');
+  });
+  it('NAT as -n/-g, told as the library tells it: NAT done, and the first 32 bits of the addresses differ (for IPv6 too)', () => {
+    const masq = mk({ type: 'NEW', family: 2, proto: 17, timeout: 30, status: 0x08 | 0x10 | 0x80 | 0x100 | 0x200 },
+      { src: '10.99.1.2', dst: '10.99.2.2', sport: 4000, dport: 53 }, { src: '10.99.2.2', dst: '10.99.2.1', sport: 53, dport: 4000 });
+    assert.match(formatConntrackSave(masq), / -s 10\.99\.1\.2 -d 10\.99\.2\.2 -r 10\.99\.2\.2 -n 10\.99\.2\.1 /);
+    const v6 = mk({ type: 'NEW', family: 10, proto: 17, timeout: 30, status: 0x08 | 0x10 | 0x80 },
+      { src: 'fd00::1:2', dst: 'fd00::2:2', sport: 4000, dport: 53 }, { src: 'fd00::2:2', dst: 'fd00::2:1', sport: 53, dport: 4000 });
+    // fd00::1:2 and fd00::2:1 share their first 32 bits: conntrack prints -q
+    assert.match(formatConntrackSave(v6), / -r fd00::2:2 -q fd00::2:1 /);
+    v6.reply.dst = 'fd01::1';
+    assert.match(formatConntrackSave(v6), / -n fd01::1 /);
+    assert.throws(() => buildFormatter({ format: 'conntrack', output: 'save,id' } as FilterCliOptions), /cannot combine save output with any other output type, use -o save only/);
+    assert.equal(typeof buildFormatter({ format: 'conntrack', output: 'save,userspace' } as FilterCliOptions), 'function');
   });
 });

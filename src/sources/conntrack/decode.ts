@@ -76,11 +76,20 @@ function decodeTuple(a: Nla, t: Tuple): number {
 
 function decodeProtoinfo(a: Nla, ev: FlowEvent): void {
   while (a.next()) {
+    if (a.type === C.CTA_PROTOINFO_SCTP) { decodeSctp(c2.reset(a.b, a.p, a.end), ev); continue; }
     // each protocol nest starts with its *_STATE attribute (u8)
     const state = findU8(c2.reset(a.b, a.p, a.end), 1);
     if (a.type === C.CTA_PROTOINFO_TCP) ev.tcpState = state;
-    else if (a.type === C.CTA_PROTOINFO_SCTP) ev.sctpState = state;
     else if (a.type === C.CTA_PROTOINFO_DCCP) ev.dccpState = state;
+  }
+}
+
+/** CTA_PROTOINFO_SCTP: the state (u8) and the verification tags of both directions (be32) */
+function decodeSctp(a: Nla, ev: FlowEvent): void {
+  while (a.next()) {
+    if (a.type === 1) ev.sctpState = a.u8();
+    else if (a.type === 2) ev.sctpVtagOrig = a.be32();
+    else if (a.type === 3) ev.sctpVtagReply = a.be32();
   }
 }
 
