@@ -3,7 +3,8 @@
 // line, the document's head before the first and its end at exit (nothing
 // at all when nothing was shown). Measured against the real conntrack:
 // test/unit/formats.test.ts (captured lines) and test/e2e/conntrack-options.
-import { IPPROTO_DCCP, IPPROTO_GRE, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPS_ASSURED, IPS_SEEN_REPLY, TCP_STATES, protoName } from '../records/values.js';
+import { IPPROTO_GRE, IPS_ASSURED, IPS_SEEN_REPLY, TCP_STATES, protoName } from '../records/values.js';
+import { printsPorts } from './conntrack.js';
 import type { FlowEvent, Tuple } from '../records/event.js';
 
 export const XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n<conntrack>';
@@ -19,18 +20,8 @@ export interface ConntrackXmlOptions {
 }
 
 function l4(t: Tuple, proto: number): string {
-  switch (proto) {
-    case IPPROTO_TCP:
-    case IPPROTO_UDP:
-    case IPPROTO_UDPLITE:
-    case IPPROTO_SCTP:
-    case IPPROTO_DCCP:
-      return `<sport>${t.sport ?? 0}</sport><dport>${t.dport ?? 0}</dport>`;
-    case IPPROTO_GRE:
-      return `<srckey>0x${(t.sport ?? 0).toString(16)}</srckey><dstkey>0x${(t.dport ?? 0).toString(16)}</dstkey>`;
-    default:
-      return '';
-  }
+  if (printsPorts(proto)) return `<sport>${t.sport ?? 0}</sport><dport>${t.dport ?? 0}</dport>`;
+  return proto === IPPROTO_GRE ? `<srckey>0x${(t.sport ?? 0).toString(16)}</srckey><dstkey>0x${(t.dport ?? 0).toString(16)}</dstkey>` : '';
 }
 
 function tuple(ev: FlowEvent, dir: 'original' | 'reply', counters: boolean): string {

@@ -42,16 +42,15 @@ function l4Head(proto: number): string {
   return s;
 }
 
+/** the protocols libnetfilter_conntrack prints ports of (sport=, <sport>) */
+export function printsPorts(proto: number): boolean {
+  return proto === IPPROTO_TCP || proto === IPPROTO_UDP || proto === IPPROTO_UDPLITE || proto === IPPROTO_SCTP || proto === IPPROTO_DCCP;
+}
+
 function tupleText(t: Tuple, proto: number): string {
   let s = 'src=' + t.src + ' dst=' + t.dst + ' ';
+  if (printsPorts(proto)) return s + 'sport=' + (t.sport ?? 0) + ' dport=' + (t.dport ?? 0) + ' ';
   switch (proto) {
-    case IPPROTO_TCP:
-    case IPPROTO_UDP:
-    case IPPROTO_UDPLITE:
-    case IPPROTO_SCTP:
-    case IPPROTO_DCCP:
-      s += 'sport=' + (t.sport ?? 0) + ' dport=' + (t.dport ?? 0) + ' ';
-      break;
     case IPPROTO_GRE:
       s += 'srckey=0x' + (t.sport ?? 0).toString(16) + ' dstkey=0x' + (t.dport ?? 0).toString(16) + ' ';
       break;
