@@ -82,13 +82,7 @@ const OUTPUT_NAMES = ['xml', 'extended', 'timestamp', 'id', 'ktimestamp', 'label
 export type EventFormatter = ((ev: FlowEvent) => string) & { end?: () => string | undefined };
 
 export function buildFormatter(o: FilterCliOptions): EventFormatter {
-  let names: string[];
-  try {
-    names = o.output ? conntrackParams(o.output, OUTPUT_NAMES, '--output') : [];
-  } catch {
-    const bad = (o.output ?? '').split(',').find((x) => x !== '' && !OUTPUT_NAMES.some((n) => n.startsWith(x.toLowerCase()))) ?? o.output;
-    throw new UsageError(`--output: "${bad}" is not an output option (xml, extended, id, timestamp, ktimestamp, labels, userspace, save)`);
-  }
+  const names = o.output ? conntrackParams(o.output, OUTPUT_NAMES, '--output', undefined, `an output option (${OUTPUT_NAMES.join(', ')})`) : [];
   if (names.includes('save') && names.some((x) => x !== 'save' && x !== 'userspace')) {
     throw new UsageError('--output: cannot combine save output with any other output type, use -o save only');
   }

@@ -130,9 +130,11 @@ const STATUS_BITS: Record<string, number> = { ASSURED: 1 << 2, SEEN_REPLY: 1 << 
  * conntrack reads it: each item is a case-insensitive prefix of a name, the
  * first that fits in `names`' order (`-e upd` is UPDATES, `-o e` extended);
  * a prefix of SRC_NAT or DST_NAT is said and ignored, as conntrack does; an
- * item that fits nothing, or an empty one, is refused. Returns the names.
+ * item that fits nothing (said as "is not `what`"), or an empty one, is
+ * refused. Returns the names.
  */
-export function conntrackParams(text: string, names: readonly string[], opt: string, warn: (m: string) => void = (m) => process.stderr.write(m + '\n')): string[] {
+export function conntrackParams(text: string, names: readonly string[], opt: string, warn: (m: string) => void = (m) => process.stderr.write(m + '\n'),
+  what = `one of ${names.join(', ')} (or a prefix of one)`): string[] {
   const out: string[] = [];
   const items = text.split(',');
   for (const item of items) {
@@ -144,7 +146,7 @@ export function conntrackParams(text: string, names: readonly string[], opt: str
       continue;
     }
     const name = names.find(fits);
-    if (name === undefined) throw new UsageError(`${opt}: "${item}" is not one of ${names.join(', ')} (or a prefix of one)`);
+    if (name === undefined) throw new UsageError(`${opt}: "${item}" is not ${what}`);
     out.push(name);
   }
   return out;
@@ -156,13 +158,15 @@ export const CONNTRACK_EVENT_NAMES = ['ALL', 'NEW', 'UPDATES', 'DESTROY'] as con
 /** the protocols whose tuples have ports */
 const PORT_PROTOS = new Set([IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPPROTO_SCTP, IPPROTO_DCCP]);
 
-function parseTuplePort(text: string, opt: string): number {
-  const n = /^0x[0-9a-f]{1,4}$/i.test(text) ? parseInt(text, 16) : /^\d{1,5}$/.test(text) ? Number(text) : NaN;
-  if (!(n >= 0 && n <= 65535)) throw new UsageError(`${opt}: "${text}" is not a port (0-65535)`);
+/** a conntrack zone (16 bits), written as any u32 conntrack takes */
+function parseZone(text: string, opt: string): number {
+  const n = parseU32(text, opt, 'zone');
+  if (n > 65535) throw new UsageError(`${opt}: "${text}" is not a zone (0-65535)`);
   return n;
 }
 
-function parseByte(text: string, opt: string, what: string, max = 255): number {
+/** a small number as conntrack takes it (decimal, or 0x and hex), `max` at most */
+function parseSmall(text: string, opt: string, what: string, max = 255): number {
   const n = /^0x[0-9a-f]{1,4}$/i.test(text) ? parseInt(text, 16) : /^\d{1,5}$/.test(text) ? Number(text) : NaN;
   if (!(n >= 0 && n <= max)) throw new UsageError(`${opt}: "${text}" is not ${what} (0-${max})`);
   return n;
@@ -305,11 +309,7 @@ export function buildFilter(o: FilterSpec, label: (flag: string) => string = (f)
   f.ports = list(o.port, label('--port')).map((p) => parsePort(p, label('--port')));
   f.notPorts = list(o.notPort, label('--not-port')).map((p) => parsePort(p, label('--not-port')));
   f.marks = list(o.mark, label('--mark')).map((m) => parseMark(m, label('--mark')));
-  f.zones = list(o.zone, label('--zone')).map((z) => {
-    const n = parseU32(z, label('--zone'), 'zone');
-    if (n > 65535) throw new UsageError(`${label('--zone')}: "${z}" is not a zone (0-65535)`);
-    return n;
-  });
+  f.zones = list(o.zone, label('--zone')).map((z) => parseZone(z, label('--zone')));
   tupleOptions(o, f, label);
   if (f.family !== undefined) {
     const want = f.family === AF_INET ? 4 : 6;
@@ -352,7 +352,7 @@ function tupleOptions(o: FilterSpec, f: FlowFilter, label: (flag: string) => str
   const ports = (vals: string[] | undefined, opt: string): number[] | undefined => {
     if (!vals?.length) return undefined;
     need(opt, (p) => PORT_PROTOS.has(p), 'tcp, udp, udplite, sctp or dccp');
-    return vals.map((v) => parseTuplePort(v, label(opt)));
+    return vals.map((v) => parseSmall(v, label(opt), 'a port', 65535));
   };
   const cat = (a?: string[], b?: string[]) => (a || b ? [...(a ?? []), ...(b ?? [])] : undefined);
   f.origSport = ports(cat(o.sport, o.origPortSrc), '--sport');
@@ -367,7 +367,7 @@ function tupleOptions(o: FilterSpec, f: FlowFilter, label: (flag: string) => str
   const icmp = (v4: string[] | undefined, v6: string[] | undefined, what: string, max: number): number[] | undefined => {
     if (v4?.length) need(`--icmp-${what}`, (p) => p === IPPROTO_ICMP, 'icmp (for ICMPv6: --icmpv6-' + what + ' with -p icmpv6)');
     if (v6?.length) need(`--icmpv6-${what}`, (p) => p === IPPROTO_ICMPV6, 'icmpv6');
-    const all = [...(v4 ?? []).map((v) => parseByte(v, label(`--icmp-${what}`), `an ICMP ${what}`, max)), ...(v6 ?? []).map((v) => parseByte(v, label(`--icmpv6-${what}`), `an ICMPv6 ${what}`, max))];
+    const all = [...(v4 ?? []).map((v) => parseSmall(v, label(`--icmp-${what}`), `an ICMP ${what}`, max)), ...(v6 ?? []).map((v) => parseSmall(v, label(`--icmpv6-${what}`), `an ICMPv6 ${what}`, max))];
     return all.length ? all : undefined;
   };
   f.icmpType = icmp(o.icmpType, o.icmpv6Type, 'type', 255);
@@ -386,11 +386,7 @@ function tupleOptions(o: FilterSpec, f: FlowFilter, label: (flag: string) => str
     if (!m || m.length !== addrs[0].bytes.length) throw new UsageError(`${label(opt)}: "${mask}" is not a mask of the family of ${with_} ${addrs[0].text}`);
     return { net: addrs[0].bytes.map((b, i) => b & m[i]), mask: m };
   };
-  const zones = (vals: string[] | undefined, opt: string): number[] | undefined => (vals?.length ? vals.map((z) => {
-    const n = parseU32(z, label(opt), 'zone');
-    if (n > 65535) throw new UsageError(`${label(opt)}: "${z}" is not a zone (0-65535)`);
-    return n;
-  }) : undefined);
+  const zones = (vals: string[] | undefined, opt: string): number[] | undefined => (vals?.length ? vals.map((z) => parseZone(z, label(opt))) : undefined);
   f.origZone = zones(o.origZone, '--orig-zone');
   f.replyZone = zones(o.replyZone, '--reply-zone');
   f.secmarks = o.secmark?.length ? o.secmark.map((v) => parseU32(v, label('--secmark'), 'secmark')) : undefined;
@@ -419,8 +415,8 @@ function natTarget(text: string, opt: string): NatTarget {
   let a = text;
   let port: number | undefined;
   const v6 = /^\[(.+)\](?::(\d+))?$/.exec(text);
-  if (v6) { a = v6[1]; if (v6[2] !== undefined) port = parseTuplePort(v6[2], opt); }
-  else if (/^[^:]+:\d+$/.test(text)) { const i = text.lastIndexOf(':'); a = text.slice(0, i); port = parseTuplePort(text.slice(i + 1), opt); }
+  if (v6) { a = v6[1]; if (v6[2] !== undefined) port = parseSmall(v6[2], opt, 'a port', 65535); }
+  else if (/^[^:]+:\d+$/.test(text)) { const i = text.lastIndexOf(':'); a = text.slice(0, i); port = parseSmall(text.slice(i + 1), opt, 'a port', 65535); }
   const addr = parseIp(a);
   if (!addr) throw new UsageError(`${opt}: "${text}" is not an address, ADDRESS:PORT or [IPv6]:PORT`);
   return { addr, port };
