@@ -209,7 +209,7 @@ async function scenario(t: Topology, dir: string, storeToml: string, storeArgs: 
   assert.match(dOut.err(), /stopped: .*flows: open=\d+ opened=\d+ closed=\d+ partial=\d+ settled=0 corrected=0/);
 }
 
-describe('NAT attribution (conntrail who) against ground truth', { timeout: 600_000 }, () => {
+describe('NAT attribution (conntrail who) against ground truth', { timeout: 1_200_000 }, () => {
   const t = new Topology('nat');
   const dir = mkdtempSync(join(tmpdir(), 'conntrail-nat-'));
   let pg: Postgres | undefined;
