@@ -8,7 +8,8 @@ import { hostname } from 'node:os';
 import { IPPROTO_DCCP, IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE } from '../records/values.js';
 import type { FlowEvent, Tuple } from '../records/event.js';
 import { ctime } from '../util/time.js';
-import { asciiJsonString } from '../util/json.js';
+import { janssonString } from '../util/json.js';
+import { ulogdZoneSuffix } from '../util/time.js';
 
 /** the host name as LOGEMU prints it: up to the first dot */
 export function shortHostname(): string {
@@ -55,12 +56,12 @@ export interface UlogdJsonOptions {
 const p2 = (n: number) => (n < 10 ? '0' + n : String(n));
 let stampSec = -1;
 let stampText = '';
-/** local time, "%Y-%m-%dT%H:%M:%S" (the last second's text is kept) */
+/** local time, "%Y-%m-%dT%H:%M:%S" and the zone suffix ulogd writes outside UTC (the last second's text is kept) */
 function localStamp(sec: number): string {
   if (sec !== stampSec) {
     const d = new Date(sec * 1000);
     stampText = d.getFullYear() + '-' + p2(d.getMonth() + 1) + '-' + p2(d.getDate()) + 'T' +
-      p2(d.getHours()) + ':' + p2(d.getMinutes()) + ':' + p2(d.getSeconds());
+      p2(d.getHours()) + ':' + p2(d.getMinutes()) + ':' + p2(d.getSeconds()) + ulogdZoneSuffix(d);
     stampSec = sec;
   }
   return stampText;
@@ -70,7 +71,8 @@ const dvcCache = new Map<string, string>();
 function dvcText(device: string): string {
   let t = dvcCache.get(device);
   if (t === undefined) {
-    t = '", "dvc": ' + asciiJsonString(device);
+    // raw UTF-8, as jansson writes it (a device name from the configuration is valid Unicode)
+    t = '", "dvc": ' + janssonString(device)!;
     dvcCache.set(device, t);
   }
   return t;

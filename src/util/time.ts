@@ -172,3 +172,16 @@ export function isoTime(us: number): string {
   if (frac % 1000 === 0) return `${head}.${String(frac / 1000).padStart(3, '0')}Z`;
   return `${head}.${String(frac).padStart(6, '0')}Z`;
 }
+
+/**
+ * The zone suffix ulogd 2.0.8's JSON plugin puts after a local time: none
+ * at offset 0, else "+HHMM" for an offset east of UTC and "-HHMM" otherwise
+ * (its sign test is `tm_gmtoff > 0`).
+ */
+export function ulogdZoneSuffix(d: Date): string {
+  const off = -d.getTimezoneOffset() * 60;
+  if (off === 0) return '';
+  const a = Math.abs(off);
+  const p2 = (n: number) => (n < 10 ? '0' + n : String(n));
+  return (off > 0 ? '+' : '-') + p2(Math.floor(a / 3600)) + p2(Math.floor(a / 60) % 60);
+}

@@ -5,7 +5,7 @@
 // four NFLOG groups by four rules (one socket per group and namespace):
 // conntrail's logemu and ulogd-json, ulogd's NFLOG,BASE,IFINDEX,IP2STR,
 // PRINTPKT,LOGEMU and NFLOG,BASE,IFINDEX,IP2STR,JSON. The lines must be the
-// same, line for line, receipt times aside.
+// same, line for line, receipt times aside (a prefix in UTF-8, ping6-ü, included).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,7 +33,7 @@ ${each('tcp dport 8081', 'sg-drop: ', 'drop')}
 ${each('tcp dport 8080 ct state new', 'sg-accept: ')}
 ${each('udp dport 5353', 'udp: ')}
 ${each('icmp type echo-request', '')}
-${each('icmpv6 type echo-request', 'ping6 ')}
+${each('icmpv6 type echo-request', 'ping6-ü ')}
 ${each('ip6 nexthdr tcp tcp dport 8080', 'v6: ')}
 ${each('ip protocol gre', 'gre: ')}
 ${each('ip protocol sctp', 'sctp: ')}

@@ -53,16 +53,20 @@ describe('ulogd formats vs ulogd2', { timeout: 120_000 }, () => {
   before(() => { t.up({ nft: mixedRules(t) }); shortTimeouts(t); });
   after(() => { t.down(); rmSync(dir, { recursive: true, force: true }); });
 
-  it('logemu lines and ulogd-json records match, eventv1 and device included', async () => {
+  it('logemu lines and ulogd-json records match, eventv1 and device included, and outside UTC with a non-ASCII device', async () => {
     const peers = {
       json: config(dir, 'json', 'json'),
       jsonv1: config(dir, 'jsonv1', 'json', 'eventv1=1\ndevice="fw1"'),
+      // outside UTC, and a device name that is not ASCII: ulogd writes the zone offset and raw UTF-8
+      jsontz: config(dir, 'jsontz', 'json', 'device="pare-feu-é"'),
       emu: config(dir, 'emu', 'emu'),
     };
-    const refs = Object.values(peers).map((conf) => t.spawn(t.rtr, ['ulogd', '-c', conf]));
+    const tz = { env: { ...process.env, TZ: 'Asia/Kolkata' } };
+    const refs = Object.entries(peers).map(([k, conf]) => t.spawn(t.rtr, ['ulogd', '-c', conf], k === 'jsontz' ? tz : {}));
     const ours = {
       json: t.spawn(t.rtr, [...CONNTRAIL, 'events', '-e', 'NEW,DESTROY', '--format', 'ulogd-json']),
       jsonv1: t.spawn(t.rtr, [...CONNTRAIL, 'events', '-e', 'NEW,DESTROY', '--format', 'ulogd-json', '--ulogd-eventv1', '--ulogd-device', 'fw1']),
+      jsontz: t.spawn(t.rtr, [...CONNTRAIL, 'events', '-e', 'NEW,DESTROY', '--format', 'ulogd-json', '--ulogd-device', 'pare-feu-é'], tz),
       emu: t.spawn(t.rtr, [...CONNTRAIL, 'events', '-e', 'NEW,DESTROY', '--format', 'logemu']),
     };
     const out = Object.fromEntries(Object.entries(ours).map(([k, p]) => [k, collect(p)]));
@@ -83,11 +87,11 @@ describe('ulogd formats vs ulogd2', { timeout: 120_000 }, () => {
     for (const l of emuOurs) assert.match(l, stamp);
     assert.deepEqual(emuOurs.map((l) => l.replace(stamp, '')), emuTheirs.map((l) => l.replace(stamp, '')));
 
-    for (const k of ['json', 'jsonv1']) {
+    for (const k of ['json', 'jsonv1', 'jsontz']) {
       const norm = (l: string) => {
         const o = JSON.parse(l);
         const ts = o.timestamp ?? o['@timestamp'];
-        assert.match(ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/);
+        assert.match(ts, k === 'jsontz' ? /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0530$/ : /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/);
         delete o.timestamp;
         delete o['@timestamp'];
         // a NEW event's start is when it was received (no kernel timestamp)
@@ -104,6 +108,8 @@ describe('ulogd formats vs ulogd2', { timeout: 120_000 }, () => {
       // the raw text too, apart from the time fields: ulogd's spacing
       assert.equal(a[0].slice(0, 2), b[0].slice(0, 2));
       assert.ok(a.every((l) => l.includes('", "dvc": ')));
+      // the device's bytes as ulogd writes them (raw UTF-8, no \u escape)
+      if (k === 'jsontz') for (const x of [...a, ...b]) assert.ok(x.includes('"dvc": "pare-feu-é"'), x);
     }
   });
 });

@@ -9,6 +9,8 @@ import { emptyEvent, type FlowEvent } from '../../src/records/event.js';
 import { decodeFixture } from '../helpers/fixtures.js';
 import { formatConntrackXml } from '../../src/formats/conntrack-xml.js';
 import { formatConntrackSave } from '../../src/formats/conntrack-save.js';
+import { janssonString } from '../../src/util/json.js';
+import { ulogdZoneSuffix } from '../../src/util/time.js';
 import { buildFormatter, type FilterCliOptions } from '../../src/cli/options.js';
 
 function tcpEvent(): FlowEvent {
@@ -194,5 +196,22 @@ describe('conntrack -o save (lines the real conntrack 1.4.7 printed for the same
     assert.match(formatConntrackSave(v6), / -n fd01::1 /);
     assert.throws(() => buildFormatter({ format: 'conntrack', output: 'save,id' } as FilterCliOptions), /cannot combine save output with any other output type, use -o save only/);
     assert.equal(typeof buildFormatter({ format: 'conntrack', output: 'save,userspace' } as FilterCliOptions), 'function');
+  });
+});
+
+describe('ulogd JSON strings and times as jansson and ulogd 2.0.8 write them', () => {
+  it('raw UTF-8 (as a byte string), escapes as jansson, and no key for kernel bytes that are not UTF-8', () => {
+    assert.equal(janssonString('Netfilter'), '"Netfilter"');
+    assert.equal(janssonString('pare-feu-é'), '"pare-feu-' + Buffer.from('é', 'utf8').toString('latin1') + '"');
+    assert.equal(janssonString('a"b\\c\n\x01\x7f'), '"a\\"b\\\\c\\n\\u0001\x7f"');
+    assert.equal(janssonString(Buffer.from('drop-ü: ', 'utf8').toString('latin1'), true), '"drop-' + Buffer.from('ü', 'utf8').toString('latin1') + ': "');
+    assert.equal(janssonString('bad\xff', true), undefined);
+  });
+  it('a zone suffix only outside UTC, east +HHMM, west -HHMM', () => {
+    const at = (min: number) => ({ getTimezoneOffset: () => min }) as Date;
+    assert.equal(ulogdZoneSuffix(at(0)), '');
+    assert.equal(ulogdZoneSuffix(at(-330)), '+0530');
+    assert.equal(ulogdZoneSuffix(at(210)), '-0330');
+    assert.equal(ulogdZoneSuffix(at(30)), '-0030');
   });
 });

@@ -7,7 +7,16 @@
 import type { PacketLog } from '../../records/packet.js';
 import { ctime } from '../../util/time.js';
 import { colonHex, flat, HEX2U } from '../../util/hex.js';
-import { asciiJsonString } from '../../util/json.js';
+import { janssonString } from '../../util/json.js';
+import { ulogdZoneSuffix } from '../../util/time.js';
+
+const dvcCache = new Map<string, string>();
+/** the "dvc" value as jansson writes it (a device name from the configuration is valid Unicode) */
+function dvcJson(device: string): string {
+  let t = dvcCache.get(device);
+  if (t === undefined) { t = janssonString(device)!; dvcCache.set(device, t); }
+  return t;
+}
 import { shortHostname } from '../ulogd.js';
 import { ulogdBase, type UlogdBase } from './ulogd-base.js';
 
@@ -166,13 +175,7 @@ function jsonStamp(us: number): string {
   if (sec !== jsonSec) {
     const d = new Date(sec * 1000);
     jsonDate = flat(d.getFullYear() + '-' + p2(d.getMonth() + 1) + '-' + p2(d.getDate()) + 'T' + p2(d.getHours()) + ':' + p2(d.getMinutes()) + ':' + p2(d.getSeconds()) + '.');
-    const off = -d.getTimezoneOffset() * 60;
-    jsonZone = '';
-    if (off !== 0) {
-      const h = Math.trunc(off / 3600);
-      const m = Math.floor(Math.abs(off) / 60) % 60;
-      jsonZone = (h < 0 ? '-' : '+') + p2(Math.abs(h)) + p2(m);
-    }
+    jsonZone = ulogdZoneSuffix(d);
     jsonSec = sec;
   }
   const frac = us - sec * 1e6;
@@ -184,7 +187,7 @@ export function formatPacketUlogdJson(p: PacketLog, o: PacketUlogdJsonOptions = 
   const k = ulogdBase(p);
   const sec = Math.floor(p.time / 1e6);
   let s = o.eventv1 ? '{"@version": 1, "@timestamp": "' : '{"timestamp": "';
-  s += jsonStamp(p.time) + '", "dvc": ' + asciiJsonString(o.device ?? 'Netfilter');
+  s += jsonStamp(p.time) + '", "dvc": ' + dvcJson(o.device ?? 'Netfilter');
   // each key's text (with its separator) is a constant: one concatenation per value
   const n = (key: string, v: number | undefined) => { if (v !== undefined) s += key + v; };
   const hasMac = p.hwLen !== undefined && p.hwLen !== 0 && p.hwHeader !== undefined;
@@ -199,7 +202,9 @@ export function formatPacketUlogdJson(p: PacketLog, o: PacketUlogdJsonOptions = 
   // NFLOG's keys
   n(', "raw.pktlen": ', p.payload.length);
   n(', "raw.pktcount": ', 1);
-  s += ', "oob.prefix": ' + asciiJsonString(p.prefix, true);
+  // (raw UTF-8, as jansson writes it; a prefix that is not UTF-8 it leaves out)
+  const prefix = janssonString(p.prefix, true);
+  if (prefix !== undefined) s += ', "oob.prefix": ' + prefix;
   n(', "oob.time.sec": ', sec);
   n(', "oob.time.usec": ', p.time - sec * 1e6);
   n(', "oob.mark": ', p.mark ?? 0);
@@ -273,7 +278,10 @@ export function formatPacketUlogdJson(p: PacketLog, o: PacketUlogdJsonOptions = 
   n(', "arp.operation": ', k.arpOp);
   n(', "sctp.csum": ', k.sctpCsum);
   // IFINDEX's, IP2STR's
-  s += ', "oob.in": ' + asciiJsonString(p.indevName, true) + ', "oob.out": ' + asciiJsonString(p.outdevName, true);
+  const inName = janssonString(p.indevName, true);
+  const outName = janssonString(p.outdevName, true);
+  if (inName !== undefined) s += ', "oob.in": ' + inName;
+  if (outName !== undefined) s += ', "oob.out": ' + outName;
   if (k.saddr !== undefined) s += ', "src_ip": "' + k.saddr + '", "dest_ip": "' + k.daddr + '"';
   if (o.hwhdr) {
     if (p.hwAddr) s += ', "mac.saddr.str": "' + macText(p.hwAddr) + '"';
