@@ -91,13 +91,15 @@ export function buildFormatter(o: FilterCliOptions): EventFormatter {
   if (out.length && o.format !== 'conntrack') {
     throw new UsageError(`--output applies to --format conntrack only, not "${o.format}"`);
   }
+  // (the progname lookup reads this process's namespace's /proc/net/netlink)
+  const progname = o.netns ? undefined : prognameOf;
   if (out.includes('save')) {
-    const opts = { progname: o.netns ? undefined : prognameOf };
+    const opts = { progname };
     return (ev) => formatConntrackSave(ev, opts);
   }
   if (out.includes('xml')) {
     // as conntrack: -o xml takes timestamp (<when>) and ktimestamp (<timestamp>); extended, id and labels change nothing there
-    const opts = { time: out.includes('timestamp'), ktimestamp: out.includes('ktimestamp'), progname: o.netns ? undefined : prognameOf };
+    const opts = { time: out.includes('timestamp'), ktimestamp: out.includes('ktimestamp'), progname };
     let begun = false;
     const f: EventFormatter = (ev) => {
       const line = formatConntrackXml(ev, opts);

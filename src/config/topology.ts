@@ -30,7 +30,8 @@ export function checkTopology(sources: TopologySource[], sinks: SinkConfig[]): T
   for (let i = 0; i < sinks.length; i++) {
     const k = sinks[i];
     if (k.records === 'flows') {
-      const bad = flowSourcesOf(k, sources).find((s) => s.type !== 'conntrack' || s.flows === false);
+      const takes = flowSourcesOf(k, sources);
+      const bad = takes.find((s) => s.type !== 'conntrack' || s.flows === false);
       if (bad) {
         return {
           key: `sink[${i}].sources`,
@@ -39,7 +40,7 @@ export function checkTopology(sources: TopologySource[], sinks: SinkConfig[]): T
             : `source "${bad.name}" has flows = false: it keeps no flow records for a sink with records = "flows" to take`,
         };
       }
-      if (!flowSourcesOf(k, sources).length) {
+      if (!takes.length) {
         return { key: `sink[${i}].records`, message: '"flows" takes the flow records of conntrack sources, and there is none with flows = true' };
       }
       if (k.format !== undefined && !findFormat(k.format, 'flow')) {

@@ -534,7 +534,7 @@ export class Pipeline {
       const sink = this.sinks[i];
       // the configuration checked that the format writes flow records
       const inner = findFormat(k.format ?? DEFAULT_FORMAT.flow!, 'flow')!.build({ output: k.output, netns: ps.config.netns }) as (f: EndedFlow) => string;
-      const format = k.netns_prefix ? (f: EndedFlow) => (f.netns ? `[${f.netns}] ${inner(f)}` : inner(f)) : inner;
+      const format = k.netns_prefix ? withNetnsPrefix(inner) : inner;
       routes.push((f) => sink.push(format(f), f, 'flow'));
     });
     out.routes = routes;
@@ -653,10 +653,7 @@ export class Pipeline {
       const format = spec.build({
         output: k.output, netns: ps.config.netns, ulogdDevice: k.ulogd_device, ulogdEventv1: k.ulogd_eventv1, hwhdr: k.ulogd_hwhdr,
       }) as (r: never) => string;
-      if (k.netns_prefix) {
-        const inner = format as (r: { netns: string }) => string;
-        routes.push({ sink: this.sinks[i], kind, format: ((r: { netns: string }) => (r.netns ? `[${r.netns}] ${inner(r)}` : inner(r))) as (r: never) => string });
-      } else routes.push({ sink: this.sinks[i], kind, format });
+      routes.push({ sink: this.sinks[i], kind, format: k.netns_prefix ? withNetnsPrefix(format as (r: { netns: string }) => string) as (r: never) => string : format });
     });
     return routes;
   }
@@ -941,6 +938,11 @@ export class Pipeline {
     const after = this.stats();
     return { ...after, sources: final.sources };
   }
+}
+
+/** `netns_prefix`: "[NAMESPACE] " before each line of a record from another namespace than the daemon's */
+function withNetnsPrefix<R extends { netns: string }>(inner: (r: R) => string): (r: R) => string {
+  return (r) => (r.netns ? `[${r.netns}] ${inner(r)}` : inner(r));
 }
 
 /** A record to each of its source's routes: formatted for line sinks, as it is for record sinks. */

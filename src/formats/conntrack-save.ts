@@ -6,6 +6,7 @@
 import { IPPROTO_DCCP, IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPS_DST_NAT_DONE, IPS_SRC_NAT_DONE, DCCP_STATES, SCTP_STATES, TCP_STATES } from '../records/values.js';
 import type { FlowEvent } from '../records/event.js';
 import { parseIp } from '../util/ip.js';
+import { userspaceSuffix } from './conntrack.js';
 
 /** the -u names conntrack prints, by bit */
 const STATUS_NAMES: ReadonlyArray<[number, string]> = [[0, 'EXPECTED'], [1, 'SEEN_REPLY'], [2, 'ASSURED'], [10, 'FIXED_TIMEOUT']];
@@ -86,10 +87,5 @@ export function formatConntrackSave(ev: FlowEvent, o: ConntrackSaveOptions = {})
     default:
       parts.push('-p', String(ev.proto));
   }
-  let s = parts.join(' ');
-  if (ev.portid !== 0 && ev.type !== 'DUMP') {
-    const prog = o.progname?.(ev.portid);
-    s += ' [USERSPACE] portid=' + ev.portid + (prog !== undefined ? ' progname=' + prog : '');
-  }
-  return s;
+  return parts.join(' ') + userspaceSuffix(ev, o.progname);
 }

@@ -4,7 +4,7 @@
 // at all when nothing was shown). Measured against the real conntrack:
 // test/unit/formats.test.ts (captured lines) and test/e2e/conntrack-options.
 import { IPPROTO_GRE, IPS_ASSURED, IPS_SEEN_REPLY, TCP_STATES, protoName } from '../records/values.js';
-import { printsPorts } from './conntrack.js';
+import { printsPorts, userspaceSuffix } from './conntrack.js';
 import type { FlowEvent, Tuple } from '../records/event.js';
 
 export const XML_HEAD = '<?xml version="1.0" encoding="utf-8"?>\n<conntrack>';
@@ -90,10 +90,5 @@ export function formatConntrackXml(ev: FlowEvent, o: ConntrackXmlOptions = {}): 
     s += `<when><hour>${d.getHours()}</hour><min>${pad2(d.getMinutes())}</min><sec>${pad2(d.getSeconds())}</sec>` +
       `<wday>${d.getDay() + 1}</wday><day>${d.getDate()}</day><month>${d.getMonth() + 1}</month><year>${d.getFullYear()}</year></when>`;
   }
-  s += '</flow>';
-  if (ev.portid !== 0 && ev.type !== 'DUMP') {
-    const prog = o.progname?.(ev.portid);
-    s += ' [USERSPACE] portid=' + ev.portid + (prog !== undefined ? ' progname=' + prog : '');
-  }
-  return s;
+  return s + '</flow>' + userspaceSuffix(ev, o.progname);
 }

@@ -126,12 +126,14 @@ export function formatConntrack(ev: FlowEvent, o: ConntrackFormatOptions = {}): 
   if (ev.use !== undefined) s += 'use=' + ev.use + ' ';
   if (o.id && ev.id !== undefined) s += 'id=' + ev.id + ' ';
   if (o.labelMap && ev.labels !== undefined) s += labelsText(ev.labels, o.labelMap);
-  s = s.slice(0, -1);
-  if (ev.portid !== 0 && ev.type !== 'DUMP') {
-    const prog = o.progname?.(ev.portid);
-    s += ' [USERSPACE] portid=' + ev.portid + (prog !== undefined ? ' progname=' + prog : '');
-  }
-  return s;
+  return s.slice(0, -1) + userspaceSuffix(ev, o.progname);
+}
+
+/** " [USERSPACE] portid=N progname=NAME" after an event a process caused (conntrack prints it after every output format) */
+export function userspaceSuffix(ev: FlowEvent, progname: ((portid: number) => string | undefined) | undefined): string {
+  if (ev.portid === 0 || ev.type === 'DUMP') return '';
+  const prog = progname?.(ev.portid);
+  return ' [USERSPACE] portid=' + ev.portid + (prog !== undefined ? ' progname=' + prog : '');
 }
 
 function labelsText(labels: Uint8Array, map: Map<number, string>): string {

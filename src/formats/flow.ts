@@ -70,26 +70,8 @@ export function flowJsonLineReference(f: EndedFlow): string {
   return JSON.stringify(o);
 }
 
-// isoTime with the second's text cached (a flow's times, and the next
-// flow's, mostly fall in the same few seconds)
-const isoSec = new Float64Array(8).fill(-1);
-const isoHead: string[] = new Array<string>(8).fill('');
-function isoFast(us: number): string {
-  const sec = Math.floor(us / 1e6);
-  const slot = sec & 7;
-  let head: string;
-  if (isoSec[slot] === sec) head = isoHead[slot];
-  else {
-    head = new Date(sec * 1000).toISOString().slice(0, 19);
-    isoSec[slot] = sec;
-    isoHead[slot] = head;
-  }
-  const frac = us - sec * 1e6;
-  if (frac === 0) return `"${head}Z"`;
-  if (frac % 1000 === 0) return `"${head}.${String(frac / 1000).padStart(3, '0')}Z"`;
-  return `"${head}.${String(frac).padStart(6, '0')}Z"`;
-}
-
+/** a time as a JSON string */
+const isoJson = (us: number) => `"${isoTime(us)}"`;
 const num = (n: number | null): string => (n === null ? 'null' : String(n));
 const addrPort = (a: string, p: number | null) => `{"addr":"${a}","port":${num(p)}}`;
 let lastNs = '';
@@ -108,9 +90,9 @@ export function flowJsonLine(f: EndedFlow): string {
   const state = stateName(f);
   let flags = '';
   for (const [bit, n] of FLAG_NAMES) if (f.flags & bit) flags += flags ? `,"${n}"` : `"${n}"`;
-  return `{"start":${isoFast(f.start)},"start_us":${f.start},"start_err_us":${unbounded ? 'null' : f.startErr},"start_unbounded":${unbounded},` +
-    `"end":${f.end === null ? 'null' : isoFast(f.end)},"end_us":${num(f.end)},"end_err_us":${f.endErr},` +
-    `"active_until":${f.activeEnd === null ? 'null' : isoFast(f.activeEnd)},"active_until_us":${num(f.activeEnd)},` +
+  return `{"start":${isoJson(f.start)},"start_us":${f.start},"start_err_us":${unbounded ? 'null' : f.startErr},"start_unbounded":${unbounded},` +
+    `"end":${f.end === null ? 'null' : isoJson(f.end)},"end_us":${num(f.end)},"end_err_us":${f.endErr},` +
+    `"active_until":${f.activeEnd === null ? 'null' : isoJson(f.activeEnd)},"active_until_us":${num(f.activeEnd)},` +
     `"duration_us":${f.end === null ? 'null' : f.end - f.start},"open":${f.end === null},"proto":"${protoName(f.proto)}",` +
     `"orig":{"src":"${f.src}","sport":${num(f.sport)},"dst":"${f.dst}","dport":${num(f.dport)}},"nat":"${nat}",` +
     `"snat":${f.natSrc === null ? 'null' : `{"inside":${addrPort(f.src, f.sport)},"public":${addrPort(f.natSrc, f.natSport)}}`},` +

@@ -68,11 +68,11 @@ function localStamp(sec: number): string {
 }
 
 const dvcCache = new Map<string, string>();
-function dvcText(device: string): string {
+/** the "dvc" value as jansson writes it: raw UTF-8 (a device name from the configuration is valid Unicode) */
+export function dvcJson(device: string): string {
   let t = dvcCache.get(device);
   if (t === undefined) {
-    // raw UTF-8, as jansson writes it (a device name from the configuration is valid Unicode)
-    t = '", "dvc": ' + janssonString(device)!;
+    t = janssonString(device)!;
     dvcCache.set(device, t);
   }
   return t;
@@ -92,7 +92,7 @@ function secUsec(ns: bigint): [number, number] {
 export function formatUlogdJson(ev: FlowEvent, o: UlogdJsonOptions = {}): string {
   const recvSec = Math.floor(ev.recvTime / 1e6);
   let s = o.eventv1 ? '{"@version": 1, "@timestamp": "' : '{"timestamp": "';
-  s += localStamp(recvSec) + dvcText(o.device ?? 'Netfilter');
+  s += localStamp(recvSec) + '", "dvc": ' + dvcJson(o.device ?? 'Netfilter');
   const ports = hasPorts(ev.proto);
   s += ', "orig.ip.protocol": ' + ev.proto;
   if (ports) s += ', "orig.l4.sport": ' + (ev.orig.sport ?? 0) + ', "orig.l4.dport": ' + (ev.orig.dport ?? 0);

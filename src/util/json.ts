@@ -1,3 +1,12 @@
+/** printable ASCII with nothing a JSON string escapes: written as it is, in quotes */
+function plainAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
+  }
+  return true;
+}
+
 /**
  * A JSON string literal in pure ASCII (non-ASCII escaped as \uXXXX), so a
  * line stays one byte per char. With `kernelBytes`, the string holds raw
@@ -5,12 +14,7 @@
  */
 export function asciiJsonString(s: string, kernelBytes = false): string {
   // most are printable ASCII with nothing to escape: as they are, in quotes
-  let plain = true;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) { plain = false; break; }
-  }
-  if (plain) return '"' + s + '"';
+  if (plainAscii(s)) return '"' + s + '"';
   const u = kernelBytes ? Buffer.from(s, 'latin1').toString('utf8') : s;
   return JSON.stringify(u).replace(/[\u007f-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
 }
@@ -27,12 +31,7 @@ const utf8Strict = new TextDecoder('utf-8', { fatal: true });
  * key out.
  */
 export function janssonString(s: string, kernelBytes = false): string | undefined {
-  let plain = true;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) { plain = false; break; }
-  }
-  if (plain) return '"' + s + '"';
+  if (plainAscii(s)) return '"' + s + '"';
   let bytes: string;
   if (kernelBytes) {
     try { utf8Strict.decode(Buffer.from(s, 'latin1')); } catch { return undefined; }

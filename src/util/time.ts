@@ -163,11 +163,23 @@ export function isoMillis(ms: number): string {
   return new Date(ms).toISOString();
 }
 
+// the text of the last few seconds formatted (a flow's times, and the next
+// flow's, mostly fall in the same few seconds)
+const isoSec = new Float64Array(8).fill(-1);
+const isoHead: string[] = new Array<string>(8).fill('');
+
 /** µs since the epoch as ISO 8601 UTC, with as many decimals as it needs (0, 3 or 6) */
 export function isoTime(us: number): string {
   const sec = Math.floor(us / 1e6);
   const frac = us - sec * 1e6;
-  const head = new Date(sec * 1000).toISOString().slice(0, 19);
+  const slot = sec & 7;
+  let head: string;
+  if (isoSec[slot] === sec) head = isoHead[slot];
+  else {
+    head = new Date(sec * 1000).toISOString().slice(0, 19);
+    isoSec[slot] = sec;
+    isoHead[slot] = head;
+  }
   if (frac === 0) return head + 'Z';
   if (frac % 1000 === 0) return `${head}.${String(frac / 1000).padStart(3, '0')}Z`;
   return `${head}.${String(frac).padStart(6, '0')}Z`;

@@ -9,15 +9,7 @@ import { ctime } from '../../util/time.js';
 import { colonHex, flat, HEX2U } from '../../util/hex.js';
 import { janssonString } from '../../util/json.js';
 import { ulogdZoneSuffix } from '../../util/time.js';
-
-const dvcCache = new Map<string, string>();
-/** the "dvc" value as jansson writes it (a device name from the configuration is valid Unicode) */
-function dvcJson(device: string): string {
-  let t = dvcCache.get(device);
-  if (t === undefined) { t = janssonString(device)!; dvcCache.set(device, t); }
-  return t;
-}
-import { shortHostname } from '../ulogd.js';
+import { dvcJson, shortHostname } from '../ulogd.js';
 import { ulogdBase, type UlogdBase } from './ulogd-base.js';
 
 const macText = colonHex;
