@@ -132,10 +132,28 @@ spool_dir = "${join(dir, 'spool')}"
     /** the packets logged in `ns`: the rule's counter there, and what the daemon wrote */
     const logged = (ns: string) => Number(/counter packets (\d+) bytes \d+ log group 7/.exec(sh(['ip', 'netns', 'exec', ns, 'nft', 'list', 'chain', 'inet', 't', 'o']))?.[1] ?? -1);
     const packetsOf = (ns: string) => (existsSync(pkts) ? lines(readFileSync(pkts, 'utf8')).map((l) => JSON.parse(l) as { netns: string }).filter((r) => r.netns === ns).length : 0);
-    /** every flow conntrack -E saw begin there, it saw end */
+    /**
+     * conntrack -E said it lost events there (it hit ENOBUFS, even with its
+     * 32 MiB buffer, on a loaded machine): its stream is no ground truth
+     * then, the kernel's counter of new connections is (below)
+     */
+    const refLost = (ns: string) => /We have hit ENOBUFS/.test(refs.get(ns)!.c.err());
+    /** flows begun in `ns`: the kernel's count of its rule `ct state new counter` (kept for after its delete) */
+    const begunSeen = new Map<string, number>();
+    const begun = (ns: string) => {
+      const n = Number(/ct state new counter packets (\d+)/.exec(sh(['ip', 'netns', 'exec', ns, 'nft', 'list', 'chain', 'inet', 't', 'o'], { allowFail: true }))?.[1] ?? -1);
+      if (n >= 0) begunSeen.set(ns, n);
+      return begunSeen.get(ns) ?? -1;
+    };
+    const count = (ls: string[], type: string) => ls.filter((l) => l.trimStart().startsWith(`[${type}]`)).length;
+    /** every flow conntrack -E saw begin there, it saw end; where it lost events, every flow the kernel counted the daemon saw begin and end */
     const ended = (ns: string) => {
+      if (refLost(ns)) {
+        const d = daemonLines(ns);
+        return count(d, 'NEW') === begun(ns) && count(d, 'DESTROY') === begun(ns);
+      }
       const want = lines(refs.get(ns)!.c.out());
-      return want.filter((l) => l.startsWith('[DESTROY]')).length === want.filter((l) => l.trimStart().startsWith('[NEW]')).length;
+      return count(want, 'DESTROY') === count(want, 'NEW');
     };
     const caughtUp = (ns: string) => {
       const want = lines(refs.get(ns)!.c.out());
@@ -221,10 +239,20 @@ spool_dir = "${join(dir, 'spool')}"
     assert.match(o.err(), new RegExp(`source pk: namespaces_attached=${AT_START - DELETED + ADDED} namespaces_failing=0`));
     daemon.kill('SIGTERM');
     await o.done;
+    const lost = [...names, ...added].filter(refLost);
+    // (a reference that loses events now and then is the peer's loss; most namespaces are still compared line for line)
+    assert.ok(lost.length <= names.length / 4, `conntrack -E lost events in ${lost.length} namespaces: ${lost.join(' ')}`);
     for (const ns of [...names, ...added]) {
       const want = lines(refs.get(ns)!.c.out());
       assert.ok(want.length >= 5, `${ns}: conntrack -E printed ${want.length} lines`);
-      assert.deepEqual(daemonLines(ns), want, ns);
+      if (!refLost(ns)) { assert.deepEqual(daemonLines(ns), want, ns); continue; }
+      // what the reference did print is the daemon's, in the same order; and the daemon has every flow the kernel counted, begun and ended
+      const d = daemonLines(ns);
+      let j = 0;
+      for (const l of d) if (j < want.length && l === want[j]) j++;
+      assert.equal(j, want.length, `${ns}: conntrack -E's lines, in order, among the daemon's`);
+      assert.equal(count(d, 'NEW'), begunSeen.get(ns), `${ns}: every flow the kernel counted, begun`);
+      assert.equal(count(d, 'DESTROY'), begunSeen.get(ns), `${ns}: every flow the kernel counted, ended`);
     }
     assert.deepEqual(daemonLines(other), []);
     assert.doesNotMatch(o.err(), /cannot attach to network namespace|error:/);
