@@ -44,7 +44,11 @@ export function addFilterOptions(cmd: Command, withEvents: boolean): Command {
     .option('--orig-zone <zone>', 'the original direction\'s zone (repeatable)', collect)
     .option('--reply-zone <zone>', 'the reply direction\'s zone (repeatable)', collect)
     .option('-c, --secmark <secmark>', 'SELinux secmark (repeatable)', collect)
-    .option('-l, --label <names>', 'connection labels by connlabel.conf name, all of them set (comma-separated, repeatable)', collect);
+    .option('-l, --label <names>', 'connection labels by connlabel.conf name, all of them set (comma-separated, repeatable)', collect)
+    .option('--labelmap <path>', 'the connlabel.conf of -l and -o labels, instead of /etc/xtables/connlabel.conf (as conntrack --labelmap)', (v: string, prev?: string) => {
+      if (prev !== undefined) throw new UsageError("--labelmap: option `--labelmap' can only be specified once");
+      return v;
+    });
   // (conntrack takes --status with -L, not with -E)
   if (!withEvents) cmd.option('-u, --status <status>', 'status bits all set: ASSURED, SEEN_REPLY, FIXED_TIMEOUT, EXPECTED, OFFLOAD, HW_OFFLOAD, UNSET (comma-separated; prefixes as conntrack)');
   return cmd
@@ -91,6 +95,8 @@ export function buildFormatter(o: FilterCliOptions): EventFormatter {
   if (out.length && o.format !== 'conntrack') {
     throw new UsageError(`--output applies to --format conntrack only, not "${o.format}"`);
   }
+  // as conntrack: once -l has loaded the label map, each line names its labels, -o labels or not
+  if (o.label?.length && o.format === 'conntrack' && !out.includes('labels')) out.push('labels');
   // (the progname lookup reads this process's namespace's /proc/net/netlink)
   const progname = o.netns ? undefined : prognameOf;
   if (out.includes('save')) {
@@ -110,5 +116,5 @@ export function buildFormatter(o: FilterCliOptions): EventFormatter {
     f.end = () => (begun ? XML_END : undefined);
     return f;
   }
-  return makeFormatter({ format: o.format, output: out, netns: o.netns, ulogdDevice: o.ulogdDevice, ulogdEventv1: o.ulogdEventv1 });
+  return makeFormatter({ format: o.format, output: out, labelmap: o.labelmap, netns: o.netns, ulogdDevice: o.ulogdDevice, ulogdEventv1: o.ulogdEventv1 });
 }

@@ -14,6 +14,7 @@ import { checkTopology, sourceKind } from './topology.js';
 export { sourceKind };
 import { UsageError } from '../util/errors.js';
 import { parseAddress } from '../sinks/syslog.js';
+import { labelMapFile } from '../util/connlabel.js';
 import { BPF_MAXINSNS, buildFilter, checkNetns, socketFilterSize, type FlowFilter } from '../sources/conntrack/filter.js';
 import { isNetnsPattern } from '../sources/netns/watch.js';
 import { checkDirUsable, checkFileUsable, kindOf } from '../util/fs.js';
@@ -473,6 +474,10 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
     }
     if (k.type === 'file' && !k.path) fail(file, text, `sink[${i}].path`, 'is required for a file sink');
     if (k.output?.length && (k.format ?? 'conntrack') !== 'conntrack') fail(file, text, `sink[${i}].output`, `applies to format "conntrack" only, not "${k.format}"`);
+    if (k.labelmap !== undefined) {
+      if (!k.output?.includes('labels')) fail(file, text, `sink[${i}].labelmap`, 'is read for output = ["labels"] only');
+      try { labelMapFile(k.labelmap, 'labelmap'); } catch (e) { fail(file, text, `sink[${i}].labelmap`, (e as Error).message.replace(/^labelmap: /, '')); }
+    }
     if (k.type === 'syslog') {
       try { parseAddress(k.address); } catch (e) { fail(file, text, `sink[${i}].address`, (e as Error).message); }
     }

@@ -28,6 +28,7 @@ interface SinkCommon {
   /** undefined: each kind of record in its default format */
   format?: string;
   output: string[];
+  labelmap?: string;
   queue_size: number;
   when_full: 'block' | 'drop';
   ulogd_device: string;
@@ -72,6 +73,7 @@ export interface PcapSinkConfig extends Pick<SinkCommon, 'name' | 'sources' | 'q
   // (no format: the sink encodes the packets itself)
   format?: undefined;
   output?: undefined;
+  labelmap?: undefined;
 }
 export type SinkConfig = StdoutSinkConfig | FileSinkConfig | SyslogSinkConfig | JournalSinkConfig | PcapSinkConfig;
 /** the sink types that take records and encode them themselves, and the kinds they take */

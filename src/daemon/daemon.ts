@@ -651,7 +651,7 @@ export class Pipeline {
       // the configuration checked that the format exists for this kind
       const spec = findFormat(k.format ?? DEFAULT_FORMAT[kind]!, kind)!;
       const format = spec.build({
-        output: k.output, netns: ps.config.netns, ulogdDevice: k.ulogd_device, ulogdEventv1: k.ulogd_eventv1, hwhdr: k.ulogd_hwhdr,
+        output: k.output, labelmap: k.labelmap, netns: ps.config.netns, ulogdDevice: k.ulogd_device, ulogdEventv1: k.ulogd_eventv1, hwhdr: k.ulogd_hwhdr,
       }) as (r: never) => string;
       routes.push({ sink: this.sinks[i], kind, format: k.netns_prefix ? withNetnsPrefix(format as (r: { netns: string }) => string) as (r: never) => string : format });
     });

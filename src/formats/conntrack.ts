@@ -151,4 +151,3 @@ function labelsText(labels: Uint8Array, map: Map<number, string>): string {
   return names.length ? 'labels=' + names.join(',') + ' ' : 'labels ';
 }
 
-export { loadLabelMap } from '../util/connlabel.js';

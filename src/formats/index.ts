@@ -1,6 +1,7 @@
 // Formats by name: pure functions from a record to one line of text.
 import type { FlowEvent } from '../records/event.js';
-import { formatConntrack, loadLabelMap, type ConntrackFormatOptions } from './conntrack.js';
+import { formatConntrack, type ConntrackFormatOptions } from './conntrack.js';
+import { labelMapFile, loadLabelMap } from '../util/connlabel.js';
 import { formatVyos } from './vyos.js';
 import { formatJson } from './json.js';
 import { formatLogemu, formatUlogdJson, shortHostname } from './ulogd.js';
@@ -14,6 +15,8 @@ export interface FormatSpec {
   format: FormatName;
   /** conntrack -o options */
   output?: readonly string[];
+  /** -o labels: the connlabel.conf to read (default /etc/xtables/connlabel.conf) */
+  labelmap?: string;
   /** the events come from another namespace (no progname lookup) */
   netns?: string;
   ulogdDevice?: string;
@@ -43,7 +46,7 @@ export function makeFormatter(spec: FormatSpec): Formatter {
         id: out.includes('id'),
         timestamp: out.includes('timestamp'),
         ktimestamp: out.includes('ktimestamp'),
-        labelMap: out.includes('labels') ? loadLabelMap() : undefined,
+        labelMap: !out.includes('labels') ? undefined : spec.labelmap !== undefined ? labelMapFile(spec.labelmap, '--labelmap') : loadLabelMap(),
         // the progname lookup reads this process's namespace's /proc/net/netlink
         progname: spec.netns ? undefined : prognameOf,
       };

@@ -11,6 +11,8 @@ import { FLOW_FORMATS, makeFlowFormatter } from './flow.js';
 export interface FormatOptions {
   /** conntrack -o options */
   output?: readonly string[];
+  /** -o labels: the connlabel.conf to read */
+  labelmap?: string;
   /** the records come from another namespace */
   netns?: string;
   ulogdDevice?: string;

@@ -7,6 +7,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ADDR, collect, Topology, waitFor, waitSubscribed } from '../helpers/netns.js';
 import { mixedRules, mixedTraffic, reapExpired, shortTimeouts } from '../helpers/traffic.js';
 import { CONNTRAIL } from '../helpers/cli.js';
@@ -159,6 +162,107 @@ describe('conntrack\'s options, side by side with conntrack -E', { timeout: 180_
       assert.equal(ev.status, 2, ev.stderr);
     } finally {
       t.exec(t.rtr, ['conntrack', '-F'], { allowFail: true });
+    }
+  });
+  it('labels named by a connlabel.conf as libnetfilter_conntrack reads it (several maps; -o labels, -l), with --labelmap as conntrack\'s', async () => {
+    // conntrack 1.4.7 reads /etc/xtables/connlabel.conf only: it is given each
+    // map in a mount namespace of its own (a bind mount over that path)
+    const dir = mkdtempSync(join(tmpdir(), 'ct-labels-'));
+    const madeDir = !existsSync('/etc/xtables');
+    if (madeDir) mkdirSync('/etc/xtables');
+    const madeFile = !existsSync('/etc/xtables/connlabel.conf');
+    if (madeFile) writeFileSync('/etc/xtables/connlabel.conf', '');
+    const maps: Record<string, string> = {
+      plain: '0 zero\n1 one\n2 two\n8 eight\n40 forty\n127 last\n5 five\n',
+      // hex and octal bits, no blank after the number, names with spaces, a
+      // bit or a name given twice (the first wins), names it takes as not sane,
+      // a '#' that is not at the line's start
+      corners: '# a comment\n0x1 hex one\n  02 octal two\n010 eight by octal\n2 twice\n40one\n40 again\n5 bad;name\n127 \u00fcnicode\n   # indented\n0 0 zero  \n3 # not a comment\n0x7f\n',
+      dups: '1 same\n2 same\n3 other\n\t127\tlast one\t\n',
+      none: '# no label here\n\n',
+      // names of 600 bytes: an entry with eight of them is longer than conntrack's line buffers
+      long: Array.from({ length: 9 }, (_, i) => `${i} ${String(i).repeat(3)} ${'x'.repeat(596)}\n`).join(''),
+    };
+    const paths: Record<string, string> = {};
+    for (const [k, v] of Object.entries(maps)) writeFileSync((paths[k] = join(dir, `${k}.conf`)), v);
+    const ref = (map: string, args: string[]): string[] => ['unshare', '-m', 'sh', '-c', 'mount --bind "$0" /etc/xtables/connlabel.conf && exec ip netns exec "$1" conntrack "$@"', paths[map], t.rtr, ...args];
+    // (the labels extension exists once a rule uses labels; bits set by number)
+    t.nft(t.rtr, ['table inet lbl {', ' chain setlabels {', '  type filter hook forward priority 10;',
+      ...['6001 ct label set 1', '6002 ct label set 0 ct label set 2 ct label set 8', '6003 ct label set 127 ct label set 40', '6004 ct label set 5', '6006 ct label set 3 ct label set 1', `6007${[0, 1, 2, 3, 4, 5, 6, 7].map((b) => ` ct label set ${b}`).join('')}`].map((r) => `  udp dport ${r}`),
+      ' }', '}', ''].join('\n'));
+    // (the entries stay for the dumps after the events)
+    t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_udp_timeout': '120' });
+    const procs: Array<{ what: string; ref: ReturnType<typeof collect>; ours: ReturnType<typeof collect>; p: ChildProcess[] }> = [];
+    try {
+      for (const map of Object.keys(maps)) {
+        const a = t.spawn('', ref(map, ['-E', '-o', 'labels', '-p', 'udp']));
+        const b = t.spawn(t.rtr, [...CONNTRAIL, 'events', '-o', 'labels', '-p', 'udp', '--labelmap', paths[map]]);
+        procs.push({ what: map, ref: collect(a), ours: collect(b), p: [a, b] });
+      }
+      for (const x of procs) for (const c of x.p) assert.ok(await waitSubscribed(c.pid!, 90_000), `${x.what}: not subscribed (${x.ref.err()} ${x.ours.err()})`);
+      t.exec(t.cli, ['python3', '-c', `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor p in range(6001, 6008): s.sendto(b"x", ("${ADDR.srv}", p))`]);
+      assert.ok(await waitFor(() => procs.every((x) => lines(x.ref.out()).length >= 7 && lines(x.ours.out()).length >= lines(x.ref.out()).length), 20000),
+        procs.map((x) => `${x.what}: conntrack ${lines(x.ref.out()).length}, conntrail ${lines(x.ours.out()).length} ${x.ours.err()}`).join('\n'));
+    } finally {
+      for (const x of procs) for (const c of x.p) await t.stop(c);
+    }
+    try {
+      // where conntrack cuts a line (its event buffer: 1,024 bytes), conntrail prints it whole
+      const cut = (ls: string[], n: number) => ls.map((l) => l.slice(0, n));
+      for (const x of procs) {
+        const ours = lines(x.ours.out());
+        if (x.what !== 'long') assert.deepEqual(ours, lines(x.ref.out()), `events -o labels, map ${x.what}`);
+        else {
+          assert.deepEqual(cut(ours, 1023), lines(x.ref.out()), 'events -o labels, long names: conntrack\'s lines are the first 1,023 bytes of conntrail\'s');
+          assert.ok(ours.some((l) => l.length > 4800 && l.endsWith(`777 ${'x'.repeat(596)}`)), ours.join('\n'));
+        }
+      }
+      // each map names differently: the lines differ between maps
+      assert.notDeepEqual(lines(procs[0].ref.out()), lines(procs[1].ref.out()));
+      assert.ok(lines(procs[0].ref.out()).some((l) => / labels=zero,two,eight$/.test(l)), procs[0].ref.out());
+      const norm = (out: string) => out.split('\n').filter(Boolean).map((l) => l.replace(/^(\S+\s+\d+\s+)\d+ /, '$1T ').replace(/ delta-time=\d+/, ' delta-time=D')).sort();
+      const dumps: Array<[string, string[]]> = [
+        ['plain', ['-o', 'labels']], ['corners', ['-o', 'labels', '-p', 'udp']], ['dups', ['-o', 'labels']], ['none', ['-o', 'labels', '-p', 'udp']],
+        ['plain', ['-l', 'one']], ['plain', ['-l', 'two,eight', '-o', 'labels']], ['corners', ['-l', 'hex one']], ['corners', ['-l', 'octal two', '-l', '0 zero', '-o', 'labels']],
+        ['dups', ['-l', 'same', '-o', 'labels']], ['corners', ['-l', '0 zero']],
+      ];
+      for (const [map, args] of dumps) {
+        const r = spawnSync(ref(map, ['-L', ...args])[0], ref(map, ['-L', ...args]).slice(1), { encoding: 'utf8' });
+        assert.equal(r.status, 0, `conntrack -L ${args.join(' ')} (${map}): ${r.stderr}`);
+        const ours = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'dump', '--netns', t.rtr, '--labelmap', paths[map], ...args], { encoding: 'utf8' });
+        assert.equal(ours.status, 0, ours.stderr);
+        assert.ok(norm(r.stdout).length > 0, `conntrack -L ${args.join(' ')} (${map}) shows nothing`);
+        assert.deepEqual(norm(ours.stdout), norm(r.stdout), `dump ${args.join(' ')}, map ${map}`);
+      }
+      // (and its -L buffer, 4,096 bytes: the entry with eight long names is cut there)
+      const longRef = spawnSync(ref('long', ['-L', '-o', 'labels', '-p', 'udp', '--dport', '6007'])[0], ref('long', ['-L', '-o', 'labels', '-p', 'udp', '--dport', '6007']).slice(1), { encoding: 'utf8' });
+      const longOurs = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'dump', '--netns', t.rtr, '--labelmap', paths.long, '-o', 'labels', '-p', 'udp', '--dport', '6007'], { encoding: 'utf8' });
+      assert.equal(norm(longOurs.stdout).length, 1);
+      assert.ok(norm(longOurs.stdout)[0].length > 4800 && longOurs.stdout.trimEnd().endsWith(`777 ${'x'.repeat(596)}`), longOurs.stdout);
+      assert.equal(longRef.stdout.split('\n')[0].length, 4095, longRef.stdout);
+      assert.ok(norm(longOurs.stdout)[0].startsWith(norm(longRef.stdout)[0]), `conntrack's line is the beginning of conntrail's\n${longRef.stdout}`);
+      // names it does not take are unknown to both (exit 2), in one line for conntrail
+      for (const [map, name] of [['corners', 'bad;name'], ['corners', 'twice'], ['none', 'zero'], ['plain', 'nope'], ['corners', 'not a comment']]) {
+        const r = spawnSync(ref(map, ['-L', '-l', name])[0], ref(map, ['-L', '-l', name]).slice(1), { encoding: 'utf8' });
+        assert.equal(r.status, 2, `conntrack -l '${name}' with map ${map}: ${r.stdout}${r.stderr}`);
+        const ours = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'dump', '--netns', t.rtr, '--labelmap', paths[map], '-l', name], { encoding: 'utf8' });
+        assert.equal(ours.status, 2, ours.stderr);
+        assert.match(ours.stderr, /^conntrail: --label: unknown label '[^\n]*\n$/);
+      }
+      // as conntrack --labelmap: once only; a file it cannot read is named
+      const twice = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'dump', '--labelmap', paths.plain, '--labelmap', paths.dups], { encoding: 'utf8' });
+      assert.equal(twice.status, 2);
+      assert.match(twice.stderr, /can only be specified once/);
+      const absent = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'dump', '-o', 'labels', '--labelmap', join(dir, 'absent.conf')], { encoding: 'utf8' });
+      assert.equal(absent.status, 2);
+      assert.match(absent.stderr, /--labelmap: cannot read ".*absent\.conf" \(ENOENT\)/);
+    } finally {
+      t.exec(t.rtr, ['nft', 'delete', 'table', 'inet', 'lbl'], { allowFail: true });
+      t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_udp_timeout': '1' });
+      t.exec(t.rtr, ['conntrack', '-F'], { allowFail: true });
+      if (madeFile) rmSync('/etc/xtables/connlabel.conf', { force: true });
+      if (madeDir) rmdirSync('/etc/xtables');
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -12,6 +12,7 @@ import { formatConntrackSave } from '../../src/formats/conntrack-save.js';
 import { janssonString } from '../../src/util/json.js';
 import { ulogdZoneSuffix } from '../../src/util/time.js';
 import { buildFormatter, type FilterCliOptions } from '../../src/cli/options.js';
+import { parseLabelMap } from '../../src/util/connlabel.js';
 
 function tcpEvent(): FlowEvent {
   const ev = emptyEvent();
@@ -213,5 +214,23 @@ describe('ulogd JSON strings and times as jansson and ulogd 2.0.8 write them', (
     assert.equal(ulogdZoneSuffix(at(-330)), '+0530');
     assert.equal(ulogdZoneSuffix(at(210)), '-0330');
     assert.equal(ulogdZoneSuffix(at(30)), '-0030');
+  });
+});
+
+describe('connlabel.conf as libnetfilter_conntrack reads it', () => {
+  it('bits as C numbers, names sane and trimmed, the first of a bit or a name kept', () => {
+    const m = parseLabelMap('# c\n0x1 hex one\n  010 octal\n2two\n08 eight\n-0 minus zero\n-3 neg\n3 bad;name\n4 # hash\n1 again\n5 hex one\n 0x 6\n1024 big\n99999999999999999999999 huge\n7\n6\tlast  \t\n');
+    assert.deepEqual([...m!].sort((a, b) => a[0] - b[0]), [[0, '8 eight'], [1, 'hex one'], [2, 'two'], [6, 'last'], [8, 'octal']]);
+    // "-0" is bit 0, named once bit 0 is free; "0x" without hex digits is 0 followed by the name "x 6"
+    assert.deepEqual([...parseLabelMap('-0 minus zero\n')!], [[0, 'minus zero']]);
+    assert.deepEqual([...parseLabelMap(' 0x 6\n')!], [[0, 'x 6']]);
+  });
+  it('lines as fgets reads them into 1,024 bytes (a longer one is two), a NUL ends one, a file naming nothing is no map', () => {
+    const long = `1 ${'a'.repeat(1021)}2 tail\n`;
+    assert.deepEqual([...parseLabelMap(long)!], [[1, 'a'.repeat(1021)], [2, 'tail']]);
+    assert.deepEqual([...parseLabelMap(`1 ${'a'.repeat(1020)}\n`)!], [[1, 'a'.repeat(1020)]]);
+    assert.deepEqual([...parseLabelMap('1 one\0 junk;\n2 two\n')!], [[1, 'one'], [2, 'two']]);
+    assert.equal(parseLabelMap('# nothing\n\n  \n'), undefined);
+    assert.equal(parseLabelMap(''), undefined);
   });
 });

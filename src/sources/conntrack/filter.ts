@@ -9,9 +9,8 @@ import { ACCEPT, BPF, BpfProgram, DROP, hostU16AsLoaded } from '../../netlink/bp
 import * as C from './constants.js';
 import type { FlowEventType } from '../../records/event.js';
 import { readFileSync } from 'node:fs';
-import { loadLabelMap } from '../../util/connlabel.js';
+import { CONNLABEL_CONF, labelMapFile, loadLabelMap } from '../../util/connlabel.js';
 
-const LABEL_CONF = '/etc/xtables/connlabel.conf';
 import { DCCP_STATES, IPPROTO_DCCP, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, PROTO_NAMES, SCTP_STATES, TCP_STATES } from '../../records/values.js';
 import { parseCidr, parseIp, type Cidr } from '../../util/ip.js';
 import { UsageError } from '../../util/errors.js';
@@ -118,6 +117,8 @@ export interface FilterSpec {
   replyZone?: string[];
   secmark?: string[];
   label?: string[];
+  /** the connlabel.conf of -l and -o labels (conntrack's --labelmap; default /etc/xtables/connlabel.conf) */
+  labelmap?: string;
   status?: string;
 }
 
@@ -392,11 +393,12 @@ function tupleOptions(o: FilterSpec, f: FlowFilter, label: (flag: string) => str
   f.secmarks = o.secmark?.length ? o.secmark.map((v) => parseU32(v, label('--secmark'), 'secmark')) : undefined;
   if (o.label?.length) {
     // names from connlabel.conf, as conntrack reads it (-l a,b: both)
-    const map = loadLabelMap();
+    const path = o.labelmap ?? CONNLABEL_CONF;
+    const map = o.labelmap !== undefined ? labelMapFile(o.labelmap, label('--labelmap')) : loadLabelMap();
     const byName = new Map([...(map ?? new Map<number, string>())].map(([bit, name]) => [name, bit]));
     f.labelBits = o.label.flatMap((v) => v.split(',')).map((name) => {
       const bit = byName.get(name);
-      if (bit === undefined) throw new UsageError(`${label('--label')}: "${name}" is not a label of ${LABEL_CONF}${map ? '' : ' (there is no such file)'}`);
+      if (bit === undefined) throw new UsageError(`${label('--label')}: unknown label '${name}': not a label of ${path}${map ? '' : ' (it names none, or cannot be read)'}`);
       return bit;
     });
   }
