@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "conntrail_native",
-      "sources": ["native/addon.cc", "native/netlink_socket.cc", "native/unix_dgram.cc", "native/tcp_info.cc", "native/bpf_object.cc"],
+      "sources": ["native/addon.cc", "native/netlink_socket.cc", "native/unix_dgram.cc", "native/tcp_info.cc", "native/bpf_object.cc", "native/portid_name.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],

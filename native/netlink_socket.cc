@@ -1,4 +1,5 @@
 #include "netlink_socket.h"
+#include "portid_name.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +38,7 @@ Napi::Error ErrnoError(Napi::Env env, const char* syscall, int err,
 // thread, so the calling (JS) thread never changes namespace. A netlink
 // socket belongs for its whole life to the namespace it was created in.
 int OpenInNamespace(const std::string& path, int protocol, int* err_out,
-                    const char** where) {
+                    const char** where, int* proc_netlink_fd) {
   int nsfd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (nsfd < 0) {
     *err_out = errno;
@@ -58,6 +59,9 @@ int OpenInNamespace(const std::string& path, int protocol, int* err_out,
       err = errno;
       w = "socket";
     }
+    // the namespace's netlink table, to name the processes behind portids
+    // (the open file stays in this namespace)
+    if (proc_netlink_fd) *proc_netlink_fd = open("/proc/thread-self/net/netlink", O_RDONLY | O_CLOEXEC);
   });
   t.join();
   close(nsfd);
@@ -194,6 +198,7 @@ Napi::Object NetlinkSocket::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod("stats", &NetlinkSocket::Stats),
           InstanceMethod("takeLoss", &NetlinkSocket::TakeLoss),
           InstanceMethod("close", &NetlinkSocket::Close),
+          InstanceMethod("portidName", &NetlinkSocket::PortidName),
           InstanceAccessor("portid", &NetlinkSocket::GetPortId, nullptr),
           InstanceAccessor("fd", &NetlinkSocket::GetFd, nullptr),
       });
@@ -219,6 +224,8 @@ NetlinkSocket::NetlinkSocket(const Napi::CallbackInfo& info)
   slot_size_ = GetU32(o, "slotSize", 32768);
   slots_ = GetU32(o, "slots", 64);
   coalesce_ms_ = GetU32(o, "coalesceMs", 0);
+  bool names = o.Get("portidNames").IsBoolean() && o.Get("portidNames").As<Napi::Boolean>().Value();
+  int proc_fd = -1;
   if (slot_size_ < 4096) slot_size_ = 4096;
   if (slots_ < 1) slots_ = 1;
   if (slots_ > 1024) slots_ = 1024;
@@ -233,7 +240,7 @@ NetlinkSocket::NetlinkSocket(const Napi::CallbackInfo& info)
                            : name;
     int err = 0;
     const char* where = "socket";
-    fd_ = OpenInNamespace(path, protocol, &err, &where);
+    fd_ = OpenInNamespace(path, protocol, &err, &where, names ? &proc_fd : nullptr);
     if (fd_ < 0) {
       ErrnoError(env, where, err, "network namespace " + path)
           .ThrowAsJavaScriptException();
@@ -245,7 +252,9 @@ NetlinkSocket::NetlinkSocket(const Napi::CallbackInfo& info)
       ErrnoError(env, "socket", errno).ThrowAsJavaScriptException();
       return;
     }
+    if (names) proc_fd = open("/proc/thread-self/net/netlink", O_RDONLY | O_CLOEXEC);
   }
+  if (names) portid_names_.reset(new PortidNames(proc_fd));
 
   struct sockaddr_nl addr;
   memset(&addr, 0, sizeof(addr));
@@ -537,6 +546,7 @@ void NetlinkSocket::Drain() {
   // everything this drain reads was queued after the queue was last seen
   // empty: a lower bound for when each message was generated
   drain_from_us_ = last_empty_us_ ? last_empty_us_ : started_us_;
+  names_.clear();
   size_t off = 0;
   uint32_t count = 0;
   unsigned rounds = 0;
@@ -594,6 +604,7 @@ void NetlinkSocket::Drain() {
       bytes_ += len;
       count++;
     }
+    if (portid_names_) NamePortids(buf_ + off, w - off);
     off = w;
     // fewer than asked: the queue is empty, or an error (an overrun) stopped
     // the call; the next call tells which (EAGAIN, or the error), so the
@@ -601,6 +612,33 @@ void NetlinkSocket::Drain() {
   }
   if (off > 0 && !closed_) Deliver(off, count);
   in_drain_ = false;
+}
+
+// The processes behind the messages just received that user space caused
+// (nlmsg_pid set), looked up before anything else is done with them.
+void NetlinkSocket::NamePortids(const uint8_t* p, size_t len) {
+  size_t o = 0;
+  while (o + sizeof(struct nlmsghdr) <= len) {
+    const struct nlmsghdr* h = reinterpret_cast<const struct nlmsghdr*>(p + o);
+    if (h->nlmsg_len < sizeof(struct nlmsghdr) || o + h->nlmsg_len > len) break;
+    uint32_t pid = h->nlmsg_pid;
+    if (pid != 0 && pid != portid_ && names_.find(pid) == names_.end()) {
+      std::string name;
+      names_[pid] = portid_names_->Resolve(pid, &name) ? std::optional<std::string>(name) : std::nullopt;
+    }
+    o += NLMSG_ALIGN(h->nlmsg_len);
+  }
+}
+
+// portidName(portid) -> string | null | undefined: the name of the process
+// behind a portid of the batch being delivered, null when none had its
+// socket open as the message was received, undefined when not looked up.
+Napi::Value NetlinkSocket::PortidName(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto it = names_.find(info[0].As<Napi::Number>().Uint32Value());
+  if (it == names_.end()) return env.Undefined();
+  if (!it->second) return env.Null();
+  return Napi::String::New(env, *it->second);
 }
 
 // onBatch(len, count, overruns, fromUs): overruns is the running ENOBUFS
@@ -703,6 +741,7 @@ void NetlinkSocket::CloseInternal() {
     close(fd_);
     fd_ = -1;
   }
+  portid_names_.reset();
 }
 
 Napi::Value NetlinkSocket::Close(const Napi::CallbackInfo& info) {

@@ -8,7 +8,13 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
 #include <vector>
+
+class PortidNames;
 
 #include <sys/socket.h>
 
@@ -37,6 +43,8 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetPortId(const Napi::CallbackInfo& info);
   Napi::Value GetFd(const Napi::CallbackInfo& info);
+  Napi::Value PortidName(const Napi::CallbackInfo& info);
+  void NamePortids(const uint8_t* p, size_t len);
 
   bool CheckOpen(Napi::Env env);
   void Drain();
@@ -59,6 +67,9 @@ class NetlinkSocket : public Napi::ObjectWrap<NetlinkSocket> {
   bool closed_ = false;
   bool in_drain_ = false;
   unsigned coalesce_ms_ = 0;
+  // the names of the processes behind the portids of the current drain
+  std::unique_ptr<PortidNames> portid_names_;
+  std::unordered_map<uint32_t, std::optional<std::string>> names_;
 
   uv_poll_t* poll_ = nullptr;
   uv_timer_t* timer_ = nullptr;

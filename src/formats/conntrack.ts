@@ -132,7 +132,8 @@ export function formatConntrack(ev: FlowEvent, o: ConntrackFormatOptions = {}): 
 /** " [USERSPACE] portid=N progname=NAME" after an event a process caused (conntrack prints it after every output format) */
 export function userspaceSuffix(ev: FlowEvent, progname: ((portid: number) => string | undefined) | undefined): string {
   if (ev.portid === 0 || ev.type === 'DUMP') return '';
-  const prog = progname?.(ev.portid);
+  // the name looked up as the event was received, else (a record made elsewhere) now
+  const prog = ev.progname !== undefined ? (ev.progname ?? undefined) : progname?.(ev.portid);
   return ' [USERSPACE] portid=' + ev.portid + (prog !== undefined ? ' progname=' + prog : '');
 }
 

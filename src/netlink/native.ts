@@ -27,6 +27,8 @@ export interface NativeSocketOptions {
   slots?: number;
   bufferSize?: number;
   coalesceMs?: number;
+  /** look up the process behind each message's nlmsg_pid as it is received (portidName) */
+  portidNames?: boolean;
 }
 
 export interface NativeNetlinkSocket {
@@ -49,6 +51,8 @@ export interface NativeNetlinkSocket {
   pause(): void;
   resume(): void;
   stats(): NativeStats;
+  /** the name of the process behind a portid of the batch being delivered (null: none held its socket when the message came; undefined: not looked up) */
+  portidName(portid: number): string | null | undefined;
   close(): void;
 }
 

@@ -56,6 +56,10 @@ export interface FlowEvent {
   labels: Uint8Array | undefined;
   /** netlink portid of the user-space process that caused the event, 0 = kernel */
   portid: number;
+  /** the name of that process, looked up as the event was received (as conntrack's
+   * [USERSPACE] progname=): null when no process held the portid's socket any more,
+   * undefined when not looked up */
+  progname: string | null | undefined;
   /** when conntrail received the event: µs since the epoch */
   recvTime: number;
   /** the kernel generated it after this (µs): when the receive queue was last
@@ -82,6 +86,6 @@ export function emptyEvent(): FlowEvent {
     tcpState: undefined, sctpState: undefined, dccpState: undefined, sctpVtagOrig: undefined, sctpVtagReply: undefined,
     origPackets: undefined, origBytes: undefined, replyPackets: undefined,
     replyBytes: undefined, start: undefined, stop: undefined, eventTime: undefined,
-    helper: undefined, labels: undefined, portid: 0, recvTime: 0, recvFrom: 0, netns: '', netnsInode: 0,
+    helper: undefined, labels: undefined, portid: 0, progname: undefined, recvTime: 0, recvFrom: 0, netns: '', netnsInode: 0,
   };
 }

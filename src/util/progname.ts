@@ -1,6 +1,8 @@
 // The name of the process that owns a netlink portid, found as
 // conntrack-tools does it: /proc/net/netlink gives the socket inode, then
-// the process with that socket open. Cached for the last portid.
+// the process with that socket open. Cached for the last portid. (A live
+// source looks the name up in the addon as each event is received, which
+// is earlier; this serves records that come without it.)
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 
 const NETLINK_NETFILTER = 12;
@@ -25,7 +27,9 @@ function ownerName(pid: number, inode: number): string | undefined {
   for (const fd of fds) {
     try {
       if (readlinkSync(`/proc/${pid}/fd/${fd}`) === want) {
-        return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+        // as conntrack: /proc/PID/stat's name, up to its first ')'
+        const m = /^\d+ \(([^)]+)/.exec(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+        return m ? m[1] : undefined;
       }
     } catch { /* gone */ }
   }

@@ -265,4 +265,49 @@ describe('conntrack\'s options, side by side with conntrack -E', { timeout: 180_
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('[USERSPACE] portid=N progname=NAME as conntrack finds it (the name up to the first \')\' of /proc/PID/stat), with --netns too', async () => {
+    // a process that makes and deletes entries and holds its socket open meanwhile:
+    // the name is no race here (how often a short-lived process is named is measured, see the README)
+    const dir = mkdtempSync(join(tmpdir(), 'ct-prog-'));
+    const go = join(dir, 'go');
+    const maker = (name: string, sport: number) => ['/usr/bin/python3', '-c', [
+      'import ctypes, os, time',
+      'from pyroute2 import NFCTSocket',
+      'from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple',
+      `ctypes.CDLL(None).prctl(15, ${JSON.stringify(name)}.encode(), 0, 0, 0)`,
+      'ct = NFCTSocket()',
+      `o = NFCTAttrTuple(saddr="${ADDR.cli}", daddr="${ADDR.srv}", proto=17, sport=${sport}, dport=53)`,
+      `r = NFCTAttrTuple(saddr="${ADDR.srv}", daddr="${ADDR.cli}", proto=17, sport=53, dport=${sport})`,
+      'ct.entry("add", timeout=60, tuple_orig=o, tuple_reply=r)',
+      'end = time.time() + 60',
+      `while not os.path.exists(${JSON.stringify(go)}) and time.time() < end: time.sleep(0.05)`,
+      'ct.entry("del", tuple_orig=o)',
+      `while os.path.exists(${JSON.stringify(go)}) and time.time() < end: time.sleep(0.05)`,
+    ].join('\n')];
+    const procs = [
+      t.spawn(t.rtr, ['conntrack', '-E', '-p', 'udp', '--dport', '53']),
+      t.spawn(t.rtr, [...CONNTRAIL, 'events', '-p', 'udp', '--dport', '53']),
+      t.spawn('', [...CONNTRAIL, 'events', '--netns', t.rtr, '-p', 'udp', '--dport', '53']),
+    ];
+    const outs = procs.map(collect);
+    const makers: ChildProcess[] = [];
+    try {
+      for (const [i, c] of procs.entries()) assert.ok(await waitSubscribed(c.pid!, 90_000, i === 2 ? t.rtr : undefined), `${i}: not subscribed (${outs[i].err()})`);
+      makers.push(t.spawn(t.rtr, maker('ct maker)x', 4001)), t.spawn(t.rtr, maker('two  spaces ', 4002)));
+      assert.ok(await waitFor(() => outs.every((o) => lines(o.out()).length >= 2), 30_000), outs.map((o) => o.out() + o.err()).join('\n'));
+      writeFileSync(go, '');
+      assert.ok(await waitFor(() => outs.every((o) => lines(o.out()).length >= 4), 30_000), outs.map((o) => o.out() + o.err()).join('\n'));
+      rmSync(go);
+    } finally {
+      for (const c of [...makers, ...procs]) await t.stop(c);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const all = (o: ReturnType<typeof collect>) => o.out().split('\n').filter(Boolean);
+    const ref = all(outs[0]);
+    assert.equal(ref.length, 4, outs[0].out());
+    assert.equal(ref.filter((l) => / \[USERSPACE\] portid=\d+ progname=ct maker$/.test(l)).length, 2, outs[0].out());
+    assert.equal(ref.filter((l) => / \[USERSPACE\] portid=\d+ progname=two {2}spaces $/.test(l)).length, 2, outs[0].out());
+    assert.deepEqual(all(outs[1]).sort(), [...ref].sort(), 'conntrail events in the namespace');
+    assert.deepEqual(all(outs[2]).sort(), [...ref].sort(), 'conntrail events --netns');
+  });
 });

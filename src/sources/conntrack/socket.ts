@@ -66,6 +66,8 @@ export class ConntrackEventSource extends SocketSource {
       // event messages are a few hundred bytes (a truncated one is counted)
       slotSize: 4096,
       slots: 256,
+      // [USERSPACE] progname=: named as each event is received, before the process can exit
+      portidNames: true,
     });
     try {
       this.rcvbuf = this.sock.setRcvbuf(opts.rcvbuf ?? DEFAULT_RCVBUF);
@@ -104,6 +106,7 @@ export class ConntrackEventSource extends SocketSource {
           ev.recvFrom = Math.min(from, t);
           ev.netns = netns;
           ev.netnsInode = inode;
+          if (ev.portid !== 0) ev.progname = this.sock.portidName(ev.portid);
           sink.event(ev);
         });
         if (this.dumping && (r.done || r.error)) this.endDump(r.error);
