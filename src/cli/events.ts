@@ -6,6 +6,7 @@ import { RCVBUF_MAX, RCVBUF_MIN } from '../config/schema.js';
 import { compileMatcher } from '../pipeline/filter.js';
 import { LineWriter } from '../util/output.js';
 import { runLive } from './live.js';
+import { parseTable, refuseOptions, runEventsExpect } from './tables.js';
 import type { FlowEvent } from '../records/event.js';
 import { explainSocketError } from '../util/errors.js';
 import { addFilterOptions, buildFilter, buildFormatter, type FilterCliOptions } from './options.js';
@@ -61,13 +62,18 @@ export function statsLine(shown: number, s: SourceStats): string {
 
 export function eventsCommand(): Command {
   const cmd = new Command('events')
-    .description('print conntrack events (NEW, UPDATE, DESTROY) as they happen, like conntrack -E');
+    .description('print conntrack events (NEW, UPDATE, DESTROY) as they happen, like conntrack -E')
+    .argument('[table]', 'conntrack (the default) or expect (the expectations\' events): as conntrack -E [table], a prefix will do');
   addFilterOptions(cmd, true)
     .option('-b, --buffer-size <bytes>', `netlink receive buffer to ask for, ${RCVBUF_MIN} to ${RCVBUF_MAX} (1 GiB)`, positiveInt('a size in bytes', RCVBUF_MIN, RCVBUF_MAX), DEFAULT_RCVBUF)
     .option('--count <n>', 'exit after printing N events (1 or more)', positiveInt('a count'))
     .option('--batch-delay <ms>', 'after a wake-up, wait this long before reading again, 0 to 1000 (fewer wake-ups at low rates)', positiveInt('milliseconds', 0, 1000), 1)
     .option('--no-kernel-filter', 'evaluate every filter in user space instead of a socket filter')
-    .action((o: EventsOptions) => runEvents(o));
+    .action((table: string | undefined, o: EventsOptions, c: Command) => {
+      if (parseTable(table, 'events') === 'conntrack') return runEvents(o);
+      refuseOptions(c, ['output', 'netns', 'stats', 'format', 'bufferSize', 'count', 'batchDelay', 'kernelFilter'], 'expect');
+      return runEventsExpect(o);
+    });
   return cmd;
 }
 

@@ -19,7 +19,7 @@ export interface ConntrackXmlOptions {
   progname?: (portid: number) => string | undefined;
 }
 
-function l4(t: Tuple, proto: number): string {
+export function l4(t: Tuple, proto: number): string {
   if (printsPorts(proto)) return `<sport>${t.sport ?? 0}</sport><dport>${t.dport ?? 0}</dport>`;
   return proto === IPPROTO_GRE ? `<srckey>0x${(t.sport ?? 0).toString(16)}</srckey><dstkey>0x${(t.dport ?? 0).toString(16)}</dstkey>` : '';
 }
@@ -85,7 +85,8 @@ export function formatConntrackXml(ev: FlowEvent, o: ConntrackXmlOptions = {}): 
   // (an entry still open: to now, that is when it was read, as the line format's delta-time)
   else if (ev.start !== undefined) s += `<deltatime>${Math.floor(readAt(ev) / 1e6) - Number(ev.start / 1000000000n)}</deltatime>`;
   if (independent) s += '</meta>';
-  if (o.time) {
+  // (conntrack -L prints no <when>: a dump line has no time of its own)
+  if (o.time && ev.type !== 'DUMP') {
     const d = new Date(readAt(ev) / 1000);
     s += `<when><hour>${d.getHours()}</hour><min>${pad2(d.getMinutes())}</min><sec>${pad2(d.getSeconds())}</sec>` +
       `<wday>${d.getDay() + 1}</wday><day>${d.getDate()}</day><month>${d.getMonth() + 1}</month><year>${d.getFullYear()}</year></when>`;

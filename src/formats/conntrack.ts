@@ -19,7 +19,7 @@ export interface ConntrackFormatOptions {
   progname?: (portid: number) => string | undefined;
 }
 
-function prefix(type: FlowEvent['type']): string {
+export function prefix(type: FlowEvent['type']): string {
   switch (type) {
     case 'NEW': return '    [NEW] ';
     case 'UPDATE': return ' [UPDATE] ';
@@ -47,8 +47,9 @@ export function printsPorts(proto: number): boolean {
   return proto === IPPROTO_TCP || proto === IPPROTO_UDP || proto === IPPROTO_UDPLITE || proto === IPPROTO_SCTP || proto === IPPROTO_DCCP;
 }
 
-function tupleText(t: Tuple, proto: number): string {
-  let s = 'src=' + t.src + ' dst=' + t.dst + ' ';
+/** "src=A dst=B " and the protocol's ports, keys or ICMP fields, as libnetfilter_conntrack prints a tuple (an expectation's mask and master with their own tags) */
+export function tupleText(t: Tuple, proto: number, srcTag = 'src', dstTag = 'dst'): string {
+  let s = srcTag + '=' + t.src + ' ' + dstTag + '=' + t.dst + ' ';
   if (printsPorts(proto)) return s + 'sport=' + (t.sport ?? 0) + ' dport=' + (t.dport ?? 0) + ' ';
   switch (proto) {
     case IPPROTO_GRE:

@@ -310,4 +310,108 @@ describe('conntrack\'s options, side by side with conntrack -E', { timeout: 180_
     assert.deepEqual(all(outs[1]).sort(), [...ref].sort(), 'conntrail events in the namespace');
     assert.deepEqual(all(outs[2]).sort(), [...ref].sort(), 'conntrail events --netns');
   });
+  it('the expect, dying and unconfirmed tables: dump and events print what conntrack -L / -E with them print', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ct-tables-'));
+    const hold = join(dir, 'hold');
+    writeFileSync(hold, '');
+    // an FTP control connection on the router's loopback, through the kernel's FTP helper: its EPRT makes an expectation
+    t.nft(t.rtr, ['table inet ftph {', ' ct helper ftp-std {', '  type "ftp" protocol tcp', ' }', ' chain out {', '  type filter hook output priority 0;', '  tcp dport 21 ct helper set "ftp-std"', ' }', '}', ''].join('\n'));
+    const ftp = ['/usr/bin/python3', '-c', [
+      'import os, socket, time',
+      's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 21)); s.listen(1)',
+      'c = socket.create_connection(("127.0.0.1", 21)); a, _ = s.accept()',
+      'a.sendall(b"220 hi\\r\\n"); c.recv(100)',
+      'for cmd in (b"PORT 127,0,0,1,200,10\\r\\n", b"EPRT |1|127.0.0.1|6000|\\r\\n"): c.sendall(cmd); a.recv(100); a.sendall(b"200 ok\\r\\n"); c.recv(100)',
+      'end = time.time() + 60',
+      `while os.path.exists(${JSON.stringify(hold)}) and time.time() < end: time.sleep(0.05)`,
+    ].join('\n')];
+    const evCases: string[][] = [[], ['-o', 'xml'], ['-o', 'timestamp'], ['-o', 'xml,timestamp,id']];
+    const pairs: Array<{ args: string[]; ref: ReturnType<typeof collect>; ours: ReturnType<typeof collect>; p: ChildProcess[] }> = [];
+    // (the receipt time and the seconds left differ between the two readers)
+    const norm = (out: string) => out.split('\n').filter(Boolean).map((l) => l.replace(/^\[\d+\s*\.\d+\s*\]\t/, '[T]\t').replace(/^((?:\[T\]\t)?(?:\s*\[\w+\] )?)\d+ proto=/, '$1N proto=')
+      .replace(/<timeout>\d+</, '<timeout>N<').replace(/<when>.*<\/when>/, '<when/>').replace(/^(\S+\s+\d+\s+)\d+ /, '$1T '));
+    let server: ChildProcess | undefined;
+    try {
+      for (const args of evCases) {
+        const a = t.spawn(t.rtr, ['conntrack', '-E', 'expect', ...args]);
+        const b = t.spawn(t.rtr, [...CONNTRAIL, 'events', 'expect', ...args]);
+        pairs.push({ args, ref: collect(a), ours: collect(b), p: [a, b] });
+      }
+      for (const x of pairs) for (const c of x.p) assert.ok(await waitSubscribed(c.pid!, 90_000), `${x.args.join(' ')}: not subscribed (${x.ref.err()} ${x.ours.err()})`);
+      server = t.spawn(t.rtr, ftp);
+      assert.ok(await waitFor(() => t.exec(t.rtr, ['conntrack', '-L', 'expect'], { allowFail: true }).includes('helper=ftp'), 20_000), 'the FTP helper made no expectation');
+      assert.ok(await waitFor(() => pairs.every((x) => lines(x.ref.out()).length > 0 && lines(x.ours.out()).length >= lines(x.ref.out()).length), 20_000),
+        pairs.map((x) => `${x.args.join(' ')}: conntrack ${lines(x.ref.out()).length}, conntrail ${lines(x.ours.out()).length} ${x.ours.err()}`).join('\n'));
+      // the expectation table, as -L expect prints it (-f and -o only)
+      for (const args of [[], ['-o', 'xml'], ['-o', 'timestamp'], ['-o', 'xml,timestamp'], ['-f', 'ipv4', '-o', 'extended'], ['-f', 'ipv6']]) {
+        const ref = spawnSync('ip', ['netns', 'exec', t.rtr, 'conntrack', '-L', 'expect', ...args], { encoding: 'utf8' });
+        const ours = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'dump', 'expect', '--netns', t.rtr, ...args], { encoding: 'utf8' });
+        assert.equal(ours.status, 0, ours.stderr);
+        assert.equal(ref.status, 0, ref.stderr);
+        if (!args.includes('ipv6')) assert.ok(norm(ref.stdout).length > 0, `conntrack -L expect ${args.join(' ')}: nothing`);
+        assert.deepEqual(norm(ours.stdout), norm(ref.stdout), `dump expect ${args.join(' ')}`);
+        assert.equal(ours.stderr.replace(/^conntrail: /, ''), ref.stderr.replace(/^conntrack v[\d.]+ \(conntrack-tools\): /, ''));
+      }
+    } finally {
+      rmSync(hold, { force: true });
+      if (server) await t.stop(server);
+      for (const x of pairs) for (const c of x.p) await t.stop(c);
+    }
+    try {
+      for (const x of pairs) {
+        assert.ok(norm(x.ref.out()).some((l) => /dport=6000|<dport>6000</.test(l)), x.ref.out());
+        assert.deepEqual(norm(x.ours.out()), norm(x.ref.out()), `events expect ${x.args.join(' ')}`);
+      }
+      // the dying table: entries whose DESTROY a listener that asked for reliable delivery
+      // (NETLINK_BROADCAST_ERROR) could not take stay there until it is delivered
+      const ready = join(dir, 'stuck');
+      const stuck = t.spawn(t.rtr, ['/usr/bin/python3', '-c', [
+        'import os, socket, time',
+        's = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)',
+        's.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)',
+        's.setsockopt(270, 4, 1)',
+        's.bind((0, 4))',
+        `open(${JSON.stringify(ready)}, "w").close()`,
+        'end = time.time() + 60',
+        `while os.path.exists(${JSON.stringify(ready)}) and time.time() < end: time.sleep(0.05)`,
+      ].join('\n')]);
+      try {
+        assert.ok(await waitFor(() => existsSync(ready), 20_000), 'the stuck listener did not start');
+        for (let i = 1; i <= 5; i++) {
+          const tuple = ['-p', 'udp', '-s', ADDR.cli, '-d', ADDR.srv, '--sport', String(7000 + i), '--dport', '9'];
+          t.exec(t.rtr, ['conntrack', '-I', ...tuple, '-t', '60']);
+          t.exec(t.rtr, ['conntrack', '-D', ...tuple]);
+        }
+        for (const args of [['dying'], ['dying', '-p', 'udp', '--sport', '7003'], ['dy', '-o', 'xml'], ['dying', '-o', 'extended,id'], ['unconfirmed'], ['u', '-p', 'tcp']]) {
+          const ref = spawnSync('ip', ['netns', 'exec', t.rtr, 'conntrack', '-L', ...args], { encoding: 'utf8' });
+          const ours = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'dump', '--netns', t.rtr, ...args], { encoding: 'utf8' });
+          assert.equal(ours.status, 0, ours.stderr);
+          if (args[0].startsWith('d')) assert.ok(norm(ref.stdout).length > 0, `conntrack -L ${args.join(' ')}: nothing`);
+          // (conntrack 1.4.7 ends no XML document of these tables; conntrail ends it as for the table)
+          const want = norm(ref.stdout);
+          if (args.includes('xml') && want.length) want.push('</conntrack>');
+          assert.deepEqual(norm(ours.stdout).sort(), want.sort(), `dump ${args.join(' ')}`);
+        }
+      } finally {
+        rmSync(ready, { force: true });
+        await t.stop(stuck);
+      }
+      // what conntrack refuses with these tables, conntrail refuses (exit 2, one line)
+      for (const [ref, ours] of [
+        [['-L', 'expect', '-s', ADDR.cli], ['dump', 'expect', '-s', ADDR.cli]], [['-L', 'expect', '-p', 'tcp'], ['dump', 'ex', '-p', 'tcp']],
+        [['-L', 'expect', '-m', '1'], ['dump', 'expect', '-m', '1']], [['-E', 'expect', '-e', 'NEW'], ['events', 'expect', '-e', 'NEW']],
+        [['-E', 'dying'], ['events', 'dying']], [['-L', 'nosuch'], ['dump', 'nosuch']], [['-E', 'unconfirmed'], ['events', 'un']],
+      ]) {
+        const r = spawnSync('ip', ['netns', 'exec', t.rtr, 'conntrack', ...ref], { encoding: 'utf8', timeout: 10_000 });
+        assert.equal(r.status, 2, `conntrack ${ref.join(' ')}: ${r.stderr}`);
+        const o = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), ...ours, '--netns', t.rtr], { encoding: 'utf8', timeout: 10_000 });
+        assert.equal(o.status, 2, `conntrail ${ours.join(' ')}: ${o.stderr}`);
+        assert.equal(o.stderr.trim().split('\n').length, 1, o.stderr);
+      }
+    } finally {
+      t.exec(t.rtr, ['nft', 'delete', 'table', 'inet', 'ftph'], { allowFail: true });
+      t.exec(t.rtr, ['conntrack', '-F'], { allowFail: true });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

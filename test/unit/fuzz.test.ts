@@ -4,7 +4,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { join } from 'node:path';
-import { decodeBatch, newDecodeStats } from '../../src/sources/conntrack/decode.js';
+import { decodeBatch, decodeExpectBatch, newDecodeStats } from '../../src/sources/conntrack/decode.js';
+import { formatExpect, formatExpectXml } from '../../src/formats/conntrack-expect.js';
 import { formatConntrack } from '../../src/formats/conntrack.js';
 import { formatJson } from '../../src/formats/json.js';
 import { formatVyos } from '../../src/formats/vyos.js';
@@ -42,6 +43,24 @@ describe('decoder fuzzing', () => {
         run(b.subarray(0, len));
       },
     ), { numRuns: 20000 });
+  });
+  it('expectations: random bytes, and real messages read as expectations (every attribute where another kind is expected), mutated', () => {
+    const runExp = (b: Uint8Array) => {
+      const stats = newDecodeStats();
+      decodeExpectBatch(b, b.length, stats, (ex) => { formatExpect(ex, { timestamp: true }); formatExpectXml(ex, { timestamp: true }); });
+    };
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (b) => runExp(b)), { numRuns: 3000 });
+    fc.assert(fc.property(
+      fc.constantFrom(...REAL), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), fc.nat(), fc.boolean(),
+      (msg, flips, cut, del) => {
+        const b = Buffer.from(msg);
+        b.writeUInt16LE(del ? 0x202 : 0x200, 4);
+        for (const [pos, v] of flips) b[16 + (pos % Math.max(1, b.length - 16))] = v;
+        const len = cut % (b.length + 1);
+        if (len >= 16 && cut % 2 === 0) b.writeUInt32LE(len, 0);
+        runExp(b.subarray(0, len));
+      },
+    ), { numRuns: 10000 });
   });
   it('counts a truncated message as malformed and keeps going', () => {
     const good = REAL[0];

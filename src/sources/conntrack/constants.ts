@@ -97,3 +97,31 @@ export const CTA_TIMESTAMP_STOP = 2;
 export const CTA_HELP_NAME = 1;
 export const CTA_SECCTX_NAME = 1;
 
+
+// expectations (nfnetlink_conntrack.h: NFNL_SUBSYS_CTNETLINK_EXP, enum cntl_msg_types, enum ctattr_expect)
+export const NFNL_SUBSYS_CTNETLINK_EXP = 2;
+export const IPCTNL_MSG_EXP_NEW = 0;
+export const IPCTNL_MSG_EXP_GET = 1;
+export const IPCTNL_MSG_EXP_DELETE = 2;
+export const EXP_MSG_NEW = (NFNL_SUBSYS_CTNETLINK_EXP << 8) | IPCTNL_MSG_EXP_NEW;
+export const EXP_MSG_GET = (NFNL_SUBSYS_CTNETLINK_EXP << 8) | IPCTNL_MSG_EXP_GET;
+export const EXP_MSG_DELETE = (NFNL_SUBSYS_CTNETLINK_EXP << 8) | IPCTNL_MSG_EXP_DELETE;
+/** the tables of entries being destroyed and not yet confirmed (conntrack -L dying / unconfirmed) */
+export const IPCTNL_MSG_CT_GET_DYING = 6;
+export const IPCTNL_MSG_CT_GET_UNCONFIRMED = 7;
+export const NFNLGRP_CONNTRACK_EXP_NEW = 4;
+export const NFNLGRP_CONNTRACK_EXP_UPDATE = 5;
+export const NFNLGRP_CONNTRACK_EXP_DESTROY = 6;
+export const CTA_EXPECT_MASTER = 1;
+export const CTA_EXPECT_TUPLE = 2;
+export const CTA_EXPECT_MASK = 3;
+export const CTA_EXPECT_TIMEOUT = 4;
+export const CTA_EXPECT_ID = 5;
+export const CTA_EXPECT_HELP_NAME = 6;
+export const CTA_EXPECT_ZONE = 7;
+export const CTA_EXPECT_FLAGS = 8;
+export const CTA_EXPECT_CLASS = 9;
+export const CTA_EXPECT_NAT = 10;
+export const CTA_EXPECT_FN = 11;
+export const CTA_EXPECT_NAT_DIR = 1;
+export const CTA_EXPECT_NAT_TUPLE = 2;

@@ -5,7 +5,8 @@ import * as C from './constants.js';
 import { AF_INET, AF_INET6, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_NOOP, NLMSG_OVERRUN } from '../../netlink/constants.js';
 import { ipv4ToString, ipv6ToString } from '../../util/ip.js';
 import { MALFORMED, Nla, u16, u32 } from '../../netlink/attr.js';
-import { emptyEvent, type FlowEvent, type FlowEventType, type Tuple } from '../../records/event.js';
+import { emptyEvent, emptyTuple, type FlowEvent, type FlowEventType, type Tuple } from '../../records/event.js';
+import { emptyExpect, type ExpectEvent, type ExpectEventType } from '../../records/expect.js';
 
 export interface DecodeStats {
   /** conntrack messages decoded into events */
@@ -215,6 +216,14 @@ export interface BatchResult {
 export function decodeBatch(
   b: Uint8Array, len: number, stats: DecodeStats, onEvent: (ev: FlowEvent) => void, dump = false,
 ): BatchResult {
+  return walkBatch(b, len, stats, (o, mlen) => {
+    const ev = decodeMessage(b, o, mlen, stats, dump);
+    if (ev) onEvent(ev);
+  });
+}
+
+/** The messages of a batch to `onMessage` (offset, length); the end of a dump and the first error in the result. */
+function walkBatch(b: Uint8Array, len: number, stats: DecodeStats, onMessage: (off: number, len: number) => void): BatchResult {
   const res: BatchResult = { done: false, error: 0 };
   let o = 0;
   while (o + NLMSG_HDRLEN <= len) {
@@ -234,8 +243,7 @@ export function decodeBatch(
     } else if (type === NLMSG_NOOP || type === NLMSG_OVERRUN) {
       // nothing
     } else {
-      const ev = decodeMessage(b, o, mlen, stats, dump);
-      if (ev) onEvent(ev);
+      onMessage(o, mlen);
     }
     o += (mlen + 3) & ~3;
   }
@@ -243,3 +251,70 @@ export function decodeBatch(
 }
 
 export { AF_INET, AF_INET6 };
+
+const c3 = new Nla();
+
+/**
+ * Decodes one expectation message (IPCTNL_MSG_EXP_NEW / _DELETE of
+ * NFNL_SUBSYS_CTNETLINK_EXP). Undefined (and counted) for another kind of
+ * message, or one without its expected tuple.
+ */
+export function decodeExpectMessage(b: Uint8Array, off: number, msgLen: number, stats: DecodeStats, dump = false): ExpectEvent | undefined {
+  const type = u16(b, off + 4);
+  const flags = u16(b, off + 6);
+  let evType: ExpectEventType;
+  if (type === C.EXP_MSG_NEW) {
+    evType = dump || (flags & 0x2 /* NLM_F_MULTI */) ? 'DUMP' : (flags & 0x400 /* NLM_F_CREATE */) ? 'NEW' : 'UPDATE';
+  } else if (type === C.EXP_MSG_DELETE) {
+    evType = 'DESTROY';
+  } else {
+    stats.unknown++;
+    return undefined;
+  }
+  if (msgLen < NLMSG_HDRLEN + C.NFGENMSG_LEN) { stats.malformed++; return undefined; }
+  const ex = emptyExpect();
+  ex.type = evType;
+  ex.portid = u32(b, off + 12);
+  ex.family = b[off + NLMSG_HDRLEN];
+  let haveTuple = false;
+  try {
+    const a = c0.reset(b, off + NLMSG_HDRLEN + C.NFGENMSG_LEN, off + msgLen);
+    while (a.next()) {
+      switch (a.type) {
+        case C.CTA_EXPECT_MASTER: ex.masterProto = decodeTuple(c1.reset(b, a.p, a.end), ex.master); break;
+        case C.CTA_EXPECT_TUPLE: ex.proto = decodeTuple(c1.reset(b, a.p, a.end), ex.expected); haveTuple = true; break;
+        case C.CTA_EXPECT_MASK: ex.maskProto = decodeTuple(c1.reset(b, a.p, a.end), ex.mask); break;
+        case C.CTA_EXPECT_TIMEOUT: ex.timeout = a.be32(); break;
+        case C.CTA_EXPECT_ID: ex.id = a.be32(); break;
+        case C.CTA_EXPECT_HELP_NAME: ex.helper = a.str(); break;
+        case C.CTA_EXPECT_ZONE: ex.zone = a.be16(); break;
+        case C.CTA_EXPECT_FLAGS: ex.flags = a.be32(); break;
+        case C.CTA_EXPECT_CLASS: ex.class = a.be32(); break;
+        case C.CTA_EXPECT_FN: ex.fn = a.str(); break;
+        case C.CTA_EXPECT_NAT: {
+          const n = c1.reset(b, a.p, a.end);
+          while (n.next()) {
+            if (n.type === C.CTA_EXPECT_NAT_DIR) ex.natDir = n.be32();
+            else if (n.type === C.CTA_EXPECT_NAT_TUPLE) { ex.nat = emptyTuple(); decodeTuple(c3.reset(b, n.p, n.end), ex.nat); }
+          }
+          break;
+        }
+        default: break;
+      }
+    }
+  } catch (e) {
+    if (e === MALFORMED) { stats.malformed++; return undefined; }
+    throw e;
+  }
+  if (!haveTuple || ex.proto < 0) { stats.malformed++; return undefined; }
+  stats.events++;
+  return ex;
+}
+
+/** The expectation messages of a batch (as decodeBatch); the end of a dump and errors in the result. */
+export function decodeExpectBatch(b: Uint8Array, len: number, stats: DecodeStats, onExpect: (ex: ExpectEvent) => void, dump = false): BatchResult {
+  return walkBatch(b, len, stats, (o, mlen) => {
+    const ex = decodeExpectMessage(b, o, mlen, stats, dump);
+    if (ex) onExpect(ex);
+  });
+}

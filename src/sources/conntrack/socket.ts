@@ -5,9 +5,13 @@ import { namespaceInode } from '../netns/watch.js';
 import { SocketSource } from '../../netlink/socket-source.js';
 import { native, type NativeNetlinkSocket, type NativeStats } from '../../netlink/native.js';
 import { AF_UNSPEC, NETLINK_BROADCAST_ERROR, NETLINK_NETFILTER, NETLINK_NO_ENOBUFS, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN, SOL_NETLINK } from '../../netlink/constants.js';
-import { CT_MSG_GET, NFGENMSG_LEN, NFNETLINK_V0 } from './constants.js';
-import { decodeBatch, newDecodeStats, type DecodeStats } from './decode.js';
+import {
+  CT_MSG_GET, EXP_MSG_GET, IPCTNL_MSG_CT_GET_DYING, IPCTNL_MSG_CT_GET_UNCONFIRMED, NFGENMSG_LEN, NFNETLINK_V0, NFNL_SUBSYS_CTNETLINK,
+  NFNLGRP_CONNTRACK_EXP_DESTROY, NFNLGRP_CONNTRACK_EXP_NEW, NFNLGRP_CONNTRACK_EXP_UPDATE,
+} from './constants.js';
+import { decodeBatch, decodeExpectBatch, newDecodeStats, type BatchResult, type DecodeStats } from './decode.js';
 import type { FlowEvent } from '../../records/event.js';
+import type { ExpectEvent } from '../../records/expect.js';
 import { buildConntrackBpf, eventGroups, needsKernelFilter, type FlowFilter } from './filter.js';
 import { nowMicros } from '../../util/time.js';
 
@@ -179,11 +183,11 @@ export class ConntrackEventSource extends SocketSource {
 }
 
 let seq = 1;
-/** A ctnetlink table dump request (IPCTNL_MSG_CT_GET with NLM_F_DUMP). */
-export function dumpRequest(family = AF_UNSPEC): Buffer {
+/** A ctnetlink table dump request (IPCTNL_MSG_CT_GET with NLM_F_DUMP; `msgType`: another table's, or the expectations'). */
+export function dumpRequest(family = AF_UNSPEC, msgType = CT_MSG_GET): Buffer {
   const b = Buffer.alloc(NLMSG_HDRLEN + NFGENMSG_LEN);
   b.writeUInt32LE(b.length, 0);
-  b.writeUInt16LE(CT_MSG_GET, 4);
+  b.writeUInt16LE(msgType, 4);
   b.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6);
   b.writeUInt32LE(seq++ >>> 0, 8);
   b.writeUInt32LE(0, 12);
@@ -193,9 +197,19 @@ export function dumpRequest(family = AF_UNSPEC): Buffer {
   return b;
 }
 
+/** the tables conntrack -L reads: the entries, those being destroyed, those not yet confirmed */
+export type ConntrackTable = 'conntrack' | 'dying' | 'unconfirmed';
+const TABLE_MSG: Record<ConntrackTable, number> = {
+  conntrack: CT_MSG_GET,
+  dying: (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_DYING,
+  unconfirmed: (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_UNCONFIRMED,
+};
+
 export interface DumpOptions {
   netns?: string;
   family?: number;
+  /** default: the conntrack table */
+  table?: ConntrackTable;
 }
 
 /**
@@ -204,37 +218,47 @@ export interface DumpOptions {
  */
 export function dumpConntrack(opts: DumpOptions, onEvent: (ev: FlowEvent) => void): Promise<SourceStats> {
   const inode = namespaceInode(opts.netns);
-  const sock = new (native().NetlinkSocket)({
-    protocol: NETLINK_NETFILTER, netns: opts.netns, slotSize: 32768, slots: 64,
-  });
   const stats = newDecodeStats();
-  return new Promise<SourceStats>((resolve, reject) => {
+  return netlinkDump(opts.netns, 4 * 1024 * 1024, 64, dumpRequest(opts.family ?? AF_UNSPEC, TABLE_MSG[opts.table ?? 'conntrack']), 'conntrack dump', (buf, len) => {
+    const t = nowMicros();
+    return decodeBatch(buf, len, stats, (ev) => {
+      ev.recvTime = t;
+      ev.recvFrom = t;
+      ev.netns = opts.netns ?? '';
+      ev.netnsInode = inode;
+      onEvent(ev);
+    }, true);
+  }).then((s) => ({ ...s, ...stats, filterInsns: 0 }));
+}
+
+/**
+ * Sends a dump request on a socket of its own and reads the answer, each
+ * batch to `onBatch`, until the kernel says the dump is done (or fails:
+ * the error names `what`). Resolves with the socket's counters.
+ */
+function netlinkDump(netns: string | undefined, rcvbuf: number, slots: number, request: Buffer, what: string,
+  onBatch: (buf: Buffer, len: number) => BatchResult): Promise<NativeStats & { rcvbuf: number }> {
+  const sock = new (native().NetlinkSocket)({ protocol: NETLINK_NETFILTER, netns, slotSize: 32768, slots });
+  return new Promise((resolve, reject) => {
     let buf: Buffer;
-    let rcvbuf = 0;
+    let granted = 0;
     const finish = (err?: Error) => {
-      const s = { ...sock.stats(), ...stats, rcvbuf, filterInsns: 0 };
+      const s = { ...sock.stats(), rcvbuf: granted };
       sock.close();
       if (err) reject(err); else resolve(s);
     };
     try {
-      rcvbuf = sock.setRcvbuf(4 * 1024 * 1024);
+      granted = sock.setRcvbuf(rcvbuf);
       buf = sock.start((len) => {
-        const t = nowMicros();
-        const r = decodeBatch(buf, len, stats, (ev) => {
-          ev.recvTime = t;
-          ev.recvFrom = t;
-          ev.netns = opts.netns ?? '';
-          ev.netnsInode = inode;
-          onEvent(ev);
-        }, true);
+        const r = onBatch(buf, len);
         if (r.error) {
-          const e = new Error(`conntrack dump failed: ${errnoName(r.error)}`) as Error & { errno: number; code: string };
+          const e = new Error(`${what} failed: ${errnoName(r.error)}`) as Error & { errno: number; code: string };
           e.errno = r.error;
           e.code = errnoName(r.error);
           finish(e);
         } else if (r.done) finish();
       }, (err) => finish(err));
-      sock.send(dumpRequest(opts.family ?? AF_UNSPEC));
+      sock.send(request);
     } catch (e) {
       sock.close();
       reject(e as Error);
@@ -248,4 +272,46 @@ const ERRNO_NAMES: Record<number, string> = {
 };
 export function errnoName(n: number): string {
   return ERRNO_NAMES[n] ?? `errno ${n}`;
+}
+
+/**
+ * Dumps the expectation table (conntrack -L expect): every expectation to
+ * `onExpect`. Resolves with the decode counters at the dump's end.
+ */
+export function dumpExpectations(opts: { netns?: string; family?: number }, onExpect: (ex: ExpectEvent) => void): Promise<DecodeStats> {
+  const stats = newDecodeStats();
+  return netlinkDump(opts.netns, 1024 * 1024, 16, dumpRequest(opts.family ?? AF_UNSPEC, EXP_MSG_GET), 'expectation dump', (buf, len) => {
+    const t = nowMicros();
+    return decodeExpectBatch(buf, len, stats, (ex) => { ex.recvTime = t; onExpect(ex); }, true);
+  }).then(() => stats);
+}
+
+/** Expectation events (conntrack -E expect): NEW, UPDATE and DESTROY of the expectation table. */
+export class ExpectEventSource extends SocketSource {
+  readonly sock: NativeNetlinkSocket;
+  readonly decodeStats: DecodeStats = newDecodeStats();
+  rcvbuf: number;
+
+  constructor(opts: { netns?: string; rcvbuf?: number; coalesceMs?: number }) {
+    super();
+    this.sock = new (native().NetlinkSocket)({ protocol: NETLINK_NETFILTER, netns: opts.netns, groups: 0, coalesceMs: opts.coalesceMs ?? 0, slotSize: 4096, slots: 64 });
+    try {
+      this.rcvbuf = this.sock.setRcvbuf(opts.rcvbuf ?? DEFAULT_RCVBUF);
+      for (const g of [NFNLGRP_CONNTRACK_EXP_NEW, NFNLGRP_CONNTRACK_EXP_UPDATE, NFNLGRP_CONNTRACK_EXP_DESTROY]) this.sock.addMembership(g);
+    } catch (e) {
+      this.sock.close();
+      throw e;
+    }
+  }
+
+  start(h: { record: (ex: ExpectEvent) => void; batchEnd: () => void }, onError: (err: Error) => void): void {
+    let buf: Buffer;
+    buf = this.sock.start((len) => {
+      const t = nowMicros();
+      if (len > 0) decodeExpectBatch(buf, len, this.decodeStats, (ex) => { ex.recvTime = t; h.record(ex); });
+      h.batchEnd();
+    }, onError);
+  }
+
+  close(): void { this.sock.close(); }
 }
