@@ -5,7 +5,6 @@
 // leaves out here too (the mark, counters, labels, helpers).
 import { IPPROTO_DCCP, IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, IPS_DST_NAT_DONE, IPS_SRC_NAT_DONE, DCCP_STATES, SCTP_STATES, TCP_STATES } from '../records/values.js';
 import type { FlowEvent } from '../records/event.js';
-import { parseIp } from '../util/ip.js';
 import { userspaceSuffix } from './conntrack.js';
 
 /** the -u names conntrack prints, by bit */
@@ -13,12 +12,6 @@ const STATUS_NAMES: ReadonlyArray<[number, string]> = [[0, 'EXPECTED'], [1, 'SEE
 
 /** a state past the extension's table: printf of a NULL string */
 const named = (names: readonly string[], n: number) => names[n] ?? '(null)';
-
-/** the first 32 bits of an address (the library compares only those to tell NAT, for IPv6 too) */
-function head32(addr: string): number {
-  const b = parseIp(addr);
-  return b ? ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0 : -1;
-}
 
 /**
  * conntrack prints a verification tag byte-swapped (the library converts it
@@ -46,7 +39,8 @@ export function formatConntrackSave(ev: FlowEvent, o: ConntrackSaveOptions = {})
   if (ev.orig.zone !== undefined) parts.push('--orig-zone', String(ev.orig.zone));
   if (ev.reply.zone !== undefined) parts.push('--reply-zone', String(ev.reply.zone));
   if (ev.family === 2 || ev.family === 10) {
-    const nat = (flag: number, a: string, b: string) => (ev.status === undefined || (ev.status & flag) !== 0) && head32(a) !== head32(b);
+    // as libnetfilter_conntrack tells NAT: the status bit (when the status is known) and the whole address changed
+    const nat = (flag: number, a: string, b: string) => (ev.status === undefined || (ev.status & flag) !== 0) && a !== b;
     parts.push('-s', ev.orig.src, '-d', ev.orig.dst);
     parts.push(nat(IPS_DST_NAT_DONE, ev.reply.src, ev.orig.dst) ? '-g' : '-r', ev.reply.src);
     parts.push(nat(IPS_SRC_NAT_DONE, ev.reply.dst, ev.orig.src) ? '-n' : '-q', ev.reply.dst);

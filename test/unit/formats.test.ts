@@ -5,7 +5,7 @@ import { formatVyos, vyosDelta } from '../../src/formats/vyos.js';
 import { formatJson } from '../../src/formats/json.js';
 import { formatConntrack } from '../../src/formats/conntrack.js';
 import { ctime, pyFloatRepr } from '../../src/util/time.js';
-import { emptyEvent, type FlowEvent } from '../../src/records/event.js';
+import { emptyEvent, emptyTuple, type FlowEvent } from '../../src/records/event.js';
 import { decodeFixture } from '../helpers/fixtures.js';
 import { formatConntrackXml } from '../../src/formats/conntrack-xml.js';
 import { formatConntrackSave } from '../../src/formats/conntrack-save.js';
@@ -13,6 +13,8 @@ import { janssonString } from '../../src/util/json.js';
 import { ulogdZoneSuffix } from '../../src/util/time.js';
 import { buildFormatter, type FilterCliOptions } from '../../src/cli/options.js';
 import { parseLabelMap } from '../../src/util/connlabel.js';
+import { emptyExpect, type ExpectEvent } from '../../src/records/expect.js';
+import { formatExpect, formatExpectXml } from '../../src/formats/conntrack-expect.js';
 
 function tcpEvent(): FlowEvent {
   const ev = emptyEvent();
@@ -185,16 +187,17 @@ describe('conntrack -o save (lines the real conntrack 1.4.7 printed for the same
       { src: '10.0.0.1', dst: '10.0.0.2', sport: 5, dport: 6 }, { src: '10.0.0.2', dst: '10.0.0.1', sport: 6, dport: 5 })),
     '-D -t 299 -u UNSET -s 10.0.0.1 -d 10.0.0.2 -r 10.0.0.2 -q 10.0.0.1 -p udp --sport 5 --dport 6 --reply-port-src 6 --reply-port-dst 5 [USERSPACE] portid=3894348693');
   });
-  it('NAT as -n/-g, told as the library tells it: NAT done, and the first 32 bits of the addresses differ (for IPv6 too)', () => {
+  it('NAT as -n/-g, told as the library tells it: NAT done, and the address changed (all of it, for IPv6 too)', () => {
     const masq = mk({ type: 'NEW', family: 2, proto: 17, timeout: 30, status: 0x08 | 0x10 | 0x80 | 0x100 | 0x200 },
       { src: '10.99.1.2', dst: '10.99.2.2', sport: 4000, dport: 53 }, { src: '10.99.2.2', dst: '10.99.2.1', sport: 53, dport: 4000 });
     assert.match(formatConntrackSave(masq), / -s 10\.99\.1\.2 -d 10\.99\.2\.2 -r 10\.99\.2\.2 -n 10\.99\.2\.1 /);
     const v6 = mk({ type: 'NEW', family: 10, proto: 17, timeout: 30, status: 0x08 | 0x10 | 0x80 },
       { src: 'fd00::1:2', dst: 'fd00::2:2', sport: 4000, dport: 53 }, { src: 'fd00::2:2', dst: 'fd00::2:1', sport: 53, dport: 4000 });
-    // fd00::1:2 and fd00::2:1 share their first 32 bits: conntrack prints -q
-    assert.match(formatConntrackSave(v6), / -r fd00::2:2 -q fd00::2:1 /);
-    v6.reply.dst = 'fd01::1';
-    assert.match(formatConntrackSave(v6), / -n fd01::1 /);
+    // what conntrack 1.4.7 printed for `-I -s fd00::1:2 -d fd00::2:2 --src-nat fd00::2:1 -p udp --sport 4000 --dport 53 -t 30`
+    // (the addresses share their first 32 bits)
+    assert.equal(formatConntrackSave(v6), '-A -t 30 -u UNSET -s fd00::1:2 -d fd00::2:2 -r fd00::2:2 -n fd00::2:1 -p udp --sport 4000 --dport 53 --reply-port-src 53 --reply-port-dst 4000');
+    v6.status = 0x08 | 0x10 | 0x100;
+    assert.match(formatConntrackSave(v6), / -r fd00::2:2 -q fd00::2:1 /, 'no SRC_NAT_DONE: -q');
     assert.throws(() => buildFormatter({ format: 'conntrack', output: 'save,id' } as FilterCliOptions), /cannot combine save output with any other output type, use -o save only/);
     assert.equal(typeof buildFormatter({ format: 'conntrack', output: 'save,userspace' } as FilterCliOptions), 'function');
   });
@@ -232,5 +235,41 @@ describe('connlabel.conf as libnetfilter_conntrack reads it', () => {
     assert.deepEqual([...parseLabelMap('1 one\0 junk;\n2 two\n')!], [[1, 'one'], [2, 'two']]);
     assert.equal(parseLabelMap('# nothing\n\n  \n'), undefined);
     assert.equal(parseLabelMap(''), undefined);
+  });
+});
+
+describe('expectations as conntrack 1.4.7 prints them (lines the real conntrack printed for the same expectation)', () => {
+  const ex = (): ExpectEvent => {
+    const e = emptyExpect();
+    e.family = 2;
+    e.proto = 6; e.maskProto = 6; e.masterProto = 6;
+    e.expected = { ...emptyTuple(), src: '127.0.0.1', dst: '127.0.0.1', sport: 0, dport: 6000 };
+    e.mask = { ...emptyTuple(), src: '255.255.255.255', dst: '255.255.255.255', sport: 0, dport: 65535 };
+    e.master = { ...emptyTuple(), src: '127.0.0.1', dst: '127.0.0.1', sport: 56006, dport: 21 };
+    e.timeout = 300; e.class = 0; e.helper = 'ftp'; e.flags = 0;
+    return e;
+  };
+  it('the line, a dump\'s and an event\'s', () => {
+    const d = ex();
+    d.timeout = 299;
+    assert.equal(formatExpect(d), '299 proto=6 src=127.0.0.1 dst=127.0.0.1 sport=0 dport=6000 mask-src=255.255.255.255 mask-dst=255.255.255.255 sport=0 dport=65535 master-src=127.0.0.1 master-dst=127.0.0.1 sport=56006 dport=21 class=0 helper=ftp');
+    const n = ex();
+    n.type = 'DESTROY';
+    assert.equal(formatExpect(n), '[DESTROY] 300 proto=6 src=127.0.0.1 dst=127.0.0.1 sport=0 dport=6000 mask-src=255.255.255.255 mask-dst=255.255.255.255 sport=0 dport=65535 master-src=127.0.0.1 master-dst=127.0.0.1 sport=56006 dport=21 class=0 helper=ftp');
+    n.recvTime = 1796306167_428035;
+    n.type = 'NEW';
+    assert.match(formatExpect(n, { timestamp: true }), /^\[1796306167\.428035\]\t {4}\[NEW\] 300 proto=6 /);
+    // conntrack's %-6ld: the microseconds left-aligned, blanks after
+    n.recvTime = 1796306167_000042;
+    assert.match(formatExpect(n, { timestamp: true }), /^\[1796306167\.42 {4}\]\t/);
+    const f = ex();
+    f.flags = 0x5;
+    f.zone = 3;
+    assert.match(formatExpect(f), / sport=56006 dport=21 zone=3 PERMANENT,USERSPACE class=0 helper=ftp$/);
+  });
+  it('the XML element', () => {
+    const d = ex();
+    d.type = 'NEW';
+    assert.equal(formatExpectXml(d), '<flow type="new"><layer3 protonum="2" protoname="ipv4"><expected><src>127.0.0.1</src><dst>127.0.0.1</dst></expected><mask><src>255.255.255.255</src><dst>255.255.255.255</dst></mask><master><src>127.0.0.1</src><dst>127.0.0.1</dst></master></layer3><layer4 protonum="6" protoname="tcp"><expected><sport>0</sport><dport>6000</dport></expected><mask><sport>0</sport><dport>65535</dport></mask><master><sport>56006</sport><dport>21</dport></master></layer4><meta><helper-name>ftp</helper-name><timeout>300</timeout><class>0</class></meta></flow>');
   });
 });

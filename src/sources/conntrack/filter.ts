@@ -377,6 +377,9 @@ function tupleOptions(o: FilterSpec, f: FlowFilter, label: (flag: string) => str
   // NAT: as conntrack, --any-nat's address is the source NAT's (any destination NAT matches)
   if (o.srcNat !== undefined || o.dstNat !== undefined || o.anyNat !== undefined) {
     const target = (v: string | boolean | undefined, opt: string): NatTarget | undefined => (v === undefined ? undefined : v === true ? {} : natTarget(String(v), label(opt)));
+    if (o.anyNat !== undefined && (o.srcNat !== undefined || o.dstNat !== undefined)) {
+      throw new UsageError(`${label('--any-nat')}: cannot be given with ${o.srcNat !== undefined ? '--src-nat' : '--dst-nat'} (as conntrack: "cannot specify \`--src-nat' or \`--dst-nat' with \`--any-nat'")`);
+    }
     if (o.anyNat !== undefined) f.nat = { any: true, src: target(o.anyNat, '--any-nat'), dst: {} };
     else f.nat = { any: false, src: target(o.srcNat, '--src-nat'), dst: target(o.dstNat, '--dst-nat') };
   }
