@@ -4,15 +4,22 @@ import { dumpConntrack, type ConntrackTable } from '../sources/conntrack/socket.
 import { parseTable, refuseOptions, runDumpExpect } from './tables.js';
 import { compileMatcher } from '../pipeline/filter.js';
 import { ClosedOutputError, LineWriter } from '../util/output.js';
-import { explainSocketError } from '../util/errors.js';
+import { explainSocketError, UsageError } from '../util/errors.js';
 import { addFilterOptions, buildFilter, buildFormatter, type FilterCliOptions } from './options.js';
 import { statsLine } from './events.js';
 
 export function dumpCommand(): Command {
   const cmd = new Command('dump').description('print the current conntrack table, like conntrack -L')
     .argument('[table]', 'conntrack (the default), expect (the expectations), dying or unconfirmed: as conntrack -L [table], a prefix will do');
-  addFilterOptions(cmd, false).action((table: string | undefined, o: FilterCliOptions, c: Command) => {
+  addFilterOptions(cmd, false)
+    .option('-z, --zero', 'zero the counters of each entry as it is read (as conntrack -L -z; no filter but -f and the NAT options, as conntrack)')
+    .action((table: string | undefined, o: DumpCliOptions, c: Command) => {
     const t = parseTable(table, 'dump');
+    if (o.zero) {
+      if (t !== 'conntrack') throw new UsageError(`--zero: zeroes the counters of the conntrack table only, not of "${t}"`);
+      // as conntrack: the kernel zeroes every entry it dumps, so no filter may choose fewer to print
+      refuseOptions(c, ['zero', 'family', 'output', 'netns', 'stats', 'format', 'srcNat', 'dstNat', 'anyNat', 'labelmap', 'ulogdDevice', 'ulogdEventv1'], 'zeroing', 'Can\'t use -z with filtering parameters');
+    }
     if (t !== 'expect') return runDump(o, t);
     refuseOptions(c, ['family', 'output', 'netns', 'stats', 'format'], 'expect');
     return runDumpExpect(o);
@@ -20,7 +27,11 @@ export function dumpCommand(): Command {
   return cmd;
 }
 
-export async function runDump(o: FilterCliOptions, table: ConntrackTable = 'conntrack'): Promise<void> {
+interface DumpCliOptions extends FilterCliOptions {
+  zero?: boolean;
+}
+
+export async function runDump(o: DumpCliOptions, table: ConntrackTable = 'conntrack'): Promise<void> {
   const filter = buildFilter(o);
   const format = buildFormatter(o);
   const match = compileMatcher(filter, false);
@@ -28,7 +39,7 @@ export async function runDump(o: FilterCliOptions, table: ConntrackTable = 'conn
   let shown = 0;
   let closed = false;
   try {
-    const stats = await dumpConntrack({ netns: o.netns, family: filter.family, table }, (ev) => {
+    const stats = await dumpConntrack({ netns: o.netns, family: filter.family, table, zero: o.zero }, (ev) => {
       if (closed || !match(ev)) return;
       try {
         out.line(format(ev));

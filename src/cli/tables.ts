@@ -29,13 +29,15 @@ export function parseTable(arg: string | undefined, command: 'dump' | 'events'):
  * As conntrack: the expectation table's commands take only some options
  * (-L expect: -f and -o; -E expect: -o), and refuse the others by name.
  */
-export function refuseOptions(cmd: Command, allowed: readonly string[], table: string): void {
+export function refuseOptions(cmd: Command, allowed: readonly string[], what: string, conntrackSays?: string): void {
   for (const opt of cmd.options) {
     const key = opt.attributeName();
     if (allowed.includes(key)) continue;
     if (cmd.getOptionValueSource(key) === 'cli') {
       const name = opt.long ?? opt.short ?? key;
-      throw new UsageError(`${name}: not an option of the ${table} table (as conntrack: "Illegal option \`${name}' with this command")`);
+      throw new UsageError(conntrackSays
+        ? `${name}: not with --zero (as conntrack: "${conntrackSays}")`
+        : `${name}: not an option of the ${what} table (as conntrack: "Illegal option \`${name}' with this command")`);
     }
   }
 }

@@ -16,6 +16,15 @@ import { collect, Topology, waitFor, waitSubscribed } from '../helpers/netns.js'
 import { CONNTRAIL } from '../helpers/cli.js';
 
 const DIR = process.env.CONNTRACK_TESTSUITE ?? join(process.cwd(), 'test', 'fixtures', 'conntrack-testsuite');
+// another suite's lines may say what a newer conntrack does: where the conntrack here
+// does otherwise it is told, not failed (conntrack and conntrail must still agree)
+const FOREIGN = process.env.CONNTRACK_TESTSUITE !== undefined;
+const otherwise: string[] = [];
+function says(got: 'OK' | 'BAD', want: Step['want'], what: string): void {
+  if (!want || got === want) return;
+  if (FOREIGN) otherwise.push(`${what}: ${got}, the file says ${want}`);
+  else assert.equal(got, want, what);
+}
 
 interface Step { file: string; line: number; args: string[]; want: 'OK' | 'BAD' | '' }
 
@@ -23,7 +32,7 @@ function readSuite(dir: string): Step[] {
   const steps: Step[] = [];
   for (const file of readdirSync(dir).sort()) {
     readFileSync(join(dir, file), 'utf8').split('\n').forEach((text, i) => {
-      if (!text.trim() || text.startsWith('#')) return;
+      if (!text.trim() || text.trimStart().startsWith('#')) return;
       const semi = text.indexOf(';');
       assert.ok(semi >= 0, `${file}:${i + 1}: no ';' in "${text}"`);
       const args = text.slice(0, semi).trim().split(/\s+/).filter(Boolean);
@@ -96,7 +105,7 @@ describe('conformance: conntrack\'s test-suite lines, conntrack and conntrail si
           })));
           for (const { args, ref, ours } of runs) {
             const what = `${where} (${args.slice(s.args.length).join(' ')})`;
-            if (s.want) assert.equal(ref.status === 0 ? 'OK' : 'BAD', s.want, `${what}: ${ref.stderr}`);
+            says(ref.status === 0 ? 'OK' : 'BAD', s.want, `${what}: ${ref.stderr.trim()}`);
             if (ref.status === 0) {
               assert.equal(ours.status, 0, `${what}: conntrail: ${ours.stderr}`);
               assert.deepEqual(lines(ours.stdout, normDump).sort(), lines(ref.stdout, normDump).sort(), what);
@@ -108,7 +117,7 @@ describe('conformance: conntrack\'s test-suite lines, conntrack and conntrail si
           }
         } else {
           const r = spawnSync('ip', ['netns', 'exec', t.rtr, 'conntrack', ...s.args], { encoding: 'utf8', timeout: 20_000 });
-          if (s.want) assert.equal(r.status === 0 ? 'OK' : 'BAD', s.want, `${where}: ${r.stderr}`);
+          says(r.status === 0 ? 'OK' : 'BAD', s.want, `${where}: ${r.stderr.trim()}`);
         }
       }
       // every watcher has printed as many lines as its conntrack, and conntrack something
@@ -118,6 +127,7 @@ describe('conformance: conntrack\'s test-suite lines, conntrack and conntrail si
       for (const w of watchers) for (const c of w.p) await t.stop(c);
       t.exec(t.rtr, ['conntrack', '-F'], { allowFail: true });
     }
+    if (otherwise.length) console.log(`# where conntrack ${spawnSync('conntrack', ['--version'], { encoding: 'utf8' }).stdout.trim()} does otherwise than ${DIR} says:\n${otherwise.join('\n')}`);
     assert.ok(dumps > 50, `${dumps} dumps compared`);
     const made = steps.filter((s) => ['-I', '-A'].includes(s.args[0]) && s.want === 'OK').length;
     for (const w of watchers) {

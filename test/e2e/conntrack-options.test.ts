@@ -414,4 +414,37 @@ describe('conntrack\'s options, side by side with conntrack -E', { timeout: 180_
       rmSync(dir, { recursive: true, force: true });
     }
   });
+  it('dump -z zeroes the counters as it reads them, as conntrack -L -z (the peer\'s next dump shows them zeroed), and takes no filter, as conntrack', async () => {
+    t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_udp_timeout': '120' });
+    const send = (n: number) => t.exec(t.cli, ['python3', '-c', `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(("0.0.0.0", 6201))\nfor i in range(${n}): s.sendto(b"x", ("${ADDR.srv}", 6200))`]);
+    const entry = (out: string) => out.split('\n').find((l) => l.includes('sport=6201 dport=6200')) ?? '';
+    const packets = (l: string) => Number(/ dport=6200 packets=(\d+) /.exec(l)?.[1] ?? NaN);
+    try {
+      send(3);
+      const ours = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'dump', '--netns', t.rtr, '-z'], { encoding: 'utf8' });
+      assert.equal(ours.status, 0, ours.stderr);
+      assert.equal(packets(entry(ours.stdout)), 3, ours.stdout);
+      // zeroed: conntrack reads 0, then 2 after two more packets, and zeroes them itself
+      assert.equal(packets(entry(t.exec(t.rtr, ['conntrack', '-L']))), 0);
+      send(2);
+      assert.equal(packets(entry(t.exec(t.rtr, ['conntrack', '-L', '-z']))), 2);
+      const after = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'dump', '--netns', t.rtr, '-o', 'extended'], { encoding: 'utf8' });
+      assert.match(entry(after.stdout), / dport=6200 packets=0 bytes=0 /, after.stdout);
+      for (const args of [['-p', 'udp'], ['-s', ADDR.cli], ['-m', '1'], ['-u', 'ASSURED'], ['-w', '1']]) {
+        const r = spawnSync('ip', ['netns', 'exec', t.rtr, 'conntrack', '-L', '-z', ...args], { encoding: 'utf8' });
+        assert.equal(r.status, 2, `conntrack -L -z ${args.join(' ')}: ${r.stderr}`);
+        const o = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'dump', '--netns', t.rtr, '-z', ...args], { encoding: 'utf8' });
+        assert.equal(o.status, 2, o.stderr);
+        assert.match(o.stderr, /^conntrail: [^\n]*Can't use -z with filtering parameters[^\n]*\n$/);
+      }
+      // what it takes with -z, conntrack takes
+      for (const args of [['-f', 'ipv4'], ['-o', 'extended'], ['--src-nat']]) {
+        assert.equal(spawnSync('ip', ['netns', 'exec', t.rtr, 'conntrack', '-L', '-z', ...args], { encoding: 'utf8' }).status, 0, args.join(' '));
+        assert.equal(spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'dump', '--netns', t.rtr, '-z', ...args], { encoding: 'utf8' }).status, 0, args.join(' '));
+      }
+    } finally {
+      t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_udp_timeout': '1' });
+      t.exec(t.rtr, ['conntrack', '-F'], { allowFail: true });
+    }
+  });
 });

@@ -107,6 +107,8 @@ export const EXP_MSG_NEW = (NFNL_SUBSYS_CTNETLINK_EXP << 8) | IPCTNL_MSG_EXP_NEW
 export const EXP_MSG_GET = (NFNL_SUBSYS_CTNETLINK_EXP << 8) | IPCTNL_MSG_EXP_GET;
 export const EXP_MSG_DELETE = (NFNL_SUBSYS_CTNETLINK_EXP << 8) | IPCTNL_MSG_EXP_DELETE;
 /** the tables of entries being destroyed and not yet confirmed (conntrack -L dying / unconfirmed) */
+/** a dump that zeroes each entry's counters as it reads them (conntrack -L -z) */
+export const IPCTNL_MSG_CT_GET_CTRZERO = 3;
 export const IPCTNL_MSG_CT_GET_DYING = 6;
 export const IPCTNL_MSG_CT_GET_UNCONFIRMED = 7;
 export const NFNLGRP_CONNTRACK_EXP_NEW = 4;

@@ -6,7 +6,7 @@ import { SocketSource } from '../../netlink/socket-source.js';
 import { native, type NativeNetlinkSocket, type NativeStats } from '../../netlink/native.js';
 import { AF_UNSPEC, NETLINK_BROADCAST_ERROR, NETLINK_NETFILTER, NETLINK_NO_ENOBUFS, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_HDRLEN, SOL_NETLINK } from '../../netlink/constants.js';
 import {
-  CT_MSG_GET, EXP_MSG_GET, IPCTNL_MSG_CT_GET_DYING, IPCTNL_MSG_CT_GET_UNCONFIRMED, NFGENMSG_LEN, NFNETLINK_V0, NFNL_SUBSYS_CTNETLINK,
+  CT_MSG_GET, EXP_MSG_GET, IPCTNL_MSG_CT_GET_CTRZERO, IPCTNL_MSG_CT_GET_DYING, IPCTNL_MSG_CT_GET_UNCONFIRMED, NFGENMSG_LEN, NFNETLINK_V0, NFNL_SUBSYS_CTNETLINK,
   NFNLGRP_CONNTRACK_EXP_DESTROY, NFNLGRP_CONNTRACK_EXP_NEW, NFNLGRP_CONNTRACK_EXP_UPDATE,
 } from './constants.js';
 import { decodeBatch, decodeExpectBatch, newDecodeStats, type BatchResult, type DecodeStats } from './decode.js';
@@ -210,6 +210,8 @@ export interface DumpOptions {
   family?: number;
   /** default: the conntrack table */
   table?: ConntrackTable;
+  /** zero the counters of each entry as it is read (the conntrack table only) */
+  zero?: boolean;
 }
 
 /**
@@ -219,7 +221,7 @@ export interface DumpOptions {
 export function dumpConntrack(opts: DumpOptions, onEvent: (ev: FlowEvent) => void): Promise<SourceStats> {
   const inode = namespaceInode(opts.netns);
   const stats = newDecodeStats();
-  return netlinkDump(opts.netns, 4 * 1024 * 1024, 64, dumpRequest(opts.family ?? AF_UNSPEC, TABLE_MSG[opts.table ?? 'conntrack']), 'conntrack dump', (buf, len) => {
+  return netlinkDump(opts.netns, 4 * 1024 * 1024, 64, dumpRequest(opts.family ?? AF_UNSPEC, opts.zero ? (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_CTRZERO : TABLE_MSG[opts.table ?? 'conntrack']), 'conntrack dump', (buf, len) => {
     const t = nowMicros();
     return decodeBatch(buf, len, stats, (ev) => {
       ev.recvTime = t;
