@@ -1,7 +1,7 @@
 // `conntrail dump`: the current conntrack table, like `conntrack -L`.
 import { Command } from 'commander';
 import { dumpConntrack, type ConntrackTable } from '../sources/conntrack/socket.js';
-import { parseTable, refuseOptions, runDumpExpect } from './tables.js';
+import { notForExpect, parseTable, refuseOptions, runDumpExpect } from './tables.js';
 import { compileMatcher } from '../pipeline/filter.js';
 import { ClosedOutputError, LineWriter } from '../util/output.js';
 import { explainSocketError, UsageError } from '../util/errors.js';
@@ -18,10 +18,11 @@ export function dumpCommand(): Command {
     if (o.zero) {
       if (t !== 'conntrack') throw new UsageError(`--zero: zeroes the counters of the conntrack table only, not of "${t}"`);
       // as conntrack: the kernel zeroes every entry it dumps, so no filter may choose fewer to print
-      refuseOptions(c, ['zero', 'family', 'output', 'netns', 'stats', 'format', 'srcNat', 'dstNat', 'anyNat', 'labelmap', 'ulogdDevice', 'ulogdEventv1'], 'zeroing', 'Can\'t use -z with filtering parameters');
+      refuseOptions(c, ['zero', 'family', 'output', 'netns', 'stats', 'format', 'srcNat', 'dstNat', 'anyNat', 'labelmap', 'ulogdDevice', 'ulogdEventv1'],
+        (name) => `${name}: not with --zero (as conntrack: "Can't use -z with filtering parameters")`);
     }
     if (t !== 'expect') return runDump(o, t);
-    refuseOptions(c, ['family', 'output', 'netns', 'stats', 'format'], 'expect');
+    refuseOptions(c, ['family', 'output', 'netns', 'stats', 'format'], notForExpect);
     return runDumpExpect(o);
   });
   return cmd;

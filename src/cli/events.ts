@@ -6,7 +6,7 @@ import { RCVBUF_MAX, RCVBUF_MIN } from '../config/schema.js';
 import { compileMatcher } from '../pipeline/filter.js';
 import { LineWriter } from '../util/output.js';
 import { runLive } from './live.js';
-import { parseTable, refuseOptions, runEventsExpect } from './tables.js';
+import { notForExpect, parseTable, refuseOptions, runEventsExpect } from './tables.js';
 import type { FlowEvent } from '../records/event.js';
 import { explainSocketError } from '../util/errors.js';
 import { addFilterOptions, buildFilter, buildFormatter, type FilterCliOptions } from './options.js';
@@ -71,7 +71,7 @@ export function eventsCommand(): Command {
     .option('--no-kernel-filter', 'evaluate every filter in user space instead of a socket filter')
     .action((table: string | undefined, o: EventsOptions, c: Command) => {
       if (parseTable(table, 'events') === 'conntrack') return runEvents(o);
-      refuseOptions(c, ['output', 'netns', 'stats', 'format', 'bufferSize', 'count', 'batchDelay', 'kernelFilter'], 'expect');
+      refuseOptions(c, ['output', 'netns', 'stats', 'format', 'bufferSize', 'count', 'batchDelay', 'kernelFilter'], notForExpect);
       return runEventsExpect(o);
     });
   return cmd;

@@ -85,8 +85,13 @@ const OUTPUT_NAMES = ['xml', 'extended', 'timestamp', 'id', 'ktimestamp', 'label
 /** a formatter of conntrack events; `end`: what to print after the last record (conntrack -o xml's closing tag), if anything */
 export type EventFormatter = ((ev: FlowEvent) => string) & { end?: () => string | undefined };
 
+/** conntrack's -o names in a value (prefixes, any case), refused by name where one fits nothing */
+export function parseOutputNames(output: string | undefined): string[] {
+  return output ? conntrackParams(output, OUTPUT_NAMES, '--output', undefined, `an output option (${OUTPUT_NAMES.join(', ')})`) : [];
+}
+
 export function buildFormatter(o: FilterCliOptions): EventFormatter {
-  const names = o.output ? conntrackParams(o.output, OUTPUT_NAMES, '--output', undefined, `an output option (${OUTPUT_NAMES.join(', ')})`) : [];
+  const names = parseOutputNames(o.output);
   if (names.includes('save') && names.some((x) => x !== 'save' && x !== 'userspace')) {
     throw new UsageError('--output: cannot combine save output with any other output type, use -o save only');
   }

@@ -4,7 +4,8 @@
 import type { Command } from 'commander';
 import { UsageError } from '../util/errors.js';
 import { LineWriter, ClosedOutputError } from '../util/output.js';
-import { conntrackParams } from '../sources/conntrack/filter.js';
+import { parseFamily } from '../sources/conntrack/filter.js';
+import { parseOutputNames } from './options.js';
 import { dumpExpectations, ExpectEventSource } from '../sources/conntrack/socket.js';
 import { EXPECT_XML_END, EXPECT_XML_HEAD, formatExpect, formatExpectXml } from '../formats/conntrack-expect.js';
 import type { ExpectEvent } from '../records/expect.js';
@@ -26,21 +27,20 @@ export function parseTable(arg: string | undefined, command: 'dump' | 'events'):
 }
 
 /**
- * As conntrack: the expectation table's commands take only some options
- * (-L expect: -f and -o; -E expect: -o), and refuse the others by name.
+ * As conntrack: some commands take only some options (-L expect: -f and
+ * -o; -E expect: -o; -L -z: no filter), and refuse the others by name;
+ * `refusal` words the line for an option's name.
  */
-export function refuseOptions(cmd: Command, allowed: readonly string[], what: string, conntrackSays?: string): void {
+export function refuseOptions(cmd: Command, allowed: readonly string[], refusal: (name: string) => string): void {
   for (const opt of cmd.options) {
     const key = opt.attributeName();
     if (allowed.includes(key)) continue;
-    if (cmd.getOptionValueSource(key) === 'cli') {
-      const name = opt.long ?? opt.short ?? key;
-      throw new UsageError(conntrackSays
-        ? `${name}: not with --zero (as conntrack: "${conntrackSays}")`
-        : `${name}: not an option of the ${what} table (as conntrack: "Illegal option \`${name}' with this command")`);
-    }
+    if (cmd.getOptionValueSource(key) === 'cli') throw new UsageError(refusal(opt.long ?? opt.short ?? key));
   }
 }
+
+/** conntrack's refusal of an option the expectation table's commands do not take */
+export const notForExpect = (name: string) => `${name}: not an option of the expect table (as conntrack: "Illegal option \`${name}' with this command")`;
 
 interface ExpectOptions {
   output?: string;
@@ -50,22 +50,13 @@ interface ExpectOptions {
   stats?: boolean;
 }
 
-const OUTPUT_NAMES = ['xml', 'extended', 'timestamp', 'id', 'ktimestamp', 'labels', 'userspace', 'save'] as const;
-
 /** -o for expectations: conntrack's names all taken, xml and timestamp the only ones that change the output */
 function expectFormatter(o: ExpectOptions): { line: (ex: ExpectEvent) => string; xml: boolean } {
   if (o.format !== 'conntrack') throw new UsageError(`--format: expectations are printed as conntrack prints them (--format conntrack), not "${o.format}"`);
-  const names = o.output ? conntrackParams(o.output, OUTPUT_NAMES, '--output', undefined, `an output option (${OUTPUT_NAMES.join(', ')})`) : [];
+  const names = parseOutputNames(o.output);
   const opts = { timestamp: names.includes('timestamp') };
   const xml = names.includes('xml');
   return { line: xml ? (ex) => formatExpectXml(ex, opts) : (ex) => formatExpect(ex, opts), xml };
-}
-
-function familyOf(f: string | undefined): number | undefined {
-  if (f === undefined) return undefined;
-  if (f === 'ipv4') return 2;
-  if (f === 'ipv6') return 10;
-  throw new UsageError(`--family: "${f}" is not ipv4 or ipv6`);
 }
 
 /** `conntrail dump expect`: the expectation table, as `conntrack -L expect` */
@@ -75,7 +66,7 @@ export async function runDumpExpect(o: ExpectOptions): Promise<void> {
   let shown = 0;
   let closed = false;
   try {
-    const stats = await dumpExpectations({ netns: o.netns, family: familyOf(o.family) }, (ex) => {
+    const stats = await dumpExpectations({ netns: o.netns, family: o.family === undefined ? undefined : parseFamily(o.family, '--family') }, (ex) => {
       if (closed) return;
       try {
         out.line(shown === 0 && f.xml ? `${EXPECT_XML_HEAD}\n${f.line(ex)}` : f.line(ex));

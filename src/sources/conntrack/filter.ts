@@ -296,10 +296,7 @@ export function buildFilter(o: FilterSpec, label: (flag: string) => string = (f)
     if (!types.includes('ALL')) f.events = new Set(types.map((t) => (t === 'UPDATES' ? 'UPDATE' : t) as FlowEventType));
   }
   if (o.family !== undefined) {
-    const fam = o.family.toLowerCase();
-    if (fam === 'ipv4' || fam === 'inet') f.family = AF_INET;
-    else if (fam === 'ipv6' || fam === 'inet6') f.family = AF_INET6;
-    else throw new UsageError(`${label('--family')}: "${o.family}" is not ipv4 or ipv6`);
+    f.family = parseFamily(o.family, label('--family'));
   }
   f.protos = list([...(o.proto ?? []), ...(o.protonum ?? [])], label('--proto')).map((p) => parseProto(p, label('--proto')));
   f.notProtos = list(o.notProto, label('--not-proto')).map((p) => parseProto(p, label('--not-proto')));
@@ -413,6 +410,14 @@ function tupleOptions(o: FilterSpec, f: FlowFilter, label: (flag: string) => str
   // the address is then compared under the mask only (not in the kernel, which compares prefixes)
   if (f.srcMask) f.src = [];
   if (f.dstMask) f.dst = [];
+}
+
+/** conntrack's -f value: ipv4 (inet) or ipv6 (inet6), any case */
+export function parseFamily(text: string, what: string): typeof AF_INET | typeof AF_INET6 {
+  const fam = text.toLowerCase();
+  if (fam === 'ipv4' || fam === 'inet') return AF_INET;
+  if (fam === 'ipv6' || fam === 'inet6') return AF_INET6;
+  throw new UsageError(`${what}: "${text}" is not ipv4 or ipv6`);
 }
 
 /** conntrack's NAT option value: ADDRESS, ADDRESS:PORT or [IPv6]:PORT */
