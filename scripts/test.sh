@@ -27,7 +27,7 @@ case "$WHICH" in
 esac
 CACHE="${CONNTRAIL_CACHE_DIR:-$ROOT/.cache}"
 
-pkgs=(conntrack ulogd2 ulogd2-json ulogd2-pcap tcpdump tshark nftables iproute2 ncat iputils-ping python3 python3-pyroute2 g++ make util-linux procps postgresql clang libbpf-dev libbpf-tools coreutils)
+pkgs=(conntrack ulogd2 ulogd2-json ulogd2-pcap tcpdump tshark nfdump pmacct nftables iproute2 ncat iputils-ping python3 python3-pyroute2 g++ make util-linux procps postgresql clang libbpf-dev libbpf-tools coreutils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

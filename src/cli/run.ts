@@ -22,7 +22,7 @@ export function statsText(s: DaemonStats): string {
     : `source ${x.name}: events=${x.events} datagrams=${x.datagrams} overflows=${x.enobufs} ` +
       `kernel_drops=${x.kernelDrops} resyncs=${x.resyncs} dumped=${x.dumped} malformed=${x.malformed} rcvbuf=${x.rcvbuf}`);
   const snk = s.sinks.map((x) => `sink ${x.name}: written=${x.written} dropped=${x.dropped} queued=${x.queued} errors=${x.errors}` +
-    (x.resent !== undefined ? ` resent=${x.resent}` : ''));
+    (x.resent !== undefined ? ` resent=${x.resent}` : '') + (x.skipped !== undefined ? ` skipped=${x.skipped}` : ''));
   const st = s.store ? [`store ${s.store.store}: flows_written=${s.store.written} open_written=${s.store.openWritten} ` +
     `corrected=${s.store.corrected} queued=${s.store.queued} full=${s.store.full} errors=${s.store.errors} spooled=${s.store.spooled} ` +
     `spool_pending=${s.store.spoolPending} replayed=${s.store.replayed} expired=${s.store.expired}` +

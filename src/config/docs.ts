@@ -16,6 +16,7 @@ const SINK_INTRO: Record<(typeof SINK_TYPES)[number], string> = {
   file: 'Records appended to a file, one line each: asynchronous writes, one per batch; created with `mode`; reopened on SIGHUP (logrotate: rename, then SIGHUP) or rotated by size.',
   syslog: 'One syslog message per record: to a local unix datagram socket (`/dev/log`), or to a collector over UDP or TCP (newline framing; over TCP at-least-once: a record counts as written once the collector\'s kernel acknowledged it, what was not acknowledged when a connection is lost is sent again; reconnects with backoff, records wait in the queue meanwhile). RFC 3164 or RFC 5424.',
   pcap: 'The packet logs of NFLOG sources as a pcap file: link type RAW (101, the packet from its IP header, byte for byte ulogd2\'s PCAP output) or NFLOG (239, the whole NFLOG message, as `tcpdump -i nflog:N` writes it); asynchronous writes, one per batch; appended to if the file is a pcap file of the same link type, else refused; a new or rotated file starts with the pcap header; reopened on SIGHUP or rotated by size. It takes only nflog sources: name them in `sources` when the daemon has others.',
+  ipfix: 'Flow records exported to an IPFIX collector (RFC 7011) over UDP: nfdump\'s nfcapd, pmacct\'s nfacctd, or any other. One record per flow when it ends, in one of four templates (IPv4 or IPv6, with or without NAT): `flowStartMilliseconds` and `flowEndMilliseconds` (the start rounded down, the end up), 64-bit counters of each direction (the original as `octetDeltaCount`/`packetDeltaCount`, the reply as `postOctetDeltaCount`/`postPacketDeltaCount`: nfdump\'s in and out), `protocolIdentifier`, the ports (ICMP: the echo id as the source port, type and code in `icmpTypeCodeIPv4`/`IPv6`), `flowEndReason` (3: FIN or RST seen, 1: the entry expired, 4: deleted), the addresses, and for a translated flow the addresses and ports after NAT (`postNATSourceIPv4Address` 225, `postNATDestinationIPv4Address` 226, `postNAPTSourceTransportPort` 227, `postNAPTDestinationTransportPort` 228, IPv6: 281 and 282). With `nat_events`, RFC 8158 NAT session create and delete events too. Templates go first and again every `template_refresh` seconds; sequence numbers count the data records (a collector tells the gaps). A flow record that corrects one exported before (its DESTROY came after a dump ended it) is not exported again (counted as `skipped`). UDP has no acknowledgement: a record counts as written once the kernel sent its datagram; a datagram it refused is counted dropped. It takes the flow records of conntrack sources (as `records = "flows"`): no `format`.',
   journal: 'systemd-journald\'s native protocol: MESSAGE in the sink\'s format, SYSLOG_IDENTIFIER, PRIORITY, and a CT_* field for every conntrack record field (addresses, ports, protocol, state, event, the NAT translation as CT_NAT / CT_SNAT_* / CT_DNAT_*, counters, times), a PKT_* field for every packet log field (prefix, group, hook, interfaces, addresses, ports, protocol, TCP flags, ICMP type, mark, uid, sequence numbers), or, with `records = "flows"`, a FLOW_* field for every flow record field (FLOW_START_US, FLOW_END_US, FLOW_SRC, FLOW_SNAT_ADDR, FLOW_ORIG_BYTES, FLOW_FLAGS, FLOW_NETNS, …). Entries too large for one datagram go in a sealed memfd.',
 };
 
@@ -118,9 +119,11 @@ retention = "90d"
 `;
 }
 
-function pick(keys: string[]): Record<string, Prop> {
+/** the keys as a sink type's own schema has them (`t`), else as the overview has them */
+function pick(keys: string[], t?: (typeof SINK_TYPES)[number]): Record<string, Prop> {
   const all = SINK_SCHEMA.properties as unknown as Record<string, Prop>;
-  return Object.fromEntries(keys.map((k) => [k, all[k]]));
+  const own = t ? SINK_SCHEMAS[t].properties as unknown as Record<string, Prop> : {};
+  return Object.fromEntries(keys.map((k) => [k, own[k] ?? all[k]]));
 }
 
 /** Every generated page, by path under docs/. */
@@ -133,8 +136,8 @@ export function renderPages(): Record<string, string> {
   }
   for (const t of SINK_TYPES) {
     pages[`sinks/${t}.md`] = `# Sink \`${t}\`\n\n${gen}\n\n${SINK_INTRO[t]}\n\n## Keys of every sink\n\n` +
-      table(pick(SINK_COMMON_KEYS.filter((k) => Object.hasOwn(SINK_SCHEMAS[t].properties, k))), SINK_SCHEMA.required) +
-      (SINK_TYPE_KEYS[t].length ? `\n## Keys of a \`${t}\` sink\n\n` + table(pick(SINK_TYPE_KEYS[t])) : '');
+      table(pick(SINK_COMMON_KEYS.filter((k) => Object.hasOwn(SINK_SCHEMAS[t].properties, k)), t), SINK_SCHEMA.required) +
+      (SINK_TYPE_KEYS[t].length ? `\n## Keys of a \`${t}\` sink\n\n` + table(pick(SINK_TYPE_KEYS[t], t), SINK_SCHEMAS[t].required) : '');
   }
   return pages;
 }

@@ -481,6 +481,13 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
     if (k.type === 'syslog') {
       try { parseAddress(k.address); } catch (e) { fail(file, text, `sink[${i}].address`, (e as Error).message); }
     }
+    if (k.type === 'ipfix') {
+      let kind: string;
+      try { kind = parseAddress(k.address).kind; } catch (e) { fail(file, text, `sink[${i}].address`, (e as Error).message.replace(' is not a unix socket path, udp://HOST:PORT or tcp://HOST:PORT', ' is not udp://HOST:PORT')); }
+      if (kind! !== 'udp') fail(file, text, `sink[${i}].address`, `"${k.address}": an IPFIX collector is at udp://HOST:PORT`);
+      // an IPFIX sink exports flow records (the topology check below sees to it that there are some)
+      k.records = 'flows';
+    }
     // (a NUL would cut the path short on its way to the kernel)
     if (k.type === 'journal' && k.journal_socket.includes('\0')) fail(file, text, `sink[${i}].journal_socket`, 'a path cannot contain a NUL character');
     if ((k.type === 'file' || k.type === 'pcap') && purpose === 'run') {

@@ -8,6 +8,7 @@ import { FILE_SINK_PROPS } from '../sinks/file.js';
 import { SYSLOG_SINK_PROPS } from '../sinks/syslog.js';
 import { JOURNAL_SINK_PROPS, MEMFD_THRESHOLD_MAX } from '../sinks/journal.js';
 import { PCAP_SINK_PROPS } from '../sinks/pcap.js';
+import { IPFIX_SINK_PROPS } from '../sinks/ipfix.js';
 import type { Kind } from '../records/index.js';
 import { RCVBUF_MAX, RCVBUF_MIN } from '../sources/source.js';
 import { CONNTRACK_SOURCE_SCHEMA, type ConntrackSourceConfig } from '../sources/conntrack/schema.js';
@@ -17,7 +18,7 @@ import { TCPSTATES_SOURCE_SCHEMA, type TcpstatesSourceConfig } from '../sources/
 export type { ConntrackSourceConfig, NflogSourceConfig, TcpstatesSourceConfig };
 export type SourceConfig = ConntrackSourceConfig | NflogSourceConfig | TcpstatesSourceConfig;
 
-export const SINK_TYPES = ['stdout', 'file', 'syslog', 'journal', 'pcap'] as const;
+export const SINK_TYPES = ['stdout', 'file', 'syslog', 'journal', 'pcap', 'ipfix'] as const;
 export type SinkType = (typeof SINK_TYPES)[number];
 
 interface SinkCommon {
@@ -75,7 +76,22 @@ export interface PcapSinkConfig extends Pick<SinkCommon, 'name' | 'sources' | 'q
   output?: undefined;
   labelmap?: undefined;
 }
-export type SinkConfig = StdoutSinkConfig | FileSinkConfig | SyslogSinkConfig | JournalSinkConfig | PcapSinkConfig;
+export interface IpfixSinkConfig extends Pick<SinkCommon, 'name' | 'sources' | 'queue_size' | 'when_full'> {
+  /** set by the loader: an IPFIX sink takes flow records */
+  records: 'flows';
+  type: 'ipfix';
+  address: string;
+  observation_domain: number;
+  template_refresh: number;
+  max_message_size: number;
+  nat_events: boolean;
+  nat_event_numbers: 'rfc8158' | 'historic';
+  // (no format: the sink encodes the records itself)
+  format?: undefined;
+  output?: undefined;
+  labelmap?: undefined;
+}
+export type SinkConfig = StdoutSinkConfig | FileSinkConfig | SyslogSinkConfig | JournalSinkConfig | PcapSinkConfig | IpfixSinkConfig;
 /** the sink types that take records and encode them themselves, and the kinds they take */
 export const RECORD_SINKS: Readonly<Partial<Record<SinkType, readonly Kind[]>>> = { pcap: ['packet'] };
 
@@ -142,6 +158,18 @@ export const SINK_SCHEMAS = {
       ...PCAP_SINK_PROPS,
     },
   },
+  ipfix: {
+    type: 'object',
+    description: 'Flow records exported to an IPFIX collector over UDP, with the NAT translation (and RFC 8158 NAT session events).',
+    additionalProperties: false,
+    required: ['type', 'address'],
+    properties: {
+      name: SINK_NAME_PROP, type: { const: 'ipfix', description: 'The kind of sink.' },
+      sources: { type: 'array', items: { type: 'string' }, default: [], description: 'Names of the conntrack sources whose flow records it exports; empty: every conntrack source that keeps flows.' },
+      queue_size: SINK_COMMON_PROPS.queue_size, when_full: SINK_COMMON_PROPS.when_full,
+      ...IPFIX_SINK_PROPS,
+    },
+  },
 } as const;
 
 /** the conntrack source's schema (the default source type) */
@@ -155,8 +183,10 @@ export const SINK_SCHEMA = {
   required: ['type'],
   properties: {
     name: SINK_NAME_PROP,
-    type: { enum: [...SINK_TYPES], description: '`stdout`, `file` (append to `path`), `syslog` (one message per record to `address`), `journal` (systemd-journald, with a CT_* field for every conntrack record field, a PKT_* field for every packet field, and a FLOW_* field for every flow record field), or `pcap` (packet logs as a pcap file at `path`).' },
+    type: { enum: [...SINK_TYPES], description: '`stdout`, `file` (append to `path`), `syslog` (one message per record to `address`), `journal` (systemd-journald, with a CT_* field for every conntrack record field, a PKT_* field for every packet field, and a FLOW_* field for every flow record field), or `pcap` (packet logs as a pcap file at `path`), or `ipfix` (flow records to an IPFIX collector at `address`).' },
     ...SINK_REST_PROPS, ...FILE_SINK_PROPS, ...SYSLOG_SINK_PROPS, ...JOURNAL_SINK_PROPS, linktype: PCAP_SINK_PROPS.linktype,
+    observation_domain: IPFIX_SINK_PROPS.observation_domain, template_refresh: IPFIX_SINK_PROPS.template_refresh,
+    max_message_size: IPFIX_SINK_PROPS.max_message_size, nat_events: IPFIX_SINK_PROPS.nat_events, nat_event_numbers: IPFIX_SINK_PROPS.nat_event_numbers,
   },
 } as const;
 

@@ -41,8 +41,11 @@ export function checkTopology(sources: TopologySource[], sinks: SinkConfig[]): T
         };
       }
       if (!takes.length) {
-        return { key: `sink[${i}].records`, message: '"flows" takes the flow records of conntrack sources, and there is none with flows = true' };
+        return k.type === 'ipfix'
+          ? { key: `sink[${i}]`, message: 'an ipfix sink exports the flow records of conntrack sources, and there is none with flows = true' }
+          : { key: `sink[${i}].records`, message: '"flows" takes the flow records of conntrack sources, and there is none with flows = true' };
       }
+      if (k.type === 'ipfix') continue;
       if (k.format !== undefined && !findFormat(k.format, 'flow')) {
         return { key: `sink[${i}].format`, message: `flow records are written as one of ${formatsOf('flow').map((f) => JSON.stringify(f)).join(', ')}` };
       }

@@ -16,6 +16,7 @@ import { FileSink } from '../sinks/file.js';
 import { SyslogSink } from '../sinks/syslog.js';
 import { JournalSink } from '../sinks/journal.js';
 import { PcapSink } from '../sinks/pcap.js';
+import { IpfixSink } from '../sinks/ipfix.js';
 import type { Sink, SinkStats } from '../sinks/sink.js';
 import { sourceKind, type Plan, type PlannedConntrack, type PlannedSource } from '../config/load.js';
 import type { ConntrackSourceConfig, SinkConfig, StoreConfig } from '../config/schema.js';
@@ -402,6 +403,10 @@ export class Pipeline {
         }) : k.type === 'pcap' ? new PcapSink({
           name: k.name, path: k.path, linktype: k.linktype, mode: parseInt(k.mode, 8), fsync: k.fsync,
           rotateSize: k.rotate_size, rotateKeep: k.rotate_keep, queueSize: k.queue_size, whenFull: k.when_full, warn: (m) => this.log.warn(m),
+        }) : k.type === 'ipfix' ? new IpfixSink({
+          name: k.name, address: k.address, domain: k.observation_domain, templateRefreshSecs: k.template_refresh,
+          maxMessageSize: k.max_message_size, natEvents: k.nat_events, natEventNumbers: k.nat_event_numbers,
+          queueSize: k.queue_size, whenFull: k.when_full, warn: (m) => this.log.warn(m),
         }) : k.type === 'file' ? new FileSink({
           name: k.name,
           target: k.path!,
@@ -421,7 +426,7 @@ export class Pipeline {
       for (const s of opened) void s.close();
       const err = e as NodeJS.ErrnoException;
       const k = list[sinks.length];
-      const what = k.type === 'file' || k.type === 'pcap' ? `file ${k.path}` : k.type === 'syslog' ? k.address : k.type;
+      const what = k.type === 'file' || k.type === 'pcap' ? `file ${k.path}` : k.type === 'syslog' || k.type === 'ipfix' ? k.address : k.type;
       throw Object.assign(new Error(`cannot open sink ${k.name} (${what}): ${err.code ?? err.message}`), { exitCode: 1 });
     }
     return sinks;
@@ -529,15 +534,24 @@ export class Pipeline {
     const out = table && this.fanouts.get(table);
     if (!out) return;
     const routes: FlowRoute[] = [];
+    const openRoutes: FlowRoute[] = [];
     this.plan.config.sink.forEach((k, i) => {
       if (k.records !== 'flows' || (k.sources.length && !k.sources.includes(parent))) return;
       const sink = this.sinks[i];
+      if (k.type === 'ipfix') {
+        // a record sink: the record itself (and, for NAT session events, the flow as it opens)
+        const route: FlowRoute = (f) => sink.push('', f, 'flow');
+        routes.push(route);
+        if (k.nat_events) openRoutes.push(route);
+        return;
+      }
       // the configuration checked that the format writes flow records
       const inner = findFormat(k.format ?? DEFAULT_FORMAT.flow!, 'flow')!.build({ output: k.output, netns: ps.config.netns }) as (f: EndedFlow) => string;
       const format = k.netns_prefix ? withNetnsPrefix(inner) : inner;
       routes.push((f) => sink.push(format(f), f, 'flow'));
     });
     out.routes = routes;
+    out.openRoutes = openRoutes;
   }
 
   /** Starts reading: each record through the pipeline's filters to its routes (and the flow table). */

@@ -40,6 +40,9 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   counter('conntrail_sink_resent_total', 'records sent again because a connection was lost before the peer acknowledged them (TCP syslog)', ['sink'], (c, s) => {
     for (const k of s.sinks) if (k.resent !== undefined) c.inc({ sink: k.name }, k.resent);
   });
+  counter('conntrail_sink_skipped_total', 'flow records not exported because they correct one exported before (IPFIX)', ['sink'], (c, s) => {
+    for (const k of s.sinks) if (k.skipped !== undefined) c.inc({ sink: k.name }, k.skipped);
+  });
   // the flow table and the store (present when a store is configured)
   const store = (name: string, help: string, get: (s: NonNullable<DaemonStats['store']>) => number) =>
     counter(name, help, ['store'], (c, s) => { if (s.store) c.inc({ store: s.store.store }, get(s.store)); });

@@ -22,6 +22,8 @@ export interface FlowFanoutOptions {
 
 export class FlowFanout implements FlowOutput {
   private routes_: readonly FlowRoute[] = [];
+  /** routes that take each flow when it opens too (with end null: an IPFIX sink's NAT session create) */
+  openRoutes: readonly FlowRoute[] = [];
   /** open flows by key, while there are routes */
   private readonly open = new Map<number, FlowRecord>();
   /** ended flows no sink could be sent whole: settled ones opened before a flow sink was there (or adopted from an earlier run) */
@@ -34,7 +36,7 @@ export class FlowFanout implements FlowOutput {
   /** the sink routes of flow records (set at start and on reload); none: the open flows are forgotten */
   set routes(r: readonly FlowRoute[]) {
     this.routes_ = r;
-    if (!r.length) this.open.clear();
+    if (!r.length) { this.open.clear(); this.openRoutes = []; }
   }
   get routes(): readonly FlowRoute[] { return this.routes_; }
 
@@ -49,6 +51,10 @@ export class FlowFanout implements FlowOutput {
     this.o.store?.opened(rec);
     // (a copy: the store's writer may change its own until it writes it)
     if (this.routes_.length) this.open.set(rec.key, { ...rec });
+    if (this.openRoutes.length) {
+      const f = this.ended(rec, false);
+      for (const r of this.openRoutes) r(f);
+    }
   }
 
   activity(key: number, at: number): void {
@@ -81,8 +87,14 @@ export class FlowFanout implements FlowOutput {
 
   private send(rec: FlowRecord, corrects: boolean): void {
     if (!this.routes_.length) return;
+    const f = this.ended(rec, corrects);
+    for (const r of this.routes_) r(f);
+    this.sent++;
+  }
+
+  private ended(rec: FlowRecord, corrects: boolean): EndedFlow {
     // (every field written out: one object shape, cheaper than a spread of the record)
-    const f: EndedFlow = {
+    return {
       key: rec.key, start: rec.start, startErr: rec.startErr, end: rec.end, endErr: rec.endErr, activeEnd: rec.activeEnd,
       family: rec.family, proto: rec.proto, src: rec.src, sport: rec.sport, dst: rec.dst, dport: rec.dport,
       natSrc: rec.natSrc, natSport: rec.natSport, natDst: rec.natDst, natDport: rec.natDport,
@@ -90,7 +102,5 @@ export class FlowFanout implements FlowOutput {
       state: rec.state, mark: rec.mark, zone: rec.zone, status: rec.status, ctId: rec.ctId, flags: rec.flags, ns: rec.ns,
       netns: this.o.netns, netnsInode: this.o.netnsInode, corrects,
     };
-    for (const r of this.routes_) r(f);
-    this.sent++;
   }
 }

@@ -33,6 +33,8 @@ export interface SinkStats {
   errors: number;
   /** records sent again after a connection was lost before the peer acknowledged them (TCP syslog) */
   resent?: number;
+  /** flow records not exported because they correct one exported before (IPFIX) */
+  skipped?: number;
 }
 
 export interface Sink {

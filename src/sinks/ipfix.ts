@@ -1,0 +1,179 @@
+// The IPFIX sink: flow records exported to a collector (nfcapd, nfacctd, a
+// commercial one) over UDP, RFC 7011, with the NAT translation and,
+// optionally, RFC 8158 NAT session events. A record sink: it takes the flow
+// records themselves and packs them into messages of at most
+// `max_message_size` bytes, one per batch at least; the templates go first
+// in the first message and again every `template_refresh` seconds (a
+// collector that restarts learns them then). UDP has no acknowledgement: a
+// record counts as written when the kernel took its datagram; a datagram it
+// refused is counted dropped (the collector sees the gap in the sequence
+// numbers too).
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import type { EndedFlow } from '../records/flow.js';
+import type { Kind, RecordOf } from '../records/index.js';
+import { eventTemplateSet, IpfixPacker, MAX_RECORD_LEN, MESSAGE_HEADER_LEN, SET_HEADER_LEN, templateSet, type NatEventNumbering } from '../formats/ipfix.js';
+import type { Sink, SinkStats } from './sink.js';
+import { Fifo, SinkQueue } from './queue.js';
+import { parseAddress } from './syslog.js';
+
+/** The keys of an IPFIX sink (with the common ones it takes). */
+export const IPFIX_SINK_PROPS = {
+  address: { type: 'string', description: 'ipfix: the collector, `udp://HOST:PORT` (HOST an IPv4 address, an IPv6 address in brackets or a host name).' },
+  observation_domain: { type: 'integer', minimum: 0, maximum: 4294967295, default: 1, description: 'ipfix: the Observation Domain ID of every message (collectors keep templates and sequence numbers per exporter address and domain).' },
+  template_refresh: { type: 'integer', minimum: 1, maximum: 86400, default: 60, description: 'ipfix: seconds between two sendings of the templates (UDP: a collector that starts later learns them then; data it gets before is dropped by it).' },
+  max_message_size: { type: 'integer', minimum: 512, maximum: 65507, default: 1400, description: 'ipfix: the largest message (one UDP datagram), in bytes: keep it under the path MTU (1400 fits an Ethernet path with tunnels).' },
+  nat_events: { type: 'boolean', default: false, description: 'ipfix: besides the flow record, one NAT event record (RFC 8158) when a translated flow is first seen (session create) and one when it ends (session delete), in templates of their own with `natEvent` and `observationTimeMilliseconds`.' },
+  nat_event_numbers: { enum: ['rfc8158', 'historic'], default: 'rfc8158', description: 'ipfix: the natEvent values: `rfc8158` (NAT44 session create 4, delete 5; IPv6, for which RFC 8158 has no NAT66 event, 1 and 2), or `historic` (1 create, 2 delete, for every family: the values nfdump 1.7 shows as ADD/DELETE).' },
+} as const;
+
+export interface IpfixSinkOptions {
+  name: string;
+  address: string;
+  domain: number;
+  templateRefreshSecs: number;
+  maxMessageSize: number;
+  natEvents: boolean;
+  natEventNumbers: NatEventNumbering;
+  queueSize: number;
+  whenFull: 'block' | 'drop';
+  warn: (msg: string) => void;
+  /** seconds since the epoch (tests) */
+  now?: () => number;
+}
+
+export interface IpfixSinkStats extends SinkStats {
+  /** flow records not exported because they correct one exported before (its DESTROY came after a dump had ended it): the collector has the flow once */
+  skipped: number;
+}
+
+const CLOSE_WAIT_MS = 2000;
+
+interface Message { buf: Buffer; records: number }
+
+export class IpfixSink implements Sink {
+  readonly name: string;
+  readonly takes = 'records' as const;
+  readonly blocking: boolean;
+  private readonly q: SinkQueue;
+  private readonly addr: ReturnType<typeof parseAddress>;
+  private readonly udp: UdpSocket;
+  private readonly packer: IpfixPacker;
+  private readonly out = new Fifo<Message>();
+  private readonly templates: Buffer;
+  private readonly now: () => number;
+  /** data records in the messages made so far (the next message's sequence number, mod 2^32) */
+  private sequence = 0;
+  /** when the templates were last put in a message (s); -Infinity: never */
+  private templatesAt = -Infinity;
+  private held_ = 0;
+  private inflight = 0;
+  private skipped = 0;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly o: IpfixSinkOptions) {
+    this.name = o.name;
+    this.q = new SinkQueue({ name: o.name, size: o.queueSize, whenFull: o.whenFull, warn: o.warn, unrefRetry: true });
+    this.blocking = this.q.blocking;
+    this.addr = parseAddress(o.address);
+    if (this.addr.kind !== 'udp') throw new Error(`${o.address}: an IPFIX collector is at udp://HOST:PORT`);
+    this.packer = new IpfixPacker(o.maxMessageSize, o.natEventNumbers);
+    this.templates = o.natEvents ? Buffer.concat([templateSet(), eventTemplateSet()]) : templateSet();
+    // every record must fit in a message after the templates
+    if (MESSAGE_HEADER_LEN + this.templates.length + SET_HEADER_LEN + MAX_RECORD_LEN > o.maxMessageSize) {
+      throw new Error(`max_message_size ${o.maxMessageSize} is too small for the templates and a record (${MESSAGE_HEADER_LEN + this.templates.length + SET_HEADER_LEN + MAX_RECORD_LEN} bytes)`);
+    }
+    this.now = o.now ?? (() => Math.floor(Date.now() / 1000));
+    this.udp = createSocket(this.addr.host!.includes(':') ? 'udp6' : 'udp4');
+    this.udp.on('error', (e) => this.q.failed(`${o.address}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, 'records are dropped and counted'));
+  }
+
+  /** records taken and not yet handed to the kernel */
+  private held(): number { return this.held_ + this.inflight; }
+
+  push(_line: string, rec?: RecordOf[Kind], kind?: Kind): void {
+    if (kind !== 'flow' || !rec) return;
+    const r = rec as EndedFlow;
+    if (this.closed) { this.q.dropped(); return; }
+    if (r.corrects) { this.skipped++; return; }
+    const open = r.end === null;
+    const nat = r.natSrc !== null || r.natDst !== null;
+    // an open flow comes only for its NAT session's create event
+    if (open && !(this.o.natEvents && nat)) return;
+    if (!this.q.admit(this.held())) return;
+    if (!open) this.add((p) => p.fitsFlow(r), (p) => p.addFlow(r));
+    if (this.o.natEvents && nat) this.add((p) => p.fitsEvent(r), (p) => p.addEvent(r, !open));
+    this.q.added(this.held());
+  }
+
+  private add(fits: (p: IpfixPacker) => boolean, add: (p: IpfixPacker) => void): void {
+    if (!fits(this.packer)) this.finish();
+    if (this.packer.empty) this.startMessage();
+    add(this.packer);
+    this.held_++;
+  }
+
+  private startMessage(): void {
+    const t = this.now();
+    if (t - this.templatesAt >= this.o.templateRefreshSecs) {
+      this.packer.addTemplates(this.templates);
+      this.templatesAt = t;
+    }
+  }
+
+  /** the message being built, to the queue of messages to send */
+  private finish(): void {
+    if (this.packer.empty) return;
+    const n = this.packer.records;
+    this.out.push({ buf: this.packer.finish(this.now(), this.sequence, this.o.domain), records: n });
+    this.sequence = (this.sequence + n) % 4294967296;
+  }
+
+  full(): boolean { return this.q.full(this.held()); }
+  onDrain(cb: () => void): void { this.q.onDrain(cb); }
+  reopen(): void { /* a datagram socket: nothing to reopen */ }
+
+  flush(): void {
+    if (this.closed) return;
+    this.send();
+  }
+
+  private send(): void {
+    this.finish();
+    while (this.out.length) {
+      const m = this.out.shift();
+      this.held_ -= m.records;
+      this.inflight += m.records;
+      this.udp.send(m.buf, this.addr.port!, this.addr.host!, (err) => {
+        this.inflight -= m.records;
+        if (err) {
+          this.q.failed(`${this.o.address}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, 'records are dropped and counted');
+          this.q.dropped(m.records);
+          this.q.written(0, this.held());
+        } else {
+          this.q.recovered('sending again');
+          this.q.written(m.records, this.held());
+        }
+      });
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.send();
+    this.closed = true;
+    this.closing = new Promise((resolve) => {
+      const deadline = Date.now() + CLOSE_WAIT_MS;
+      const done = () => {
+        if (this.inflight > 0 && Date.now() < deadline) { setTimeout(done, 5); return; }
+        this.udp.close(() => resolve());
+      };
+      done();
+    });
+    return this.closing;
+  }
+
+  stats(): IpfixSinkStats {
+    return { ...this.q.stats(this.held()), skipped: this.skipped };
+  }
+}

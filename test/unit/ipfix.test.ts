@@ -1,0 +1,176 @@
+// The IPFIX encoder, read back by a reader written here from RFC 7011 (the
+// message header, template sets, data sets by template): every record
+// field where the template says it is, 64-bit counters above 2^32, message
+// sizes within the limit, sets split by template, sequence numbers that
+// count the data records before each message, templates first and again
+// on their timer. (The collectors read it in test/e2e/ipfix.test.ts.)
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  IE, IpfixPacker, NAT_EVENT, TEMPLATE_EVENT_V4, TEMPLATE_V4, TEMPLATE_V4_NAT, TEMPLATE_V6_NAT, endReason, eventTemplateSet, templateSet,
+} from '../../src/formats/ipfix.js';
+import { IpfixSink } from '../../src/sinks/ipfix.js';
+import { FLAG_ACTIVE_ESTIMATED, FLAG_END_ESTIMATED, type EndedFlow } from '../../src/records/flow.js';
+import { createSocket } from 'node:dgram';
+
+interface Parsed { version: number; length: number; exportTime: number; seq: number; domain: number; sets: Array<{ id: number; records: Array<Map<number, Buffer>> }> }
+
+/** RFC 7011 §3: a message, with the templates it has learnt (in `templates`) */
+function parse(b: Buffer, templates: Map<number, Array<[number, number]>>): Parsed {
+  const m: Parsed = { version: b.readUInt16BE(0), length: b.readUInt16BE(2), exportTime: b.readUInt32BE(4), seq: b.readUInt32BE(8), domain: b.readUInt32BE(12), sets: [] };
+  assert.equal(m.length, b.length, 'the header\'s length is the message\'s');
+  let o = 16;
+  while (o < b.length) {
+    const id = b.readUInt16BE(o);
+    const len = b.readUInt16BE(o + 2);
+    assert.ok(len >= 4 && o + len <= b.length, `set ${id} at ${o}: length ${len}`);
+    const set = { id, records: [] as Array<Map<number, Buffer>> };
+    if (id === 2) {
+      let p = o + 4;
+      while (p < o + len) {
+        const tid = b.readUInt16BE(p);
+        const n = b.readUInt16BE(p + 2);
+        p += 4;
+        const fields: Array<[number, number]> = [];
+        for (let i = 0; i < n; i++, p += 4) fields.push([b.readUInt16BE(p), b.readUInt16BE(p + 2)]);
+        templates.set(tid, fields);
+      }
+    } else {
+      const t = templates.get(id);
+      assert.ok(t, `a data set of template ${id} before its template`);
+      const rlen = t.reduce((n, [, l]) => n + l, 0);
+      let p = o + 4;
+      // (no padding is written: the set is whole records)
+      assert.equal((len - 4) % rlen, 0, `set ${id}: ${len - 4} bytes of ${rlen}-byte records`);
+      while (p < o + len) {
+        const r = new Map<number, Buffer>();
+        for (const [fid, l] of t) { r.set(fid, b.subarray(p, p + l)); p += l; }
+        set.records.push(r);
+      }
+    }
+    m.sets.push(set);
+    o += len;
+  }
+  return m;
+}
+
+const base: EndedFlow = {
+  key: 1, start: 1_796_000_000_123_456, startErr: 0, end: 1_796_000_005_654_321, endErr: 0, activeEnd: null, family: 4, proto: 17,
+  src: '10.0.0.5', sport: 40000, dst: '198.51.100.1', dport: 53, natSrc: null, natSport: null, natDst: null, natDport: null,
+  origPackets: 3, origBytes: 6_000_000_000, replyPackets: 4_294_967_297, replyBytes: 120, state: null, mark: 0, zone: 0, status: 0,
+  ctId: 9, flags: 0, ns: 0, netns: '', netnsInode: 0, corrects: false,
+};
+const u = (b: Buffer | undefined) => (b!.length === 8 ? Number(b!.readBigUInt64BE(0)) : b!.length === 4 ? b!.readUInt32BE(0) : b!.length === 2 ? b!.readUInt16BE(0) : b!.readUInt8(0));
+const ip = (b: Buffer | undefined) => (b!.length === 4 ? [...b!].join('.') : b!.toString('hex'));
+
+describe('IPFIX encoding', () => {
+  it('a flow record: times to the ms (start down, end up), both directions\' 64-bit counters, ports, addresses; NAT after translation', () => {
+    const p = new IpfixPacker(1400, 'rfc8158');
+    p.addTemplates(templateSet());
+    p.addFlow(base);
+    p.addFlow({ ...base, natSrc: '203.0.113.7', natSport: 1024, natDst: '192.168.1.9', natDport: 8053 });
+    p.addFlow({ ...base, family: 6, src: 'fd00::5', dst: '2001:db8::1', natSrc: '2001:db8:1::1', natSport: 40000 });
+    p.addFlow({ ...base, proto: 1, sport: 77, dport: 8 * 256, natSrc: '203.0.113.7', natSport: 78 });
+    const templates = new Map<number, Array<[number, number]>>();
+    const m = parse(p.finish(1_796_000_010, 5, 42), templates);
+    assert.deepEqual([m.version, m.exportTime, m.seq, m.domain], [10, 1_796_000_010, 5, 42]);
+    assert.deepEqual(m.sets.map((s) => s.id), [2, TEMPLATE_V4, TEMPLATE_V4_NAT, TEMPLATE_V6_NAT, TEMPLATE_V4_NAT]);
+    const [plain] = m.sets[1].records;
+    assert.equal(u(plain.get(IE.flowStartMilliseconds)), 1_796_000_000_123);
+    assert.equal(u(plain.get(IE.flowEndMilliseconds)), 1_796_000_005_655);
+    assert.equal(u(plain.get(IE.octetDeltaCount)), 6_000_000_000);
+    assert.equal(u(plain.get(IE.packetDeltaCount)), 3);
+    assert.equal(u(plain.get(IE.postOctetDeltaCount)), 120);
+    assert.equal(u(plain.get(IE.postPacketDeltaCount)), 4_294_967_297);
+    assert.deepEqual([u(plain.get(IE.protocolIdentifier)), u(plain.get(IE.sourceTransportPort)), u(plain.get(IE.destinationTransportPort))], [17, 40000, 53]);
+    assert.deepEqual([ip(plain.get(IE.sourceIPv4Address)), ip(plain.get(IE.destinationIPv4Address))], ['10.0.0.5', '198.51.100.1']);
+    assert.equal(plain.has(IE.postNATSourceIPv4Address), false);
+    assert.equal(plain.has(IE.natEvent), false, 'no natEvent in a flow record (nfacctd would drop its counters)');
+    const [nat] = m.sets[2].records;
+    assert.deepEqual([ip(nat.get(IE.postNATSourceIPv4Address)), u(nat.get(IE.postNAPTSourceTransportPort)), ip(nat.get(IE.postNATDestinationIPv4Address)), u(nat.get(IE.postNAPTDestinationTransportPort))],
+      ['203.0.113.7', 1024, '192.168.1.9', 8053]);
+    const [six] = m.sets[3].records;
+    assert.equal(ip(six.get(IE.sourceIPv6Address)), 'fd000000000000000000000000000005');
+    assert.equal(ip(six.get(IE.postNATSourceIPv6Address)), '20010db8000100000000000000000001');
+    // an untranslated side is as it was
+    assert.equal(ip(six.get(IE.postNATDestinationIPv6Address)), '20010db8000000000000000000000001');
+    const [icmp] = m.sets[4].records;
+    assert.deepEqual([u(icmp.get(IE.sourceTransportPort)), u(icmp.get(IE.destinationTransportPort)), u(icmp.get(IE.icmpTypeCodeIPv4)), u(icmp.get(IE.postNAPTSourceTransportPort))], [77, 0, 0x0800, 78]);
+  });
+
+  it('NAT session events: RFC 8158 numbers or the historic ones, at the start (create) and the end (delete)', () => {
+    for (const numbering of ['rfc8158', 'historic'] as const) {
+      const p = new IpfixPacker(1400, numbering);
+      p.addTemplates(Buffer.concat([templateSet(), eventTemplateSet()]));
+      const r = { ...base, natSrc: '203.0.113.7', natSport: 1024 };
+      p.addEvent(r, false);
+      p.addEvent(r, true);
+      p.addEvent({ ...r, family: 6, src: 'fd00::5', dst: '2001:db8::1', natSrc: '2001:db8:1::1' }, true);
+      const m = parse(p.finish(1, 0, 1), new Map());
+      const ev = m.sets.filter((s) => s.id !== 2).flatMap((s) => s.records);
+      assert.deepEqual(ev.map((x) => u(x.get(IE.natEvent))), [NAT_EVENT[numbering].create4, NAT_EVENT[numbering].delete4, NAT_EVENT[numbering].delete6]);
+      assert.deepEqual(ev.map((x) => u(x.get(IE.observationTimeMilliseconds))), [1_796_000_000_123, 1_796_000_005_655, 1_796_000_005_655]);
+      assert.equal(m.sets.find((x) => x.id !== 2)!.id, TEMPLATE_EVENT_V4);
+      assert.deepEqual([ip(ev[0].get(IE.postNATSourceIPv4Address)), u(ev[0].get(IE.postNAPTSourceTransportPort))], ['203.0.113.7', 1024]);
+    }
+  });
+
+  it('flowEndReason: FIN/RST seen, expired, deleted', () => {
+    assert.equal(endReason({ proto: 6, state: 7, flags: FLAG_ACTIVE_ESTIMATED }), 3);
+    assert.equal(endReason({ proto: 6, state: 3, flags: FLAG_ACTIVE_ESTIMATED }), 1);
+    assert.equal(endReason({ proto: 17, state: null, flags: FLAG_ACTIVE_ESTIMATED }), 1);
+    assert.equal(endReason({ proto: 17, state: null, flags: 0 }), 4);
+    assert.equal(endReason({ proto: 17, state: null, flags: FLAG_END_ESTIMATED }), 4);
+  });
+
+  it('the sink: messages within max_message_size, sequence numbers counting the records before, templates first and on their timer; corrections not sent again', async () => {
+    const rx = createSocket('udp4');
+    const got: Buffer[] = [];
+    rx.on('message', (b) => got.push(b));
+    await new Promise<void>((r) => rx.bind(0, '127.0.0.1', () => r()));
+    let now = 1_796_000_000;
+    try {
+    const s = new IpfixSink({
+      name: 'ipfix0', address: `udp://127.0.0.1:${rx.address().port}`, domain: 3, templateRefreshSecs: 60, maxMessageSize: 512,
+      natEvents: true, natEventNumbers: 'rfc8158', queueSize: 100000, whenFull: 'block', warn: (m) => assert.fail(m), now: () => now,
+    });
+    const N = 500;
+    for (let i = 0; i < N; i++) {
+      const r = { ...base, sport: 1000 + i, natSrc: i % 3 === 0 ? '203.0.113.7' : null, natSport: i % 3 === 0 ? 2000 + i : null, family: (i % 5 === 0 ? 6 : 4) as 4 | 6 };
+      if (r.family === 6) { r.src = 'fd00::5'; r.dst = '2001:db8::1'; if (r.natSrc) r.natSrc = '2001:db8:1::1'; }
+      if (r.natSrc) s.push('', { ...r, end: null }, 'flow'); // its create
+      s.push('', r, 'flow');
+      if (i === 250) { s.flush(); now += 61; }
+    }
+    s.push('', { ...base, corrects: true }, 'flow');
+    s.flush();
+    await s.close();
+    // every datagram read (on the loopback, in order): as many data records as the sink wrote
+    const dataRecords = () => { const tm = new Map<number, Array<[number, number]>>(); return got.reduce((n, b) => n + parse(b, tm).sets.filter((x) => x.id !== 2).reduce((k, x) => k + x.records.length, 0), 0); };
+    for (const end = Date.now() + 5000; dataRecords() < s.stats().written && Date.now() < end;) await new Promise((r) => setTimeout(r, 10));
+    const st = s.stats();
+    const nat = Math.ceil(N / 3);
+    assert.equal(st.written, N + 2 * nat);
+    assert.deepEqual([st.dropped, st.queued, st.errors, st.skipped], [0, 0, 0, 1]);
+    const templates = new Map<number, Array<[number, number]>>();
+    let seq = 0;
+    let withTemplates = 0;
+    const flows = new Set<number>();
+    for (const b of got) {
+      assert.ok(b.length <= 512, `a message of ${b.length} bytes`);
+      const m = parse(b, templates);
+      assert.equal(m.seq, seq, 'the records sent before');
+      assert.equal(m.domain, 3);
+      if (m.sets[0].id === 2) withTemplates++;
+      const recs = m.sets.filter((x) => x.id !== 2).flatMap((x) => x.records);
+      seq += recs.length;
+      for (const r of recs) if (!r.has(IE.natEvent)) flows.add(u(r.get(IE.sourceTransportPort)));
+    }
+    assert.equal(seq, N + 2 * nat);
+    assert.equal(flows.size, N);
+    assert.equal(withTemplates, 2, 'the templates in the first message, and again once the refresh had passed');
+    } finally {
+      rx.close();
+    }
+  });
+});
