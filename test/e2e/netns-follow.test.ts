@@ -25,7 +25,7 @@ const SOCKNS = join(process.cwd(), 'test', 'helpers', 'sockns.py');
 const udp = (n: number, base: number) => `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor p in range(${base}, ${base + n}): s.sendto(b"x", ("127.0.0.1", p))`;
 const lines = (s: string) => s.split('\n').filter(Boolean);
 
-describe('following network namespaces by pattern', { timeout: 240_000 }, () => {
+describe('following network namespaces by pattern', { timeout: 480_000 }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'conntrail-follow-'));
   const made = new Set<string>();
   const procs: ChildProcess[] = [];
@@ -116,8 +116,8 @@ spool_dir = "${join(dir, 'spool')}"
     const daemon = spawnIn('', [...CONNTRAIL, 'run', '--config', conf]);
     const o = collect(daemon);
     const pid = daemon.pid!;
-    for (const ns of names) assert.ok(await waitSubscribed(pid, 20000, ns) && await waitFor(() => nflogBound(ns), 20000), `the daemon in ${ns}: ${o.err()}`);
-    assert.ok(await waitFor(() => o.err().includes('started with'), 20000), o.err());
+    for (const ns of names) assert.ok(await waitSubscribed(pid, 60000, ns) && await waitFor(() => nflogBound(ns), 60000), `the daemon in ${ns}: ${o.err()}`);
+    assert.ok(await waitFor(() => o.err().includes('started with'), 60000), o.err());
     // at info level one line per namespace and source attached (the instances' own news is at debug)
     for (const ns of names) {
       const said = lines(o.err()).filter((l) => l.includes(`@${ns}:`));
@@ -160,8 +160,8 @@ spool_dir = "${join(dir, 'spool')}"
       return want.length > 0 && daemonLines(ns).length >= want.length;
     };
     // round 1: everywhere
-    for (const ns of [...names, other]) sh(['ip', 'netns', 'exec', ns, 'python3', '-c', udp(5, 20000)]);
-    for (const ns of names) assert.ok(await waitFor(() => caughtUp(ns) && packetsOf(ns) >= 5, 20000), `${ns}: ${daemonLines(ns).length} lines, ${packetsOf(ns)} packets`);
+    for (const ns of [...names, other]) sh(['ip', 'netns', 'exec', ns, 'python3', '-c', udp(5, 60000)]);
+    for (const ns of names) assert.ok(await waitFor(() => caughtUp(ns) && packetsOf(ns) >= 5, 60000), `${ns}: ${daemonLines(ns).length} lines, ${packetsOf(ns)} packets`);
     for (const ns of names) assert.equal(packetsOf(ns), logged(ns), `${ns}: every packet logged there`);
 
     // then, while traffic flows in the namespaces that stay: 10 deleted, 10 created
@@ -184,25 +184,25 @@ spool_dir = "${join(dir, 'spool')}"
       made.delete(ns);
     }
     // (checked before any namespace is made again: the kernel reuses a freed namespace's inode)
-    assert.ok(await waitFor(() => deleted.every((ns) => o.err().includes(`source ct@${ns}: network namespace ${ns} is gone`)), 20000), o.err());
+    assert.ok(await waitFor(() => deleted.every((ns) => o.err().includes(`source ct@${ns}: network namespace ${ns} is gone`)), 60000), o.err());
     const heldThen = socketNamespaces(pid);
     for (const [ns, ino] of gone) {
       assert.ok(!heldThen.has(ino), `the daemon still holds a socket in deleted ${ns}: ${o.err().split('\n').filter((l) => l.includes(`@${ns}:`)).join('\n')}`);
     }
-    assert.ok(await waitFor(() => { const l = listed(); return [...gone.values()].every((ino) => !l.has(ino)); }, 20000), 'lsns -t net no longer lists the deleted namespaces');
+    assert.ok(await waitFor(() => { const l = listed(); return [...gone.values()].every((ino) => !l.has(ino)); }, 60000), 'lsns -t net no longer lists the deleted namespaces');
     for (const ns of added) {
       addNs(ns);
       await startRef(ns);
-      assert.ok(await waitSubscribed(pid, 20000, ns) && await waitFor(() => nflogBound(ns), 20000), `the daemon in ${ns}: ${o.err()}`);
+      assert.ok(await waitSubscribed(pid, 60000, ns) && await waitFor(() => nflogBound(ns), 60000), `the daemon in ${ns}: ${o.err()}`);
       sh(['ip', 'netns', 'exec', ns, 'python3', '-c', udp(5, 22000)]);
     }
     // a reload that changes nothing keeps every instance: nothing attached again, no line twice or missing (compared below)
     const attachedBefore = (o.err().match(/: attached to network namespace /g) ?? []).length;
     daemon.kill('SIGHUP');
-    assert.ok(await waitFor(() => o.err().includes('SIGHUP: configuration reloaded'), 20000), o.err());
+    assert.ok(await waitFor(() => o.err().includes('SIGHUP: configuration reloaded'), 60000), o.err());
     assert.equal((o.err().match(/: attached to network namespace /g) ?? []).length, attachedBefore, 'nothing attached again at SIGHUP');
     await Promise.all(flows.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))));
-    for (const ns of [...staying, ...added]) assert.ok(await waitFor(() => caughtUp(ns) && daemonLines(ns).length >= lines(refs.get(ns)!.c.out()).length, 20000), ns);
+    for (const ns of [...staying, ...added]) assert.ok(await waitFor(() => caughtUp(ns) && daemonLines(ns).length >= lines(refs.get(ns)!.c.out()).length, 60000), ns);
     // every flow's end, in every namespace still there: a listing reaps the expired entries
     const compare = [...staying, ...added];
     assert.ok(await waitFor(() => {
@@ -224,7 +224,7 @@ spool_dir = "${join(dir, 'spool')}"
     assert.deepEqual([...held].filter((ino) => !reading.has(ino)), [], 'sockets in no namespace the daemon reads');
     assert.ok(!held.has(inode(other)), 'the unmatched namespace is not read');
     for (const ns of compare) {
-      assert.ok(await waitFor(() => packetsOf(ns) >= logged(ns), 10000), ns);
+      assert.ok(await waitFor(() => packetsOf(ns) >= logged(ns), 30000), ns);
       assert.equal(packetsOf(ns), logged(ns), `${ns}: every packet logged there, once`);
       const ino = inode(ns);
       const recs = lines(readFileSync(pkts, 'utf8')).map((l) => JSON.parse(l) as { netns: string; netns_inode: number }).filter((r) => r.netns === ns);
@@ -234,7 +234,7 @@ spool_dir = "${join(dir, 'spool')}"
 
     for (const ns of compare) kill(refs.get(ns)!.p);
     daemon.kill('SIGUSR1');
-    assert.ok(await waitFor(() => o.err().includes('namespaces_attached='), 10000));
+    assert.ok(await waitFor(() => o.err().includes('namespaces_attached='), 30000));
     assert.match(o.err(), new RegExp(`source ct: namespaces_attached=${AT_START - DELETED + ADDED} namespaces_failing=0`));
     assert.match(o.err(), new RegExp(`source pk: namespaces_attached=${AT_START - DELETED + ADDED} namespaces_failing=0`));
     daemon.kill('SIGTERM');
