@@ -132,9 +132,26 @@ export function endReason(r: Pick<EndedFlow, 'proto' | 'state' | 'flags'>): numb
   return END_FORCED;
 }
 
-const u64 = (b: Buffer, o: number, v: number | null) => { b.writeBigUInt64BE(BigInt(v ?? 0), o); };
+/** an unsigned 64-bit field from a safe integer (counters stay below 2^53), without a BigInt */
+function u64(b: Buffer, o: number, v: number | null): void {
+  const x = v ?? 0;
+  b.writeUInt32BE(Math.floor(x / 4294967296), o);
+  b.writeUInt32BE(x >>> 0, o + 4);
+}
 
 function addr(b: Buffer, o: number, text: string, len: 4 | 16): void {
+  if (len === 4) {
+    // the decoder's dotted quad: four numbers, parsed in place
+    let n = 0;
+    let k = o;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 46) { b[k++] = n; n = 0; } else n = n * 10 + (c - 48);
+    }
+    if (k === o + 3) { b[k] = n; return; }
+    b.fill(0, o, o + 4);
+    return;
+  }
   const a = parseIp(text);
   if (a && a.length === len) b.set(a, o);
   // (an address of the other family cannot be in a record of this template: left zero)
