@@ -85,7 +85,7 @@ if (process.argv[2] === 'receiver') {
   const got = await ask<{ records: number; messages: number }>('count');
   rx.kill();
   rmSync(dir, { recursive: true, force: true });
-  console.log(`| sink | records | rate asked/s | achieved/s | received | loss % | CPU s | CPU s/100k records |`);
+  console.log(`| sink | records | rate asked/s (flows) | achieved/s (flows) | received | loss % | CPU s | CPU s/100k flows |`);
   console.log('|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     const isIpfix = r.name.startsWith('ipfix');
