@@ -72,6 +72,32 @@ function run(cmd: string, args: string[]): Promise<{ status: number | null; stdo
   });
 }
 
+/**
+ * A -L line whose NAT filter names an IPv6 address: the addresses (as
+ * conntrack prints them) and which side they are of; else undefined.
+ */
+function ipv6NatFilter(args: string[]): { addrs: string[]; src: boolean; dst: boolean; any: boolean } | undefined {
+  const addrs: string[] = [];
+  let src = false;
+  let dst = false;
+  let any = false;
+  for (let i = 0; i < args.length; i++) {
+    const o = args[i];
+    const isSrc = ['-n', '--src-nat'].includes(o);
+    const isDst = ['-g', '--dst-nat'].includes(o);
+    const isAny = ['-j', '--any-nat'].includes(o);
+    if (!isSrc && !isDst && !isAny) continue;
+    const v = args[i + 1] ?? '';
+    const m = /^\[([^\]]+)\]/.exec(v) ?? (/^[0-9a-fA-F:.]+$/.test(v) && v.includes(':') ? [v, v] : null);
+    if (!m) continue;
+    try { addrs.push(new URL(`http://[${m[1]}]/`).hostname.slice(1, -1)); } catch { continue; }
+    if (isSrc) src = true;
+    if (isDst) dst = true;
+    if (isAny) any = true;
+  }
+  return addrs.length ? { addrs, src, dst, any } : undefined;
+}
+
 describe('conformance: conntrack\'s test-suite lines, conntrack and conntrail side by side', { timeout: 600_000 }, () => {
   const t = new Topology('cf');
   before(() => {
@@ -108,7 +134,25 @@ describe('conformance: conntrack\'s test-suite lines, conntrack and conntrail si
             says(ref.status === 0 ? 'OK' : 'BAD', s.want, `${what}: ${ref.stderr.trim()}`);
             if (ref.status === 0) {
               assert.equal(ours.status, 0, `${what}: conntrail: ${ours.stderr}`);
-              assert.deepEqual(lines(ours.stdout, normDump).sort(), lines(ref.stdout, normDump).sort(), what);
+              const v6nat = ipv6NatFilter(args);
+              if (!v6nat) assert.deepEqual(lines(ours.stdout, normDump).sort(), lines(ref.stdout, normDump).sort(), what);
+              else {
+                // the difference kept on purpose (README, Filters): conntrack 1.4.7 compares no IPv6 address after
+                // NAT (it lists every entry translated so, or by the port alone); conntrail lists those whose
+                // reply tuple has that address: a subset of conntrack's, and what it leaves out has another address
+                const mine = lines(ours.stdout, normDump);
+                const theirs = lines(ref.stdout, normDump);
+                assert.deepEqual(mine.filter((l) => !theirs.includes(l)), [], `${what}: conntrail lists what conntrack does not`);
+                for (const l of theirs.filter((x) => !mine.includes(x))) {
+                  const reply = [...l.matchAll(/src=(\S+) dst=(\S+)/g)][1];
+                  if (!reply) continue; // (XML: no tuple to read here)
+                  const d = v6nat.addrs.includes(reply[1]);
+                  const sn = v6nat.addrs.includes(reply[2]);
+                  const listed = v6nat.any ? d || sn : (!v6nat.dst || d) && (!v6nat.src || sn);
+                  assert.ok(!listed, `${what}: conntrail leaves out ${l}`);
+                }
+                if (theirs.length !== mine.length) otherwise.push(`${what}: conntrack lists ${theirs.length}, conntrail ${mine.length} (IPv6 address after NAT compared)`);
+              }
               dumps++;
             } else {
               assert.equal(ours.status, 2, `${what}: conntrack refuses it (${ref.stderr.trim()}), conntrail takes it: ${ours.stdout}${ours.stderr}`);
