@@ -183,8 +183,10 @@ export const SINK_SCHEMA = {
   required: ['type'],
   properties: {
     name: SINK_NAME_PROP,
-    type: { enum: [...SINK_TYPES], description: '`stdout`, `file` (append to `path`), `syslog` (one message per record to `address`), `journal` (systemd-journald, with a CT_* field for every conntrack record field, a PKT_* field for every packet field, and a FLOW_* field for every flow record field), or `pcap` (packet logs as a pcap file at `path`), or `ipfix` (flow records to an IPFIX collector at `address`).' },
-    ...SINK_REST_PROPS, ...FILE_SINK_PROPS, ...SYSLOG_SINK_PROPS, ...JOURNAL_SINK_PROPS, linktype: PCAP_SINK_PROPS.linktype,
+    type: { enum: [...SINK_TYPES], description: '`stdout`, `file` (append to `path`), `syslog` (one message per record to `address`), `journal` (systemd-journald, with a CT_* field for every conntrack record field, a PKT_* field for every packet field, and a FLOW_* field for every flow record field), `pcap` (packet logs as a pcap file at `path`), or `ipfix` (flow records to an IPFIX collector at `address`).' },
+    ...SINK_REST_PROPS, ...FILE_SINK_PROPS, ...SYSLOG_SINK_PROPS,
+    address: { ...SYSLOG_SINK_PROPS.address, description: `${SYSLOG_SINK_PROPS.address.description} ${IPFIX_SINK_PROPS.address.description} (required, no default)` },
+    ...JOURNAL_SINK_PROPS, linktype: PCAP_SINK_PROPS.linktype,
     observation_domain: IPFIX_SINK_PROPS.observation_domain, template_refresh: IPFIX_SINK_PROPS.template_refresh,
     max_message_size: IPFIX_SINK_PROPS.max_message_size, nat_events: IPFIX_SINK_PROPS.nat_events, nat_event_numbers: IPFIX_SINK_PROPS.nat_event_numbers,
   },

@@ -36,7 +36,7 @@ export function checkTopology(sources: TopologySource[], sinks: SinkConfig[]): T
         return {
           key: `sink[${i}].sources`,
           message: bad.type !== 'conntrack'
-            ? `a sink with records = "flows" takes the flow records of conntrack sources, and source "${bad.name}" is a ${bad.type} source`
+            ? `${k.type === 'ipfix' ? 'an ipfix sink exports' : 'a sink with records = "flows" takes'} the flow records of conntrack sources, and source "${bad.name}" is a ${bad.type} source`
             : `source "${bad.name}" has flows = false: it keeps no flow records for a sink with records = "flows" to take`,
         };
       }

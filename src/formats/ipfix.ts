@@ -15,7 +15,7 @@ export const TEMPLATE_SET_ID = 2;
 /** IANA IPFIX information elements used here: [id, length] */
 export const IE = {
   octetDeltaCount: 1, packetDeltaCount: 2, protocolIdentifier: 4, sourceTransportPort: 7, sourceIPv4Address: 8,
-  destinationTransportPort: 11, destinationIPv4Address: 12, postOctetDeltaCount: 23, postPacketDeltaCount: 24,
+  destinationTransportPort: 11, destinationIPv4Address: 12,
   sourceIPv6Address: 27, destinationIPv6Address: 28, icmpTypeCodeIPv4: 32, flowEndReason: 136, icmpTypeCodeIPv6: 139,
   flowStartMilliseconds: 152, flowEndMilliseconds: 153, postNATSourceIPv4Address: 225, postNATDestinationIPv4Address: 226,
   postNAPTSourceTransportPort: 227, postNAPTDestinationTransportPort: 228, natEvent: 230,
@@ -35,13 +35,17 @@ export const NAT_EVENT = {
 } as const;
 export type NatEventNumbering = keyof typeof NAT_EVENT;
 
-type Field = readonly [id: number, len: number];
-const f = (id: number, len: number): Field => [id, len];
+/** RFC 5103's private enterprise number for the reverse direction of a biflow */
+export const REVERSE_PEN = 29305;
+/** [id, length, enterprise number (0: IANA's)] */
+type Field = readonly [id: number, len: number, pen: number];
+const f = (id: number, len: number, pen = 0): Field => [id, len, pen];
 
 /** the fields every template has, in order */
 const COMMON: readonly Field[] = [
   f(IE.flowStartMilliseconds, 8), f(IE.flowEndMilliseconds, 8),
-  f(IE.octetDeltaCount, 8), f(IE.packetDeltaCount, 8), f(IE.postOctetDeltaCount, 8), f(IE.postPacketDeltaCount, 8),
+  // the reply direction's as RFC 5103's reverse octet/packetDeltaCount (a biflow: the flow is both directions)
+  f(IE.octetDeltaCount, 8), f(IE.packetDeltaCount, 8), f(IE.octetDeltaCount, 8, REVERSE_PEN), f(IE.packetDeltaCount, 8, REVERSE_PEN),
   f(IE.protocolIdentifier, 1), f(IE.sourceTransportPort, 2), f(IE.destinationTransportPort, 2), f(IE.flowEndReason, 1),
 ];
 
@@ -94,7 +98,7 @@ export const RECORD_LEN: Readonly<Record<number, number>> = Object.fromEntries([
 export const MAX_RECORD_LEN = Math.max(...Object.values(RECORD_LEN));
 
 function setOf(list: ReadonlyArray<{ id: number; fields: readonly Field[] }>): Buffer {
-  const len = SET_HEADER_LEN + list.reduce((n, t) => n + 4 + 4 * t.fields.length, 0);
+  const len = SET_HEADER_LEN + list.reduce((n, t) => n + 4 + t.fields.reduce((k, [, , pen]) => k + (pen ? 8 : 4), 0), 0);
   const b = Buffer.alloc(len);
   b.writeUInt16BE(TEMPLATE_SET_ID, 0);
   b.writeUInt16BE(len, 2);
@@ -103,7 +107,13 @@ function setOf(list: ReadonlyArray<{ id: number; fields: readonly Field[] }>): B
     b.writeUInt16BE(t.id, o);
     b.writeUInt16BE(t.fields.length, o + 2);
     o += 4;
-    for (const [id, l] of t.fields) { b.writeUInt16BE(id, o); b.writeUInt16BE(l, o + 2); o += 4; }
+    for (const [id, l, pen] of t.fields) {
+      // (an enterprise-specific element: the high bit set, its number after it)
+      b.writeUInt16BE(pen ? id | 0x8000 : id, o);
+      b.writeUInt16BE(l, o + 2);
+      o += 4;
+      if (pen) { b.writeUInt32BE(pen, o); o += 4; }
+    }
   }
   return b;
 }
@@ -123,8 +133,9 @@ export function templateOf(r: Pick<EndedFlow, 'family' | 'natSrc' | 'natDst'>): 
  * Why the flow ended, as far as its record tells (flowEndReason): a TCP
  * connection whose FIN or RST was seen (its last state FIN_WAIT, CLOSE_WAIT,
  * LAST_ACK, TIME_WAIT or CLOSE: end of flow detected), an entry whose
- * timeout ran out (idle timeout), else one deleted (conntrack -D, a flush:
- * forced end).
+ * timeout ran out (idle timeout), else forced end: deleted (conntrack -D, a
+ * flush), or an end the record cannot tell (its DESTROY lost, the
+ * namespace's timeouts unknown).
  */
 export function endReason(r: Pick<EndedFlow, 'proto' | 'state' | 'flags'>): number {
   if (r.proto === 6 && r.state !== null && r.state >= 4 && r.state <= 8) return END_OF_FLOW;
@@ -171,7 +182,7 @@ function ports(r: EndedFlow): [number, number, number, number] {
  * Writes the flow record of `r` at `o` in `b` (RECORD_LEN[templateOf(r)]
  * bytes): its times to the millisecond (the start rounded down, the end
  * up), the original direction's counters as octet/packetDeltaCount, the
- * reply's as postOctet/postPacketDeltaCount (nfdump's in and out), and,
+ * reply's as RFC 5103's reverse ones (nfdump's in and out), and,
  * translated, the addresses and ports after it (an untranslated side as it
  * was). Returns the length.
  */
@@ -261,6 +272,7 @@ export class IpfixPacker {
 
   /** the template set, at the start of a message */
   addTemplates(t: Buffer): void {
+    if (!this.empty) throw new Error('the templates go first in a message');
     t.copy(this.buf, this.len);
     this.len += t.length;
   }

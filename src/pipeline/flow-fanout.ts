@@ -22,7 +22,7 @@ export interface FlowFanoutOptions {
 
 export class FlowFanout implements FlowOutput {
   private routes_: readonly FlowRoute[] = [];
-  /** routes that take each flow when it opens too (with end null: an IPFIX sink's NAT session create) */
+  /** routes that take each translated flow when it opens too (with end null: an IPFIX sink's NAT session create) */
   openRoutes: readonly FlowRoute[] = [];
   /** open flows by key, while there are routes */
   private readonly open = new Map<number, FlowRecord>();
@@ -51,7 +51,8 @@ export class FlowFanout implements FlowOutput {
     this.o.store?.opened(rec);
     // (a copy: the store's writer may change its own until it writes it)
     if (this.routes_.length) this.open.set(rec.key, { ...rec });
-    if (this.openRoutes.length) {
+    // (only a translated flow has a NAT session to open)
+    if (this.openRoutes.length && (rec.natSrc !== null || rec.natDst !== null)) {
       const f = this.ended(rec, false);
       for (const r of this.openRoutes) r(f);
     }

@@ -9,7 +9,7 @@
 // refused is counted dropped (the collector sees the gap in the sequence
 // numbers too).
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import type { EndedFlow } from '../records/flow.js';
+import { FLAG_START_UNKNOWN, type EndedFlow } from '../records/flow.js';
 import type { Kind, RecordOf } from '../records/index.js';
 import { eventTemplateSet, IpfixPacker, MAX_RECORD_LEN, MESSAGE_HEADER_LEN, SET_HEADER_LEN, templateSet, type NatEventNumbering } from '../formats/ipfix.js';
 import type { Sink, SinkStats } from './sink.js';
@@ -21,7 +21,7 @@ export const IPFIX_SINK_PROPS = {
   address: { type: 'string', description: 'ipfix: the collector, `udp://HOST:PORT` (HOST an IPv4 address, an IPv6 address in brackets or a host name).' },
   observation_domain: { type: 'integer', minimum: 0, maximum: 4294967295, default: 1, description: 'ipfix: the Observation Domain ID of every message (collectors keep templates and sequence numbers per exporter address and domain).' },
   template_refresh: { type: 'integer', minimum: 1, maximum: 86400, default: 60, description: 'ipfix: seconds between two sendings of the templates (UDP: a collector that starts later learns them then; data it gets before is dropped by it).' },
-  max_message_size: { type: 'integer', minimum: 512, maximum: 65507, default: 1400, description: 'ipfix: the largest message (one UDP datagram), in bytes: keep it under the path MTU (1400 fits an Ethernet path with tunnels).' },
+  max_message_size: { type: 'integer', minimum: 576, maximum: 65507, default: 1400, description: 'ipfix: the largest message (one UDP datagram), in bytes: keep it under the path MTU (1400 fits an Ethernet path with tunnels; 576, the least, is the datagram every IPv4 host must take, and holds the templates and a record).' },
   nat_events: { type: 'boolean', default: false, description: 'ipfix: besides the flow record, one NAT event record (RFC 8158) when a translated flow is first seen (session create) and one when it ends (session delete), in templates of their own with `natEvent` and `observationTimeMilliseconds`.' },
   nat_event_numbers: { enum: ['rfc8158', 'historic'], default: 'rfc8158', description: 'ipfix: the natEvent values: `rfc8158` (NAT44 session create 4, delete 5; IPv6, for which RFC 8158 has no NAT66 event, 1 and 2), or `historic` (1 create, 2 delete, for every family: the values nfdump 1.7 shows as ADD/DELETE).' },
 } as const;
@@ -56,7 +56,7 @@ export class IpfixSink implements Sink {
   readonly blocking: boolean;
   private readonly q: SinkQueue;
   private readonly addr: ReturnType<typeof parseAddress>;
-  private readonly udp: UdpSocket;
+  private udp: UdpSocket;
   private readonly packer: IpfixPacker;
   private readonly out = new Fifo<Message>();
   private readonly templates: Buffer;
@@ -84,9 +84,30 @@ export class IpfixSink implements Sink {
       throw new Error(`max_message_size ${o.maxMessageSize} is too small for the templates and a record (${MESSAGE_HEADER_LEN + this.templates.length + SET_HEADER_LEN + MAX_RECORD_LEN} bytes)`);
     }
     this.now = o.now ?? (() => Math.floor(Date.now() / 1000));
-    this.udp = createSocket(this.addr.host!.includes(':') ? 'udp6' : 'udp4');
-    this.udp.on('error', (e) => this.q.failed(`${o.address}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, 'records are dropped and counted'));
+    this.udp = this.socket();
   }
+
+  /**
+   * A datagram socket. An error of its own (its bind failed) loses the sends
+   * it held without their callbacks: they are counted dropped, and the next
+   * batch goes through a new socket.
+   */
+  private socket(): UdpSocket {
+    const u = createSocket(this.addr.host!.includes(':') ? 'udp6' : 'udp4');
+    u.on('error', (e) => {
+      this.q.failed(`${this.o.address}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, 'records are dropped and counted');
+      if (u !== this.udp) return;
+      this.q.dropped(this.inflight);
+      this.inflight = 0;
+      this.lost = true;
+      try { u.close(); } catch { /* closed */ }
+      this.q.written(0, this.held());
+    });
+    return u;
+  }
+
+  /** the socket failed: its callbacks will not come */
+  private lost = false;
 
   /** records taken and not yet handed to the kernel */
   private held(): number { return this.held_ + this.inflight; }
@@ -94,13 +115,16 @@ export class IpfixSink implements Sink {
   push(_line: string, rec?: RecordOf[Kind], kind?: Kind): void {
     if (kind !== 'flow' || !rec) return;
     const r = rec as EndedFlow;
-    if (this.closed) { this.q.dropped(); return; }
     if (r.corrects) { this.skipped++; return; }
     const open = r.end === null;
     const nat = r.natSrc !== null || r.natDst !== null;
-    // an open flow comes only for its NAT session's create event
-    if (open && !(this.o.natEvents && nat)) return;
-    if (!this.q.admit(this.held())) return;
+    // an open flow comes only for its NAT session's create event, and not when
+    // its start is not known (first seen in a dump without a kernel timestamp)
+    if (open && !(this.o.natEvents && nat && !(r.flags & FLAG_START_UNKNOWN))) return;
+    // (counted in data records: a flow, its delete event, a create)
+    const n = open ? 1 : this.o.natEvents && nat ? 2 : 1;
+    if (this.closed) { this.q.dropped(n); return; }
+    if (!this.q.admit(this.held())) { this.q.dropped(n - 1); return; }
     if (!open) this.add((p) => p.fitsFlow(r), (p) => p.addFlow(r));
     if (this.o.natEvents && nat) this.add((p) => p.fitsEvent(r), (p) => p.addEvent(r, !open));
     this.q.added(this.held());
@@ -140,11 +164,15 @@ export class IpfixSink implements Sink {
 
   private send(): void {
     this.finish();
+    if (this.lost && this.out.length && !this.closed) { this.lost = false; this.udp = this.socket(); }
     while (this.out.length) {
       const m = this.out.shift();
       this.held_ -= m.records;
       this.inflight += m.records;
-      this.udp.send(m.buf, this.addr.port!, this.addr.host!, (err) => {
+      if (this.lost) { this.inflight -= m.records; this.q.dropped(m.records); continue; }
+      const u = this.udp;
+      u.send(m.buf, this.addr.port!, this.addr.host!, (err) => {
+        if (u !== this.udp || this.lost) return; // (counted when its socket failed)
         this.inflight -= m.records;
         if (err) {
           this.q.failed(`${this.o.address}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, 'records are dropped and counted');
@@ -166,6 +194,10 @@ export class IpfixSink implements Sink {
       const deadline = Date.now() + CLOSE_WAIT_MS;
       const done = () => {
         if (this.inflight > 0 && Date.now() < deadline) { setTimeout(done, 5); return; }
+        // what the kernel has not taken by then is not written
+        this.q.dropped(this.inflight);
+        this.inflight = 0;
+        if (this.lost) { resolve(); return; }
         this.udp.close(() => resolve());
       };
       done();

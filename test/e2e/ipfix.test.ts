@@ -203,7 +203,7 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
       await t.stop(nfacctd, 'SIGINT');
     }
   });
-  it('3,000 flows at 3,000/s in messages of at most 512 bytes: nfcapd has each once, with no sequence error', async () => {
+  it('3,000 flows at 3,000/s in messages of at most 576 bytes: nfcapd has each once, with no sequence error', async () => {
     const N = 3000;
     const cap = join(dir, 'nfcapd-load');
     mkdirSync(cap);
@@ -213,7 +213,7 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
     assert.ok(await waitFor(() => t.exec(t.srv, ['ss', '-Huln']).includes('127.0.0.1:39711'), 20_000), nc.err());
     const conf = join(dir, 'load.toml');
     writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\n\n[store]\npath = "${db}"\nflush_interval_ms = 100\n\n` +
-      `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39711"\nmax_message_size = 512\n`);
+      `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39711"\nmax_message_size = 576\n`);
     const daemon = t.spawn(t.srv, [...CONNTRAIL, 'run', '--config', conf]);
     const o = collect(daemon);
     try {

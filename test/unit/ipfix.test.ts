@@ -10,9 +10,11 @@ import {
   IE, IpfixPacker, NAT_EVENT, TEMPLATE_EVENT_V4, TEMPLATE_V4, TEMPLATE_V4_NAT, TEMPLATE_V6_NAT, endReason, eventTemplateSet, templateSet,
 } from '../../src/formats/ipfix.js';
 import { IpfixSink } from '../../src/sinks/ipfix.js';
-import { FLAG_ACTIVE_ESTIMATED, FLAG_END_ESTIMATED, type EndedFlow } from '../../src/records/flow.js';
+import { FLAG_ACTIVE_ESTIMATED, FLAG_END_ESTIMATED, FLAG_START_UNKNOWN, type EndedFlow } from '../../src/records/flow.js';
 import { createSocket } from 'node:dgram';
 
+/** the key of an RFC 5103 reverse element in a parsed record */
+const REV = 0x10000;
 interface Parsed { version: number; length: number; exportTime: number; seq: number; domain: number; sets: Array<{ id: number; records: Array<Map<number, Buffer>> }> }
 
 /** RFC 7011 §3: a message, with the templates it has learnt (in `templates`) */
@@ -32,7 +34,12 @@ function parse(b: Buffer, templates: Map<number, Array<[number, number]>>): Pars
         const n = b.readUInt16BE(p + 2);
         p += 4;
         const fields: Array<[number, number]> = [];
-        for (let i = 0; i < n; i++, p += 4) fields.push([b.readUInt16BE(p), b.readUInt16BE(p + 2)]);
+        for (let i = 0; i < n; i++, p += 4) {
+          const id = b.readUInt16BE(p);
+          // an enterprise element (high bit): its number follows; RFC 5103's reverse ones are keyed REV + id here
+          if (id & 0x8000) { assert.equal(b.readUInt32BE(p + 4), 29305, 'the only enterprise is RFC 5103\'s reverse'); fields.push([REV + (id & 0x7fff), b.readUInt16BE(p + 2)]); p += 4; }
+          else fields.push([id, b.readUInt16BE(p + 2)]);
+        }
         templates.set(tid, fields);
       }
     } else {
@@ -80,8 +87,8 @@ describe('IPFIX encoding', () => {
     assert.equal(u(plain.get(IE.flowEndMilliseconds)), 1_796_000_005_655);
     assert.equal(u(plain.get(IE.octetDeltaCount)), 6_000_000_000);
     assert.equal(u(plain.get(IE.packetDeltaCount)), 3);
-    assert.equal(u(plain.get(IE.postOctetDeltaCount)), 120);
-    assert.equal(u(plain.get(IE.postPacketDeltaCount)), 4_294_967_297);
+    assert.equal(u(plain.get(REV + IE.octetDeltaCount)), 120);
+    assert.equal(u(plain.get(REV + IE.packetDeltaCount)), 4_294_967_297);
     assert.deepEqual([u(plain.get(IE.protocolIdentifier)), u(plain.get(IE.sourceTransportPort)), u(plain.get(IE.destinationTransportPort))], [17, 40000, 53]);
     assert.deepEqual([ip(plain.get(IE.sourceIPv4Address)), ip(plain.get(IE.destinationIPv4Address))], ['10.0.0.5', '198.51.100.1']);
     assert.equal(plain.has(IE.postNATSourceIPv4Address), false);
@@ -116,6 +123,9 @@ describe('IPFIX encoding', () => {
   });
 
   it('flowEndReason: FIN/RST seen, expired, deleted', () => {
+    // conntrack's TCP states: 3 ESTABLISHED, 4 FIN_WAIT, 5 CLOSE_WAIT, 6 LAST_ACK, 7 TIME_WAIT, 8 CLOSE, 9 SYN_SENT2
+    for (const st of [4, 5, 6, 7, 8]) assert.equal(endReason({ proto: 6, state: st, flags: 0 }), 3, `state ${st}`);
+    for (const st of [1, 2, 3, 9]) assert.equal(endReason({ proto: 6, state: st, flags: 0 }), 4, `state ${st}`);
     assert.equal(endReason({ proto: 6, state: 7, flags: FLAG_ACTIVE_ESTIMATED }), 3);
     assert.equal(endReason({ proto: 6, state: 3, flags: FLAG_ACTIVE_ESTIMATED }), 1);
     assert.equal(endReason({ proto: 17, state: null, flags: FLAG_ACTIVE_ESTIMATED }), 1);
@@ -123,7 +133,7 @@ describe('IPFIX encoding', () => {
     assert.equal(endReason({ proto: 17, state: null, flags: FLAG_END_ESTIMATED }), 4);
   });
 
-  it('the sink: messages within max_message_size, sequence numbers counting the records before, templates first and on their timer; corrections not sent again', async () => {
+  it('the sink: messages within max_message_size (576), sequence numbers counting the records before, templates first and on their timer; corrections not sent again', async () => {
     const rx = createSocket('udp4');
     const got: Buffer[] = [];
     rx.on('message', (b) => got.push(b));
@@ -131,7 +141,7 @@ describe('IPFIX encoding', () => {
     let now = 1_796_000_000;
     try {
     const s = new IpfixSink({
-      name: 'ipfix0', address: `udp://127.0.0.1:${rx.address().port}`, domain: 3, templateRefreshSecs: 60, maxMessageSize: 512,
+      name: 'ipfix0', address: `udp://127.0.0.1:${rx.address().port}`, domain: 3, templateRefreshSecs: 60, maxMessageSize: 576,
       natEvents: true, natEventNumbers: 'rfc8158', queueSize: 100000, whenFull: 'block', warn: (m) => assert.fail(m), now: () => now,
     });
     const N = 500;
@@ -157,7 +167,7 @@ describe('IPFIX encoding', () => {
     let withTemplates = 0;
     const flows = new Set<number>();
     for (const b of got) {
-      assert.ok(b.length <= 512, `a message of ${b.length} bytes`);
+      assert.ok(b.length <= 576, `a message of ${b.length} bytes`);
       const m = parse(b, templates);
       assert.equal(m.seq, seq, 'the records sent before');
       assert.equal(m.domain, 3);
@@ -169,6 +179,29 @@ describe('IPFIX encoding', () => {
     assert.equal(seq, N + 2 * nat);
     assert.equal(flows.size, N);
     assert.equal(withTemplates, 2, 'the templates in the first message, and again once the refresh had passed');
+    } finally {
+      rx.close();
+    }
+  });
+  it('the sink counts in data records: when_full = "drop" drops what does not fit, and after close() nothing is sent', async () => {
+    const rx = createSocket('udp4');
+    await new Promise<void>((r) => rx.bind(0, '127.0.0.1', () => r()));
+    try {
+      const s = new IpfixSink({
+        name: 'ipfix0', address: `udp://127.0.0.1:${rx.address().port}`, domain: 1, templateRefreshSecs: 60, maxMessageSize: 1400,
+        natEvents: true, natEventNumbers: 'rfc8158', queueSize: 3, whenFull: 'drop', warn: () => {},
+      });
+      const nat = { ...base, natSrc: '203.0.113.7', natSport: 1024 };
+      s.push('', nat, 'flow'); // 2 records: the flow and its delete
+      s.push('', nat, 'flow'); // 2 more: the queue had 2 of 3, admitted
+      s.push('', nat, 'flow'); // full: both dropped
+      s.push('', { ...nat, end: null, flags: FLAG_START_UNKNOWN }, 'flow'); // no create for a flow whose start is unknown
+      assert.deepEqual([s.stats().queued, s.stats().dropped], [4, 2]);
+      s.flush();
+      await s.close();
+      s.push('', base, 'flow');
+      const st = s.stats();
+      assert.deepEqual([st.written, st.dropped, st.queued], [4, 3, 0]);
     } finally {
       rx.close();
     }
