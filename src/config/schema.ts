@@ -141,35 +141,29 @@ const sinkSchema = (type: SinkType, description: string, own: object) => ({
   properties: { name: SINK_NAME_PROP, type: { const: type, description: 'The kind of sink.' }, ...SINK_REST_PROPS, ...own },
 });
 
+/** A sink that encodes records itself: no format keys; its queue's, the key it needs (`required`), and its own. */
+const recordSinkSchema = <T extends SinkType, P extends object>(type: T, description: string, required: string, own: P) => ({
+  type: 'object',
+  description,
+  additionalProperties: false,
+  required: ['type', required],
+  properties: {
+    name: SINK_NAME_PROP, type: { const: type, description: 'The kind of sink.' },
+    queue_size: SINK_COMMON_PROPS.queue_size, when_full: SINK_COMMON_PROPS.when_full, ...own,
+  },
+});
+
 /** Each sink type's own schema: the keys every sink takes, and its transport's. */
 export const SINK_SCHEMAS = {
   stdout: sinkSchema('stdout', 'Records on standard output, one line each.', {}),
   file: sinkSchema('file', 'Records appended to a file, one line each.', FILE_SINK_PROPS),
   syslog: sinkSchema('syslog', 'One syslog message per record.', SYSLOG_SINK_PROPS),
   journal: sinkSchema('journal', 'One journal entry per record, with a field for every record field.', JOURNAL_SINK_PROPS),
-  pcap: {
-    type: 'object',
-    description: 'The packet logs of NFLOG sources as a pcap file.',
-    additionalProperties: false,
-    required: ['type', 'path'],
-    properties: {
-      name: SINK_NAME_PROP, type: { const: 'pcap', description: 'The kind of sink.' },
-      sources: SINK_COMMON_PROPS.sources, queue_size: SINK_COMMON_PROPS.queue_size, when_full: SINK_COMMON_PROPS.when_full,
-      ...PCAP_SINK_PROPS,
-    },
-  },
-  ipfix: {
-    type: 'object',
-    description: 'Flow records exported to an IPFIX collector over UDP, with the NAT translation (and RFC 8158 NAT session events).',
-    additionalProperties: false,
-    required: ['type', 'address'],
-    properties: {
-      name: SINK_NAME_PROP, type: { const: 'ipfix', description: 'The kind of sink.' },
-      sources: { type: 'array', items: { type: 'string' }, default: [], description: 'Names of the conntrack sources whose flow records it exports; empty: every conntrack source that keeps flows.' },
-      queue_size: SINK_COMMON_PROPS.queue_size, when_full: SINK_COMMON_PROPS.when_full,
-      ...IPFIX_SINK_PROPS,
-    },
-  },
+  pcap: recordSinkSchema('pcap', 'The packet logs of NFLOG sources as a pcap file.', 'path', { sources: SINK_COMMON_PROPS.sources, ...PCAP_SINK_PROPS }),
+  ipfix: recordSinkSchema('ipfix', 'Flow records exported to an IPFIX collector over UDP, with the NAT translation (and RFC 8158 NAT session events).', 'address', {
+    sources: { type: 'array', items: { type: 'string' }, default: [], description: 'Names of the conntrack sources whose flow records it exports; empty: every conntrack source that keeps flows.' },
+    ...IPFIX_SINK_PROPS,
+  }),
 } as const;
 
 /** the conntrack source's schema (the default source type) */
