@@ -161,7 +161,11 @@ spool_dir = "${join(dir, 'spool')}"
     };
     // round 1: everywhere
     for (const ns of [...names, other]) sh(['ip', 'netns', 'exec', ns, 'python3', '-c', udp(5, 60000)]);
-    for (const ns of names) assert.ok(await waitFor(() => caughtUp(ns) && packetsOf(ns) >= 5, 60000), `${ns}: ${daemonLines(ns).length} lines, ${packetsOf(ns)} packets`);
+    for (const ns of names) assert.ok(await waitFor(() => caughtUp(ns) && packetsOf(ns) >= 5, 60000), `${ns}: ${daemonLines(ns).length} lines, ${packetsOf(ns)} packets` +
+      // (to tell which side lost them: the rule's count, what the file has in all, the group's binding there, the daemon's words)
+      `; the rule logged ${logged(ns)}; ${existsSync(pkts) ? lines(readFileSync(pkts, 'utf8')).length : 'no'} packet lines in all` +
+      `; nfnetlink_log there: ${sh(['ip', 'netns', 'exec', ns, 'cat', '/proc/net/netfilter/nfnetlink_log'], { allowFail: true }).trim()}` +
+      `; the daemon: ${lines(o.err()).filter((l) => l.includes(`@${ns}`) || /error|warn/i.test(l)).join(' | ')}`);
     for (const ns of names) assert.equal(packetsOf(ns), logged(ns), `${ns}: every packet logged there`);
 
     // then, while traffic flows in the namespaces that stay: 10 deleted, 10 created
