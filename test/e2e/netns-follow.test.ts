@@ -160,7 +160,7 @@ spool_dir = "${join(dir, 'spool')}"
       return want.length > 0 && daemonLines(ns).length >= want.length;
     };
     // round 1: everywhere
-    for (const ns of [...names, other]) sh(['ip', 'netns', 'exec', ns, 'python3', '-c', udp(5, 60000)]);
+    for (const ns of [...names, other]) sh(['ip', 'netns', 'exec', ns, 'python3', '-c', udp(5, 20000)]);
     for (const ns of names) assert.ok(await waitFor(() => caughtUp(ns) && packetsOf(ns) >= 5, 60000), `${ns}: ${daemonLines(ns).length} lines, ${packetsOf(ns)} packets` +
       // (to tell which side lost them: the rule's count, what the file has in all, the group's binding there, the daemon's words)
       `; the rule logged ${logged(ns)}; ${existsSync(pkts) ? lines(readFileSync(pkts, 'utf8')).length : 'no'} packet lines in all` +
