@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { collect, Topology, waitFor } from '../helpers/netns.js';
 import { ping, tcp, udp } from '../helpers/traffic.js';
 import { CONNTRAIL } from '../helpers/cli.js';
@@ -17,8 +18,10 @@ const ALL_NETNS = '/proc/sys/net/netfilter/nf_log_all_netns';
 
 describe('packets --format kernel vs the kernel log', { timeout: 120_000 }, () => {
   const t = new Topology('nk');
-  // a prefix no other line of the kernel log has
-  const tag = `ctk${process.pid % 100000}`;
+  // a prefix no other line of the kernel log has: the ring buffer outlives
+  // test runs, and a PID alone repeats (a CI run saw an earlier run's lines
+  // with the same one: the kernel's count twice conntrail's)
+  const tag = `ctk${process.pid.toString(36)}${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
   let saved = '0';
   before(() => {
     saved = readFileSync(ALL_NETNS, 'utf8').trim();
