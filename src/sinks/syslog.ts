@@ -5,11 +5,13 @@
 // of its bytes; when a connection is lost (reset, or the collector half-
 // closes: it never sends, so a FIN means it is going away), what it had not
 // acknowledged goes back to the front of the queue and is sent again on the
-// next connection, made with backoff.
+// next connection, made with backoff (sinks/tcp-stream.ts, shared with the
+// IPFIX sink).
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { hostname } from 'node:os';
-import { connect, isIP, type Socket } from 'node:net';
+import { isIP } from 'node:net';
 import { native } from '../netlink/native.js';
+import { AckedStream } from './tcp-stream.js';
 import type { Kind, RecordOf } from '../records/index.js';
 import type { Sink, SinkStats } from './sink.js';
 import { Fifo, SinkQueue } from './queue.js';
@@ -100,72 +102,21 @@ export interface SyslogSinkStats extends SinkStats {
   resent: number;
 }
 
-const BACKOFF_MIN = 250;
-const BACKOFF_MAX = 30_000;
-/** how often what is unacknowledged is looked at, while there is some */
-const POLL_MS = 20;
-/** bytes per write; one write at a time, so the callback says the kernel took all of it */
-const WRITE_MAX = 256 * 1024;
-/** after the collector half-closed: how long its kernel may take to acknowledge what it was sent */
-const END_GRACE_MS = 1000;
-/** close(): how long to wait for the collector to acknowledge everything */
+/** close(), UDP: how long to wait for the kernel to take every datagram */
 const CLOSE_WAIT_MS = 3000;
-/** a connection up this long that takes records ends a streak of warnings */
-const STABLE_MS = 1000;
-
-/** One TCP connection and the records written into it that its peer's
- * kernel has not acknowledged yet, as byte offsets from its start. */
-class TcpConn {
-  up = false;
-  upAt = 0;
-  /** nothing more is written into it (the peer half-closed) */
-  ending = false;
-  /** closed or being destroyed: its callbacks and counters prove nothing */
-  lost = false;
-  writing = false;
-  /** records written, oldest first, and where each one's bytes end */
-  readonly sent = new Fifo<string>();
-  readonly ends = new Fifo<number>();
-  /** bytes given to write() */
-  submitted = 0;
-  /** bytes the kernel has taken (completed writes) */
-  taken = 0;
-  /** bytes the peer has acknowledged */
-  acked = 0;
-  /** records confirmed on this connection */
-  confirmed = 0;
-  pollTimer: NodeJS.Timeout | undefined;
-  graceTimer: NodeJS.Timeout | undefined;
-  constructor(readonly sock: Socket) {}
-
-  /** the socket's descriptor while it is open, else -1 (never a closed, maybe reused, number) */
-  fd(): number {
-    if (this.lost || this.sock.destroyed) return -1;
-    const fd = (this.sock as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
-    return typeof fd === 'number' ? fd : -1;
-  }
-
-  stopTimers(): void {
-    if (this.pollTimer) clearTimeout(this.pollTimer);
-    if (this.graceTimer) clearTimeout(this.graceTimer);
-    this.pollTimer = this.graceTimer = undefined;
-  }
-}
 
 export class SyslogSink implements Sink {
   readonly name: string;
   readonly blocking: boolean;
-  /** records not written anywhere yet (TCP: also those given back by a lost connection) */
+  /** records not written anywhere yet (unix, UDP) */
   private queue = new Fifo<string>();
   private readonly q: SinkQueue;
-  private resent = 0;
   private readonly pri: number;
   private readonly host = hostname().split('.')[0];
   private readonly addr: ReturnType<typeof parseAddress>;
   private udp: UdpSocket | undefined;
-  private conn: TcpConn | undefined;
-  private backoff = BACKOFF_MIN;
-  private reconnectTimer: NodeJS.Timeout | undefined;
+  /** TCP: the queue and the connection, at-least-once */
+  private tcp: AckedStream<string> | undefined;
   /** close() was called: nothing more is taken, only close() sends */
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -181,7 +132,13 @@ export class SyslogSink implements Sink {
       this.udp = createSocket(this.addr.host!.includes(':') ? 'udp6' : 'udp4');
       this.udp.on('error', (e) => this.fail(e));
     } else if (this.addr.kind === 'tcp') {
-      this.connectTcp();
+      // newline-terminated messages (RFC 6587 non-transparent framing), latin1: one byte per char
+      this.tcp = new AckedStream<string>({
+        host: this.addr.host!, port: this.addr.port!, address: o.address,
+        records: () => 1, size: (m) => m.length + 1, encode: (ms) => Buffer.from(ms.join('\n') + '\n', 'latin1'),
+        written: (n) => this.wrote(n), failed: (what) => this.fail(what), recovered: (what) => this.q.recovered(what),
+        isFailing: () => this.q.isFailing, warn: (m) => o.warn(`sink ${o.name}: ${m}`),
+      });
     }
   }
 
@@ -205,7 +162,7 @@ export class SyslogSink implements Sink {
 
   /** records held: queued, and (TCP) written but not acknowledged */
   private held(): number {
-    return this.queue.length + (this.conn ? this.conn.sent.length : 0);
+    return this.tcp ? this.tcp.held() : this.queue.length;
   }
 
   push(line: string, rec?: RecordOf[Kind]): void {
@@ -213,7 +170,8 @@ export class SyslogSink implements Sink {
     if (this.closed) { this.q.dropped(); return; }
     if (!this.q.admit(this.held())) return;
     // encode at once: no record's string outlives its push (see file.ts)
-    this.queue.push(this.message(line, undefined, rec as { netns?: string; netnsInode?: number } | undefined));
+    const m = this.message(line, undefined, rec as { netns?: string; netnsInode?: number } | undefined);
+    if (this.tcp) this.tcp.push(m); else this.queue.push(m);
     this.q.added(this.held());
   }
 
@@ -235,7 +193,7 @@ export class SyslogSink implements Sink {
     const k = this.addr.kind;
     if (k === 'unix') this.sendUnix();
     else if (k === 'udp') this.sendUdp();
-    else this.writeTcp();
+    else this.tcp!.flush();
     this.wrote(0);
   }
 
@@ -268,159 +226,6 @@ export class SyslogSink implements Sink {
     }
   }
 
-  // ---- TCP ----------------------------------------------------------------
-
-  private connectTcp(): void {
-    this.reconnectTimer = undefined;
-    // allowHalfOpen: a FIN from the collector is handled here; by default
-    // Node ends our side too and reports later writes as done or failed
-    // without saying what the collector has
-    const s = connect({ host: this.addr.host!, port: this.addr.port!, allowHalfOpen: true });
-    const c = new TcpConn(s);
-    this.conn = c;
-    s.setNoDelay(true);
-    s.on('connect', () => {
-      c.up = true;
-      c.upAt = Date.now();
-      this.writeTcp();
-    });
-    // a syslog collector never sends: its FIN means it is going away
-    s.on('end', () => {
-      if (c.lost || c.ending) return;
-      this.fail('the collector closed the connection');
-      this.retire(c, END_GRACE_MS);
-    });
-    s.on('data', () => { /* nothing is expected; read so that nothing piles up */ });
-    s.on('error', (e) => this.fail(e));
-    s.on('close', () => this.lostTcp(c));
-  }
-
-  /** Writes what is queued, one write at a time (newline-terminated
-   * messages: RFC 6587 non-transparent framing). */
-  private writeTcp(): void {
-    const c = this.conn;
-    if (!c || !c.up || c.ending || c.lost || c.writing || this.queue.length === 0) return;
-    const msgs: string[] = [];
-    let bytes = 0;
-    while (this.queue.length && bytes < WRITE_MAX) {
-      const m = this.queue.shift();
-      msgs.push(m);
-      bytes += m.length + 1; // latin1: one byte per char
-      c.sent.push(m);
-      c.ends.push(c.submitted + bytes);
-    }
-    const buf = Buffer.from(msgs.join('\n') + '\n', 'latin1');
-    c.submitted += buf.length;
-    c.writing = true;
-    c.sock.write(buf, (err) => {
-      // on a destroyed socket a pending write may be reported done: it
-      // proves nothing, and only acknowledged records count anyway
-      if (c.lost || c.sock.destroyed) return;
-      c.writing = false;
-      if (err) return; // 'close' follows; what was not acknowledged goes back then
-      c.taken += buf.length;
-      this.poll(c);
-      this.writeTcp();
-    });
-  }
-
-  /** Counts as written the records whose every byte the peer has
-   * acknowledged; looks again soon while some are not. */
-  private poll(c: TcpConn): void {
-    if (c.pollTimer) { clearTimeout(c.pollTimer); c.pollTimer = undefined; }
-    const fd = c.fd();
-    if (fd < 0) return;
-    let unacked: number;
-    try { unacked = native().tcpUnacked(fd); } catch { return; }
-    // bytes of a write the kernel is still taking count as unacknowledged
-    // but not as taken: this errs low, never high
-    c.acked = Math.max(c.acked, c.taken - unacked);
-    let n = 0;
-    while (c.ends.length && c.ends.peek() <= c.acked) { c.ends.shift(); c.sent.shift(); n++; }
-    if (n) {
-      c.confirmed += n;
-      if (this.q.isFailing && !c.ending && Date.now() - c.upAt >= STABLE_MS) this.q.recovered(`connected to ${this.o.address} again`);
-      this.wrote(n);
-    }
-    if (c.sent.length) c.pollTimer = setTimeout(() => { c.pollTimer = undefined; this.poll(c); }, POLL_MS).unref();
-  }
-
-  /** Writes nothing more into c, waits up to graceMs for its peer to
-   * acknowledge what it was sent, then lets it go. */
-  private retire(c: TcpConn, graceMs: number): void {
-    c.ending = true;
-    const deadline = Date.now() + graceMs;
-    const check = () => {
-      c.graceTimer = undefined;
-      this.poll(c);
-      if (c.lost) return;
-      if ((c.sent.length === 0 && !c.writing) || Date.now() >= deadline) this.drop(c);
-      else c.graceTimer = setTimeout(check, POLL_MS).unref();
-    };
-    check();
-  }
-
-  private drop(c: TcpConn): void {
-    c.lost = true;
-    c.stopTimers();
-    c.sock.destroy(); // 'close' follows: lostTcp
-  }
-
-  /** The connection is gone: every record not known to have arrived goes
-   * back to the front of the queue, in order; then a new connection. */
-  private lostTcp(c: TcpConn): void {
-    c.lost = true;
-    c.stopTimers();
-    if (this.conn !== c) return;
-    this.conn = undefined;
-    const back = c.sent.take();
-    if (back.length) {
-      this.queue.prepend(back);
-      if (!this.closed) this.resent += back.length;
-    }
-    if (this.closed) return;
-    // a connection that took records: the collector is there, try again soon
-    if (c.confirmed > 0) this.backoff = BACKOFF_MIN;
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => this.connectTcp(), this.backoff);
-    this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX);
-  }
-
-  /** Sends what is queued, waits (bounded) for the collector to
-   * acknowledge it, then closes; what it did not is reported, not counted. */
-  private closeTcp(): Promise<void> {
-    if (this.reconnectTimer) { clearTimeout(this.reconnectTimer); this.reconnectTimer = undefined; }
-    // between connections (backoff): one more, now, for what is left
-    if (!this.conn && this.queue.length) this.connectTcp();
-    const deadline = Date.now() + CLOSE_WAIT_MS;
-    return new Promise((resolve) => {
-      const check = () => {
-        const c = this.conn;
-        if (c && !c.lost) {
-          this.poll(c);
-          const settled = c.up && !c.ending && this.queue.length === 0 && c.sent.length === 0 && !c.writing;
-          if (!settled && Date.now() < deadline) { setTimeout(check, POLL_MS); return; }
-        }
-        const unacked = this.conn ? this.conn.sent.length : 0;
-        const unsent = this.queue.length;
-        if (unacked) {
-          this.o.warn(`sink ${this.name}: ${unacked + unsent} records not confirmed by ${this.o.address} at exit ` +
-            `(${unacked} sent but not acknowledged, they may have arrived; ${unsent} not sent); not counted written`);
-        } else if (unsent) {
-          this.o.warn(`sink ${this.name}: ${unsent} records not sent at exit (${this.o.address} unreachable)`);
-        }
-        if (!this.conn) { resolve(); return; }
-        const s = this.conn.sock;
-        const fallback = setTimeout(resolve, 1000).unref();
-        s.once('close', () => { clearTimeout(fallback); resolve(); });
-        // the kernel still sends what it holds, then our FIN; what was not
-        // acknowledged by now is reported above and not counted
-        this.drop(this.conn);
-      };
-      check();
-    });
-  }
-
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closed = true;
@@ -428,8 +233,8 @@ export class SyslogSink implements Sink {
     this.q.cancelRetry();
     // the last batch goes out first (flush() does nothing once closing)
     this.send();
-    if (this.addr.kind === 'tcp') {
-      this.closing = this.closeTcp();
+    if (this.tcp) {
+      this.closing = this.tcp.close().then(() => undefined);
       return this.closing;
     }
     if (this.queue.length) this.o.warn(`sink ${this.name}: ${this.queue.length} records not sent at exit (${this.o.address} unreachable)`);
@@ -447,6 +252,6 @@ export class SyslogSink implements Sink {
   }
 
   stats(): SyslogSinkStats {
-    return { ...this.q.stats(this.held() + this.inflight), resent: this.resent };
+    return { ...this.q.stats(this.held() + this.inflight), resent: this.tcp?.resent ?? 0 };
   }
 }
