@@ -50,7 +50,7 @@ if (process.argv[2] === 'receiver') {
       family: v6 ? 6 : 4, proto: i % 3 === 0 ? 6 : 17, src: v6 ? 'fd00::5' : `10.0.${i >> 8}.${i & 255}`, sport: 30000 + i,
       dst: v6 ? '2001:db8::1' : '198.51.100.1', dport: 443, natSrc: nat ? (v6 ? '2001:db8:1::1' : '203.0.113.7') : null, natSport: nat ? 40000 + i : null,
       natDst: null, natDport: null, origPackets: 12, origBytes: 3400, replyPackets: 10, replyBytes: 12000, state: 7, mark: 0, zone: 0,
-      status: 0, ctId: i, flags: 0, ns: 0, netns: '', netnsInode: 0, corrects: false,
+      status: 0, ctId: i, flags: 0, ns: 0, netns: '', netnsInode: 0, corrects: false, report: 0, reported: 0,
     };
   });
   const rx = fork(new URL(import.meta.url).pathname, ['receiver']);

@@ -483,8 +483,8 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
     }
     if (k.type === 'ipfix') {
       let kind: string;
-      try { kind = parseAddress(k.address).kind; } catch (e) { fail(file, text, `sink[${i}].address`, (e as Error).message.replace(' is not a unix socket path, udp://HOST:PORT or tcp://HOST:PORT', ' is not udp://HOST:PORT')); }
-      if (kind! !== 'udp') fail(file, text, `sink[${i}].address`, `"${k.address}": an IPFIX collector is at udp://HOST:PORT`);
+      try { kind = parseAddress(k.address).kind; } catch (e) { fail(file, text, `sink[${i}].address`, (e as Error).message.replace(' is not a unix socket path, udp://HOST:PORT or tcp://HOST:PORT', ' is not udp://HOST:PORT or tcp://HOST:PORT')); }
+      if (kind! === 'unix') fail(file, text, `sink[${i}].address`, `"${k.address}": an IPFIX collector is at udp://HOST:PORT or tcp://HOST:PORT`);
       // an IPFIX sink exports flow records (the topology check below sees to it that there are some)
       k.records = 'flows';
     }

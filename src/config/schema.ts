@@ -86,6 +86,8 @@ export interface IpfixSinkConfig extends Pick<SinkCommon, 'name' | 'sources' | '
   max_message_size: number;
   nat_events: boolean;
   nat_event_numbers: 'rfc8158' | 'historic';
+  active_timeout: number;
+  inactive_timeout: number;
   // (no format: the sink encodes the records itself)
   format?: undefined;
   output?: undefined;
@@ -160,7 +162,7 @@ export const SINK_SCHEMAS = {
   syslog: sinkSchema('syslog', 'One syslog message per record.', SYSLOG_SINK_PROPS),
   journal: sinkSchema('journal', 'One journal entry per record, with a field for every record field.', JOURNAL_SINK_PROPS),
   pcap: recordSinkSchema('pcap', 'The packet logs of NFLOG sources as a pcap file.', 'path', { sources: SINK_COMMON_PROPS.sources, ...PCAP_SINK_PROPS }),
-  ipfix: recordSinkSchema('ipfix', 'Flow records exported to an IPFIX collector over UDP, with the NAT translation (and RFC 8158 NAT session events).', 'address', {
+  ipfix: recordSinkSchema('ipfix', 'Flow records exported to an IPFIX collector over UDP or TCP, with the NAT translation (and RFC 8158 NAT session events).', 'address', {
     sources: { type: 'array', items: { type: 'string' }, default: [], description: 'Names of the conntrack sources whose flow records it exports; empty: every conntrack source that keeps flows.' },
     ...IPFIX_SINK_PROPS,
   }),
@@ -183,6 +185,7 @@ export const SINK_SCHEMA = {
     ...JOURNAL_SINK_PROPS, linktype: PCAP_SINK_PROPS.linktype,
     observation_domain: IPFIX_SINK_PROPS.observation_domain, template_refresh: IPFIX_SINK_PROPS.template_refresh,
     max_message_size: IPFIX_SINK_PROPS.max_message_size, nat_events: IPFIX_SINK_PROPS.nat_events, nat_event_numbers: IPFIX_SINK_PROPS.nat_event_numbers,
+    active_timeout: IPFIX_SINK_PROPS.active_timeout, inactive_timeout: IPFIX_SINK_PROPS.inactive_timeout,
   },
 } as const;
 

@@ -23,7 +23,7 @@ import type { ConntrackSourceConfig, SinkConfig, StoreConfig } from '../config/s
 import { native } from '../netlink/native.js';
 import type { Logger } from './log.js';
 import { FlowTable, type FlowTableStats } from '../pipeline/flow-table.js';
-import { FlowFanout, type FlowRoute } from '../pipeline/flow-fanout.js';
+import { FlowFanout, type FlowRoute, type InterimTimeouts } from '../pipeline/flow-fanout.js';
 import type { EndedFlow } from '../records/flow.js';
 import { jiffyMicros, Timeouts, TIMEOUT_SYSCTLS } from '../pipeline/timeouts.js';
 import { StoreWriter, type WriterStats } from '../store/writer.js';
@@ -65,6 +65,8 @@ interface Attached {
   /** the next dump that checks the flows only a dump can tell the end of (ms), and the interval */
   nextCheck: number;
   checkEvery: number;
+  /** the next dump that reads the open flows' counters for interim reports (ms; 0: not planned yet) */
+  nextInterim: number;
 }
 
 export interface DaemonStats {
@@ -85,6 +87,11 @@ const TIMESTAMP_SYSCTL = 'net.netfilter.nf_conntrack_timestamp';
 /** flows only a dump can tell the end of are checked after this long, then twice as long each time, up to CHECK_MAX_MS */
 const CHECK_FIRST_MS = 10_000;
 const CHECK_MAX_MS = 300_000;
+
+/** How often a table is dumped for interim reports: every active or inactive timeout, whichever is less, and at least once a minute (ms). */
+export function interimDumpMs(t: InterimTimeouts): number {
+  return Math.min(60_000, ...[t.activeUs, t.inactiveUs].filter((x) => x > 0).map((x) => x / 1000));
+}
 /** TCP state changes that may wait for their namespace's id from the store before the sources pause */
 const NS_WAITING_MAX = 10_000;
 /** a followed namespace the daemon could not attach to is tried again this often */
@@ -523,7 +530,7 @@ export class Pipeline {
       name: ps.config.name, parent: x.parent, followed: x.followed, planned: ps, configured, src, table: prep.table, nsId: prep.nsId, routes: this.routesFor(ps, x.parent),
       inode: ps.type === 'tcpstates' ? undefined : x.followed ?? inodeOf(ps.config.netns),
       toStore: (ps.type === 'nflog' || ps.type === 'tcpstates') && ps.config.store && this.writer !== undefined,
-      nextCheck: Date.now() + CHECK_FIRST_MS, checkEvery: CHECK_FIRST_MS,
+      nextCheck: Date.now() + CHECK_FIRST_MS, checkEvery: CHECK_FIRST_MS, nextInterim: 0,
     };
     this.setFlowRoutes(prep.table, ps, x.parent);
     return a;
@@ -535,13 +542,24 @@ export class Pipeline {
     if (!out) return;
     const routes: FlowRoute[] = [];
     const openRoutes: FlowRoute[] = [];
+    const interimRoutes: FlowRoute[] = [];
+    const ipfix: string[] = [];
+    // (the least of the timeouts of the sinks that have them: one set of interim reports per table)
+    let active = 0;
+    let inactive = 0;
+    const least = (a: number, b: number) => (a > 0 && b > 0 ? Math.min(a, b) : a || b);
     this.plan.config.sink.forEach((k, i) => {
       if (k.records !== 'flows' || (k.sources.length && !k.sources.includes(parent))) return;
       const sink = this.sinks[i];
       if (k.type === 'ipfix') {
         // a record sink: the record itself (and, for NAT session events, the flow as it opens)
         const route: FlowRoute = (f) => sink.push('', f, 'flow');
-        routes.push(route);
+        ipfix.push(k.name);
+        if (k.active_timeout > 0 || k.inactive_timeout > 0) {
+          interimRoutes.push(route);
+          active = least(active, k.active_timeout);
+          inactive = least(inactive, k.inactive_timeout);
+        } else routes.push(route);
         if (k.nat_events) openRoutes.push(route);
         return;
       }
@@ -550,8 +568,28 @@ export class Pipeline {
       const format = k.netns_prefix ? withNetnsPrefix(inner) : inner;
       routes.push((f) => sink.push(format(f), f, 'flow'));
     });
-    out.routes = routes;
-    out.openRoutes = openRoutes;
+    if (ipfix.length && !this.accounting(ps.config as ConntrackSourceConfig)) {
+      // without counters the records count nothing, and the dumps cannot tell an open flow's
+      if (!this.saidNoAccounting.has(parent)) {
+        this.saidNoAccounting.add(parent);
+        this.log.warn(`sink ${ipfix.join(', ')}: conntrack accounting is off${ps.config.netns ? ` in network namespace ${ps.config.netns}` : ''}: the flow records of source ${parent} carry no packet or byte counts${interimRoutes.length ? ', and open flows are not reported before their end (active_timeout, inactive_timeout)' : ''} (set enable_accounting = true on the source)`);
+      }
+      routes.push(...interimRoutes);
+      interimRoutes.length = 0;
+    }
+    out.setRoutes(routes, openRoutes, interimRoutes, { activeUs: active * 1e6, inactiveUs: inactive * 1e6 });
+  }
+
+  /** the sources already told that their namespace counts nothing (interim reports off) */
+  private saidNoAccounting = new Set<string>();
+
+  /** Does the source's namespace count packets and bytes per flow (nf_conntrack_acct)? */
+  private accounting(sc: ConntrackSourceConfig): boolean {
+    try {
+      return native().readSysctl(sc.netns ?? '', ['net.netfilter.nf_conntrack_acct'])[0]?.trim() === '1';
+    } catch {
+      return false;
+    }
   }
 
   /** Starts reading: each record through the pipeline's filters to its routes (and the flow table). */
@@ -638,6 +676,8 @@ export class Pipeline {
         const t = a.table;
         if (!t) return 0;
         const missing = t.endSync(done, from);
+        // what the dump read of the open flows' counters: their interim reports
+        this.fanouts.get(t)?.interimCheck(done);
         if (why === 'start-up sync' && t.hasQuiet) {
           // after the source's own line about the dump
           queueMicrotask(() => this.log.info(`source ${a.name}: ${t.stats().quiet} flows were first seen in the table dump; until their events show they report, further dumps tell when they end`));
@@ -705,6 +745,17 @@ export class Pipeline {
         s.src.sync('check', false);
         s.nextCheck = now + s.checkEvery;
         s.checkEvery = Math.min(s.checkEvery * 2, CHECK_MAX_MS);
+      }
+    }
+    // open flows' counters for the interim reports of sinks with active/inactive timeouts
+    for (const s of this.sources) {
+      const t = s.table && this.fanouts.get(s.table)?.interim;
+      if (!t || !(s.src instanceof ConntrackSource)) continue;
+      const every = interimDumpMs(t);
+      if (!s.nextInterim) s.nextInterim = now + every;
+      else if (now >= s.nextInterim && !s.src.resyncing) {
+        s.src.sync('check', false);
+        s.nextInterim = now + every;
       }
     }
     // what no batch reported (an overrun with nothing to read after it, sequence gaps)

@@ -37,7 +37,7 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   counter('conntrail_sink_written_total', 'records written, by sink', ['sink'], (c, s) => { for (const k of s.sinks) c.inc({ sink: k.name }, k.written); });
   counter('conntrail_sink_dropped_total', 'records dropped because the sink was full', ['sink'], (c, s) => { for (const k of s.sinks) c.inc({ sink: k.name }, k.dropped); });
   counter('conntrail_sink_errors_total', 'write errors (retried)', ['sink'], (c, s) => { for (const k of s.sinks) c.inc({ sink: k.name }, k.errors); });
-  counter('conntrail_sink_resent_total', 'records sent again because a connection was lost before the peer acknowledged them (TCP syslog)', ['sink'], (c, s) => {
+  counter('conntrail_sink_resent_total', 'records sent again because a connection was lost before the peer acknowledged them (syslog and IPFIX over TCP)', ['sink'], (c, s) => {
     for (const k of s.sinks) if (k.resent !== undefined) c.inc({ sink: k.name }, k.resent);
   });
   counter('conntrail_sink_skipped_total', 'flow records not exported because they correct one exported before (IPFIX)', ['sink'], (c, s) => {

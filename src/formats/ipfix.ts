@@ -135,9 +135,12 @@ export function templateOf(r: Pick<EndedFlow, 'family' | 'natSrc' | 'natDst'>): 
  * LAST_ACK, TIME_WAIT or CLOSE: end of flow detected), an entry whose
  * timeout ran out (idle timeout), else forced end: deleted (conntrack -D, a
  * flush), or an end the record cannot tell (its DESTROY lost, the
- * namespace's timeouts unknown).
+ * namespace's timeouts unknown). An interim report of an open flow: the
+ * active or the inactive timeout that sent it.
  */
-export function endReason(r: Pick<EndedFlow, 'proto' | 'state' | 'flags'>): number {
+export function endReason(r: Pick<EndedFlow, 'proto' | 'state' | 'flags'> & Partial<Pick<EndedFlow, 'report'>>): number {
+  // an interim report of a flow still open: the timeout that sent it
+  if (r.report) return r.report === 2 ? END_ACTIVE_TIMEOUT : END_IDLE_TIMEOUT;
   if (r.proto === 6 && r.state !== null && r.state >= 4 && r.state <= 8) return END_OF_FLOW;
   if (r.flags & FLAG_ACTIVE_ESTIMATED) return END_IDLE_TIMEOUT;
   return END_FORCED;

@@ -29,6 +29,8 @@ export interface FlowOutput {
   newKey(): number;
   /** a flow was opened (or first seen): the store writes it to its current table */
   opened(rec: FlowRecord): void;
+  /** a dump read the counters of an open flow (first seen in it, or followed) at `at` (µs) */
+  counters?(key: number, ev: FlowEvent, at: number): void;
   /** an open flow stopped carrying packets (TCP or SCTP finished) at `at` (µs) */
   activity(key: number, at: number): void;
   /** a flow ended: its final record */
@@ -309,6 +311,7 @@ export class FlowTable {
       }
       this.gen[slot] = this.generation;
       if (this.missingUntil[slot] > 0) { this.missingUntil[slot] = 0; this.missingCount--; } // alive after all
+      if (ev.type === 'DUMP' && ev.origPackets !== undefined) this.out.counters?.(this.keyOf[slot], ev, t);
       return;
     }
     // NEW, or an UPDATE / dump entry of a flow not seen before
@@ -345,6 +348,7 @@ export class FlowTable {
     this.out.opened(recordFromEvent(ev, key, this.ns, {
       start, startErr, end: null, endErr: 0, activeEnd: this.activeUs[slot] > 0 ? this.activeUs[slot] : null,
     }, state ?? null, ev.status ?? 0, flags));
+    if (ev.type === 'DUMP' && ev.origPackets !== undefined) this.out.counters?.(key, ev, t);
   }
 
   /** how much earlier than `t` a flow first seen now may have begun */

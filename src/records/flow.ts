@@ -143,4 +143,15 @@ export interface EndedFlow extends FlowRecord {
   /** this record replaces one sent before for the same flow (ended by a
    * dump, its DESTROY lost): the DESTROY came late after all */
   corrects: boolean;
+  /**
+   * 0: the flow's end. For a sink with active/inactive timeouts (IPFIX) the
+   * flow is still open and this reports what it carried since its previous
+   * record: 1 it carried nothing for the inactive timeout, 2 the active
+   * timeout passed since that record. Such a record's counters, and those of
+   * the end that follows one, count only what came since; its start is the
+   * previous record's end. Other sinks get only whole flows (0).
+   */
+  report: 0 | 1 | 2;
+  /** the records of this flow sent before this one (interim reports): 0, it is whole */
+  reported: number;
 }

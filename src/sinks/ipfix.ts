@@ -1,29 +1,39 @@
 // The IPFIX sink: flow records exported to a collector (nfcapd, nfacctd, a
-// commercial one) over UDP, RFC 7011, with the NAT translation and,
-// optionally, RFC 8158 NAT session events. A record sink: it takes the flow
-// records themselves and packs them into messages of at most
-// `max_message_size` bytes, one per batch at least; the templates go first
-// in the first message and again every `template_refresh` seconds (a
-// collector that restarts learns them then). UDP has no acknowledgement: a
-// record counts as written when the kernel took its datagram; a datagram it
+// commercial one), RFC 7011, with the NAT translation and, optionally,
+// RFC 8158 NAT session events. A record sink: it takes the flow records
+// themselves and packs them into messages of at most `max_message_size`
+// bytes, one per batch at least. Over UDP the templates go first in the
+// first message and again every `template_refresh` seconds (a collector
+// that restarts learns them then); UDP has no acknowledgement: a record
+// counts as written when the kernel took its datagram, and a datagram it
 // refused is counted dropped (the collector sees the gap in the sequence
-// numbers too).
+// numbers too). Over TCP (RFC 7011 §10.4) each connection opens with the
+// templates and counts its sequence numbers from 0; a record counts as
+// written once the collector's kernel acknowledged it, and what a lost
+// connection had not is sent again on the next (sinks/tcp-stream.ts).
+// Its active and inactive timeouts are the daemon's to keep
+// (pipeline/flow-fanout.ts): it sends the interim reports of open flows
+// (`report` 1 or 2) and their ends as what came after, and this sink
+// writes what it is given, but no flow record of nothing.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { FLAG_START_UNKNOWN, type EndedFlow } from '../records/flow.js';
 import type { Kind, RecordOf } from '../records/index.js';
-import { eventTemplateSet, IpfixPacker, MAX_RECORD_LEN, MESSAGE_HEADER_LEN, SET_HEADER_LEN, templateSet, type NatEventNumbering } from '../formats/ipfix.js';
+import { eventTemplateSet, IpfixPacker, MAX_RECORD_LEN, MESSAGE_HEADER_LEN, SET_HEADER_LEN, templateSet, writeHeader, type NatEventNumbering } from '../formats/ipfix.js';
+import { AckedStream } from './tcp-stream.js';
 import type { Sink, SinkStats } from './sink.js';
 import { Fifo, SinkQueue } from './queue.js';
 import { parseAddress } from './syslog.js';
 
 /** The keys of an IPFIX sink (with the common ones it takes). */
 export const IPFIX_SINK_PROPS = {
-  address: { type: 'string', description: 'ipfix: the collector, `udp://HOST:PORT` (HOST an IPv4 address, an IPv6 address in brackets or a host name).' },
+  address: { type: 'string', description: 'ipfix: the collector, `udp://HOST:PORT` or `tcp://HOST:PORT` (HOST an IPv4 address, an IPv6 address in brackets or a host name). TCP (RFC 7011 §10.4): the templates once at the start of each connection, sequence numbers from 0 on each; a record counts as written once the collector\'s kernel acknowledged it; what a lost connection had not acknowledged is sent again on the next (counted as `resent`: the collector may have it twice), made with backoff, records waiting in the queue meanwhile.' },
   observation_domain: { type: 'integer', minimum: 0, maximum: 4294967295, default: 1, description: 'ipfix: the Observation Domain ID of every message (collectors keep templates and sequence numbers per exporter address and domain).' },
   template_refresh: { type: 'integer', minimum: 1, maximum: 86400, default: 60, description: 'ipfix: seconds between two sendings of the templates (UDP: a collector that starts later learns them then; data it gets before is dropped by it).' },
   max_message_size: { type: 'integer', minimum: 576, maximum: 65507, default: 1400, description: 'ipfix: the largest message (one UDP datagram), in bytes: keep it under the path MTU (1400 fits an Ethernet path with tunnels; 576, the least, is the datagram every IPv4 host must take, and holds the templates and a record).' },
   nat_events: { type: 'boolean', default: false, description: 'ipfix: besides the flow record, one NAT event record (RFC 8158) when a translated flow is first seen (session create) and one when it ends (session delete), in templates of their own with `natEvent` and `observationTimeMilliseconds`.' },
   nat_event_numbers: { enum: ['rfc8158', 'historic'], default: 'rfc8158', description: 'ipfix: the natEvent values: `rfc8158` (NAT44 session create 4, delete 5; IPv6, for which RFC 8158 has no NAT66 event, 1 and 2), or `historic` (1 create, 2 delete, for every family: the values nfdump 1.7 shows as ADD/DELETE).' },
+  active_timeout: { type: 'integer', minimum: 0, maximum: 604800, default: 1800, description: 'ipfix: seconds: a flow still open this long after its start (or its last report) that carried packets since is reported, with what it carried since (flowEndReason 2, active timeout); its end then counts the rest. The counters come from dumps of the conntrack table (every `active_timeout` or `inactive_timeout` seconds, whichever is less, at most 60 s apart; the kernel\'s counters are never zeroed), so it needs conntrack accounting (the source\'s `enable_accounting`). 0: never; 1800 (30 min) is what Cisco\'s exporters and ipt_NETFLOW use.' },
+  inactive_timeout: { type: 'integer', minimum: 0, maximum: 604800, default: 0, description: 'ipfix: seconds: a flow still open that has carried nothing for this long (its counters unchanged from dump to dump), with packets not reported yet, is reported with them (flowEndReason 1, idle timeout), ahead of its end. 0 (the default): the flow\'s conntrack entry is the idle timer (an idle UDP flow ends after nf_conntrack_udp_timeout, its end exact); set 15 for the records an ipt_NETFLOW or Cisco exporter would send for idle TCP connections, which conntrack keeps for days.' },
 } as const;
 
 export interface IpfixSinkOptions {
@@ -44,6 +54,8 @@ export interface IpfixSinkOptions {
 export interface IpfixSinkStats extends SinkStats {
   /** flow records not exported because they correct one exported before (its DESTROY came after a dump had ended it): the collector has the flow once */
   skipped: number;
+  /** TCP: records a lost connection had not acknowledged, sent again (the collector may have some twice); UDP: absent */
+  resent?: number;
 }
 
 const CLOSE_WAIT_MS = 2000;
@@ -56,7 +68,11 @@ export class IpfixSink implements Sink {
   readonly blocking: boolean;
   private readonly q: SinkQueue;
   private readonly addr: ReturnType<typeof parseAddress>;
-  private udp: UdpSocket;
+  private udp: UdpSocket | undefined;
+  /** TCP: the messages and the connection (at-least-once) */
+  private readonly tcp: AckedStream<Message> | undefined;
+  /** TCP: data records sent on the current connection (its sequence numbers count from 0) */
+  private tcpSequence = 0;
   private readonly packer: IpfixPacker;
   private readonly out = new Fifo<Message>();
   private readonly templates: Buffer;
@@ -76,7 +92,7 @@ export class IpfixSink implements Sink {
     this.q = new SinkQueue({ name: o.name, size: o.queueSize, whenFull: o.whenFull, warn: o.warn, unrefRetry: true });
     this.blocking = this.q.blocking;
     this.addr = parseAddress(o.address);
-    if (this.addr.kind !== 'udp') throw new Error(`${o.address}: an IPFIX collector is at udp://HOST:PORT`);
+    if (this.addr.kind === 'unix') throw new Error(`${o.address}: an IPFIX collector is at udp://HOST:PORT or tcp://HOST:PORT`);
     this.packer = new IpfixPacker(o.maxMessageSize, o.natEventNumbers);
     this.templates = o.natEvents ? Buffer.concat([templateSet(), eventTemplateSet()]) : templateSet();
     // every record must fit in a message after the templates
@@ -84,7 +100,31 @@ export class IpfixSink implements Sink {
       throw new Error(`max_message_size ${o.maxMessageSize} is too small for the templates and a record (${MESSAGE_HEADER_LEN + this.templates.length + SET_HEADER_LEN + MAX_RECORD_LEN} bytes)`);
     }
     this.now = o.now ?? (() => Math.floor(Date.now() / 1000));
-    this.udp = this.socket();
+    if (this.addr.kind === 'udp') this.udp = this.socket();
+    else {
+      this.tcp = new AckedStream<Message>({
+        host: this.addr.host!, port: this.addr.port!, address: o.address,
+        records: (m) => m.records, size: (m) => m.buf.length,
+        // each message's sequence number: the data records sent before it on this connection
+        encode: (ms) => {
+          for (const m of ms) { m.buf.writeUInt32BE(this.tcpSequence >>> 0, 8); this.tcpSequence = (this.tcpSequence + m.records) % 4294967296; }
+          return ms.length === 1 ? ms[0].buf : Buffer.concat(ms.map((m) => m.buf));
+        },
+        // a connection opens with the templates (and never sends them again)
+        greeting: () => {
+          this.tcpSequence = 0;
+          const buf = Buffer.alloc(MESSAGE_HEADER_LEN + this.templates.length);
+          this.templates.copy(buf, MESSAGE_HEADER_LEN);
+          writeHeader(buf, buf.length, this.now(), 0, o.domain);
+          return [{ buf, records: 0 }];
+        },
+        written: (n) => { if (n) this.q.written(n, this.held()); else this.q.written(0, this.held()); },
+        failed: (what) => this.q.failed(`${o.address}: ${what}`, 'records are kept and sent when it is back'),
+        recovered: (what) => this.q.recovered(what),
+        isFailing: () => this.q.isFailing,
+        warn: (m) => o.warn(`sink ${o.name}: ${m}`),
+      });
+    }
   }
 
   /**
@@ -109,8 +149,8 @@ export class IpfixSink implements Sink {
   /** the socket failed: its callbacks will not come */
   private lost = false;
 
-  /** records taken and not yet handed to the kernel */
-  private held(): number { return this.held_ + this.inflight; }
+  /** records taken and not yet handed to the kernel (TCP: not yet acknowledged by the collector) */
+  private held(): number { return this.held_ + this.inflight + (this.tcp ? this.tcp.held() : 0); }
 
   push(_line: string, rec?: RecordOf[Kind], kind?: Kind): void {
     if (kind !== 'flow' || !rec) return;
@@ -121,12 +161,16 @@ export class IpfixSink implements Sink {
     // an open flow comes only for its NAT session's create event, and not when
     // its start is not known (first seen in a dump without a kernel timestamp)
     if (open && !(this.o.natEvents && nat && !(r.flags & FLAG_START_UNKNOWN))) return;
+    // a flow's end after interim reports that carried nothing since the last: no flow record (its delete event still goes)
+    const flow = !open && !(r.reported > 0 && r.report === 0 && !r.origPackets && !r.replyPackets);
+    const event = this.o.natEvents && nat && r.report === 0;
     // (counted in data records: a flow, its delete event, a create)
-    const n = open ? 1 : this.o.natEvents && nat ? 2 : 1;
+    const n = (flow ? 1 : 0) + (event ? 1 : 0);
+    if (!n) return;
     if (this.closed) { this.q.dropped(n); return; }
     if (!this.q.admit(this.held())) { this.q.dropped(n - 1); return; }
-    if (!open) this.add((p) => p.fitsFlow(r), (p) => p.addFlow(r));
-    if (this.o.natEvents && nat) this.add((p) => p.fitsEvent(r), (p) => p.addEvent(r, !open));
+    if (flow) this.add((p) => p.fitsFlow(r), (p) => p.addFlow(r));
+    if (event) this.add((p) => p.fitsEvent(r), (p) => p.addEvent(r, !open));
     this.q.added(this.held());
   }
 
@@ -138,6 +182,8 @@ export class IpfixSink implements Sink {
   }
 
   private startMessage(): void {
+    // (TCP: the templates open each connection instead)
+    if (this.tcp) return;
     const t = this.now();
     if (t - this.templatesAt >= this.o.templateRefreshSecs) {
       this.packer.addTemplates(this.templates);
@@ -164,6 +210,15 @@ export class IpfixSink implements Sink {
 
   private send(): void {
     this.finish();
+    if (this.tcp) {
+      while (this.out.length) {
+        const m = this.out.shift();
+        this.held_ -= m.records;
+        this.tcp.push(m);
+      }
+      this.tcp.flush();
+      return;
+    }
     if (this.lost && this.out.length && !this.closed) { this.lost = false; this.udp = this.socket(); }
     while (this.out.length) {
       const m = this.out.shift();
@@ -171,7 +226,7 @@ export class IpfixSink implements Sink {
       this.inflight += m.records;
       if (this.lost) { this.inflight -= m.records; this.q.dropped(m.records); continue; }
       const u = this.udp;
-      u.send(m.buf, this.addr.port!, this.addr.host!, (err) => {
+      u!.send(m.buf, this.addr.port!, this.addr.host!, (err) => {
         if (u !== this.udp || this.lost) return; // (counted when its socket failed)
         this.inflight -= m.records;
         if (err) {
@@ -190,6 +245,8 @@ export class IpfixSink implements Sink {
     if (this.closing) return this.closing;
     this.send();
     this.closed = true;
+    // TCP: what the collector did not acknowledge in time is told, and not counted written
+    if (this.tcp) { this.closing = this.tcp.close().then(() => undefined); return this.closing; }
     this.closing = new Promise((resolve) => {
       const deadline = Date.now() + CLOSE_WAIT_MS;
       const done = () => {
@@ -198,7 +255,7 @@ export class IpfixSink implements Sink {
         this.q.dropped(this.inflight);
         this.inflight = 0;
         if (this.lost) { resolve(); return; }
-        this.udp.close(() => resolve());
+        this.udp!.close(() => resolve());
       };
       done();
     });
@@ -206,6 +263,8 @@ export class IpfixSink implements Sink {
   }
 
   stats(): IpfixSinkStats {
-    return { ...this.q.stats(this.held()), skipped: this.skipped };
+    const st: IpfixSinkStats = { ...this.q.stats(this.held()), skipped: this.skipped };
+    if (this.tcp) st.resent = this.tcp.resent;
+    return st;
   }
 }

@@ -245,4 +245,161 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
       await t.stop(nfcapd);
     }
   });
+  it('a long flow with active_timeout = 2: reported while it runs, each record what came since the last; together what the server received and sent', async () => {
+    const cap = join(dir, 'nfcapd-long');
+    mkdirSync(cap);
+    const pcap = join(dir, 'long.pcap');
+    const db = join(dir, 'long.db');
+    // a stream (replies seen) is kept nf_conntrack_udp_timeout_stream: 1 s here too, so it ends soon after its last packet
+    t.sysctl(t.rtr, { 'net.netfilter.nf_conntrack_udp_timeout_stream': '1' });
+    const nfcapd = t.spawn(t.srv, ['nfcapd', '-w', cap, '-p', '39721', '-b', '127.0.0.1', '-t', '60']);
+    const nc = collect(nfcapd);
+    const dump = t.spawn(t.srv, ['tcpdump', '-i', 'lo', '-U', '-w', pcap, 'udp', 'port', '39721']);
+    const dc = collect(dump);
+    assert.ok(await waitFor(() => t.exec(t.srv, ['ss', '-Huln']).includes('127.0.0.1:39721') && /listening on lo/.test(dc.err()), 20_000), `${nc.err()} ${dc.err()}`);
+    const conf = join(dir, 'long.toml');
+    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\nenable_accounting = true\n\n[store]\npath = "${db}"\nflush_interval_ms = 100\n\n` +
+      `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39721"\nactive_timeout = 2\nnat_events = true\nnat_event_numbers = "historic"\n`);
+    const daemon = t.spawn(t.srv, [...CONNTRAIL, 'run', '--config', conf]);
+    const o = collect(daemon);
+    // the server: every datagram answered, and counted with the public source it came from
+    const srv = t.spawn(t.srv, ['/usr/bin/python3', '-c', [
+      'import socket',
+      's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 9001)); print("ready", flush=True)',
+      'n = 0; b = 0',
+      'while True:',
+      '    d, a = s.recvfrom(2000); n += 1; b += len(d); s.sendto(b"r" * 30, a)',
+      '    if d == b"bye": break',
+      'print("got", a[0], a[1], n, b, flush=True)',
+    ].join('\n')]);
+    const so = collect(srv);
+    try {
+      assert.ok(await waitSubscribed(daemon.pid!, 20_000, t.rtr), o.err());
+      assert.ok(await waitFor(() => /started with/.test(o.err()), 20_000), o.err());
+      assert.ok(await waitFor(() => so.out().includes('ready'), 10_000), so.err());
+      // 7 s of one datagram each 100 ms, each answered before the next (bounded: 70, then the last)
+      const r = spawnSync('ip', ['netns', 'exec', t.cli, '/usr/bin/python3', '-c',
+        `import socket, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)\nfor i in range(70):\n    s.sendto(b"p" * 200, ("${ADDR.srv}", 9001)); s.recv(100); time.sleep(0.1)\ns.sendto(b"bye", ("${ADDR.srv}", 9001)); s.recv(100)`],
+      { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(await waitFor(() => /^got /m.test(so.out()), 10_000), so.out());
+      const [, pubAddr, pubPort, n] = /^got (\S+) (\d+) (\d+) (\d+)$/m.exec(so.out())!;
+      assert.equal(Number(n), 71);
+      const stored = (): Flow[] => {
+        const q = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'flows', '--db', db, '--json', '--limit', '0', '--proto', 'udp', '--src', ADDR.cli], { encoding: 'utf8' });
+        assert.equal(q.status, 0, q.stderr);
+        return (JSON.parse(q.stdout) as Flow[]).filter((f) => f.orig.dport === 9001);
+      };
+      assert.ok(await waitFor(() => { t.exec(t.rtr, ['conntrack', '-L'], { allowFail: true }); const l = stored(); return l.length === 1 && !l[0].open; }, 60_000), JSON.stringify(stored()));
+      const f = stored()[0];
+      // the store's flow is the server's: 71 each way, from the public port it saw
+      assert.deepEqual([f.packets.orig, f.packets.reply, f.snat?.public.addr, f.snat?.public.port], [71, 71, pubAddr, Number(pubPort)]);
+      daemon.kill('SIGUSR1');
+      assert.ok(await waitFor(() => /sink ipfix0: written=(\d+)/.test(o.err()), 10_000), o.err());
+      assert.equal(await t.stop(daemon), 0, o.err());
+      await t.stop(nfcapd);
+      await t.stop(dump);
+      assert.match(nc.out() + nc.err(), /Sequence Errors: 0/);
+      const file = readdirSync(cap).find((x) => /^nfcapd\.\d{12}$/.test(x))!;
+      const nd = spawnSync('nfdump', ['-r', join(cap, file), '-o', 'json'], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } });
+      assert.equal(nd.status, 0, nd.stderr);
+      const mine = (JSON.parse(nd.stdout) as Nf[]).filter((x) => x.src4_addr === ADDR.cli && x.src_port === f.orig.sport && x.dst_port === 9001);
+      const recs = mine.filter((x) => x.nat_event_id === undefined).sort((a, b) => String(a.first).localeCompare(String(b.first)));
+      // reported while it ran (7 s, every 2 s or a dump later), then its end
+      assert.ok(recs.length >= 2 && recs.length <= 5, JSON.stringify(recs));
+      const sum = (k: string) => recs.reduce((a, x) => a + Number(x[k]), 0);
+      assert.deepEqual([sum('in_packets'), sum('out_packets'), sum('in_bytes'), sum('out_bytes')], [71, 71, f.bytes.orig, f.bytes.reply], JSON.stringify(recs));
+      assert.equal(recs[0].first, nfTime(Math.floor(f.start_us / 1000)));
+      assert.equal(recs.at(-1)!.last, nfTime(Math.ceil(f.end_us / 1000)));
+      const ms = (x: Nf[string]) => Date.parse(`${x}Z`);
+      for (let i = 1; i < recs.length; i++) {
+        // each starts where the one before ended (to the ms: the start rounded down, the end up)
+        assert.ok(ms(recs[i].first) <= ms(recs[i - 1].last) && ms(recs[i - 1].last) - ms(recs[i].first) <= 1, JSON.stringify(recs));
+        assert.ok(Number(recs[i - 1].in_packets) > 0, 'no record of nothing');
+      }
+      for (const x of recs) assert.deepEqual([x.src4_xlt_ip, x.src_xlt_port], [pubAddr, pubPort], JSON.stringify(x));
+      // one session: one create, one delete
+      assert.deepEqual(mine.filter((x) => x.nat_event_id !== undefined).map((x) => x.nat_event_id).sort(), ['1', '2'], JSON.stringify(mine));
+      assert.match(o.err(), new RegExp(`sink ipfix0: written=${recs.length + 2} dropped=0 queued=0 errors=0 skipped=0`), o.err());
+      // tshark: the reports say active timeout (2), the end idle timeout (1: the entry expired)
+      // (the capture has this flow's records only, and its two events, which have no flowEndReason)
+      const ts = spawnSync('tshark', ['-r', pcap, '-d', 'udp.port==39721,cflow', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=;', '-e', 'cflow.flow_end_reason'], { encoding: 'utf8' });
+      assert.equal(ts.status, 0, ts.stderr);
+      const reasons = ts.stdout.split('\n').filter(Boolean).flatMap((l) => l.split(';'));
+      assert.deepEqual(reasons, [...Array(recs.length - 1).fill('2'), '1'], ts.stdout);
+    } finally {
+      for (const p of [daemon, nfcapd, dump, srv]) await t.stop(p);
+    }
+  });
+  it('over TCP (tcp://): one connection, the templates first, every flow once with its counters, as tshark decodes the stream', async () => {
+    const N = 200;
+    const pcap = join(dir, 'tcp.pcap');
+    const db = join(dir, 'tcp.db');
+    // the collector: a listener that reads what it gets and never closes (the capture is what tshark reads)
+    const ncat = t.spawn(t.srv, ['/usr/bin/python3', '-c', [
+      'import socket, threading',
+      's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 39731)); s.listen(4)',
+      'def read(c):',
+      '    while c.recv(65536): pass',
+      'while True:',
+      '    c, a = s.accept(); print("connection", a[1], flush=True); threading.Thread(target=read, args=(c,), daemon=True).start()',
+    ].join('\n')]);
+    const nk = collect(ncat);
+    const dump = t.spawn(t.srv, ['tcpdump', '-i', 'lo', '-U', '-w', pcap, 'tcp', 'port', '39731']);
+    const dc = collect(dump);
+    assert.ok(await waitFor(() => t.exec(t.srv, ['ss', '-Htln']).includes('127.0.0.1:39731') && /listening on lo/.test(dc.err()), 20_000), `${nk.err()} ${dc.err()}`);
+    const conf = join(dir, 'tcp.toml');
+    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\nenable_accounting = true\n\n[store]\npath = "${db}"\nflush_interval_ms = 100\n\n` +
+      `[[sink]]\ntype = "ipfix"\naddress = "tcp://127.0.0.1:39731"\nobservation_domain = 9\n`);
+    const daemon = t.spawn(t.srv, [...CONNTRAIL, 'run', '--config', conf]);
+    const o = collect(daemon);
+    try {
+      assert.ok(await waitSubscribed(daemon.pid!, 20_000, t.rtr), o.err());
+      assert.ok(await waitFor(() => /started with/.test(o.err()), 20_000), o.err());
+      t.exec(t.cli, ['python3', join(process.cwd(), 'test', 'helpers', 'udpflows.py'), ADDR.srv, String(N), '1000']);
+      const stored = (): Flow[] => {
+        const r = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'flows', '--db', db, '--json', '--limit', '0', '--proto', 'udp', '--src', ADDR.cli], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+        assert.equal(r.status, 0, r.stderr);
+        return JSON.parse(r.stdout) as Flow[];
+      };
+      assert.ok(await waitFor(() => { t.exec(t.rtr, ['conntrack', '-L'], { allowFail: true }); const l = stored(); return l.length >= N && l.every((f) => !f.open); }, 60_000), `${stored().length} stored`);
+      daemon.kill('SIGUSR1');
+      assert.ok(await waitFor(() => new RegExp(`sink ipfix0: written=${N} `).test(o.err()), 20_000), o.err());
+      assert.equal(await t.stop(daemon), 0, o.err());
+      assert.match(o.err(), new RegExp(`sink ipfix0: written=${N} dropped=0 queued=0 errors=0 resent=0 skipped=0`), o.err());
+      // tshark reassembles the stream into IPFIX messages: the template set in the first only, sequence numbers the records before
+      const decode = () => spawnSync('tshark', ['-r', pcap, '-d', 'tcp.port==39731,cflow', '-Y', 'cflow', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=;',
+        '-e', 'cflow.sequence', '-e', 'cflow.od_id', '-e', 'cflow.template_id', '-e', 'cflow.dstport', '-e', 'cflow.octets', '-e', 'cflow.packets'], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+      // (the capture is written as tcpdump reads it: stopped before it read the last segments, it would not have them)
+      const records = () => decode().stdout.split('\n').filter(Boolean).reduce((n, l) => n + (l.split('\t')[3] ? l.split('\t')[3].split(';').length : 0), 0);
+      assert.ok(await waitFor(() => records() >= N, 20_000), `${records()} records in the capture`);
+      await t.stop(dump);
+      assert.equal((nk.out().match(/^connection /gm) ?? []).length, 1, nk.out());
+      const ts = decode();
+      assert.equal(ts.status, 0, ts.stderr);
+      const rows = ts.stdout.split('\n').filter(Boolean).map((l) => l.split('\t'));
+      assert.ok(rows.length > 0, ts.stdout);
+      const got: string[] = [];
+      let seq = 0;
+      rows.forEach(([sq, od, tmpl, ports, octets, packets], i) => {
+        // (a segment of several messages is one row: their sequence numbers, the first the records before it)
+        assert.equal(Number(sq.split(';')[0]), seq, `row ${i}: ${rows[i].join(' ')}`);
+        assert.ok(od.split(';').every((x) => x === '9'));
+        if (i === 0) assert.ok(tmpl.length > 0, 'templates first');
+        else assert.equal(tmpl, '', 'the templates once');
+        const p = ports ? ports.split(';') : [];
+        const b = octets ? octets.split(';') : [];
+        const k = packets ? packets.split(';') : [];
+        // (each record's counters twice: the original direction's, then RFC 5103's reverse ones, which tshark names alike)
+        p.forEach((x, j) => got.push(`${x} ${b[2 * j]} ${k[2 * j]} ${b[2 * j + 1]} ${k[2 * j + 1]}`));
+        seq += p.length;
+      });
+      const want = stored().map((f) => `${f.orig.dport} ${f.bytes.orig} ${f.packets.orig} ${f.bytes.reply} ${f.packets.reply}`);
+      assert.deepEqual(got.sort(), want.sort());
+    } finally {
+      await t.stop(daemon);
+      await t.stop(dump);
+      await t.stop(ncat);
+    }
+  });
 });

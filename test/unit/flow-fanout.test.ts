@@ -10,6 +10,7 @@ import { FlowFanout } from '../../src/pipeline/flow-fanout.js';
 import { FLAG_END_ESTIMATED, type EndedFlow } from '../../src/records/flow.js';
 import { flowJournalFields, flowJsonLine, flowJsonLineReference, makeFlowFormatter } from '../../src/formats/flow.js';
 import { UNBOUNDED } from '../../src/records/flow.js';
+import { emptyEvent, type FlowEvent } from '../../src/records/event.js';
 
 function recorder() {
   const calls: string[] = [];
@@ -113,7 +114,7 @@ describe('flow fanout', () => {
       key: 1, start: 1_800_000_000_123_456, startErr: 0, end: 1_800_000_002_623_456, endErr: 0, activeEnd: 1_800_000_002_000_000,
       family: 4, proto: 6, src: '10.0.0.2', sport: 40000, dst: '192.0.2.80', dport: 80, natSrc: '198.51.100.1', natSport: 61000,
       natDst: null, natDport: null, origPackets: 6, origBytes: 400, replyPackets: 5, replyBytes: 900, state: 7, mark: 0, zone: 0,
-      status: 14, ctId: 77, flags: 0, ns: 0, netns: 'qrouter-a', netnsInode: 4026532100, corrects: false,
+      status: 14, ctId: 77, flags: 0, ns: 0, netns: 'qrouter-a', netnsInode: 4026532100, corrects: false, report: 0, reported: 0,
     };
     const o = JSON.parse(makeFlowFormatter('json')(f));
     assert.equal(o.start, '2027-01-15T08:00:00.123456Z');
@@ -153,12 +154,94 @@ describe('flow fanout', () => {
         origPackets: pick([null, 0, 6]), origBytes: pick([null, 400, 2 ** 40]), replyPackets: pick([null, 5]), replyBytes: pick([null, 900]),
         state: pick([null, 0, 3, 7, 9, 200]), mark: pick([0, 16, 4294967295]), zone: pick([0, 5]), status: pick([0, 14, 1998]),
         ctId: pick([0, 77, 4294967295]), flags: rnd(16), ns: pick([0, 3]),
-        netns: pick(['', 'qrouter-a', 'ns "quoted" \\ é', 'net:[4026532100]']), netnsInode: pick([0, 4026532100]), corrects: pick([false, true]),
+        netns: pick(['', 'qrouter-a', 'ns "quoted" \\ é', 'net:[4026532100]']), netnsInode: pick([0, 4026532100]), corrects: pick([false, true]), report: 0, reported: 0,
       };
       // the same JSON; the same text too but for a non-ASCII namespace name (escaped to ASCII here)
       assert.deepEqual(JSON.parse(flowJsonLine(f)), JSON.parse(flowJsonLineReference(f)), JSON.stringify(f));
       if (/^[\x20-\x7e]*$/.test(f.netns)) assert.equal(flowJsonLine(f), flowJsonLineReference(f), JSON.stringify(f));
       else assert.match(flowJsonLine(f), /"netns":"ns \\"quoted\\" \\\\ \\u00e9"/);
     }
+  });
+});
+
+describe('flow fanout: interim reports (active and inactive timeouts)', () => {
+  const T0 = 1_800_000_000_000_000;
+  const S = 1_000_000;
+  /** one UDP flow 10.0.0.2:40000 -> 192.0.2.80:53, SNAT to 198.51.100.1:61000, as the socket decodes it */
+  const ev = (type: FlowEvent['type'], at: number, c?: [number, number, number, number]): FlowEvent => {
+    const e = emptyEvent();
+    Object.assign(e, { type, family: 2, proto: 17, id: 4242, status: 14, recvTime: at, recvFrom: at });
+    Object.assign(e.orig, { src: '10.0.0.2', dst: '192.0.2.80', sport: 40000, dport: 53 });
+    Object.assign(e.reply, { src: '192.0.2.80', dst: '198.51.100.1', sport: 53, dport: 61000 });
+    if (c) [e.origPackets, e.origBytes, e.replyPackets, e.replyBytes] = c;
+    return e;
+  };
+  const setUp = (activeS: number, inactiveS: number) => {
+    const whole: EndedFlow[] = [];
+    const parts: EndedFlow[] = [];
+    const fan = new FlowFanout({ store: undefined, netns: '', netnsInode: 0, nextKey: (() => { let k = 1; return () => k++; })() });
+    fan.setRoutes([(f) => whole.push(f)], [], [(f) => parts.push(f)], { activeUs: activeS * S, inactiveUs: inactiveS * S });
+    const t = new FlowTable({ ns: 0, out: fan, now: () => T0 });
+    /** a dump at `at` that has the flow with these counters, and the check after it */
+    const dump = (at: number, c: [number, number, number, number]) => { t.beginSync(); t.handle(ev('DUMP', at, c)); t.endSync(at); return fan.interimCheck(at); };
+    return { whole, parts, fan, t, dump };
+  };
+
+  it('active: a flow open past the timeout is reported with what it carried since its last report; its end counts the rest; the whole flow goes to the other routes', () => {
+    const { whole, parts, fan, t, dump } = setUp(2, 0);
+    t.handle(ev('NEW', T0));
+    assert.equal(dump(T0 + 1 * S, [10, 1000, 5, 500]), 0, 'not yet 2 s');
+    assert.equal(dump(T0 + 3 * S, [30, 3000, 15, 1500]), 1);
+    assert.equal(parts.length, 1);
+    const p = parts[0];
+    assert.deepEqual([p.report, p.reported, p.start, p.end, p.origPackets, p.origBytes, p.replyPackets, p.replyBytes, p.natSrc, p.natSport],
+      [2, 0, T0, T0 + 3 * S, 30, 3000, 15, 1500, '198.51.100.1', 61000]);
+    // the counters did not change: nothing to report, however long
+    assert.equal(dump(T0 + 6 * S, [30, 3000, 15, 1500]), 0);
+    assert.equal(dump(T0 + 7 * S, [40, 4000, 15, 1500]), 1, 'the timeout counts from the last report: 4 s');
+    assert.deepEqual([parts[1].start, parts[1].end, parts[1].origPackets, parts[1].origBytes, parts[1].replyPackets, parts[1].reported], [T0 + 3 * S, T0 + 7 * S, 10, 1000, 0, 2 - 1]);
+    const destroy = ev('DESTROY', T0 + 8 * S, [45, 4500, 16, 1600]);
+    t.handle(destroy);
+    assert.equal(parts.length, 3);
+    const last = parts[2];
+    assert.deepEqual([last.report, last.reported, last.start, last.end, last.origPackets, last.origBytes, last.replyPackets, last.replyBytes], [0, 2, T0 + 7 * S, T0 + 8 * S, 5, 500, 1, 100]);
+    // what the three records count is the flow's whole
+    assert.equal(parts.reduce((a, f) => a + f.origBytes!, 0), 4500);
+    assert.equal(parts.reduce((a, f) => a + f.replyPackets!, 0), 16);
+    assert.equal(whole.length, 1);
+    assert.deepEqual([whole[0].report, whole[0].reported, whole[0].start, whole[0].origPackets, whole[0].origBytes], [0, 0, T0, 45, 4500]);
+    assert.equal(fan.interimSent, 2);
+    assert.equal(fan.interim?.activeUs, 2 * S);
+  });
+
+  it('inactive: a flow that carried nothing since the dump that last saw its counters change is reported, ending then; its end, with nothing more, is a record of zero', () => {
+    const { whole, parts, t, dump } = setUp(0, 5);
+    t.handle(ev('NEW', T0));
+    assert.equal(dump(T0 + 1 * S, [3, 300, 3, 300]), 0);
+    assert.equal(dump(T0 + 4 * S, [4, 400, 3, 300]), 0, 'it changed: active');
+    assert.equal(dump(T0 + 8 * S, [4, 400, 3, 300]), 0, 'idle 4 s');
+    assert.equal(dump(T0 + 9 * S, [4, 400, 3, 300]), 1, 'idle 5 s');
+    assert.deepEqual([parts[0].report, parts[0].start, parts[0].end, parts[0].origPackets, parts[0].replyBytes], [1, T0, T0 + 4 * S, 4, 300]);
+    assert.equal(dump(T0 + 20 * S, [4, 400, 3, 300]), 0, 'reported once');
+    t.handle(ev('DESTROY', T0 + 30 * S, [4, 400, 3, 300]));
+    assert.deepEqual([parts[1].report, parts[1].reported, parts[1].start, parts[1].end, parts[1].origPackets, parts[1].replyPackets], [0, 1, T0 + 4 * S, T0 + 30 * S, 0, 0]);
+    assert.equal(whole[0].origPackets, 4);
+  });
+
+  it('a flow never reported goes to the interim routes whole; a flow first seen in a dump counts from its start; without interim routes nothing is kept for them', () => {
+    const { parts, t, fan } = setUp(10, 0);
+    t.handle(ev('NEW', T0));
+    t.handle(ev('DESTROY', T0 + 2 * S, [2, 200, 2, 200]));
+    assert.deepEqual([parts[0].report, parts[0].reported, parts[0].start, parts[0].origPackets], [0, 0, T0, 2]);
+    // first seen in a dump (no kernel start: when seen), with counters: reported 10 s after
+    const d = { ...ev('DUMP', T0 + 20 * S, [7, 700, 0, 0]), id: 5151 };
+    t.beginSync(); t.handle(d); t.endSync(T0 + 20 * S);
+    assert.equal(fan.interimCheck(T0 + 20 * S), 0);
+    t.beginSync(); t.handle({ ...ev('DUMP', T0 + 31 * S, [9, 900, 0, 0]), id: 5151 }); t.endSync(T0 + 31 * S);
+    assert.equal(fan.interimCheck(T0 + 31 * S), 1);
+    assert.deepEqual([parts.at(-1)!.start, parts.at(-1)!.origPackets], [T0 + 20 * S, 9]);
+    fan.setRoutes([], [], [], undefined);
+    assert.equal(fan.interim, undefined);
+    assert.equal(fan.kept, 0);
   });
 });

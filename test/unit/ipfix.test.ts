@@ -12,6 +12,7 @@ import {
 import { IpfixSink } from '../../src/sinks/ipfix.js';
 import { FLAG_ACTIVE_ESTIMATED, FLAG_END_ESTIMATED, FLAG_START_UNKNOWN, type EndedFlow } from '../../src/records/flow.js';
 import { createSocket } from 'node:dgram';
+import { createServer, type AddressInfo } from 'node:net';
 
 /** the key of an RFC 5103 reverse element in a parsed record */
 const REV = 0x10000;
@@ -65,7 +66,7 @@ const base: EndedFlow = {
   key: 1, start: 1_796_000_000_123_456, startErr: 0, end: 1_796_000_005_654_321, endErr: 0, activeEnd: null, family: 4, proto: 17,
   src: '10.0.0.5', sport: 40000, dst: '198.51.100.1', dport: 53, natSrc: null, natSport: null, natDst: null, natDport: null,
   origPackets: 3, origBytes: 6_000_000_000, replyPackets: 4_294_967_297, replyBytes: 120, state: null, mark: 0, zone: 0, status: 0,
-  ctId: 9, flags: 0, ns: 0, netns: '', netnsInode: 0, corrects: false,
+  ctId: 9, flags: 0, ns: 0, netns: '', netnsInode: 0, corrects: false, report: 0, reported: 0,
 };
 const u = (b: Buffer | undefined) => (b!.length === 8 ? Number(b!.readBigUInt64BE(0)) : b!.length === 4 ? b!.readUInt32BE(0) : b!.length === 2 ? b!.readUInt16BE(0) : b!.readUInt8(0));
 const ip = (b: Buffer | undefined) => (b!.length === 4 ? [...b!].join('.') : b!.toString('hex'));
@@ -128,6 +129,9 @@ describe('IPFIX encoding', () => {
     for (const st of [1, 2, 3, 9]) assert.equal(endReason({ proto: 6, state: st, flags: 0 }), 4, `state ${st}`);
     assert.equal(endReason({ proto: 6, state: 7, flags: FLAG_ACTIVE_ESTIMATED }), 3);
     assert.equal(endReason({ proto: 6, state: 3, flags: FLAG_ACTIVE_ESTIMATED }), 1);
+    // interim reports of open flows: the timeout that sent them, whatever the state
+    assert.equal(endReason({ proto: 6, state: 7, flags: 0, report: 2 }), 2);
+    assert.equal(endReason({ proto: 17, state: null, flags: FLAG_ACTIVE_ESTIMATED, report: 1 }), 1);
     assert.equal(endReason({ proto: 17, state: null, flags: FLAG_ACTIVE_ESTIMATED }), 1);
     assert.equal(endReason({ proto: 17, state: null, flags: 0 }), 4);
     assert.equal(endReason({ proto: 17, state: null, flags: FLAG_END_ESTIMATED }), 4);
@@ -204,6 +208,91 @@ describe('IPFIX encoding', () => {
       assert.deepEqual([st.written, st.dropped, st.queued], [4, 3, 0]);
     } finally {
       rx.close();
+    }
+  });
+  it('interim reports: one flow record each, no NAT event; an end after them with nothing since writes only its delete event', async () => {
+    const rx = createSocket('udp4');
+    const got: Buffer[] = [];
+    rx.on('message', (m) => got.push(m));
+    await new Promise<void>((r) => rx.bind(0, '127.0.0.1', () => r()));
+    try {
+      const s = new IpfixSink({
+        name: 'ipfix0', address: `udp://127.0.0.1:${rx.address().port}`, domain: 1, templateRefreshSecs: 60, maxMessageSize: 1400,
+        natEvents: true, natEventNumbers: 'rfc8158', queueSize: 100, whenFull: 'block', warn: (m) => assert.fail(m),
+      });
+      const nat = { ...base, natSrc: '203.0.113.7', natSport: 1024 };
+      s.push('', { ...nat, end: null }, 'flow'); // create
+      s.push('', { ...nat, report: 2, origPackets: 2, replyPackets: 1 }, 'flow'); // interim: a flow record
+      s.push('', { ...nat, report: 1, reported: 1, origPackets: 1, replyPackets: 0 }, 'flow'); // interim (idle)
+      s.push('', { ...nat, reported: 2, origPackets: 0, origBytes: 0, replyPackets: 0, replyBytes: 0 }, 'flow'); // the end: its delete only
+      s.push('', { ...base, reported: 1, origPackets: 0, replyPackets: 0 }, 'flow'); // untranslated, nothing since: nothing
+      s.flush();
+      await s.close();
+      for (const end = Date.now() + 5000; !got.length && Date.now() < end;) await new Promise((r) => setTimeout(r, 10));
+      const tm = new Map<number, Array<[number, number]>>();
+      const recs = got.flatMap((b) => parse(b, tm).sets.filter((x) => x.id !== 2).flatMap((x) => x.records));
+      const what = recs.map((r) => (r.has(IE.natEvent) ? `event ${u(r.get(IE.natEvent))}` : `flow ${u(r.get(IE.flowEndReason))} ${u(r.get(IE.packetDeltaCount))}`));
+      assert.deepEqual(what, ['event 4', 'flow 2 2', 'flow 1 1', 'event 5']);
+      assert.deepEqual([s.stats().written, s.stats().dropped], [4, 0]);
+    } finally {
+      rx.close();
+    }
+  });
+  it('over TCP: each connection opens with the templates and counts from 0; a record is written when acknowledged; after a reset, the rest on a new connection', async () => {
+    // a collector: the byte stream of each connection, cut into messages by their length
+    const conns: Buffer[][] = [];
+    let cut = false;
+    const server = createServer((c) => {
+      const msgs: Buffer[] = [];
+      conns.push(msgs);
+      let buf = Buffer.alloc(0);
+      c.on('data', (d) => {
+        buf = Buffer.concat([buf, d]);
+        while (buf.length >= 4 && buf.length >= buf.readUInt16BE(2)) { msgs.push(buf.subarray(0, buf.readUInt16BE(2))); buf = buf.subarray(buf.readUInt16BE(2)); }
+        // the first connection is reset once it has had some records
+        if (!cut && msgs.length >= 3) { cut = true; c.resetAndDestroy(); }
+      });
+      c.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const warnings: string[] = [];
+    try {
+      const s = new IpfixSink({
+        name: 'ipfix0', address: `tcp://127.0.0.1:${(server.address() as AddressInfo).port}`, domain: 7, templateRefreshSecs: 60, maxMessageSize: 576,
+        natEvents: false, natEventNumbers: 'rfc8158', queueSize: 100000, whenFull: 'block', warn: (m) => warnings.push(m),
+      });
+      const N = 400;
+      for (let i = 0; i < N; i++) {
+        s.push('', { ...base, sport: 1000 + i }, 'flow');
+        if (i % 50 === 49) { s.flush(); await new Promise((r) => setTimeout(r, 20)); }
+      }
+      s.flush();
+      for (const end = Date.now() + 10_000; s.stats().written < N && Date.now() < end;) await new Promise((r) => setTimeout(r, 20));
+      await s.close();
+      const st = s.stats();
+      assert.deepEqual([st.written, st.dropped, st.queued], [N, 0, 0], JSON.stringify(st));
+      assert.ok(conns.length >= 2, 'a second connection after the reset');
+      // (on the loopback the kernel acknowledges at once: what the reset connection had is acknowledged, none need go again)
+      assert.ok(conns[1].length > 1, 'records on the second connection');
+      const seen = new Set<number>();
+      for (const msgs of conns) {
+        const tm = new Map<number, Array<[number, number]>>();
+        // the templates alone first, sequence 0; then each message's sequence is the records before it on this connection
+        const first = parse(msgs[0], tm);
+        assert.deepEqual([first.seq, first.domain, first.sets.map((x) => x.id)], [0, 7, [2]]);
+        let seq = 0;
+        for (const b of msgs.slice(1)) {
+          const m = parse(b, tm);
+          assert.equal(m.seq, seq);
+          assert.ok(!m.sets.some((x) => x.id === 2), 'no templates again on a connection');
+          for (const r of m.sets.flatMap((x) => x.records)) { seen.add(u(r.get(IE.sourceTransportPort))); seq++; }
+        }
+      }
+      // at least once: every record reached the collector
+      assert.equal(seen.size, N);
+      assert.deepEqual(warnings.filter((w) => !/ECONNRESET|closed the connection/.test(w)), [], warnings.join('\n'));
+    } finally {
+      server.close();
     }
   });
 });
