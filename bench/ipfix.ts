@@ -2,13 +2,15 @@
 // as JSON lines), in the same run: N flow records (70 % IPv4 with NAT, 20 %
 // IPv4 without, 10 % IPv6 with NAT) pushed in batches of 1,000 as the flow
 // table hands them on, each batch flushed as the daemon flushes its sinks.
-// The IPFIX messages go to a collector stand-in in another process that
-// counts the data records it receives (loss = exported − received, the
-// datagrams the receiver's kernel buffer could not take); the file sink
+// The IPFIX messages go over UDP, then over TCP, to a collector stand-in in
+// another process that counts the data records it receives (loss =
+// exported − received: over UDP the datagrams the receiver's kernel buffer
+// could not take; over TCP a record counts once acknowledged); the file sink
 // writes to a file. CPU is this process's (user + system) per 100k records.
 // usage: node dist/bench/ipfix.js [records] [rate/s, 0: as fast as it goes] [nat_events: 0|1]
 import { fork } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,24 +22,35 @@ import type { EndedFlow } from '../src/records/flow.js';
 import type { Sink } from '../src/sinks/sink.js';
 
 if (process.argv[2] === 'receiver') {
-  // the collector stand-in: counts data records by their set's template
-  const s = createSocket('udp4');
-  let records = 0;
-  let messages = 0;
-  s.on('message', (b) => {
-    messages++;
+  // the collector stand-in: counts data records by their set's template, per transport
+  const count = { udp: { records: 0, messages: 0 }, tcp: { records: 0, messages: 0 } };
+  const message = (b: Buffer, c: { records: number; messages: number }) => {
+    c.messages++;
     for (let o = 16; o + 4 <= b.length;) {
       const id = b.readUInt16BE(o);
       const len = b.readUInt16BE(o + 2);
-      if (id >= 256) records += Math.floor((len - 4) / RECORD_LEN[id]);
+      if (id >= 256) c.records += Math.floor((len - 4) / RECORD_LEN[id]);
       o += len;
     }
+  };
+  const s = createSocket('udp4');
+  s.on('message', (b) => message(b, count.udp));
+  // over TCP: the stream cut into messages by their length
+  const t = createServer((c) => {
+    let buf = Buffer.alloc(0);
+    c.on('data', (d) => {
+      buf = buf.length ? Buffer.concat([buf, d]) : d;
+      let o = 0;
+      while (buf.length - o >= 4 && buf.length - o >= buf.readUInt16BE(o + 2)) { const l = buf.readUInt16BE(o + 2); message(buf.subarray(o, o + l), count.tcp); o += l; }
+      buf = buf.subarray(o);
+    });
+    c.on('error', () => {});
   });
   s.bind(0, '127.0.0.1', () => {
     s.setRecvBufferSize(8 * 1024 * 1024);
-    process.send!({ port: s.address().port });
+    t.listen(0, '127.0.0.1', () => process.send!({ port: s.address().port, tcpPort: (t.address() as AddressInfo).port }));
   });
-  process.on('message', () => process.send!({ records, messages }));
+  process.on('message', () => process.send!(count));
 } else {
   const N = Number(process.argv[2] ?? 1_000_000);
   const rate = Number(process.argv[3] ?? 0);
@@ -55,7 +68,7 @@ if (process.argv[2] === 'receiver') {
   });
   const rx = fork(new URL(import.meta.url).pathname, ['receiver']);
   const ask = <T>(msg?: unknown) => new Promise<T>((r) => { rx.once('message', (m) => r(m as T)); if (msg) rx.send(msg); });
-  const { port } = await ask<{ port: number }>();
+  const { port, tcpPort } = await ask<{ port: number; tcpPort: number }>();
   const dir = mkdtempSync(join(tmpdir(), 'bench-ipfix-'));
   const fmt = makeFlowFormatter('json');
   const run = async (name: string, sink: Sink, line: boolean) => {
@@ -77,19 +90,21 @@ if (process.argv[2] === 'receiver') {
   const warn = (m: string) => console.error(m);
   const results = [];
   results.push(await run('file (json lines)', new FileSink({ name: 'file', target: join(dir, 'flows.json'), queueSize: 65536, whenFull: 'block', warn }), true));
-  results.push(await run(`ipfix${natEvents ? ' + NAT events' : ''}`, new IpfixSink({
-    name: 'ipfix', address: `udp://127.0.0.1:${port}`, domain: 1, templateRefreshSecs: 60, maxMessageSize: 1400, natEvents, natEventNumbers: 'rfc8158',
-    queueSize: 65536, whenFull: 'block', warn,
-  }), false));
+  for (const transport of ['udp', 'tcp'] as const) {
+    results.push(await run(`ipfix ${transport}${natEvents ? ' + NAT events' : ''}`, new IpfixSink({
+      name: 'ipfix', address: `${transport}://127.0.0.1:${transport === 'udp' ? port : tcpPort}`, domain: 1, templateRefreshSecs: 60, maxMessageSize: 1400, natEvents, natEventNumbers: 'rfc8158',
+      queueSize: 65536, whenFull: 'block', warn,
+    }), false));
+  }
   await new Promise((r) => setTimeout(r, 300));
-  const got = await ask<{ records: number; messages: number }>('count');
+  const got = await ask<Record<'udp' | 'tcp', { records: number; messages: number }>>('count');
   rx.kill();
   rmSync(dir, { recursive: true, force: true });
   console.log(`| sink | records | rate asked/s (flows) | achieved/s (flows) | received | loss % | CPU s | CPU s/100k flows |`);
   console.log('|---|---|---|---|---|---|---|---|');
   for (const r of results) {
-    const isIpfix = r.name.startsWith('ipfix');
-    const recv = isIpfix ? got.records : r.st.written;
-    console.log(`| ${r.name} | ${r.st.written} | ${rate || 'max'} | ${Math.round(N / r.secs)} | ${recv}${isIpfix ? ` (${got.messages} messages)` : ''} | ${(100 * (r.st.written - recv) / r.st.written).toFixed(3)} | ${r.cpu.toFixed(2)} | ${(r.cpu / N * 1e5).toFixed(3)} |`);
+    const c = r.name.startsWith('ipfix tcp') ? got.tcp : r.name.startsWith('ipfix udp') ? got.udp : undefined;
+    const recv = c ? c.records : r.st.written;
+    console.log(`| ${r.name} | ${r.st.written} | ${rate || 'max'} | ${Math.round(N / r.secs)} | ${recv}${c ? ` (${c.messages} messages)` : ''} | ${(100 * (r.st.written - recv) / r.st.written).toFixed(3)} | ${r.cpu.toFixed(2)} | ${(r.cpu / N * 1e5).toFixed(3)} |`);
   }
 }
