@@ -402,4 +402,65 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
       await t.stop(ncat);
     }
   });
+  it('a TCP flow of 4.5 GiB through SNAT: its 64-bit counters, above 2^32, reach nfdump as the store and the server have them', async () => {
+    const SIZE = 4.5 * 2 ** 30;
+    const cap = join(dir, 'nfcapd-big');
+    mkdirSync(cap);
+    const db = join(dir, 'big.db');
+    const nfcapd = t.spawn(t.srv, ['nfcapd', '-w', cap, '-p', '39741', '-b', '127.0.0.1', '-t', '60']);
+    const nc = collect(nfcapd);
+    assert.ok(await waitFor(() => t.exec(t.srv, ['ss', '-Huln']).includes('127.0.0.1:39741'), 20_000), nc.err());
+    const conf = join(dir, 'big.toml');
+    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\nenable_accounting = true\n\n[store]\npath = "${db}"\nflush_interval_ms = 100\n\n` +
+      `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39741"\n`);
+    const daemon = t.spawn(t.srv, [...CONNTRAIL, 'run', '--config', conf]);
+    const o = collect(daemon);
+    // the server: counts what it received, and says from which public port
+    const srv = t.spawn(t.srv, ['/usr/bin/python3', '-c', [
+      'import socket',
+      's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 8082)); s.listen(1); print("ready", flush=True)',
+      'c, a = s.accept(); n = 0',
+      'while True:',
+      '    d = c.recv(1 << 20)',
+      '    if not d: break',
+      '    n += len(d)',
+      'c.close(); print("got", a[0], a[1], n, flush=True)',
+    ].join('\n')]);
+    const so = collect(srv);
+    try {
+      assert.ok(await waitSubscribed(daemon.pid!, 20_000, t.rtr), o.err());
+      assert.ok(await waitFor(() => /started with/.test(o.err()), 20_000), o.err());
+      assert.ok(await waitFor(() => so.out().includes('ready'), 10_000), so.err());
+      const r = spawnSync('ip', ['netns', 'exec', t.cli, '/usr/bin/python3', '-c',
+        `import socket\nc = socket.create_connection(("${ADDR.srv}", 8082), timeout=30)\nb = bytes(1 << 20)\nfor i in range(${SIZE / 2 ** 20}): c.sendall(b)\nc.shutdown(socket.SHUT_WR); c.recv(1); c.close()`],
+      { encoding: 'utf8', timeout: 300_000 });
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(await waitFor(() => /^got /m.test(so.out()), 30_000), so.out());
+      const [, , pubPort, got] = /^got (\S+) (\d+) (\d+)$/m.exec(so.out())!;
+      assert.equal(Number(got), SIZE, 'the server received it all');
+      const stored = (): Flow[] => {
+        const q = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'flows', '--db', db, '--json', '--limit', '0', '--proto', 'tcp', '--src', ADDR.cli], { encoding: 'utf8' });
+        assert.equal(q.status, 0, q.stderr);
+        return (JSON.parse(q.stdout) as Flow[]).filter((f) => f.orig.dport === 8082);
+      };
+      assert.ok(await waitFor(() => { t.exec(t.rtr, ['conntrack', '-L'], { allowFail: true }); const l = stored(); return l.length === 1 && !l[0].open; }, 60_000), JSON.stringify(stored()));
+      const f = stored()[0];
+      // the kernel counts the packets whole: the payload and every header
+      assert.ok(f.bytes.orig > SIZE && f.bytes.orig > 2 ** 32, JSON.stringify(f));
+      assert.equal(f.snat?.public.port, Number(pubPort));
+      daemon.kill('SIGUSR1');
+      assert.ok(await waitFor(() => /sink ipfix0: written=1 /.test(o.err()), 10_000), o.err());
+      assert.equal(await t.stop(daemon), 0, o.err());
+      await t.stop(nfcapd);
+      const file = readdirSync(cap).find((x) => /^nfcapd\.\d{12}$/.test(x))!;
+      const nd = spawnSync('nfdump', ['-r', join(cap, file), '-o', 'json'], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } });
+      assert.equal(nd.status, 0, nd.stderr);
+      const recs = (JSON.parse(nd.stdout) as Nf[]).filter((x) => x.dst_port === 8082);
+      assert.equal(recs.length, 1, nd.stdout);
+      assert.deepEqual([recs[0].in_bytes, recs[0].in_packets, recs[0].out_bytes, recs[0].out_packets, recs[0].src_xlt_port],
+        [f.bytes.orig, f.packets.orig, f.bytes.reply, f.packets.reply, pubPort]);
+    } finally {
+      for (const p of [daemon, nfcapd, srv]) await t.stop(p);
+    }
+  });
 });
