@@ -61,7 +61,7 @@ export class FlowFanout implements FlowOutput {
 
   /** the sink routes of flow records (set at start and on reload); none: the open flows are forgotten */
   set routes(r: readonly FlowRoute[]) {
-    this.setRoutes(r, r.length ? this.openRoutes : [], [], undefined);
+    this.setRoutes(r, r.length || this.interimRoutes_.length ? this.openRoutes : [], this.interimRoutes_, this.interim);
   }
   get routes(): readonly FlowRoute[] { return this.routes_; }
 
@@ -75,8 +75,10 @@ export class FlowFanout implements FlowOutput {
     this.openRoutes = open;
     this.interimRoutes_ = interim;
     this.timeouts = t ?? { activeUs: 0, inactiveUs: 0 };
-    if (!interim.length) this.reports.clear();
-    if (!whole.length && !interim.length) { this.open.clear(); this.openRoutes = []; }
+    // (what was reported stays while there are routes: interim routes that
+    // come back, after a reload or once accounting is seen on, go on from it
+    // instead of counting again what their collector has)
+    if (!whole.length && !interim.length) { this.open.clear(); this.reports.clear(); this.openRoutes = []; }
   }
 
   /** the interim routes' timeouts, if there are any */
@@ -149,6 +151,8 @@ export class FlowFanout implements FlowOutput {
     for (const [key, p] of this.reports) {
       const r = this.open.get(key);
       if (!r) { this.reports.delete(key); continue; }
+      // counters that went down (`conntrack -Z`, zeroed by a tool): what they count is since then
+      if (r.origPackets! < p.op || r.origBytes! < p.ob || r.replyPackets! < p.rp || r.replyBytes! < p.rb) { p.op = 0; p.ob = 0; p.rp = 0; p.rb = 0; }
       if (r.origPackets! + r.replyPackets! === p.op + p.rp) continue;
       const why = activeUs > 0 && now - p.at >= activeUs ? 2 : inactiveUs > 0 && now - p.changed >= inactiveUs ? 1 : 0;
       if (!why) continue;
@@ -188,11 +192,21 @@ export class FlowFanout implements FlowOutput {
       // after interim reports, the rest: from the last one's end, what came since
       const p = corrects ? undefined : this.reports.get(rec.key);
       this.reports.delete(rec.key);
-      const g = !p || !p.n ? f : this.ended({
-        ...rec, start: Math.min(p.at, rec.end ?? p.at), startErr: 0,
-        origPackets: Math.max(0, (rec.origPackets ?? p.op) - p.op), origBytes: Math.max(0, (rec.origBytes ?? p.ob) - p.ob),
-        replyPackets: Math.max(0, (rec.replyPackets ?? p.rp) - p.rp), replyBytes: Math.max(0, (rec.replyBytes ?? p.rb) - p.rb),
-      }, false, 0, p.n);
+      let g = f;
+      if (p && p.n) {
+        // (counters that went down since the last report count from zero)
+        const zeroed = (rec.origPackets ?? p.op) < p.op || (rec.origBytes ?? p.ob) < p.ob || (rec.replyPackets ?? p.rp) < p.rp || (rec.replyBytes ?? p.rb) < p.rb;
+        const since = (x: number | null, before: number) => (x === null ? 0 : zeroed ? x : x - before);
+        const start = Math.min(p.at, rec.end ?? p.at);
+        g = this.ended({
+          ...rec, start, startErr: 0,
+          // (its end's uncertainty and last activity not before the rest's start)
+          endErr: rec.end === null ? rec.endErr : Math.min(rec.endErr, rec.end - start),
+          activeEnd: rec.activeEnd === null ? null : Math.max(rec.activeEnd, start),
+          origPackets: since(rec.origPackets, p.op), origBytes: since(rec.origBytes, p.ob),
+          replyPackets: since(rec.replyPackets, p.rp), replyBytes: since(rec.replyBytes, p.rb),
+        }, false, 0, p.n);
+      }
       for (const r of this.interimRoutes_) r(g);
     }
     this.sent++;

@@ -244,4 +244,29 @@ describe('flow fanout: interim reports (active and inactive timeouts)', () => {
     assert.equal(fan.interim, undefined);
     assert.equal(fan.kept, 0);
   });
+
+  it('counters that went down (conntrack -Z) count from zero, in the reports and the end: no negative record, nothing thrown', () => {
+    const { parts, t, dump } = setUp(2, 0);
+    t.handle(ev('NEW', T0));
+    assert.equal(dump(T0 + 3 * S, [30, 3000, 15, 1500]), 1);
+    // zeroed after that report: what the counters say now is what came since
+    assert.equal(dump(T0 + 6 * S, [4, 400, 2, 200]), 1);
+    assert.deepEqual([parts[1].origPackets, parts[1].origBytes, parts[1].replyPackets, parts[1].replyBytes], [4, 400, 2, 200]);
+    // zeroed again before the end
+    t.handle(ev('DESTROY', T0 + 8 * S, [1, 100, 0, 0]));
+    assert.deepEqual([parts[2].report, parts[2].origPackets, parts[2].origBytes, parts[2].replyPackets, parts[2].replyBytes], [0, 1, 100, 0, 0]);
+    assert.ok(parts.every((f) => f.origPackets! >= 0 && f.origBytes! >= 0 && f.replyPackets! >= 0 && f.replyBytes! >= 0));
+    assert.ok(parts.every((f) => f.end! >= f.start && f.end! - f.endErr >= f.start - 1));
+  });
+
+  it('what was reported survives a change of routes (a reload, accounting seen off then on): the end counts only the rest', () => {
+    const { parts, fan, t, dump } = setUp(2, 0);
+    t.handle(ev('NEW', T0));
+    assert.equal(dump(T0 + 3 * S, [30, 3000, 15, 1500]), 1);
+    const route = (f: EndedFlow) => parts.push(f);
+    fan.setRoutes([route], [], [], undefined);
+    fan.setRoutes([], [], [route], { activeUs: 2 * S, inactiveUs: 0 });
+    t.handle(ev('DESTROY', T0 + 4 * S, [31, 3100, 15, 1500]));
+    assert.deepEqual([parts.at(-1)!.reported, parts.at(-1)!.origPackets, parts.at(-1)!.origBytes], [1, 1, 100]);
+  });
 });
