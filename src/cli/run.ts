@@ -30,9 +30,10 @@ export function statsText(s: DaemonStats): string {
     ` tcp_states_written=${s.store.tcpStatesWritten} tcp_states_expired=${s.store.tcpStatesExpired}`] : [];
   const fl = s.flows ? [`flows: open=${s.flows.open} opened=${s.flows.opened} closed=${s.flows.closed} ` +
     `partial=${s.flows.partial} settled=${s.flows.settled} corrected=${s.flows.corrected} missing=${s.flows.missing} quiet=${s.flows.quiet}` +
-    (s.flows.sent || s.flows.unsent ? ` records_sent=${s.flows.sent} records_unsent=${s.flows.unsent}` : '')] : [];
+    (s.flows.sent || s.flows.unsent ? ` records_sent=${s.flows.sent} records_unsent=${s.flows.unsent}` : '') + (s.flows.interim ? ` interim_reports=${s.flows.interim}` : '')] : [];
   const fw = s.followed.map((f) => `source ${f.source}: namespaces_attached=${f.attached} namespaces_failing=${f.failing}`);
-  return [...fw, ...src, ...snk, ...fl, ...st].join('; ');
+  const ag = (s.aggregates ?? []).map((a) => `aggregate ${a.name}: flows=${a.flows} records=${a.records} late=${a.late} early=${a.early} held=${a.held}`);
+  return [...fw, ...src, ...ag, ...snk, ...fl, ...st].join('; ');
 }
 
 export function runCommand(): Command {

@@ -4,7 +4,7 @@
 // pages and the schema disagree.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CONFIG_SCHEMA, SINK_SCHEMA, SINK_SCHEMAS, SINK_TYPES, SOURCE_SCHEMA, SOURCE_TYPES, STORE_SCHEMA } from './schema.js';
+import { AGGREGATE_SCHEMA, CONFIG_SCHEMA, SINK_SCHEMA, SINK_SCHEMAS, SINK_TYPES, SOURCE_SCHEMA, SOURCE_TYPES, STORE_SCHEMA } from './schema.js';
 import { SINK_COMMON_PROPS } from '../sinks/sink.js';
 
 /** the sink keys every type takes, and each type's own (from each type's schema) */
@@ -80,6 +80,11 @@ ${table(SOURCE_TYPES.nflog.schema.properties as unknown as Record<string, Prop>,
 ${SOURCE_TYPES.tcpstates.schema.description} Formats: \`tcpstates\` (the default: tcpstates -T's line), \`tcpstates-wide\`, \`tcpstates-csv\`, \`tcpstates-message\` (tcpstates -Y's MESSAGE), \`json\`; see [tcpstates.md](tcpstates.md).
 
 ${table(SOURCE_TYPES.tcpstates.schema.properties as unknown as Record<string, Prop>, SOURCE_TYPES.tcpstates.schema.required)}
+## \`[[aggregate]]\`
+
+${AGGREGATE_SCHEMA.description} The stage's page: [stages/aggregate.md](stages/aggregate.md).
+
+${table(AGGREGATE_SCHEMA.properties as unknown as Record<string, Prop>, AGGREGATE_SCHEMA.required)}
 ## \`[[sink]]\`
 
 ${SINK_SCHEMA.description} One page per type: ${SINK_TYPES.map((t) => `[${t}](sinks/${t}.md)`).join(', ')}.
@@ -139,6 +144,12 @@ export function renderPages(): Record<string, string> {
       table(pick(SINK_COMMON_KEYS.filter((k) => Object.hasOwn(SINK_SCHEMAS[t].properties, k)), t), SINK_SCHEMA.required) +
       (SINK_TYPE_KEYS[t].length ? `\n## Keys of a \`${t}\` sink\n\n` + table(pick(SINK_TYPE_KEYS[t], t), SINK_SCHEMAS[t].required) : '');
   }
+  pages['stages/aggregate.md'] = `# Stage \`[[aggregate]]\`\n\n${gen}\n\n${AGGREGATE_SCHEMA.description}\n\n` +
+    `## Keys\n\n${table(AGGREGATE_SCHEMA.properties as unknown as Record<string, Prop>, AGGREGATE_SCHEMA.required)}\n` +
+    '## Example\n\nPer minute, per inside host and public address, protocol and destination port, exported beside the raw flows:\n\n' +
+    '```toml\n[[source]]\nenable_accounting = true\n\n[[aggregate]]\nname = "per-minute"\nkeys = ["src", "nat_src", "proto", "dport"]\ninterval = 60\n\n' +
+    '[[sink]]\ntype = "ipfix"\naddress = "udp://192.0.2.10:4739"\n\n[[sink]]\ntype = "ipfix"\naddress = "udp://192.0.2.10:4740"\naggregate = "per-minute"\n```\n\n' +
+    'nfdump reads the records with their flow count (`aggr_flows`); `nfdump -A srcip,xsrcip,proto,dstport` over the raw export gives the same sums per interval.\n';
   return pages;
 }
 

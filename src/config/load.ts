@@ -299,6 +299,12 @@ function parseConfig(file: string, text: string, purpose: Purpose = 'run'): Plan
   return { file, kind: 'toml', config, sources: plan(file, text, config, purpose) };
 }
 
+/** Does sink[i]'s table in the TOML text set `key` (not a default)? */
+function lineOfKey(text: string, i: number, key: string): boolean {
+  const at = lineOf(text, `sink[${i}].${key}`);
+  return at > 0 && new RegExp(`^\\s*"?${key}"?\\s*=`).test(text.split('\n')[at - 1]);
+}
+
 /** What is wrong with a metrics address "HOST:PORT", or undefined. */
 export function listenProblem(listen: string): string | undefined {
   const i = listen.lastIndexOf(':');
@@ -467,8 +473,36 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
     }
     return { type: 'nflog', config: s };
   }
+  // aggregation stages: each folds the flow records of conntrack sources that keep them
+  const stages = new Set<string>();
+  config.aggregate.forEach((a, i) => {
+    a.name ??= `aggregate${i}`;
+    if (stages.has(a.name)) fail(file, text, `aggregate[${i}].name`, `"${a.name}" is used by another aggregate`);
+    stages.add(a.name);
+    for (const src of a.sources) {
+      const s = config.source.find((x) => x.name === src);
+      if (!s) fail(file, text, `aggregate[${i}].sources`, `no source is named "${src}" (sources: ${[...names].join(', ')})`);
+      if (s.type !== 'conntrack') fail(file, text, `aggregate[${i}].sources`, `an aggregate folds the flow records of conntrack sources, and source "${src}" is a ${s.type} source`);
+      if (!s.flows) fail(file, text, `aggregate[${i}].sources`, `source "${src}" has flows = false: it keeps no flow records to fold`);
+    }
+    if (!a.sources.length && !config.source.some((x) => x.type === 'conntrack' && x.flows)) {
+      fail(file, text, `aggregate[${i}]`, 'an aggregate folds the flow records of conntrack sources, and there is none with flows = true');
+    }
+  });
   config.sink.forEach((k: SinkConfig, i) => {
     k.name ??= `${k.type}${i}`;
+    if (k.type === 'ipfix' && k.aggregate !== undefined) {
+      if (!stages.has(k.aggregate)) fail(file, text, `sink[${i}].aggregate`, `no [[aggregate]] is named "${k.aggregate}"${stages.size ? ` (aggregates: ${[...stages].join(', ')})` : ''}`);
+      // the stage chooses the flows; what it sends is no flow to time out or to open a NAT session
+      for (const key of ['sources', 'nat_events'] as const) {
+        if (lineOfKey(text, i, key)) fail(file, text, `sink[${i}].${key}`, `does not apply to a sink with aggregate = "${k.aggregate}" (the aggregate's own keys choose its flows)`);
+      }
+      for (const key of ['active_timeout', 'inactive_timeout'] as const) {
+        if (lineOfKey(text, i, key)) fail(file, text, `sink[${i}].${key}`, `does not apply to a sink with aggregate = "${k.aggregate}" (flows count at their end, whole)`);
+      }
+      k.active_timeout = 0;
+      k.inactive_timeout = 0;
+    }
     for (const src of k.sources) {
       if (!names.has(src)) fail(file, text, `sink[${i}].sources`, `no source is named "${src}" (sources: ${[...names].join(', ')})`);
     }
@@ -556,7 +590,7 @@ function loadVyos(file: string, text: string): Plan {
   const store: StoreConfig = {
     type: 'none', path: '', retention: 'forever', flush_interval_ms: 1000, batch_size: 10000, spool_dir: '', queue_size: 200000, mode: '0640',
   };
-  const config: DaemonConfig = { log_level: level === 'debug' ? 'debug' : 'info', source: [source], sink: [sink], store };
+  const config: DaemonConfig = { log_level: level === 'debug' ? 'debug' : 'info', source: [source], aggregate: [], sink: [sink], store };
   const filter = buildFilter({ event: events.join(',') });
   return {
     file, kind: 'vyos', config,

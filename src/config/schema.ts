@@ -10,6 +10,7 @@ import { JOURNAL_SINK_PROPS, MEMFD_THRESHOLD_MAX } from '../sinks/journal.js';
 import { PCAP_SINK_PROPS } from '../sinks/pcap.js';
 import { IPFIX_SINK_PROPS } from '../sinks/ipfix.js';
 import type { Kind } from '../records/index.js';
+import { AGGREGATE_KEYS, type AggregateKey } from '../records/aggregate.js';
 import { RCVBUF_MAX, RCVBUF_MIN } from '../sources/source.js';
 import { CONNTRACK_SOURCE_SCHEMA, type ConntrackSourceConfig } from '../sources/conntrack/schema.js';
 import { NFLOG_SOURCE_SCHEMA, type NflogSourceConfig } from '../sources/nflog/schema.js';
@@ -88,6 +89,8 @@ export interface IpfixSinkConfig extends Pick<SinkCommon, 'name' | 'sources' | '
   nat_event_numbers: 'rfc8158' | 'historic';
   active_timeout: number;
   inactive_timeout: number;
+  /** the aggregation stage whose records it exports instead of the flows */
+  aggregate?: string;
   // (no format: the sink encodes the records itself)
   format?: undefined;
   output?: undefined;
@@ -109,10 +112,24 @@ export interface StoreConfig {
   mode: string;
 }
 
+export interface AggregateConfig {
+  name: string;
+  sources: string[];
+  keys: AggregateKey[];
+  src_prefix: number;
+  src_prefix6: number;
+  dst_prefix: number;
+  dst_prefix6: number;
+  interval: number;
+  delay: number;
+  max_keys: number;
+}
+
 export interface DaemonConfig {
   log_level: 'error' | 'warn' | 'info' | 'debug';
   listen?: string;
   source: SourceConfig[];
+  aggregate: AggregateConfig[];
   sink: SinkConfig[];
   store: StoreConfig;
 }
@@ -185,7 +202,7 @@ export const SINK_SCHEMA = {
     ...JOURNAL_SINK_PROPS, linktype: PCAP_SINK_PROPS.linktype,
     observation_domain: IPFIX_SINK_PROPS.observation_domain, template_refresh: IPFIX_SINK_PROPS.template_refresh,
     max_message_size: IPFIX_SINK_PROPS.max_message_size, nat_events: IPFIX_SINK_PROPS.nat_events, nat_event_numbers: IPFIX_SINK_PROPS.nat_event_numbers,
-    active_timeout: IPFIX_SINK_PROPS.active_timeout, inactive_timeout: IPFIX_SINK_PROPS.inactive_timeout,
+    active_timeout: IPFIX_SINK_PROPS.active_timeout, inactive_timeout: IPFIX_SINK_PROPS.inactive_timeout, aggregate: IPFIX_SINK_PROPS.aggregate,
   },
 } as const;
 
@@ -207,6 +224,26 @@ export const STORE_SCHEMA = {
   },
 } as const;
 
+/** An aggregation stage (pipeline/aggregate.ts): flow records folded by keys over an interval. */
+export const AGGREGATE_SCHEMA = {
+  type: 'object',
+  description: 'Flow records folded into one record per interval and key: the flows of the conntrack sources it takes that ended in the same interval (aligned to the epoch: `interval = 60` is each whole minute) and share the `keys` become one record with their count (`deltaFlowCount`), the sums of both directions\' packets and bytes, the earliest start and the latest end. An interval is sent `delay` seconds after it ended; a flow that comes later still (its DESTROY lost, found by a dump) makes a record of its own for its interval, so the collector\'s sums per interval and key stay right (counted `late`). At `max_keys` records held the oldest interval is sent early (`early`). A long flow counts at its end, whole. An IPFIX sink with `aggregate = "NAME"` exports a stage\'s records; raw flows and aggregates can go to different sinks side by side.',
+  additionalProperties: false,
+  required: ['keys'],
+  properties: {
+    name: { type: 'string', minLength: 1, description: 'Its name, for `aggregate = "NAME"` in a sink and in the counters (default: aggregate and its index).' },
+    sources: { type: 'array', items: { type: 'string' }, default: [], description: 'Names of the conntrack sources whose flow records it folds; empty: every conntrack source that keeps flows.' },
+    keys: { type: 'array', minItems: 1, uniqueItems: true, items: { enum: [...AGGREGATE_KEYS] }, description: 'What a record is per: `src`, `dst` (the original direction\'s addresses, or their networks with `src_prefix`/`dst_prefix`), `sport`, `dport`, `proto`, `nat_src`, `nat_sport` (the source after SNAT: the public address and port; the flow\'s own without SNAT), `nat_dst`, `nat_dport` (the destination after DNAT). As nfdump -A\'s srcip, dstip, srcport, dstport, proto, xsrcip, xsrcport, xdstip, xdstport.' },
+    src_prefix: { type: 'integer', minimum: 0, maximum: 32, default: 32, description: 'The IPv4 prefix length `src` and `nat_src` are cut to (24: per /24 network; nfdump -A srcip4/24).' },
+    src_prefix6: { type: 'integer', minimum: 0, maximum: 128, default: 128, description: 'The IPv6 prefix length `src` and `nat_src` are cut to.' },
+    dst_prefix: { type: 'integer', minimum: 0, maximum: 32, default: 32, description: 'The IPv4 prefix length `dst` and `nat_dst` are cut to.' },
+    dst_prefix6: { type: 'integer', minimum: 0, maximum: 128, default: 128, description: 'The IPv6 prefix length `dst` and `nat_dst` are cut to.' },
+    interval: { type: 'integer', minimum: 1, maximum: 86400, default: 300, description: 'Seconds: the length of an interval (flows by their end).' },
+    delay: { type: 'integer', minimum: 0, maximum: 3600, default: 10, description: 'Seconds after an interval\'s end before it is sent: the flows that ended in it come a little later (a DESTROY read, a dump that no longer has a flow: a few seconds).' },
+    max_keys: { type: 'integer', minimum: 1, maximum: 100000000, default: 1000000, description: 'Records held at most (memory: some 300 bytes each); at that many the oldest interval is sent early.' },
+  },
+} as const;
+
 export const CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
@@ -216,6 +253,7 @@ export const CONFIG_SCHEMA = {
     listen: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[0-9.]+|localhost):[0-9]{1,5}$', description: 'Serve Prometheus metrics at http://ADDRESS:PORT/metrics: an IPv4 address, a bracketed IPv6 address or `localhost`, and a port 1-65535 (e.g. "127.0.0.1:9405", "[::1]:9405"); default: no metrics server.' },
     // each table is checked against its type's own schema (config/load.ts)
     source: { type: 'array', items: { type: 'object', properties: { type: { enum: Object.keys(SOURCE_TYPES), default: 'conntrack' } } }, default: [{}], description: '`[[source]]` tables: `conntrack` (the default), `nflog` or `tcpstates`; default: one conntrack source with no filter.' },
+    aggregate: { type: 'array', items: AGGREGATE_SCHEMA, default: [], description: '`[[aggregate]]` tables: flow records folded by keys over an interval, for the sinks that name them (`aggregate = "NAME"`); none by default.' },
     sink: { type: 'array', items: { type: 'object', required: ['type'], properties: { type: { enum: [...SINK_TYPES] } } }, default: [], description: '`[[sink]]` tables: where records go; none by default.' },
     store: { ...STORE_SCHEMA, default: {} },
   },

@@ -29,6 +29,8 @@ export function checkTopology(sources: TopologySource[], sinks: SinkConfig[]): T
   const byName = new Map(sources.map((s) => [s.name, s]));
   for (let i = 0; i < sinks.length; i++) {
     const k = sinks[i];
+    // an IPFIX sink of an aggregate's records: the loader checked the aggregate's sources
+    if (k.type === 'ipfix' && k.aggregate !== undefined) continue;
     if (k.records === 'flows') {
       const takes = flowSourcesOf(k, sources);
       const bad = takes.find((s) => s.type !== 'conntrack' || s.flows === false);

@@ -19,11 +19,13 @@ import { PcapSink } from '../sinks/pcap.js';
 import { IpfixSink } from '../sinks/ipfix.js';
 import type { Sink, SinkStats } from '../sinks/sink.js';
 import { sourceKind, type Plan, type PlannedConntrack, type PlannedSource } from '../config/load.js';
-import type { ConntrackSourceConfig, SinkConfig, StoreConfig } from '../config/schema.js';
+import type { AggregateConfig, ConntrackSourceConfig, SinkConfig, StoreConfig } from '../config/schema.js';
 import { native } from '../netlink/native.js';
 import type { Logger } from './log.js';
 import { FlowTable, type FlowTableStats } from '../pipeline/flow-table.js';
 import { FlowFanout, type FlowRoute, type InterimTimeouts } from '../pipeline/flow-fanout.js';
+import { Aggregator, type AggregatorStats } from '../pipeline/aggregate.js';
+import { AggregateEncoding } from '../formats/ipfix.js';
 import type { EndedFlow } from '../records/flow.js';
 import { jiffyMicros, Timeouts, TIMEOUT_SYSCTLS } from '../pipeline/timeouts.js';
 import { StoreWriter, type WriterStats } from '../store/writer.js';
@@ -74,12 +76,16 @@ export interface DaemonStats {
   /** the sources that follow namespaces by pattern: how many each is attached to */
   followed: Array<{ source: string; attached: number; failing: number }>;
   sinks: SinkStats[];
+  /** the aggregation stages */
+  aggregates: AggregatorStats[];
   store?: WriterStats;
   /** present when a conntrack source keeps a flow table (for the store, or a sink with records = "flows") */
   flows?: FlowTableStats & {
     /** ended flows a sink with records = "flows" was sent, and those it could not be sent whole (settled,
      * but opened before the sink was configured or adopted from an earlier run: the store has them) */
     sent: number; unsent: number;
+    /** interim reports of open flows sent to the IPFIX sinks with active/inactive timeouts */
+    interim: number;
   };
 }
 
@@ -119,6 +125,8 @@ function inodeOf(netns: string | undefined): number | undefined {
 export class Pipeline {
   private sources: Attached[] = [];
   private sinks: Sink[] = [];
+  /** the aggregation stages by name, and the configuration each was made from */
+  private aggregators = new Map<string, { a: Aggregator; key: string }>();
   private paused = false;
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
@@ -145,7 +153,7 @@ export class Pipeline {
   private closing = false;
   /** flow counters of the tables no longer in use (detached namespaces), so the totals never go down */
   private retired: FlowTableStats = { open: 0, opened: 0, closed: 0, partial: 0, settled: 0, corrected: 0, missing: 0, quiet: 0 };
-  private retiredSent = { sent: 0, unsent: 0 };
+  private retiredSent = { sent: 0, unsent: 0, interim: 0 };
   /** each flow table's output: the store and the sinks that take flow records */
   private readonly fanouts = new WeakMap<FlowTable, FlowFanout>();
   /** keys of open flows when there is no store */
@@ -252,12 +260,45 @@ export class Pipeline {
     const c = t.stats();
     for (const k of ['opened', 'closed', 'partial', 'settled', 'corrected'] as const) this.retired[k] += c[k];
     const f = this.fanouts.get(t);
-    if (f) { this.retiredSent.sent += f.sent; this.retiredSent.unsent += f.unsent; f.routes = []; }
+    if (f) { this.retiredSent.sent += f.sent; this.retiredSent.unsent += f.unsent; this.retiredSent.interim += f.interimSent; f.setRoutes([], [], [], undefined); }
   }
 
   /** Does a sink with records = "flows" take the flow records of this configured source? */
   private flowSinkTakes(parent: string, plan = this.plan): boolean {
-    return plan.config.sink.some((k) => k.records === 'flows' && (!k.sources.length || k.sources.includes(parent)));
+    return plan.config.sink.some((k) => k.records === 'flows' && !(k.type === 'ipfix' && k.aggregate !== undefined) && (!k.sources.length || k.sources.includes(parent))) ||
+      plan.config.aggregate.some((a) => this.aggregateTakes(a, parent, plan));
+  }
+
+  /** Does an aggregation stage fold the flow records of this configured source? */
+  private aggregateTakes(a: AggregateConfig, parent: string, plan = this.plan): boolean {
+    if (a.sources.length) return a.sources.includes(parent);
+    const s = plan.config.source.find((x) => x.name === parent);
+    return s?.type === 'conntrack' && s.flows;
+  }
+
+  /**
+   * The aggregation stages of a configuration: one whose settings did not
+   * change stays (what it holds with it); a changed or removed one sends
+   * what it holds now, early.
+   */
+  private setAggregators(list: AggregateConfig[]): void {
+    const next = new Map<string, { a: Aggregator; key: string }>();
+    for (const c of list) {
+      const key = JSON.stringify(c);
+      const same = this.aggregators.get(c.name);
+      if (same && same.key === key) { next.set(c.name, same); continue; }
+      next.set(c.name, {
+        key,
+        a: new Aggregator({
+          name: c.name, keys: c.keys, srcPrefix4: c.src_prefix, srcPrefix6: c.src_prefix6, dstPrefix4: c.dst_prefix, dstPrefix6: c.dst_prefix6,
+          interval: c.interval, delay: c.delay, maxKeys: c.max_keys,
+          // to the sinks that name it (looked up as each record goes: a reload replaces sinks)
+          emit: (r) => this.plan.config.sink.forEach((k, i) => { if (k.type === 'ipfix' && k.aggregate === c.name) this.sinks[i]?.push('', r, 'aggregate'); }),
+        }),
+      });
+    }
+    for (const [name, old] of this.aggregators) if (next.get(name) !== old) old.a.tick(nowMicros(), true);
+    this.aggregators = next;
   }
 
   /** Does a conntrack source keep a flow table: for the store, or for a sink that takes flow records? */
@@ -355,6 +396,7 @@ export class Pipeline {
     }
     try {
       this.sinks = this.openSinks(this.plan.config.sink);
+      this.setAggregators(this.plan.config.aggregate);
       this.ensureWatcher(this.plan);
       // (on the serial chain: a namespace the watcher reports meanwhile is attached after, not twice)
       const attaching = (async () => {
@@ -413,6 +455,7 @@ export class Pipeline {
         }) : k.type === 'ipfix' ? new IpfixSink({
           name: k.name, address: k.address, domain: k.observation_domain, templateRefreshSecs: k.template_refresh,
           maxMessageSize: k.max_message_size, natEvents: k.nat_events, natEventNumbers: k.nat_event_numbers,
+          aggregate: this.aggregateEncoding(k.aggregate),
           queueSize: k.queue_size, whenFull: k.when_full, warn: (m) => this.log.warn(m),
         }) : k.type === 'file' ? new FileSink({
           name: k.name,
@@ -548,8 +591,15 @@ export class Pipeline {
     let active = 0;
     let inactive = 0;
     const least = (a: number, b: number) => (a > 0 && b > 0 ? Math.min(a, b) : a || b);
+    // the aggregation stages that fold this source's flows: each whole flow at its end
+    for (const c of this.plan.config.aggregate) {
+      const agg = this.aggregators.get(c.name)?.a;
+      if (agg && this.aggregateTakes(c, parent)) routes.push((f) => agg.push(f));
+    }
     this.plan.config.sink.forEach((k, i) => {
       if (k.records !== 'flows' || (k.sources.length && !k.sources.includes(parent))) return;
+      // (a sink of an aggregate's records takes them from the stage)
+      if (k.type === 'ipfix' && k.aggregate !== undefined) return;
       const sink = this.sinks[i];
       if (k.type === 'ipfix') {
         // a record sink: the record itself (and, for NAT session events, the flow as it opens)
@@ -568,7 +618,8 @@ export class Pipeline {
       const format = k.netns_prefix ? withNetnsPrefix(inner) : inner;
       routes.push((f) => sink.push(format(f), f, 'flow'));
     });
-    if (ipfix.length && !this.accounting(ps.config as ConntrackSourceConfig)) {
+    // (a sysctl that could not be read is no reason to stop the interim reports: the dumps show whether there are counters)
+    if (ipfix.length && this.accounting(ps.config as ConntrackSourceConfig) === false) {
       // without counters the records count nothing, and the dumps cannot tell an open flow's
       if (!this.saidNoAccounting.has(parent)) {
         this.saidNoAccounting.add(parent);
@@ -580,15 +631,25 @@ export class Pipeline {
     out.setRoutes(routes, openRoutes, interimRoutes, { activeUs: active * 1e6, inactiveUs: inactive * 1e6 });
   }
 
+  /** the IPFIX encoding of an aggregation stage's records (undefined: the sink exports flows) */
+  private aggregateEncoding(name: string | undefined, plan = this.pendingPlan ?? this.plan): AggregateEncoding | undefined {
+    if (name === undefined) return undefined;
+    const c = plan.config.aggregate.find((x) => x.name === name)!;
+    return new AggregateEncoding(c.keys, { src4: c.src_prefix, src6: c.src_prefix6, dst4: c.dst_prefix, dst6: c.dst_prefix6 });
+  }
+
+  /** a reload's plan while its sinks are opened */
+  private pendingPlan: Plan | undefined;
+
   /** the sources already told that their namespace counts nothing (interim reports off) */
   private saidNoAccounting = new Set<string>();
 
-  /** Does the source's namespace count packets and bytes per flow (nf_conntrack_acct)? */
-  private accounting(sc: ConntrackSourceConfig): boolean {
+  /** Does the source's namespace count packets and bytes per flow (nf_conntrack_acct)? undefined: it could not be read. */
+  private accounting(sc: ConntrackSourceConfig): boolean | undefined {
     try {
       return native().readSysctl(sc.netns ?? '', ['net.netfilter.nf_conntrack_acct'])[0]?.trim() === '1';
     } catch {
-      return false;
+      return undefined;
     }
   }
 
@@ -677,7 +738,12 @@ export class Pipeline {
         if (!t) return 0;
         const missing = t.endSync(done, from);
         // what the dump read of the open flows' counters: their interim reports
-        this.fanouts.get(t)?.interimCheck(done);
+        // (any whole dump counts: the next one for them comes a full interval after it)
+        const fan = this.fanouts.get(t);
+        if (fan?.interim) {
+          fan.interimCheck(done);
+          a.nextInterim = Date.now() + interimDumpMs(fan.interim);
+        }
         if (why === 'start-up sync' && t.hasQuiet) {
           // after the source's own line about the dump
           queueMicrotask(() => this.log.info(`source ${a.name}: ${t.stats().quiet} flows were first seen in the table dump; until their events show they report, further dumps tell when they end`));
@@ -766,6 +832,9 @@ export class Pipeline {
     if (++this.ticks % 60 === 0) {
       for (const s of this.sources) if (s.table && s.src instanceof ConntrackSource) s.table.timeouts = this.readNamespace(s.src.config).timeouts ?? s.table.timeouts;
     }
+    // the aggregation stages' intervals that are due
+    const nowUs = nowMicros();
+    for (const { a } of this.aggregators.values()) a.tick(nowUs);
     // flow records of flows the sweeps (or a detach) ended
     for (const k of this.sinks) k.flush();
     this.maybeResume();
@@ -784,6 +853,7 @@ export class Pipeline {
         return n === undefined ? [] : [{ source: a.name, attached: n, failing: 0 }];
       })),
       sinks: this.sinks.map((s) => s.stats()),
+      aggregates: [...this.aggregators.values()].map(({ a }) => a.stats()),
     };
     if (this.writer) st.store = this.writer.stats();
     if (this.writer || this.sources.some((s) => s.table) || this.retired.opened) {
@@ -793,7 +863,7 @@ export class Pipeline {
         const t = s.table.stats();
         for (const k of Object.keys(t) as Array<keyof FlowTableStats>) f[k] += t[k];
         const out = this.fanouts.get(s.table);
-        if (out) { f.sent += out.sent; f.unsent += out.unsent; }
+        if (out) { f.sent += out.sent; f.unsent += out.unsent; f.interim += out.interimSent; }
       }
       st.flows = f;
     }
@@ -836,7 +906,9 @@ export class Pipeline {
     // A sink whose settings did not change stays as it is (its queue, its
     // connection); it only reopens its file, as on any SIGHUP.
     const reuse = this.plan.config.sink.map((c, i) => ({ key: JSON.stringify(c), sink: this.sinks[i] }));
-    const sinks = this.openSinks(plan.config.sink, reuse);
+    this.pendingPlan = plan;
+    let sinks: Sink[];
+    try { sinks = this.openSinks(plan.config.sink, reuse); } finally { this.pendingPlan = undefined; }
     const keptSinks = sinks.filter((k) => this.sinks.includes(k));
     const old = this.sources;
     const kept = new Set<Attached>();
@@ -884,6 +956,7 @@ export class Pipeline {
     this.plan = plan;
     this.names?.prefer(plan.sources.map((s) => s.config.netns ?? ''));
     this.sinks = sinks;
+    this.setAggregators(plan.config.aggregate);
     this.sources = [];
     // NFLOG groups are given up first, so that the new sources can bind them
     for (const o of old) {
@@ -997,6 +1070,8 @@ export class Pipeline {
     if (this.timer) clearInterval(this.timer);
     // flows missing from the last dump did not end by a DESTROY in time
     for (const s of this.sources) s.table?.sweep(true);
+    // what the aggregation stages hold goes now, early
+    for (const { a } of this.aggregators.values()) a.tick(nowMicros(), true);
     // TCP state changes waiting for their namespace's id go with the rest
     await Promise.all([...this.nsAsking]);
     await Promise.all([...this.sinks.map((s) => s.close()), this.writer?.close()]);

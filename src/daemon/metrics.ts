@@ -43,6 +43,12 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   counter('conntrail_sink_skipped_total', 'flow records not exported because they correct one exported before (IPFIX)', ['sink'], (c, s) => {
     for (const k of s.sinks) if (k.skipped !== undefined) c.inc({ sink: k.name }, k.skipped);
   });
+  // the aggregation stages
+  for (const [what, help] of [['flows', 'flow records folded'], ['records', 'aggregated records sent'], ['late', 'flows folded after their interval was sent (a record of their own)'], ['early', 'aggregated records sent before their interval was due (max_keys reached)']] as const) {
+    counter(`conntrail_aggregate_${what}_total`, help, ['aggregate'], (c, s) => {
+      for (const a of s.aggregates ?? []) c.inc({ aggregate: a.name }, a[what]);
+    });
+  }
   // the flow table and the store (present when a store is configured)
   const store = (name: string, help: string, get: (s: NonNullable<DaemonStats['store']>) => number) =>
     counter(name, help, ['store'], (c, s) => { if (s.store) c.inc({ store: s.store.store }, get(s.store)); });
@@ -67,6 +73,7 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   flows('conntrail_flows_corrected_total', 'settled flows whose DESTROY came later and corrected their row', (f) => f.corrected);
   flows('conntrail_flow_records_sent_total', 'ended flows sent to the sinks with records = "flows" (once, whatever their number)', (f) => f.sent);
   flows('conntrail_flow_records_unsent_total', 'ended flows that could not be sent whole to the sinks with records = "flows" (settled, but opened before such a sink was configured or by an earlier run; the store has them)', (f) => f.unsent);
+  flows('conntrail_flow_interim_reports_total', 'interim reports of open flows sent to the IPFIX sinks with an active or inactive timeout (flowEndReason 1 or 2)', (f) => f.interim);
   const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge, s: DaemonStats) => void) =>
     new Gauge({ name, help, labelNames, registers: [reg], collect(this: Gauge) { this.reset(); fill(this, stats()); } });
   gauge('conntrail_netns_attached', 'network namespaces a source that follows them by pattern is attached to', ['source'], (g, s) => { for (const f of s.followed) g.set({ source: f.source }, f.attached); });

@@ -4,6 +4,7 @@
 // encodes IPFIX; this is small and written from the RFCs and IANA's
 // registry of information elements.
 import type { EndedFlow } from '../records/flow.js';
+import type { AggregateKey, AggregateRecord } from '../records/aggregate.js';
 import { FLAG_ACTIVE_ESTIMATED, isIcmp } from '../records/flow.js';
 import { parseIp } from '../util/ip.js';
 
@@ -20,6 +21,7 @@ export const IE = {
   flowStartMilliseconds: 152, flowEndMilliseconds: 153, postNATSourceIPv4Address: 225, postNATDestinationIPv4Address: 226,
   postNAPTSourceTransportPort: 227, postNAPTDestinationTransportPort: 228, natEvent: 230,
   postNATSourceIPv6Address: 281, postNATDestinationIPv6Address: 282, observationTimeMilliseconds: 323,
+  deltaFlowCount: 3, sourceIPv4PrefixLength: 9, destinationIPv4PrefixLength: 13, sourceIPv6PrefixLength: 29, destinationIPv6PrefixLength: 30,
 } as const;
 
 /** flowEndReason (IANA): the flow ended as far as the exporter can tell */
@@ -55,6 +57,10 @@ export const TEMPLATE_V6 = 258;
 export const TEMPLATE_V6_NAT = 259;
 export const TEMPLATE_EVENT_V4 = 260;
 export const TEMPLATE_EVENT_V6 = 261;
+/** aggregated records: with IPv4 addresses, IPv6 ones, or no address among the keys */
+export const TEMPLATE_AGG_V4 = 262;
+export const TEMPLATE_AGG_V6 = 263;
+export const TEMPLATE_AGG = 264;
 
 /**
  * The flow records' templates. (natEvent is not in them: pmacct's nfacctd
@@ -97,7 +103,7 @@ export const RECORD_LEN: Readonly<Record<number, number>> = Object.fromEntries([
 /** the longest record of any template */
 export const MAX_RECORD_LEN = Math.max(...Object.values(RECORD_LEN));
 
-function setOf(list: ReadonlyArray<{ id: number; fields: readonly Field[] }>): Buffer {
+export function setOf(list: ReadonlyArray<{ id: number; fields: readonly Field[] }>): Buffer {
   const len = SET_HEADER_LEN + list.reduce((n, t) => n + 4 + t.fields.reduce((k, [, , pen]) => k + (pen ? 8 : 4), 0), 0);
   const b = Buffer.alloc(len);
   b.writeUInt16BE(TEMPLATE_SET_ID, 0);
@@ -295,6 +301,18 @@ export class IpfixPacker {
     this.records++;
   }
 
+  /** Does a record of `len` bytes of template `id` fit in this message? */
+  fitsRecord(id: number, len: number): boolean {
+    return this.len + len + (id === this.setId ? 0 : SET_HEADER_LEN) <= this.maxLen;
+  }
+
+  /** A record of template `id`, written by `write` (which returns its length). */
+  addRecord(id: number, write: (b: Buffer, o: number) => number): void {
+    if (id !== this.setId) this.startSet(id);
+    this.len += write(this.buf, this.len);
+    this.records++;
+  }
+
   addEvent(r: EndedFlow, ended: boolean): void {
     const t = r.family === 6 ? TEMPLATE_EVENT_V6 : TEMPLATE_EVENT_V4;
     if (t !== this.setId) this.startSet(t);
@@ -324,5 +342,78 @@ export class IpfixPacker {
     this.len = MESSAGE_HEADER_LEN;
     this.records = 0;
     return m;
+  }
+}
+
+type AggWriter = (b: Buffer, o: number, r: AggregateRecord) => void;
+
+/**
+ * The templates and records of one aggregation stage's records: the times
+ * (the earliest start, the latest end), the sums of both directions'
+ * counters, how many flows (`deltaFlowCount`, nfdump's aggregated flows),
+ * then only the stage's keys: the protocol, the ports, the addresses (with
+ * their prefix length when shorter than the family's: 9/13, 29/30) and
+ * after NAT. With an address among the keys, one template per family;
+ * without, one for both.
+ */
+export class AggregateEncoding {
+  readonly templates: Buffer;
+  private readonly byId = new Map<number, { fields: Field[]; writers: AggWriter[]; len: number }>();
+  private readonly addressed: boolean;
+
+  constructor(keys: readonly AggregateKey[], prefix: { src4: number; src6: number; dst4: number; dst6: number }) {
+    const has = (k: AggregateKey) => keys.includes(k);
+    this.addressed = has('src') || has('dst') || has('nat_src') || has('nat_dst');
+    const list: Array<{ id: number; fields: Field[] }> = [];
+    for (const fam of this.addressed ? [4, 6] as const : [0] as const) {
+      const alen = fam === 6 ? 16 : 4;
+      const fields: Field[] = [];
+      const writers: AggWriter[] = [];
+      const add = (fl: Field, w: AggWriter) => { fields.push(fl); writers.push(w); };
+      add(f(IE.flowStartMilliseconds, 8), (b, o, r) => u64(b, o, Math.floor(r.first / 1000)));
+      add(f(IE.flowEndMilliseconds, 8), (b, o, r) => u64(b, o, Math.ceil(r.last / 1000)));
+      add(f(IE.octetDeltaCount, 8), (b, o, r) => u64(b, o, r.origBytes));
+      add(f(IE.packetDeltaCount, 8), (b, o, r) => u64(b, o, r.origPackets));
+      add(f(IE.octetDeltaCount, 8, REVERSE_PEN), (b, o, r) => u64(b, o, r.replyBytes));
+      add(f(IE.packetDeltaCount, 8, REVERSE_PEN), (b, o, r) => u64(b, o, r.replyPackets));
+      add(f(IE.deltaFlowCount, 8), (b, o, r) => u64(b, o, r.flows));
+      if (has('proto')) add(f(IE.protocolIdentifier, 1), (b, o, r) => { b[o] = (r.proto ?? 0) & 0xff; });
+      if (has('sport')) add(f(IE.sourceTransportPort, 2), (b, o, r) => b.writeUInt16BE(r.sport ?? 0, o));
+      if (has('dport')) add(f(IE.destinationTransportPort, 2), (b, o, r) => b.writeUInt16BE(r.dport ?? 0, o));
+      const v6 = fam === 6;
+      const full = v6 ? 128 : 32;
+      const sp = v6 ? prefix.src6 : prefix.src4;
+      const dp = v6 ? prefix.dst6 : prefix.dst4;
+      if (has('src')) add(f(v6 ? IE.sourceIPv6Address : IE.sourceIPv4Address, alen), (b, o, r) => addr(b, o, r.src!, alen));
+      if (has('dst')) add(f(v6 ? IE.destinationIPv6Address : IE.destinationIPv4Address, alen), (b, o, r) => addr(b, o, r.dst!, alen));
+      if (has('nat_src')) add(f(v6 ? IE.postNATSourceIPv6Address : IE.postNATSourceIPv4Address, alen), (b, o, r) => addr(b, o, r.natSrc!, alen));
+      if (has('nat_dst')) add(f(v6 ? IE.postNATDestinationIPv6Address : IE.postNATDestinationIPv4Address, alen), (b, o, r) => addr(b, o, r.natDst!, alen));
+      if ((has('src') || has('nat_src')) && sp < full) add(f(v6 ? IE.sourceIPv6PrefixLength : IE.sourceIPv4PrefixLength, 1), (b, o) => { b[o] = sp; });
+      if ((has('dst') || has('nat_dst')) && dp < full) add(f(v6 ? IE.destinationIPv6PrefixLength : IE.destinationIPv4PrefixLength, 1), (b, o) => { b[o] = dp; });
+      if (has('nat_sport')) add(f(IE.postNAPTSourceTransportPort, 2), (b, o, r) => b.writeUInt16BE(r.natSport ?? 0, o));
+      if (has('nat_dport')) add(f(IE.postNAPTDestinationTransportPort, 2), (b, o, r) => b.writeUInt16BE(r.natDport ?? 0, o));
+      const id = fam === 6 ? TEMPLATE_AGG_V6 : fam === 4 ? TEMPLATE_AGG_V4 : TEMPLATE_AGG;
+      this.byId.set(id, { fields, writers, len: recordLen(fields) });
+      list.push({ id, fields });
+    }
+    this.templates = setOf(list);
+  }
+
+  templateOf(r: AggregateRecord): number {
+    return !this.addressed ? TEMPLATE_AGG : r.family === 6 ? TEMPLATE_AGG_V6 : TEMPLATE_AGG_V4;
+  }
+
+  recordLen(id: number): number { return this.byId.get(id)!.len; }
+
+  /** the longest record */
+  get maxRecordLen(): number { return Math.max(...[...this.byId.values()].map((t) => t.len)); }
+
+  /** Writes the record of `r` at `o` in `b`; returns its length. */
+  write(b: Buffer, o: number, r: AggregateRecord): number {
+    const t = this.byId.get(this.templateOf(r))!;
+    b.fill(0, o, o + t.len);
+    let p = o;
+    for (let i = 0; i < t.fields.length; i++) { t.writers[i](b, p, r); p += t.fields[i][1]; }
+    return t.len;
   }
 }

@@ -2,6 +2,7 @@
 // from sources to the pipeline, and from the pipeline to formats and sinks.
 import type { FlowEvent } from './event.js';
 import type { EndedFlow } from './flow.js';
+import type { AggregateRecord } from './aggregate.js';
 import type { PacketLog } from './packet.js';
 import type { TcpStateChange } from './tcpstate.js';
 
@@ -14,8 +15,10 @@ export interface RecordOf {
   packet: PacketLog;
   /** a TCP socket's state change, with the process current at it (sources/tcpstates) */
   tcpstate: TcpStateChange;
+  /** flows folded by an aggregation stage (pipeline/aggregate.ts) */
+  aggregate: AggregateRecord;
 }
 export type Kind = keyof RecordOf;
-export const KINDS: readonly Kind[] = ['event', 'flow', 'packet', 'tcpstate'];
+export const KINDS: readonly Kind[] = ['event', 'flow', 'packet', 'tcpstate', 'aggregate'];
 /** for messages: "conntrack events", ... */
-export const KIND_NAMES: Readonly<Record<Kind, string>> = { event: 'conntrack events', flow: 'flow records', packet: 'packet logs', tcpstate: 'TCP state changes' };
+export const KIND_NAMES: Readonly<Record<Kind, string>> = { event: 'conntrack events', flow: 'flow records', packet: 'packet logs', tcpstate: 'TCP state changes', aggregate: 'aggregated flow records' };

@@ -18,8 +18,9 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { FLAG_START_UNKNOWN, type EndedFlow } from '../records/flow.js';
 import type { Kind, RecordOf } from '../records/index.js';
-import { eventTemplateSet, IpfixPacker, MAX_RECORD_LEN, MESSAGE_HEADER_LEN, SET_HEADER_LEN, templateSet, writeHeader, type NatEventNumbering } from '../formats/ipfix.js';
+import { AggregateEncoding, eventTemplateSet, IpfixPacker, MAX_RECORD_LEN, MESSAGE_HEADER_LEN, SET_HEADER_LEN, templateSet, writeHeader, type NatEventNumbering } from '../formats/ipfix.js';
 import { AckedStream } from './tcp-stream.js';
+import type { AggregateRecord } from '../records/aggregate.js';
 import type { Sink, SinkStats } from './sink.js';
 import { Fifo, SinkQueue } from './queue.js';
 import { parseAddress } from './syslog.js';
@@ -28,12 +29,13 @@ import { parseAddress } from './syslog.js';
 export const IPFIX_SINK_PROPS = {
   address: { type: 'string', description: 'ipfix: the collector, `udp://HOST:PORT` or `tcp://HOST:PORT` (HOST an IPv4 address, an IPv6 address in brackets or a host name). TCP (RFC 7011 §10.4): the templates once at the start of each connection, sequence numbers from 0 on each; a record counts as written once the collector\'s kernel acknowledged it; what a lost connection had not acknowledged is sent again on the next (counted as `resent`: the collector may have it twice), made with backoff, records waiting in the queue meanwhile.' },
   observation_domain: { type: 'integer', minimum: 0, maximum: 4294967295, default: 1, description: 'ipfix: the Observation Domain ID of every message (collectors keep templates and sequence numbers per exporter address and domain).' },
-  template_refresh: { type: 'integer', minimum: 1, maximum: 86400, default: 60, description: 'ipfix: seconds between two sendings of the templates (UDP: a collector that starts later learns them then; data it gets before is dropped by it).' },
-  max_message_size: { type: 'integer', minimum: 576, maximum: 65507, default: 1400, description: 'ipfix: the largest message (one UDP datagram), in bytes: keep it under the path MTU (1400 fits an Ethernet path with tunnels; 576, the least, is the datagram every IPv4 host must take, and holds the templates and a record).' },
+  template_refresh: { type: 'integer', minimum: 1, maximum: 86400, default: 60, description: 'ipfix: seconds between two sendings of the templates (UDP: a collector that starts later learns them then; data it gets before is dropped by it). Not used over TCP: each connection starts with them.' },
+  max_message_size: { type: 'integer', minimum: 576, maximum: 65507, default: 1400, description: 'ipfix: the largest message (one UDP datagram), in bytes: keep it under the path MTU (1400 fits an Ethernet path with tunnels; 576, the least, is the datagram every IPv4 host must take, and holds the templates and a record). Over TCP, the largest message written to the stream.' },
   nat_events: { type: 'boolean', default: false, description: 'ipfix: besides the flow record, one NAT event record (RFC 8158) when a translated flow is first seen (session create) and one when it ends (session delete), in templates of their own with `natEvent` and `observationTimeMilliseconds`.' },
   nat_event_numbers: { enum: ['rfc8158', 'historic'], default: 'rfc8158', description: 'ipfix: the natEvent values: `rfc8158` (NAT44 session create 4, delete 5; IPv6, for which RFC 8158 has no NAT66 event, 1 and 2), or `historic` (1 create, 2 delete, for every family: the values nfdump 1.7 shows as ADD/DELETE).' },
-  active_timeout: { type: 'integer', minimum: 0, maximum: 604800, default: 1800, description: 'ipfix: seconds: a flow still open this long after its start (or its last report) that carried packets since is reported, with what it carried since (flowEndReason 2, active timeout); its end then counts the rest. The counters come from dumps of the conntrack table (every `active_timeout` or `inactive_timeout` seconds, whichever is less, at most 60 s apart; the kernel\'s counters are never zeroed), so it needs conntrack accounting (the source\'s `enable_accounting`). 0: never; 1800 (30 min) is what Cisco\'s exporters and ipt_NETFLOW use.' },
+  active_timeout: { type: 'integer', minimum: 0, maximum: 604800, default: 1800, description: 'ipfix: seconds: a flow still open this long after its start (or its last report) that carried packets since is reported, with what it carried since (flowEndReason 2, active timeout); its end then counts the rest. The counters come from dumps of the conntrack table (every `active_timeout` or `inactive_timeout` seconds, whichever is less, at most 60 s apart; the kernel\'s counters are never zeroed), so it needs conntrack accounting (the source\'s `enable_accounting`). 0: never; 1800 (30 min) is what Cisco\'s exporters and ipt_NETFLOW use. Several IPFIX sinks of one source share one set of reports: the least non-zero `active_timeout` and `inactive_timeout` among them. The reports add up to the flow within one run of the daemon: a flow open across a restart is not reported by the next run, neither its rest nor its end (counted in `records_unsent`; the store has it whole), and a reload that sets both timeouts to 0 sends the flows reported in part whole at their end.' },
   inactive_timeout: { type: 'integer', minimum: 0, maximum: 604800, default: 0, description: 'ipfix: seconds: a flow still open that has carried nothing for this long (its counters unchanged from dump to dump), with packets not reported yet, is reported with them (flowEndReason 1, idle timeout), ahead of its end. 0 (the default): the flow\'s conntrack entry is the idle timer (an idle UDP flow ends after nf_conntrack_udp_timeout, its end exact); set 15 for the records an ipt_NETFLOW or Cisco exporter would send for idle TCP connections, which conntrack keeps for days.' },
+  aggregate: { type: 'string', minLength: 1, description: 'ipfix: the name of an `[[aggregate]]` stage: the sink exports its aggregated records (per interval and key: the flows\' count as `deltaFlowCount`, the sums of their counters, the earliest start and the latest end, and only the keys), not the flows; `sources`, `nat_events` and the timeouts are the stage\'s business then and are not taken.' },
 } as const;
 
 export interface IpfixSinkOptions {
@@ -44,6 +46,8 @@ export interface IpfixSinkOptions {
   maxMessageSize: number;
   natEvents: boolean;
   natEventNumbers: NatEventNumbering;
+  /** the sink exports an aggregation stage's records (encoded so), not flows */
+  aggregate?: AggregateEncoding;
   queueSize: number;
   whenFull: 'block' | 'drop';
   warn: (msg: string) => void;
@@ -94,10 +98,11 @@ export class IpfixSink implements Sink {
     this.addr = parseAddress(o.address);
     if (this.addr.kind === 'unix') throw new Error(`${o.address}: an IPFIX collector is at udp://HOST:PORT or tcp://HOST:PORT`);
     this.packer = new IpfixPacker(o.maxMessageSize, o.natEventNumbers);
-    this.templates = o.natEvents ? Buffer.concat([templateSet(), eventTemplateSet()]) : templateSet();
+    this.templates = o.aggregate ? o.aggregate.templates : o.natEvents ? Buffer.concat([templateSet(), eventTemplateSet()]) : templateSet();
     // every record must fit in a message after the templates
-    if (MESSAGE_HEADER_LEN + this.templates.length + SET_HEADER_LEN + MAX_RECORD_LEN > o.maxMessageSize) {
-      throw new Error(`max_message_size ${o.maxMessageSize} is too small for the templates and a record (${MESSAGE_HEADER_LEN + this.templates.length + SET_HEADER_LEN + MAX_RECORD_LEN} bytes)`);
+    const longest = o.aggregate ? o.aggregate.maxRecordLen : MAX_RECORD_LEN;
+    if (MESSAGE_HEADER_LEN + this.templates.length + SET_HEADER_LEN + longest > o.maxMessageSize) {
+      throw new Error(`max_message_size ${o.maxMessageSize} is too small for the templates and a record (${MESSAGE_HEADER_LEN + this.templates.length + SET_HEADER_LEN + longest} bytes)`);
     }
     this.now = o.now ?? (() => Math.floor(Date.now() / 1000));
     if (this.addr.kind === 'udp') this.udp = this.socket();
@@ -118,7 +123,7 @@ export class IpfixSink implements Sink {
           writeHeader(buf, buf.length, this.now(), 0, o.domain);
           return [{ buf, records: 0 }];
         },
-        written: (n) => { if (n) this.q.written(n, this.held()); else this.q.written(0, this.held()); },
+        written: (n) => this.q.written(n, this.held()),
         failed: (what) => this.q.failed(`${o.address}: ${what}`, 'records are kept and sent when it is back'),
         recovered: (what) => this.q.recovered(what),
         isFailing: () => this.q.isFailing,
@@ -153,6 +158,18 @@ export class IpfixSink implements Sink {
   private held(): number { return this.held_ + this.inflight + (this.tcp ? this.tcp.held() : 0); }
 
   push(_line: string, rec?: RecordOf[Kind], kind?: Kind): void {
+    const agg = this.o.aggregate;
+    if (agg) {
+      if (kind !== 'aggregate' || !rec) return;
+      const r = rec as AggregateRecord;
+      const id = agg.templateOf(r);
+      const len = agg.recordLen(id);
+      if (this.closed) { this.q.dropped(1); return; }
+      if (!this.q.admit(this.held())) return;
+      this.add((p) => p.fitsRecord(id, len), (p) => p.addRecord(id, (b, o) => agg.write(b, o, r)));
+      this.q.added(this.held());
+      return;
+    }
     if (kind !== 'flow' || !rec) return;
     const r = rec as EndedFlow;
     if (r.corrects) { this.skipped++; return; }
@@ -201,7 +218,7 @@ export class IpfixSink implements Sink {
 
   full(): boolean { return this.q.full(this.held()); }
   onDrain(cb: () => void): void { this.q.onDrain(cb); }
-  reopen(): void { /* a datagram socket: nothing to reopen */ }
+  reopen(): void { /* a datagram socket or the TCP stream (which reconnects itself): nothing to reopen */ }
 
   flush(): void {
     if (this.closed) return;

@@ -463,4 +463,73 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
       for (const p of [daemon, nfcapd, srv]) await t.stop(p);
     }
   });
+  it('[[aggregate]] beside the raw export: per interval, its records are what nfdump -A with the same keys makes of the raw flows', async () => {
+    const raw = join(dir, 'nfcapd-raw');
+    const agg = join(dir, 'nfcapd-agg');
+    mkdirSync(raw);
+    mkdirSync(agg);
+    const db = join(dir, 'agg.db');
+    const capRaw = t.spawn(t.srv, ['nfcapd', '-w', raw, '-p', '39761', '-b', '127.0.0.1', '-t', '60']);
+    const capAgg = t.spawn(t.srv, ['nfcapd', '-w', agg, '-p', '39762', '-b', '127.0.0.1', '-t', '60']);
+    const cr = collect(capRaw);
+    const ca = collect(capAgg);
+    const udpListening = () => t.exec(t.srv, ['ss', '-Huln']);
+    assert.ok(await waitFor(() => udpListening().includes('127.0.0.1:39761') && udpListening().includes('127.0.0.1:39762'), 20_000), `${cr.err()} ${ca.err()}`);
+    const conf = join(dir, 'agg.toml');
+    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\nenable_accounting = true\n\n[store]\npath = "${db}"\nflush_interval_ms = 100\n\n` +
+      `[[aggregate]]\nname = "agg"\nkeys = ["src", "proto", "dport", "nat_src"]\ninterval = 10\ndelay = 2\n\n` +
+      `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39761"\n\n` +
+      `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39762"\naggregate = "agg"\n`);
+    const daemon = t.spawn(t.srv, [...CONNTRAIL, 'run', '--config', conf]);
+    const o = collect(daemon);
+    try {
+      assert.ok(await waitSubscribed(daemon.pid!, 20_000, t.rtr), o.err());
+      assert.ok(await waitFor(() => /started with/.test(o.err()), 20_000), o.err());
+      // two intervals: in each, at its start, UDP flows to three ports (several from each of a few source ports), ended at once by conntrack -D
+      const bursts = [[7000, 7001, 7002], [7003, 7004, 7005]];
+      for (const ports of bursts) {
+        assert.ok(await waitFor(() => Date.now() % 10_000 < 1000, 15_000), 'an interval begins');
+        const r = spawnSync('ip', ['netns', 'exec', t.cli, '/usr/bin/python3', '-c',
+          `import socket\nfor n, p in enumerate(${JSON.stringify(ports)}):\n    for k in range(n + 2):\n        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b"a" * (10 + k), ("${ADDR.srv}", p)); s.sendto(b"b" * 20, ("${ADDR.srv}", p)); s.close()`],
+        { encoding: 'utf8', timeout: 20_000 });
+        assert.equal(r.status, 0, r.stderr);
+        for (const p of ports) t.exec(t.rtr, ['conntrack', '-D', '-p', 'udp', '--dport', String(p)], { allowFail: true });
+      }
+      // the second interval sent too: 2 + 2 s after its end
+      const sentAgg = () => Number(/sink ipfix1: written=(\d+)/.exec(o.err().split('\n').filter((l) => l.includes('counters:')).at(-1) ?? '')?.[1] ?? 0);
+      assert.ok(await waitFor(() => { daemon.kill('SIGUSR1'); return sentAgg() >= 6; }, 40_000), o.err());
+      assert.equal(await t.stop(daemon), 0, o.err());
+      assert.match(o.err(), /aggregate agg: flows=18 records=6 late=0 early=0 held=0/, o.err());
+      await t.stop(capRaw);
+      await t.stop(capAgg);
+      const nfdump = (args: string[]) => {
+        const r = spawnSync('nfdump', args, { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } });
+        assert.equal(r.status, 0, r.stderr);
+        return r.stdout;
+      };
+      // (nfdump 1.7.1's JSON output has no fields with -A: the same fmt line for the raw flows aggregated and for our records)
+      const FMT = 'fmt:%ts|%te|%sa|%pr|%dp|%xsa|%fl|%ipkt|%ibyt|%opkt|%obyt';
+      const lines = (out: string) => out.split('\n').filter((l) => l.includes('|')).map((l) => l.split('|').map((x) => x.trim()).join('|')).sort();
+      const mine = JSON.parse(nfdump(['-R', agg, '-o', 'json'])) as Nf[];
+      assert.equal(mine.length, 6, JSON.stringify(mine));
+      const interval = (x: Nf[string]) => Math.floor(Date.parse(`${x}Z`) / 10_000);
+      for (const [b, ports] of bursts.entries()) {
+        const filter = ports.map((p) => `dst port ${p}`).join(' or ');
+        // one interval each: the raw flows' ends and the records' times in it
+        const raws = JSON.parse(nfdump(['-R', raw, '-o', 'json', filter])) as Nf[];
+        assert.equal(raws.length, 2 + 3 + 4, JSON.stringify(raws));
+        assert.equal(new Set(raws.map((x) => interval(x.last))).size, 1, `burst ${b}: ${JSON.stringify(raws)}`);
+        const ours = mine.filter((x) => ports.includes(Number(x.dst_port)));
+        assert.ok(ours.every((x) => interval(x.last) === interval(raws[0].last)), JSON.stringify(ours));
+        assert.deepEqual(ours.map((x) => Number(x.aggr_flows)).sort(), [2, 3, 4], JSON.stringify(ours));
+        // key for key: first, last, the keys, the flow count and the sums
+        const theirs = lines(nfdump(['-q', '-R', raw, '-A', 'srcip,proto,dstport,xsrcip', '-o', FMT, filter]));
+        const oursFmt = lines(nfdump(['-q', '-R', agg, '-o', FMT, filter]));
+        assert.equal(theirs.length, 3, theirs.join('\n'));
+        assert.deepEqual(oursFmt, theirs);
+      }
+    } finally {
+      for (const p of [daemon, capRaw, capAgg]) await t.stop(p);
+    }
+  });
 });
