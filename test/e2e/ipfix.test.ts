@@ -314,8 +314,12 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
       const sum = (k: string) => recs.reduce((a, x) => a + Number(x[k]), 0);
       assert.deepEqual([sum('in_packets'), sum('out_packets'), sum('in_bytes'), sum('out_bytes')], [71, 71, f.bytes.orig, f.bytes.reply], JSON.stringify(recs));
       assert.equal(recs[0].first, nfTime(Math.floor(f.start_us / 1000)), `${JSON.stringify(f)}\n${JSON.stringify(recs)}\n${o.err()}`);
-      assert.equal(recs.at(-1)!.last, nfTime(Math.ceil(f.end_us / 1000)), `${JSON.stringify(f)}\n${JSON.stringify(recs)}\n${o.err()}`);
       const ms = (x: Nf[string]) => Date.parse(`${x}Z`);
+      // its end is a record of its own, ending when the flow did; unless the last report came after its
+      // last packet, before its entry expired: then that report carried the rest, and its end no record
+      // (no record of nothing: its delete event still goes)
+      const endRecord = recs.at(-1)!.last === nfTime(Math.ceil(f.end_us / 1000));
+      if (!endRecord) assert.ok(ms(recs.at(-1)!.last) < f.end_us / 1000, `${JSON.stringify(f)}\n${JSON.stringify(recs)}\n${o.err()}`);
       for (let i = 1; i < recs.length; i++) {
         // each starts where the one before ended (to the ms: the start rounded down, the end up)
         assert.ok(ms(recs[i].first) <= ms(recs[i - 1].last) && ms(recs[i - 1].last) - ms(recs[i].first) <= 1, JSON.stringify(recs));
@@ -330,7 +334,7 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
       const ts = spawnSync('tshark', ['-r', pcap, '-d', 'udp.port==39721,cflow', '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=;', '-e', 'cflow.flow_end_reason'], { encoding: 'utf8' });
       assert.equal(ts.status, 0, ts.stderr);
       const reasons = ts.stdout.split('\n').filter(Boolean).flatMap((l) => l.split(';'));
-      assert.deepEqual(reasons, [...Array(recs.length - 1).fill('2'), '1'], ts.stdout);
+      assert.deepEqual(reasons, endRecord ? [...Array(recs.length - 1).fill('2'), '1'] : Array(recs.length).fill('2'), ts.stdout);
     } finally {
       for (const p of [daemon, nfcapd, dump, srv]) await t.stop(p);
     }
