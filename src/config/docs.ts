@@ -146,10 +146,14 @@ export function renderPages(): Record<string, string> {
   }
   pages['stages/aggregate.md'] = `# Stage \`[[aggregate]]\`\n\n${gen}\n\n${AGGREGATE_SCHEMA.description}\n\n` +
     `## Keys\n\n${table(AGGREGATE_SCHEMA.properties as unknown as Record<string, Prop>, AGGREGATE_SCHEMA.required)}\n` +
-    '## Example\n\nPer minute, per inside host and public address, protocol and destination port, exported beside the raw flows:\n\n' +
+    '## Example\n\nPer minute, per inside host and public address, protocol and destination port, exported beside the raw flows, and written to a file as JSON lines:\n\n' +
     '```toml\n[[source]]\nenable_accounting = true\n\n[[aggregate]]\nname = "per-minute"\nkeys = ["src", "nat_src", "proto", "dport"]\ninterval = 60\n\n' +
-    '[[sink]]\ntype = "ipfix"\naddress = "udp://192.0.2.10:4739"\n\n[[sink]]\ntype = "ipfix"\naddress = "udp://192.0.2.10:4740"\naggregate = "per-minute"\n```\n\n' +
-    'nfdump reads the records with their flow count (`aggr_flows`); `nfdump -A srcip,xsrcip,proto,dstport` over the raw export gives the same sums per interval.\n';
+    '[[sink]]\ntype = "ipfix"\naddress = "udp://192.0.2.10:4739"\n\n[[sink]]\ntype = "ipfix"\naddress = "udp://192.0.2.10:4740"\naggregate = "per-minute"\n\n' +
+    '[[sink]]\ntype = "file"\npath = "/var/log/conntrail/per-minute.jsonl"\naggregate = "per-minute"\n```\n\n' +
+    'nfdump reads the records with their flow count (`aggr_flows`); `nfdump -A srcip,xsrcip,proto,dstport` over the raw export gives the same sums per interval.\n\n' +
+    'A JSON line has the stage (`aggregate`), the interval (`interval_start`, `interval_start_us`, `interval_s`: the flows ended in it), the earliest start and latest end of its flows (`first`, `last`, and in µs), ' +
+    '`family` (null without an address key), each key (`proto`, `src`, `sport`, `dst`, `dport`, `nat_src`, `nat_sport`, `nat_dst`, `nat_dport`: null when not a key; an address cut to a prefix as its network, `10.0.1.0/24`), ' +
+    '`flows`, and `packets` and `bytes` of each direction (`orig`, `reply`). The journal has the same as AGG_* fields (times in µs, keys that are not folded by left out).\n';
   return pages;
 }
 

@@ -491,17 +491,25 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
   });
   config.sink.forEach((k: SinkConfig, i) => {
     k.name ??= `${k.type}${i}`;
-    if (k.type === 'ipfix' && k.aggregate !== undefined) {
+    if (k.aggregate !== undefined) {
       if (!stages.has(k.aggregate)) fail(file, text, `sink[${i}].aggregate`, `no [[aggregate]] is named "${k.aggregate}"${stages.size ? ` (aggregates: ${[...stages].join(', ')})` : ''}`);
-      // the stage chooses the flows; what it sends is no flow to time out or to open a NAT session
-      for (const key of ['sources', 'nat_events'] as const) {
+      // the stage chooses the flows; what it sends is no flow to time out or to open a NAT session, nor a namespace's
+      for (const key of ['sources', 'records', 'nat_events'] as const) {
         if (lineOfKey(text, i, key)) fail(file, text, `sink[${i}].${key}`, `does not apply to a sink with aggregate = "${k.aggregate}" (the aggregate's own keys choose its flows)`);
       }
       for (const key of ['active_timeout', 'inactive_timeout'] as const) {
         if (lineOfKey(text, i, key)) fail(file, text, `sink[${i}].${key}`, `does not apply to a sink with aggregate = "${k.aggregate}" (flows count at their end, whole)`);
       }
-      k.active_timeout = 0;
-      k.inactive_timeout = 0;
+      if (lineOfKey(text, i, 'netns_prefix')) fail(file, text, `sink[${i}].netns_prefix`, `does not apply to a sink with aggregate = "${k.aggregate}" (an aggregated record folds the flows of every namespace the stage takes)`);
+      for (const key of ['output', 'labelmap'] as const) {
+        if (lineOfKey(text, i, key)) fail(file, text, `sink[${i}].${key}`, `does not apply to a sink with aggregate = "${k.aggregate}" (its records are written as JSON)`);
+      }
+      if (k.type === 'ipfix') {
+        k.active_timeout = 0;
+        k.inactive_timeout = 0;
+      }
+      // (a sink of aggregated records takes no source's records; topology.ts checks its format)
+      k.records = 'flows';
     }
     for (const src of k.sources) {
       if (!names.has(src)) fail(file, text, `sink[${i}].sources`, `no source is named "${src}" (sources: ${[...names].join(', ')})`);

@@ -37,6 +37,8 @@ interface SinkCommon {
   ulogd_eventv1: boolean;
   ulogd_hwhdr: boolean;
   netns_prefix: boolean;
+  /** the aggregation stage whose records it takes instead of the sources' (the loader sets `records` to 'flows') */
+  aggregate?: string;
 }
 export interface StdoutSinkConfig extends SinkCommon { type: 'stdout' }
 export interface FileSinkConfig extends SinkCommon {
@@ -72,6 +74,8 @@ export interface PcapSinkConfig extends Pick<SinkCommon, 'name' | 'sources' | 'q
   fsync: 'never' | 'batch';
   rotate_size: number;
   rotate_keep: number;
+  /** (takes no aggregated records) */
+  aggregate?: undefined;
   // (no format: the sink encodes the packets itself)
   format?: undefined;
   output?: undefined;
@@ -202,7 +206,8 @@ export const SINK_SCHEMA = {
     ...JOURNAL_SINK_PROPS, linktype: PCAP_SINK_PROPS.linktype,
     observation_domain: IPFIX_SINK_PROPS.observation_domain, template_refresh: IPFIX_SINK_PROPS.template_refresh,
     max_message_size: IPFIX_SINK_PROPS.max_message_size, nat_events: IPFIX_SINK_PROPS.nat_events, nat_event_numbers: IPFIX_SINK_PROPS.nat_event_numbers,
-    active_timeout: IPFIX_SINK_PROPS.active_timeout, inactive_timeout: IPFIX_SINK_PROPS.inactive_timeout, aggregate: IPFIX_SINK_PROPS.aggregate,
+    active_timeout: IPFIX_SINK_PROPS.active_timeout, inactive_timeout: IPFIX_SINK_PROPS.inactive_timeout,
+    aggregate: { ...SINK_COMMON_PROPS.aggregate, description: `${SINK_COMMON_PROPS.aggregate.description} ${IPFIX_SINK_PROPS.aggregate.description}` },
   },
 } as const;
 
@@ -227,7 +232,7 @@ export const STORE_SCHEMA = {
 /** An aggregation stage (pipeline/aggregate.ts): flow records folded by keys over an interval. */
 export const AGGREGATE_SCHEMA = {
   type: 'object',
-  description: 'Flow records folded into one record per interval and key: the flows of the conntrack sources it takes that ended in the same interval (aligned to the epoch: `interval = 60` is each whole minute) and share the `keys` become one record with their count (`deltaFlowCount`), the sums of both directions\' packets and bytes, the earliest start and the latest end. An interval is sent `delay` seconds after it ended; a flow that comes later still (its DESTROY lost, found by a dump) makes a record of its own for its interval, so the collector\'s sums per interval and key stay right (counted `late`). At `max_keys` records held the oldest interval is sent early (`early`). A long flow counts at its end, whole. An IPFIX sink with `aggregate = "NAME"` exports a stage\'s records; raw flows and aggregates can go to different sinks side by side.',
+  description: 'Flow records folded into one record per interval and key: the flows of the conntrack sources it takes that ended in the same interval (aligned to the epoch: `interval = 60` is each whole minute) and share the `keys` become one record with their count (`deltaFlowCount`), the sums of both directions\' packets and bytes, the earliest start and the latest end. An interval is sent `delay` seconds after it ended; a flow that comes later still (its DESTROY lost, found by a dump) makes a record of its own for its interval, so the collector\'s sums per interval and key stay right (counted `late`). At `max_keys` records held the oldest interval is sent early (`early`). A long flow counts at its end, whole. A sink with `aggregate = "NAME"` takes a stage\'s records: an IPFIX sink exports them, a file, stdout, syslog or journal sink writes them as JSON lines; raw flows and aggregates can go to different sinks side by side.',
   additionalProperties: false,
   required: ['keys'],
   properties: {

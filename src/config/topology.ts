@@ -3,8 +3,9 @@
 // record sink (pcap) takes the kinds it encodes itself; a line sink's format
 // must exist for every kind it takes (a sink without `format` writes each
 // kind in that kind's default format). A sink with `records = "flows"` takes
-// the flow records of conntrack sources instead of their events. A problem
-// names the key to fix.
+// the flow records of conntrack sources instead of their events, and one
+// with `aggregate` an aggregation stage's records. A problem names the key
+// to fix.
 import { KIND_NAMES, type Kind } from '../records/index.js';
 import { DEFAULT_FORMAT, findFormat, FORMAT_NAMES, formatsOf } from '../formats/registry.js';
 import { RECORD_SINKS, SOURCE_TYPES, type SinkConfig, type SourceType } from './schema.js';
@@ -29,8 +30,13 @@ export function checkTopology(sources: TopologySource[], sinks: SinkConfig[]): T
   const byName = new Map(sources.map((s) => [s.name, s]));
   for (let i = 0; i < sinks.length; i++) {
     const k = sinks[i];
-    // an IPFIX sink of an aggregate's records: the loader checked the aggregate's sources
-    if (k.type === 'ipfix' && k.aggregate !== undefined) continue;
+    // a sink of an aggregate's records: the loader checked the aggregate's sources; a line sink's format must write them
+    if (k.aggregate !== undefined) {
+      if (k.type !== 'ipfix' && k.format !== undefined && !findFormat(k.format, 'aggregate')) {
+        return { key: `sink[${i}].format`, message: `aggregated flow records are written as one of ${formatsOf('aggregate').map((f) => JSON.stringify(f)).join(', ')}` };
+      }
+      continue;
+    }
     if (k.records === 'flows') {
       const takes = flowSourcesOf(k, sources);
       const bad = takes.find((s) => s.type !== 'conntrack' || s.flows === false);

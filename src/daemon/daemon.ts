@@ -12,6 +12,7 @@ import type { Kind, RecordOf } from '../records/index.js';
 import { compileMatcher } from '../pipeline/filter.js';
 import { FLAG_END_ESTIMATED } from '../records/flow.js';
 import { DEFAULT_FORMAT, findFormat } from '../formats/registry.js';
+import type { AggregateRecord } from '../records/aggregate.js';
 import { FileSink } from '../sinks/file.js';
 import { SyslogSink } from '../sinks/syslog.js';
 import { JournalSink } from '../sinks/journal.js';
@@ -93,6 +94,9 @@ const TIMESTAMP_SYSCTL = 'net.netfilter.nf_conntrack_timestamp';
 /** flows only a dump can tell the end of are checked after this long, then twice as long each time, up to CHECK_MAX_MS */
 const CHECK_FIRST_MS = 10_000;
 const CHECK_MAX_MS = 300_000;
+
+/** a line sink's formatter of aggregated records (the configuration checked the format writes them) */
+const aggregateFormat = (name: string | undefined) => findFormat(name ?? DEFAULT_FORMAT.aggregate!, 'aggregate')!.build({}) as (r: AggregateRecord) => string;
 
 /** How often a table is dumped for interim reports: every active or inactive timeout, whichever is less, and at least once a minute (ms). */
 export function interimDumpMs(t: InterimTimeouts): number {
@@ -265,7 +269,7 @@ export class Pipeline {
 
   /** Does a sink with records = "flows" take the flow records of this configured source? */
   private flowSinkTakes(parent: string, plan = this.plan): boolean {
-    return plan.config.sink.some((k) => k.records === 'flows' && !(k.type === 'ipfix' && k.aggregate !== undefined) && (!k.sources.length || k.sources.includes(parent))) ||
+    return plan.config.sink.some((k) => k.records === 'flows' && k.aggregate === undefined && (!k.sources.length || k.sources.includes(parent))) ||
       plan.config.aggregate.some((a) => this.aggregateTakes(a, parent, plan));
   }
 
@@ -292,8 +296,13 @@ export class Pipeline {
         a: new Aggregator({
           name: c.name, keys: c.keys, srcPrefix4: c.src_prefix, srcPrefix6: c.src_prefix6, dstPrefix4: c.dst_prefix, dstPrefix6: c.dst_prefix6,
           interval: c.interval, delay: c.delay, maxKeys: c.max_keys,
-          // to the sinks that name it (looked up as each record goes: a reload replaces sinks)
-          emit: (r) => this.plan.config.sink.forEach((k, i) => { if (k.type === 'ipfix' && k.aggregate === c.name) this.sinks[i]?.push('', r, 'aggregate'); }),
+          // to the sinks that name it (looked up as each record goes: a reload replaces sinks);
+          // an IPFIX sink encodes the record, a line sink writes it in its format
+          emit: (r) => this.plan.config.sink.forEach((k, i) => {
+            if (k.aggregate !== c.name) return;
+            if (k.type === 'ipfix') this.sinks[i]?.push('', r, 'aggregate');
+            else this.sinks[i]?.push(aggregateFormat(k.format)(r), r, 'aggregate');
+          }),
         }),
       });
     }
@@ -599,7 +608,7 @@ export class Pipeline {
     this.plan.config.sink.forEach((k, i) => {
       if (k.records !== 'flows' || (k.sources.length && !k.sources.includes(parent))) return;
       // (a sink of an aggregate's records takes them from the stage)
-      if (k.type === 'ipfix' && k.aggregate !== undefined) return;
+      if (k.aggregate !== undefined) return;
       const sink = this.sinks[i];
       if (k.type === 'ipfix') {
         // a record sink: the record itself (and, for NAT session events, the flow as it opens)

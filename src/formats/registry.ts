@@ -7,6 +7,7 @@ import { FORMATS, makeFormatter } from './index.js';
 import { makePacketFormatter, PACKET_FORMATS } from './packet/index.js';
 import { makeTcpstateFormatter, TCPSTATE_FORMATS } from './tcpstates.js';
 import { FLOW_FORMATS, makeFlowFormatter } from './flow.js';
+import { AGGREGATE_FORMATS, makeAggregateFormatter } from './aggregate.js';
 
 export interface FormatOptions {
   /** conntrack -o options */
@@ -42,15 +43,20 @@ const flowFormat = (name: (typeof FLOW_FORMATS)[number]): FormatSpec<'flow'> => 
   name, accepts: 'flow', build: () => makeFlowFormatter(name),
 });
 
-export const FORMAT_SPECS: ReadonlyArray<FormatSpec<'event'> | FormatSpec<'packet'> | FormatSpec<'tcpstate'> | FormatSpec<'flow'>> = [
+const aggregateFormat = (name: (typeof AGGREGATE_FORMATS)[number]): FormatSpec<'aggregate'> => ({
+  name, accepts: 'aggregate', build: () => makeAggregateFormatter(name),
+});
+
+export const FORMAT_SPECS: ReadonlyArray<FormatSpec<'event'> | FormatSpec<'packet'> | FormatSpec<'tcpstate'> | FormatSpec<'flow'> | FormatSpec<'aggregate'>> = [
   ...FORMATS.map(eventFormat), ...PACKET_FORMATS.map(packetFormat), ...TCPSTATE_FORMATS.map(tcpstateFormat), ...FLOW_FORMATS.map(flowFormat),
+  ...AGGREGATE_FORMATS.map(aggregateFormat),
 ];
 
 /** every format name, of any kind */
 export const FORMAT_NAMES: readonly string[] = [...new Set(FORMAT_SPECS.map((f) => f.name))];
 
 /** a sink with no `format` writes each kind in this one */
-export const DEFAULT_FORMAT: Readonly<Partial<Record<Kind, string>>> = { event: 'conntrack', packet: 'logemu', tcpstate: 'tcpstates', flow: 'json' };
+export const DEFAULT_FORMAT: Readonly<Partial<Record<Kind, string>>> = { event: 'conntrack', packet: 'logemu', tcpstate: 'tcpstates', flow: 'json', aggregate: 'json' };
 
 export function formatsOf(kind: Kind): string[] {
   return FORMAT_SPECS.filter((f) => f.accepts === kind).map((f) => f.name);

@@ -11,6 +11,8 @@ import type { Kind, RecordOf } from '../records/index.js';
 import { encodeJournal, journalFields, packetJournalFields } from '../formats/journal.js';
 import { tcpstateJournalFields } from '../formats/tcpstates.js';
 import { flowJournalFields } from '../formats/flow.js';
+import { aggregateJournalFields } from '../formats/aggregate.js';
+import type { AggregateRecord } from '../records/aggregate.js';
 import type { EndedFlow } from '../records/flow.js';
 import type { TcpStateChange } from '../records/tcpstate.js';
 import { SEVERITIES } from './syslog.js';
@@ -65,6 +67,7 @@ export class JournalSink implements Sink {
       // tcpstates -Y's fields; MESSAGE, SYSLOG_IDENTIFIER and PRIORITY are the sink's (format, tag, severity)
       : kind === 'tcpstate' ? tcpstateJournalFields(rec as TcpStateChange, process.getuid?.() === 0).filter(([k]) => k !== 'MESSAGE' && k !== 'SYSLOG_IDENTIFIER' && k !== 'PRIORITY')
       : kind === 'flow' ? flowJournalFields(rec as EndedFlow)
+      : kind === 'aggregate' ? aggregateJournalFields(rec as AggregateRecord)
       : journalFields(rec as FlowEvent);
     this.queue.push(Buffer.concat([encodeJournal([['MESSAGE', line]]), this.head, encodeJournal(fields)]));
     this.q.added(this.queue.length);

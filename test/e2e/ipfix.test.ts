@@ -487,7 +487,9 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
     writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\nenable_accounting = true\n\n[store]\npath = "${db}"\nflush_interval_ms = 100\n\n` +
       `[[aggregate]]\nname = "agg"\nkeys = ["src", "proto", "dport", "nat_src"]\ninterval = 10\ndelay = 2\n\n` +
       `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39761"\n\n` +
-      `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39762"\naggregate = "agg"\n`);
+      `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39762"\naggregate = "agg"\n\n` +
+      // the same records as JSON lines
+      `[[sink]]\ntype = "file"\npath = "${join(dir, 'agg.jsonl')}"\naggregate = "agg"\n`);
     const daemon = t.spawn(t.srv, [...CONNTRAIL, 'run', '--config', conf]);
     const o = collect(daemon);
     try {
@@ -508,6 +510,7 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
       assert.ok(await waitFor(() => { daemon.kill('SIGUSR1'); return sentAgg() >= 6; }, 40_000), o.err());
       assert.equal(await t.stop(daemon), 0, o.err());
       assert.match(o.err(), /aggregate agg: flows=18 records=6 late=0 early=0 held=0/, o.err());
+      assert.match(o.err(), /sink file2: written=6 dropped=0 queued=0 errors=0/, o.err());
       await t.stop(capRaw);
       await t.stop(capAgg);
       const nfdump = (args: string[]) => {
@@ -535,6 +538,24 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
         const oursFmt = lines(nfdump(['-q', '-R', agg, '-o', FMT, filter]));
         assert.equal(theirs.length, 3, theirs.join('\n'));
         assert.deepEqual(oursFmt, theirs);
+      }
+      // the file sink's JSON lines: the records the collector has, field for field, and the flows the store has, summed
+      const json = readFileSync(join(dir, 'agg.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+      assert.equal(json.length, 6, JSON.stringify(json));
+      const q = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'flows', '--db', db, '--json', '--limit', '0', '--proto', 'udp', '--src', ADDR.cli], { encoding: 'utf8' });
+      assert.equal(q.status, 0, q.stderr);
+      const flows = (JSON.parse(q.stdout) as Flow[]).filter((f) => f.orig.dport >= 7000 && f.orig.dport <= 7005);
+      assert.equal(flows.length, 18);
+      for (const x of json) {
+        const nf = mine.find((m) => Number(m.dst_port) === x.dport)!;
+        const of = flows.filter((f) => f.orig.dport === x.dport);
+        assert.deepEqual(
+          [x.aggregate, x.interval_s, x.interval_start_us, x.family, x.proto, x.src, x.sport, x.dst, x.nat_src, x.nat_sport, x.nat_dst, x.nat_dport],
+          ['agg', 10, Math.floor(x.last_us / 10e6) * 10e6, 4, 'udp', nf.src4_addr, null, null, nf.src4_xlt_ip, null, null, null], JSON.stringify(x));
+        assert.deepEqual([x.flows, x.packets.orig, x.bytes.orig, x.packets.reply, x.bytes.reply, nfTime(Math.floor(x.first_us / 1000)), nfTime(Math.ceil(x.last_us / 1000))],
+          [Number(nf.aggr_flows), Number(nf.in_packets), Number(nf.in_bytes), Number(nf.out_packets), Number(nf.out_bytes), nf.first, nf.last], JSON.stringify([x, nf]));
+        assert.deepEqual([x.flows, x.packets.orig, x.bytes.orig, x.first_us, x.last_us],
+          [of.length, of.reduce((a, f) => a + f.packets.orig!, 0), of.reduce((a, f) => a + f.bytes.orig!, 0), Math.min(...of.map((f) => f.start_us)), Math.max(...of.map((f) => f.end_us!))], JSON.stringify([x, of]));
       }
     } finally {
       for (const p of [daemon, capRaw, capAgg]) await t.stop(p);

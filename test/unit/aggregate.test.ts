@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { Aggregator, maskAddress } from '../../src/pipeline/aggregate.js';
 import type { AggregateKey, AggregateRecord } from '../../src/records/aggregate.js';
 import type { EndedFlow } from '../../src/records/flow.js';
+import { aggregateJournalFields, aggregateJson, aggregateJsonLine } from '../../src/formats/aggregate.js';
 import { AggregateEncoding, IE, IpfixPacker, TEMPLATE_AGG, TEMPLATE_AGG_V4, TEMPLATE_AGG_V6 } from '../../src/formats/ipfix.js';
 
 const S = 1_000_000;
@@ -116,5 +117,39 @@ describe('aggregation', () => {
     const none = new AggregateEncoding(['proto'], { src4: 32, src6: 128, dst4: 32, dst6: 128 });
     assert.equal(none.templateOf({ ...r, family: 0 }), TEMPLATE_AGG);
     assert.equal(none.recordLen(TEMPLATE_AGG), 7 * 8 + 1);
+  });
+});
+
+describe('aggregated records as lines', () => {
+  const rec = (o: Partial<AggregateRecord> = {}): AggregateRecord => ({
+    aggregate: 'per-minute', intervalStart: T0, intervalUs: 60 * S, first: T0 - 5 * S, last: T0 + 59 * S + 1, family: 4, proto: 6,
+    src: '10.0.0.0', srcPrefix: 24, dst: null, dstPrefix: null, sport: null, dport: 443, natSrc: '198.51.100.0', natSport: null, natDst: null, natDport: null,
+    flows: 3, origPackets: 12, origBytes: 5_000_000_000, replyPackets: 9, replyBytes: 700, ...o,
+  });
+  it('json: one shape for every stage (keys it does not fold by are null), a prefix as its network, the same as the object the slow way', () => {
+    const line = aggregateJsonLine(rec());
+    assert.deepEqual(JSON.parse(line), aggregateJson(rec()));
+    assert.deepEqual(JSON.parse(line), {
+      aggregate: 'per-minute', interval_start: '2027-01-15T08:00:00Z', interval_start_us: T0, interval_s: 60,
+      first: '2027-01-15T07:59:55Z', first_us: T0 - 5 * S, last: '2027-01-15T08:00:59.000001Z', last_us: T0 + 59 * S + 1,
+      family: 4, proto: 'tcp', src: '10.0.0.0/24', sport: null, dst: null, dport: 443,
+      // (src_prefix applies after NAT too: at 24 bits the public address is its network)
+      nat_src: '198.51.100.0/24', nat_sport: null, nat_dst: null, nat_dport: null,
+      flows: 3, packets: { orig: 12, reply: 9 }, bytes: { orig: 5_000_000_000, reply: 700 },
+    });
+    // full-length prefixes are plain addresses; no address key: no family; a name with quotes stays JSON
+    assert.equal(JSON.parse(aggregateJsonLine(rec({ srcPrefix: 32, natSrc: null }))).src, '10.0.0.0');
+    assert.equal(JSON.parse(aggregateJsonLine(rec({ family: 6, src: 'fd00::', srcPrefix: 32, natSrc: null }))).src, 'fd00::/32', 'an IPv6 address at 32 bits is a network');
+    assert.equal(JSON.parse(aggregateJsonLine(rec({ family: 6, src: 'fd00::1', srcPrefix: 128, natSrc: null }))).src, 'fd00::1');
+    const none = JSON.parse(aggregateJsonLine(rec({ aggregate: 'a "b"', family: 0, src: null, srcPrefix: null, natSrc: null, proto: null })));
+    assert.deepEqual([none.aggregate, none.family, none.src, none.nat_src, none.proto], ['a "b"', null, null, null, null]);
+  });
+  it('journal: an AGG_* field per key it folds by, the sums and the times in µs', () => {
+    const f = new Map(aggregateJournalFields(rec()));
+    assert.deepEqual(Object.fromEntries(f), {
+      AGG_NAME: 'per-minute', AGG_INTERVAL_START_US: String(T0), AGG_INTERVAL_S: '60', AGG_FIRST_US: String(T0 - 5 * S), AGG_LAST_US: String(T0 + 59 * S + 1),
+      AGG_FAMILY: '4', AGG_PROTO: 'tcp', AGG_PROTO_NUM: '6', AGG_SRC: '10.0.0.0/24', AGG_DPORT: '443', AGG_NAT_SRC: '198.51.100.0/24', AGG_FLOWS: '3',
+      AGG_ORIG_PACKETS: '12', AGG_ORIG_BYTES: '5000000000', AGG_REPLY_PACKETS: '9', AGG_REPLY_BYTES: '700',
+    });
   });
 });

@@ -162,3 +162,19 @@ describe('receive buffer warnings', () => {
     assert.match(rcvbufWarning(16777216, 1048576, undefined)!, /granted 524288 \(the kernel's limit\)/);
   });
 });
+
+describe('configuration: sinks of aggregated records', () => {
+  const base = `[[source]]\nenable_accounting = true\n[store]\ntype = "none"\n[[aggregate]]\nname = "m"\nkeys = ["src", "dport"]\n`;
+  it('a file, stdout, syslog or journal sink takes a stage\'s records as JSON; the keys that do not apply are named', () => {
+    assert.equal(error(`${base}[[sink]]\ntype = "file"\npath = "${dir}/agg.log"\naggregate = "m"\n`), 'valid');
+    assert.equal(error(`${base}[[sink]]\ntype = "stdout"\naggregate = "m"\nformat = "json"\n`), 'valid');
+    assert.equal(error(`${base}[[sink]]\ntype = "journal"\naggregate = "m"\n`), 'valid');
+    assert.equal(error(`${base}[[sink]]\ntype = "stdout"\naggregate = "n"\n`), ':10: sink[0].aggregate: no [[aggregate]] is named "n" (aggregates: m)');
+    assert.equal(error(`${base}[[sink]]\ntype = "stdout"\naggregate = "m"\nformat = "conntrack"\n`), ':11: sink[0].format: aggregated flow records are written as one of "json"');
+    assert.equal(error(`${base}[[sink]]\ntype = "stdout"\naggregate = "m"\nrecords = "flows"\n`), ':11: sink[0].records: does not apply to a sink with aggregate = "m" (the aggregate\'s own keys choose its flows)');
+    assert.equal(error(`${base}[[sink]]\ntype = "stdout"\naggregate = "m"\nsources = ["conntrack0"]\n`).replace(/^:\d+: /, ''), 'sink[0].sources: does not apply to a sink with aggregate = "m" (the aggregate\'s own keys choose its flows)');
+    assert.equal(error(`${base}[[sink]]\ntype = "stdout"\naggregate = "m"\nnetns_prefix = true\n`), ':11: sink[0].netns_prefix: does not apply to a sink with aggregate = "m" (an aggregated record folds the flows of every namespace the stage takes)');
+    assert.equal(error(`${base}[[sink]]\ntype = "stdout"\naggregate = "m"\noutput = ["id"]\n`), ':11: sink[0].output: does not apply to a sink with aggregate = "m" (its records are written as JSON)');
+    assert.match(error(`${base}[[sink]]\ntype = "pcap"\npath = "${dir}/x.pcap"\naggregate = "m"\n`), /sink\[0\].*aggregate/);
+  });
+});
