@@ -10,6 +10,7 @@ import { whoCommand } from './who.js';
 import { flowsCommand } from './flows.js';
 import { packetsCommand } from './packets.js';
 import { tcpstatesCommand } from './tcpstates.js';
+import { aggregatesCommand } from './aggregates.js';
 
 function version(): string {
   try {
@@ -51,7 +52,7 @@ async function main(argv: string[]): Promise<void> {
     .showSuggestionAfterError()
     .exitOverride()
     .configureOutput({ writeErr });
-  for (const c of [eventsCommand(), dumpCommand(), runCommand(), checkConfigCommand(), whoCommand(), flowsCommand(), packetsCommand(), tcpstatesCommand()]) {
+  for (const c of [eventsCommand(), dumpCommand(), runCommand(), checkConfigCommand(), whoCommand(), flowsCommand(), packetsCommand(), tcpstatesCommand(), aggregatesCommand()]) {
     c.exitOverride().configureOutput({ writeErr });
     program.addCommand(c);
   }

@@ -27,7 +27,8 @@ export function statsText(s: DaemonStats): string {
     `corrected=${s.store.corrected} queued=${s.store.queued} full=${s.store.full} errors=${s.store.errors} spooled=${s.store.spooled} ` +
     `spool_pending=${s.store.spoolPending} replayed=${s.store.replayed} expired=${s.store.expired}` +
     ` packets_written=${s.store.packetsWritten} packets_expired=${s.store.packetsExpired}` +
-    ` tcp_states_written=${s.store.tcpStatesWritten} tcp_states_expired=${s.store.tcpStatesExpired}`] : [];
+    ` tcp_states_written=${s.store.tcpStatesWritten} tcp_states_expired=${s.store.tcpStatesExpired}` +
+    ` aggregates_written=${s.store.aggregatesWritten} aggregates_expired=${s.store.aggregatesExpired}`] : [];
   const fl = s.flows ? [`flows: open=${s.flows.open} opened=${s.flows.opened} closed=${s.flows.closed} ` +
     `partial=${s.flows.partial} settled=${s.flows.settled} corrected=${s.flows.corrected} missing=${s.flows.missing} quiet=${s.flows.quiet}` +
     (s.flows.sent || s.flows.unsent ? ` records_sent=${s.flows.sent} records_unsent=${s.flows.unsent}` : '') + (s.flows.interim ? ` interim_reports=${s.flows.interim}` : '')] : [];

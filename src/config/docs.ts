@@ -153,7 +153,8 @@ export function renderPages(): Record<string, string> {
     'nfdump reads the records with their flow count (`aggr_flows`); `nfdump -A srcip,xsrcip,proto,dstport` over the raw export gives the same sums per interval.\n\n' +
     'A JSON line has the stage (`aggregate`), the interval (`interval_start`, `interval_start_us`, `interval_s`: the flows ended in it), the earliest start and latest end of its flows (`first`, `last`, and in µs), ' +
     '`family` (null without an address key), each key (`proto`, `src`, `sport`, `dst`, `dport`, `nat_src`, `nat_sport`, `nat_dst`, `nat_dport`: null when not a key; an address cut to a prefix as its network, `10.0.1.0/24`), ' +
-    '`flows`, and `packets` and `bytes` of each direction (`orig`, `reply`). The journal has the same as AGG_* fields (times in µs, keys that are not folded by left out).\n';
+    '`flows`, and `packets` and `bytes` of each direction (`orig`, `reply`). The journal has the same as AGG_* fields (times in µs, keys that are not folded by left out).\n\n' +
+    'With `store = true` the records go to the flow store too (table `aggregates`, deleted by the store\'s `retention` by interval start); `conntrail aggregates` searches them (`--name`, `--since`, `--until`, `--host`, `--port`, `--proto`, `--limit`, `--json`, `--csv`).\n';
   return pages;
 }
 

@@ -485,6 +485,7 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
       if (s.type !== 'conntrack') fail(file, text, `aggregate[${i}].sources`, `an aggregate folds the flow records of conntrack sources, and source "${src}" is a ${s.type} source`);
       if (!s.flows) fail(file, text, `aggregate[${i}].sources`, `source "${src}" has flows = false: it keeps no flow records to fold`);
     }
+    if (a.store && config.store.type === 'none') fail(file, text, `aggregate[${i}].store`, 'there is no flow store to write to ([store] type = "none")');
     if (!a.sources.length && !config.source.some((x) => x.type === 'conntrack' && x.flows)) {
       fail(file, text, `aggregate[${i}]`, 'an aggregate folds the flow records of conntrack sources, and there is none with flows = true');
     }

@@ -127,6 +127,7 @@ export interface AggregateConfig {
   interval: number;
   delay: number;
   max_keys: number;
+  store: boolean;
 }
 
 export interface DaemonConfig {
@@ -246,6 +247,7 @@ export const AGGREGATE_SCHEMA = {
     interval: { type: 'integer', minimum: 1, maximum: 86400, default: 300, description: 'Seconds: the length of an interval (flows by their end).' },
     delay: { type: 'integer', minimum: 0, maximum: 3600, default: 10, description: 'Seconds after an interval\'s end before it is sent: the flows that ended in it come a little later (a DESTROY read, a dump that no longer has a flow: a few seconds).' },
     max_keys: { type: 'integer', minimum: 1, maximum: 100000000, default: 1000000, description: 'Records held at most (memory: some 300 bytes each); at that many the oldest interval is sent early.' },
+    store: { type: 'boolean', default: false, description: 'Write its records to the flow store too (SQLite or PostgreSQL, table `aggregates`, under the store\'s retention by interval start), for `conntrail aggregates`.' },
   },
 } as const;
 
@@ -258,7 +260,7 @@ export const CONFIG_SCHEMA = {
     listen: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[0-9.]+|localhost):[0-9]{1,5}$', description: 'Serve Prometheus metrics at http://ADDRESS:PORT/metrics: an IPv4 address, a bracketed IPv6 address or `localhost`, and a port 1-65535 (e.g. "127.0.0.1:9405", "[::1]:9405"); default: no metrics server.' },
     // each table is checked against its type's own schema (config/load.ts)
     source: { type: 'array', items: { type: 'object', properties: { type: { enum: Object.keys(SOURCE_TYPES), default: 'conntrack' } } }, default: [{}], description: '`[[source]]` tables: `conntrack` (the default), `nflog` or `tcpstates`; default: one conntrack source with no filter.' },
-    aggregate: { type: 'array', items: AGGREGATE_SCHEMA, default: [], description: '`[[aggregate]]` tables: flow records folded by keys over an interval, for the sinks that name them (`aggregate = "NAME"`); none by default.' },
+    aggregate: { type: 'array', items: AGGREGATE_SCHEMA, default: [], description: '`[[aggregate]]` tables: flow records folded by keys over an interval, for the sinks that name them (`aggregate = "NAME"`) and the flow store (`store = true`); none by default.' },
     sink: { type: 'array', items: { type: 'object', required: ['type'], properties: { type: { enum: [...SINK_TYPES] } } }, default: [], description: '`[[sink]]` tables: where records go; none by default.' },
     store: { ...STORE_SCHEMA, default: {} },
   },

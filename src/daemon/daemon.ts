@@ -298,11 +298,15 @@ export class Pipeline {
           interval: c.interval, delay: c.delay, maxKeys: c.max_keys,
           // to the sinks that name it (looked up as each record goes: a reload replaces sinks);
           // an IPFIX sink encodes the record, a line sink writes it in its format
-          emit: (r) => this.plan.config.sink.forEach((k, i) => {
-            if (k.aggregate !== c.name) return;
-            if (k.type === 'ipfix') this.sinks[i]?.push('', r, 'aggregate');
-            else this.sinks[i]?.push(aggregateFormat(k.format)(r), r, 'aggregate');
-          }),
+          // (and the flow store with store = true)
+          emit: (r) => {
+            this.plan.config.sink.forEach((k, i) => {
+              if (k.aggregate !== c.name) return;
+              if (k.type === 'ipfix') this.sinks[i]?.push('', r, 'aggregate');
+              else this.sinks[i]?.push(aggregateFormat(k.format)(r), r, 'aggregate');
+            });
+            if (c.store) this.writer?.aggregate(r);
+          },
         }),
       });
     }

@@ -62,6 +62,8 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   store('conntrail_store_packets_expired_total', 'packet logs deleted by retention', (x) => x.packetsExpired);
   store('conntrail_store_tcp_states_written_total', 'TCP state changes written to the store', (x) => x.tcpStatesWritten);
   store('conntrail_store_tcp_states_expired_total', 'TCP state changes deleted by retention', (x) => x.tcpStatesExpired);
+  store('conntrail_store_aggregates_written_total', 'aggregated flow records written', (x) => x.aggregatesWritten);
+  store('conntrail_store_aggregates_expired_total', 'aggregated flow records deleted by retention', (x) => x.aggregatesExpired);
   store('conntrail_store_corrected_total', 'settled rows replaced by the record of their late DESTROY', (x) => x.corrected);
   store('conntrail_store_full_total', 'times the store writer was full (neither store nor spool took batches) and the sources paused', (x) => x.full);
   const flows = (name: string, help: string, get: (f: NonNullable<DaemonStats['flows']>) => number) =>

@@ -9,6 +9,8 @@ import {
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
 import { clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
+import { AGGREGATE_COLUMN_LIST, AGGREGATE_COLUMNS, AGGREGATE_PG_TYPES, aggregateSearchQuery, aggregateValues, rowToAggregate, type AggregateSearch } from './aggregates.js';
+import type { AggregateRecord } from '../records/aggregate.js';
 import { flowHolderQuery, holdersOf, rowToTcpState, TCPSTATE_COLUMN_LIST, TCPSTATE_COLUMNS, tcpStateSearchQuery, tcpStateValues, type FlowHolders, type StoredTcpState, type TcpStateSearch } from './tcpstates.js';
 import { flowPacketsQuery, PACKET_COLUMN_LIST, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
 import type { FlowStore, Gap, GapKind, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
@@ -105,6 +107,12 @@ const MIGRATIONS: Array<(c: pg.PoolClient) => Promise<unknown>> = [
   // 6: a namespace is its name and its inode (one deleted and made again under the same name is another)
   (c) => c.query(`ALTER TABLE namespaces ADD COLUMN inode bigint;
     CREATE INDEX namespaces_name ON namespaces (name, inode);`),
+  // 7: aggregated flow records
+  (c) => c.query(`CREATE TABLE aggregates (id bigserial PRIMARY KEY, t bigint NOT NULL, name text NOT NULL, interval_us bigint NOT NULL,
+      first bigint NOT NULL, last bigint NOT NULL, family smallint NOT NULL, proto smallint, src inet, src_prefix smallint, dst inet,
+      dst_prefix smallint, sport integer, dport integer, nat_src inet, nat_sport integer, nat_dst inet, nat_dport integer, flows bigint NOT NULL,
+      opkts bigint NOT NULL, obytes bigint NOT NULL, rpkts bigint NOT NULL, rbytes bigint NOT NULL);
+    CREATE INDEX aggregates_t ON aggregates (t);`),
 ];
 
 const TCPSTATE_TYPES = ['bigint', 'integer', 'bigint', 'smallint', 'inet', 'integer', 'inet', 'integer', 'smallint', 'smallint', 'bigint', 'bigint',
@@ -272,6 +280,12 @@ export class PostgresStore implements FlowStore {
         const ins = await c.query(`INSERT INTO tcp_states (${TCPSTATE_COLUMN_LIST}) SELECT * FROM unnest(${TCPSTATE_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`, cols);
         res.tcpStates = ins.rowCount ?? 0;
       }
+      if (b.aggregates.length) {
+        const cols: unknown[][] = AGGREGATE_COLUMNS.map(() => []);
+        for (const r of b.aggregates) aggregateValues(r, (a) => a).forEach((v, i) => cols[i].push(v));
+        const ins = await c.query(`INSERT INTO aggregates (${AGGREGATE_COLUMN_LIST}) SELECT * FROM unnest(${AGGREGATE_PG_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`, cols);
+        res.aggregates = ins.rowCount ?? 0;
+      }
       for (const x of b.namespaces ?? []) await c.query('INSERT INTO namespaces (id, name, inode) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING', [x.id, x.name, x.inode || null]);
       if (b.run) {
         await c.query(`INSERT INTO runs (id, started, alive, stopped, boot) VALUES ($1, $2, $3, $4, $5)
@@ -358,7 +372,7 @@ export class PostgresStore implements FlowStore {
   }
 
   /** Deletes up to `max` rows of a table of records by time (`t`) older than `cutoff`. */
-  private async expireRows(table: 'packets' | 'tcp_states', cutoff: number, max: number): Promise<number> {
+  private async expireRows(table: 'packets' | 'tcp_states' | 'aggregates', cutoff: number, max: number): Promise<number> {
     await this.schema();
     const r = await this.pool.query(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE t < $1 ORDER BY t LIMIT $2)`, [cutoff, max]);
     return r.rowCount ?? 0;
@@ -374,6 +388,14 @@ export class PostgresStore implements FlowStore {
 
   async tcpStates(s: TcpStateSearch): Promise<StoredTcpState[]> {
     return (await this.all(tcpStateSearchQuery(POSTGRES, s))).map((x) => rowToTcpState(x));
+  }
+
+  async expireAggregates(cutoff: number, max: number): Promise<number> {
+    return this.expireRows('aggregates', cutoff, max);
+  }
+
+  async aggregates(s: AggregateSearch): Promise<AggregateRecord[]> {
+    return (await this.all(aggregateSearchQuery(POSTGRES, s))).map((x) => rowToAggregate(x));
   }
 
   async flowHolders(f: StoredFlow): Promise<FlowHolders> {

@@ -18,9 +18,10 @@
 //   batches     the batches applied (each once)
 //   packets     packet logs of NFLOG sources (store/packets.ts)
 //   tcp_states  TCP state changes of tcpstates sources (store/tcpstates.ts)
+//   aggregates  aggregated flow records of stages with store = true (store/aggregates.ts)
 import type { Cidr } from '../util/ip.js';
 
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 /** flows whose possible extent is at least this long are also kept in long_flows */
 export const LONG_FLOW_US = 600_000_000;
 /**

@@ -14,6 +14,8 @@ import {
 } from './sql.js';
 import type { FlowStore, Gap, GapKind, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
 import { clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
+import { AGGREGATE_COLUMN_LIST, AGGREGATE_COLUMNS, aggregateSearchQuery, aggregateValues, rowToAggregate, type AggregateSearch } from './aggregates.js';
+import type { AggregateRecord } from '../records/aggregate.js';
 import { flowHolderQuery, holdersOf, rowToTcpState, TCPSTATE_COLUMN_LIST, TCPSTATE_COLUMNS, tcpStateSearchQuery, tcpStateValues, type FlowHolders, type StoredTcpState, type TcpStateSearch } from './tcpstates.js';
 import { flowPacketsQuery, PACKET_COLUMN_LIST, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
 
@@ -118,6 +120,12 @@ export const SQLITE_MIGRATIONS: string[] = [
   // 6: a namespace is its name and its inode (one deleted and made again under the same name is another)
   `ALTER TABLE namespaces ADD COLUMN inode INTEGER;
    CREATE INDEX namespaces_name ON namespaces (name, inode);`,
+  // 7: aggregated flow records
+  `CREATE TABLE aggregates (id INTEGER PRIMARY KEY, t INTEGER NOT NULL, name TEXT NOT NULL, interval_us INTEGER NOT NULL,
+     first INTEGER NOT NULL, last INTEGER NOT NULL, family INTEGER NOT NULL, proto INTEGER, src, src_prefix INTEGER, dst, dst_prefix INTEGER,
+     sport INTEGER, dport INTEGER, nat_src, nat_sport INTEGER, nat_dst, nat_dport INTEGER, flows INTEGER NOT NULL,
+     opkts INTEGER NOT NULL, obytes INTEGER NOT NULL, rpkts INTEGER NOT NULL, rbytes INTEGER NOT NULL);
+   CREATE INDEX aggregates_t ON aggregates (t);`,
 ];
 
 /** a record's values in COLUMNS order (positional binding is the fast path) */
@@ -232,6 +240,7 @@ export class SqliteStore implements FlowStore {
     p('packet', `INSERT INTO packets (${PACKET_COLUMN_LIST}) VALUES (${PACKET_COLUMNS.map(() => '?').join(', ')})`);
     const tv = `(${TCPSTATE_COLUMNS.map(() => '?').join(', ')})`;
     p('tcpState', `INSERT INTO tcp_states (${TCPSTATE_COLUMN_LIST}) VALUES ${tv}`);
+    p('aggregate', `INSERT INTO aggregates (${AGGREGATE_COLUMN_LIST}) VALUES (${AGGREGATE_COLUMNS.map(() => '?').join(', ')})`);
     p('tcpStateMulti', `INSERT INTO tcp_states (${TCPSTATE_COLUMN_LIST}) VALUES ${Array.from({ length: MULTI }, () => tv).join(', ')}`);
   }
 
@@ -337,6 +346,10 @@ export class SqliteStore implements FlowStore {
       for (; k < ts.length; k++) st.tcpState.run(tcpStateValues(ts[k], addrValue));
       res.tcpStates = ts.length;
     }
+    if (b.aggregates.length) {
+      for (const x of b.aggregates) st.aggregate.run(aggregateValues(x, addrValue));
+      res.aggregates = b.aggregates.length;
+    }
     for (const x of b.namespaces ?? []) st.ns.run(x.id, x.name, x.inode || null);
     if (b.run) st.run.run({ id: b.run.id, started: b.run.started, alive: b.run.alive, stopped: b.run.stopped, boot: b.run.boot ?? null });
     if (first >= 0) st.mark.run(Date.now() * 1000, first);
@@ -436,7 +449,7 @@ export class SqliteStore implements FlowStore {
   }
 
   /** Deletes up to `max` rows of a table of records by time (`t`) older than `cutoff`. */
-  private expireRows(table: 'packets' | 'tcp_states', cutoff: number, max: number): number {
+  private expireRows(table: 'packets' | 'tcp_states' | 'aggregates', cutoff: number, max: number): number {
     return this.db.prepare(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE t < ? ORDER BY t LIMIT ?)`).run(cutoff, max).changes;
   }
 
@@ -450,6 +463,16 @@ export class SqliteStore implements FlowStore {
 
   async tcpStates(s: TcpStateSearch): Promise<StoredTcpState[]> {
     return this.all(tcpStateSearchQuery(SQLITE, s)).map((x) => rowToTcpState(x));
+  }
+
+  async expireAggregates(cutoff: number, max: number): Promise<number> {
+    return this.expireRows('aggregates', cutoff, max);
+  }
+
+  async aggregates(s: AggregateSearch): Promise<AggregateRecord[]> {
+    // (a store of a schema before 7 has none)
+    if (this.version() < 7) return [];
+    return this.all(aggregateSearchQuery(SQLITE, s)).map((x) => rowToAggregate(x));
   }
 
   async flowHolders(f: StoredFlow): Promise<FlowHolders> {

@@ -4,6 +4,8 @@ import type { SettledRef } from '../pipeline/flow-table.js';
 import type { AddrPort, Buckets, FlowSearch, TopKey, Window } from './sql.js';
 import type { PacketRow, PacketSearch, PacketTopKey, PacketTopRow, StoredPacket } from './packets.js';
 import type { FlowHolders, StoredTcpState, TcpStateRow, TcpStateSearch } from './tcpstates.js';
+import type { AggregateRecord } from '../records/aggregate.js';
+import type { AggregateSearch } from './aggregates.js';
 
 /** A flow as read back from a store: the record without the daemon's key. */
 export type StoredFlow = Omit<FlowRecord, 'key' | 'family'>;
@@ -54,6 +56,8 @@ export interface StoreBatch {
   packets: PacketRow[];
   /** TCP state changes (tcpstates sources) */
   tcpStates: TcpStateRow[];
+  /** aggregated flow records (stages with store = true) */
+  aggregates: AggregateRecord[];
   /** this run, as of the batch */
   run?: Run;
   /** unique per batch ("run-seq"): a store applies a batch once, so a replay
@@ -65,7 +69,7 @@ export interface StoreBatch {
 }
 
 export function emptyBatch(): StoreBatch {
-  return { opened: [], activity: [], closed: [], unopen: [], settled: [], corrections: [], gaps: [], packets: [], tcpStates: [] };
+  return { opened: [], activity: [], closed: [], unopen: [], settled: [], corrections: [], gaps: [], packets: [], tcpStates: [], aggregates: [] };
 }
 
 /** A batch as read back from the spool (written by any version): every list there. */
@@ -91,6 +95,8 @@ export interface WriteResult {
   packets?: number;
   /** TCP state change rows added (present when the batch had some) */
   tcpStates?: number;
+  /** aggregated record rows added (present when the batch had some) */
+  aggregates?: number;
 }
 
 export interface FlowReader {
@@ -115,6 +121,8 @@ export interface FlowReader {
   tcpStates(s: TcpStateSearch): Promise<StoredTcpState[]>;
   /** the processes that held a stored TCP flow's socket on this host (none: it was not a socket here, or no tcpstates source saw it), and how sure that is */
   flowHolders(f: StoredFlow): Promise<FlowHolders>;
+  /** aggregated flow records: the newest matches, newest first */
+  aggregates(s: AggregateSearch): Promise<AggregateRecord[]>;
   close(): Promise<void>;
 }
 
@@ -140,6 +148,8 @@ export interface StoreTarget {
   expirePackets(cutoff: number, max: number): Promise<number>;
   /** Deletes up to `max` TCP state changes older than `cutoff` (µs); returns how many. */
   expireTcpStates(cutoff: number, max: number): Promise<number>;
+  /** Deletes up to `max` aggregated records whose interval began before `cutoff` (µs); returns how many. */
+  expireAggregates(cutoff: number, max: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -148,5 +158,5 @@ export interface FlowStore extends FlowReader, StoreTarget {}
 
 /** The records a batch carries (the `unopen` deletions are not records). */
 export function batchSize(b: StoreBatch): number {
-  return b.opened.length + b.closed.length + b.settled.length + b.corrections.length + b.activity.length + b.packets.length + b.tcpStates.length;
+  return b.opened.length + b.closed.length + b.settled.length + b.corrections.length + b.activity.length + b.packets.length + b.tcpStates.length + b.aggregates.length;
 }

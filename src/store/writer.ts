@@ -14,6 +14,7 @@ import type { FlowRecord } from '../records/flow.js';
 import { batchSize, emptyBatch, normalizeBatch, type StoreTarget, type Gap, type OpenRow, type Run, type StoreBatch, type WriteResult } from './store.js';
 import { ensureDir } from '../util/fs.js';
 import type { PacketRow } from './packets.js';
+import type { AggregateRecord } from '../records/aggregate.js';
 import { kernelBoot } from '../util/boot.js';
 import type { TcpStateRow } from './tcpstates.js';
 
@@ -62,6 +63,9 @@ export interface WriterStats {
   /** TCP state changes written, and deleted by retention */
   tcpStatesWritten: number;
   tcpStatesExpired: number;
+  /** aggregated records written, and deleted by retention */
+  aggregatesWritten: number;
+  aggregatesExpired: number;
 }
 
 /** The spool's file names: a sequence number, in order. */
@@ -99,7 +103,7 @@ export class StoreWriter implements FlowOutput {
     this.run = { id: t, started: t, alive: t, stopped: null, boot: kernelBoot() };
     this.s = {
       store: store.kind, written: 0, openWritten: 0, corrected: 0, batches: 0, errors: 0, spooled: 0, spoolPending: 0,
-      replayed: 0, expired: 0, queued: 0, full: 0, packetsWritten: 0, packetsExpired: 0, tcpStatesWritten: 0, tcpStatesExpired: 0,
+      replayed: 0, expired: 0, queued: 0, full: 0, packetsWritten: 0, packetsExpired: 0, tcpStatesWritten: 0, tcpStatesExpired: 0, aggregatesWritten: 0, aggregatesExpired: 0,
     };
     if (o.spoolDir) {
       ensureDir(o.spoolDir, 0o750);
@@ -228,6 +232,12 @@ export class StoreWriter implements FlowOutput {
     if (this.cur.packets.length >= this.o.maxBatch) this.flush();
   }
 
+  /** An aggregated flow record (a stage's with store = true). */
+  aggregate(r: AggregateRecord): void {
+    this.cur.aggregates.push(r);
+    if (this.cur.aggregates.length >= this.o.maxBatch) this.flush();
+  }
+
   /** A TCP state change (a tcpstates source's). */
   tcpState(row: TcpStateRow): void {
     this.cur.tcpStates.push(row);
@@ -326,6 +336,7 @@ export class StoreWriter implements FlowOutput {
       this.s.corrected += res.corrected;
       this.s.packetsWritten += res.packets ?? 0;
       this.s.tcpStatesWritten += res.tcpStates ?? 0;
+      this.s.aggregatesWritten += res.aggregates ?? 0;
       if (file) {
         try { unlinkSync(join(this.o.spoolDir, file)); } catch { /* gone already */ }
         this.spoolFiles.shift();
@@ -420,10 +431,12 @@ export class StoreWriter implements FlowOutput {
         const n = await this.store.expire(cutoff, 20000);
         const k = await this.store.expirePackets(cutoff, 20000);
         const m = await this.store.expireTcpStates(cutoff, 20000);
+        const g = await this.store.expireAggregates(cutoff, 20000);
         this.s.expired += n;
         this.s.packetsExpired += k;
         this.s.tcpStatesExpired += m;
-        if (n < 20000 && k < 20000 && m < 20000) break;
+        this.s.aggregatesExpired += g;
+        if (n < 20000 && k < 20000 && m < 20000 && g < 20000) break;
         await new Promise((r) => setImmediate(r));
       }
     } catch (e) {

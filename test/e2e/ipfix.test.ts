@@ -485,7 +485,7 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
     assert.ok(await waitFor(() => udpListening().includes('127.0.0.1:39761') && udpListening().includes('127.0.0.1:39762'), 20_000), `${cr.err()} ${ca.err()}`);
     const conf = join(dir, 'agg.toml');
     writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\nenable_accounting = true\n\n[store]\npath = "${db}"\nflush_interval_ms = 100\n\n` +
-      `[[aggregate]]\nname = "agg"\nkeys = ["src", "proto", "dport", "nat_src"]\ninterval = 10\ndelay = 2\n\n` +
+      `[[aggregate]]\nname = "agg"\nkeys = ["src", "proto", "dport", "nat_src"]\ninterval = 10\ndelay = 2\nstore = true\n\n` +
       `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39761"\n\n` +
       `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39762"\naggregate = "agg"\n\n` +
       // the same records as JSON lines
@@ -511,6 +511,7 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
       assert.equal(await t.stop(daemon), 0, o.err());
       assert.match(o.err(), /aggregate agg: flows=18 records=6 late=0 early=0 held=0/, o.err());
       assert.match(o.err(), /sink file2: written=6 dropped=0 queued=0 errors=0/, o.err());
+      assert.match(o.err(), /aggregates_written=6 aggregates_expired=0/, o.err());
       await t.stop(capRaw);
       await t.stop(capAgg);
       const nfdump = (args: string[]) => {
@@ -542,6 +543,15 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
       // the file sink's JSON lines: the records the collector has, field for field, and the flows the store has, summed
       const json = readFileSync(join(dir, 'agg.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
       assert.equal(json.length, 6, JSON.stringify(json));
+      // the store has the same records (store = true): conntrail aggregates prints them as the file has them, oldest first
+      const st = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'aggregates', '--db', db, '--json', '--name', 'agg'], { encoding: 'utf8' });
+      assert.equal(st.status, 0, st.stderr);
+      const byKey = (l: Array<Record<string, any>>) => [...l].sort((a, b) => a.interval_start_us - b.interval_start_us || a.dport - b.dport);
+      assert.deepEqual(byKey(JSON.parse(st.stdout)), byKey(json));
+      const one = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'aggregates', '--db', db, '--port', '7004', '--csv'], { encoding: 'utf8' });
+      assert.equal(one.status, 0, one.stderr);
+      assert.equal(one.stdout.trim().split('\n').length, 2, one.stdout);
+      assert.match(one.stdout, /^interval_start,interval_start_us,interval_s,aggregate,/);
       const q = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'flows', '--db', db, '--json', '--limit', '0', '--proto', 'udp', '--src', ADDR.cli], { encoding: 'utf8' });
       assert.equal(q.status, 0, q.stderr);
       const flows = (JSON.parse(q.stdout) as Flow[]).filter((f) => f.orig.dport >= 7000 && f.orig.dport <= 7005);
