@@ -542,6 +542,17 @@ function plan(file: string, text: string, config: DaemonConfig, purpose: Purpose
       }
     }
   });
+  // a collector keeps templates and sequence numbers per exporter address and observation domain: two sinks to one collector need two domains
+  const exporters = new Map<string, number>();
+  config.sink.forEach((k, i) => {
+    if (k.type !== 'ipfix') return;
+    const key = `${k.address}\0${k.observation_domain}`;
+    const other = exporters.get(key);
+    if (other !== undefined) {
+      fail(file, text, `sink[${i}].observation_domain`, `sink[${other}] exports to ${k.address} in observation domain ${k.observation_domain} too: the collector would take the two sinks' sequence numbers (and an aggregate's templates) as one exporter's; give this sink another observation_domain`);
+    }
+    exporters.set(key, i);
+  });
   // every sink can take what its sources send (config/topology.ts)
   const bad = checkTopology(config.source, config.sink);
   if (bad) fail(file, text, bad.key, bad.message);

@@ -131,6 +131,8 @@ export class Pipeline {
   private sinks: Sink[] = [];
   /** the aggregation stages by name, and the configuration each was made from */
   private aggregators = new Map<string, { a: Aggregator; key: string }>();
+  /** the counts of stages a reload replaced, by name (kept in the totals of the one that follows, or alone for one removed) */
+  private readonly retiredAggregates = new Map<string, { flows: number; records: number; late: number; early: number }>();
   private paused = false;
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
@@ -291,6 +293,7 @@ export class Pipeline {
       const key = JSON.stringify(c);
       const same = this.aggregators.get(c.name);
       if (same && same.key === key) { next.set(c.name, same); continue; }
+      if (c.store && !this.writer) this.log.warn(`aggregate ${c.name}: store = true, but the daemon runs without a flow store (the [store] settings change only when it restarts): its records go to its sinks only`);
       next.set(c.name, {
         key,
         a: new Aggregator({
@@ -310,9 +313,30 @@ export class Pipeline {
         }),
       });
     }
-    for (const [name, old] of this.aggregators) if (next.get(name) !== old) old.a.tick(nowMicros(), true);
+    this.flushReplacedAggregators(list);
     this.aggregators = next;
   }
+
+  /**
+   * The stages a configuration changes or removes send what they hold now,
+   * early, to the sinks of the configuration in force (before a reload
+   * switches to the next: the sinks that named them); their counts stay in
+   * the totals.
+   */
+  private flushReplacedAggregators(list: AggregateConfig[]): void {
+    for (const [name, old] of this.aggregators) {
+      const c = list.find((x) => x.name === name);
+      if (c && JSON.stringify(c) === old.key) continue;
+      old.a.tick(nowMicros(), true);
+      const st = old.a.stats();
+      const r = this.retiredAggregates.get(name) ?? { flows: 0, records: 0, late: 0, early: 0 };
+      for (const k of ['flows', 'records', 'late', 'early'] as const) r[k] += st[k];
+      this.retiredAggregates.set(name, r);
+      // (gone: the next configuration's stage of this name starts empty)
+      this.aggregators.delete(name);
+    }
+  }
+
 
   /** Does a conntrack source keep a flow table: for the store, or for a sink that takes flow records? */
   private wantsTable(sc: ConntrackSourceConfig, parent: string, plan = this.plan): boolean {
@@ -450,7 +474,7 @@ export class Pipeline {
     const opened: Sink[] = [];
     try {
       for (const k of list) {
-        const i = reuse.findIndex((r) => r.key === JSON.stringify(k));
+        const i = reuse.findIndex((r) => r.key === this.sinkKey(k, this.pendingPlan ?? this.plan));
         if (i >= 0) {
           sinks.push(reuse[i].sink);
           reuse.splice(i, 1);
@@ -605,9 +629,10 @@ export class Pipeline {
     let inactive = 0;
     const least = (a: number, b: number) => (a > 0 && b > 0 ? Math.min(a, b) : a || b);
     // the aggregation stages that fold this source's flows: each whole flow at its end
+    // (looked up by name as each flow comes: a reload replaces a stage it changes, and flows end while it runs)
     for (const c of this.plan.config.aggregate) {
-      const agg = this.aggregators.get(c.name)?.a;
-      if (agg && this.aggregateTakes(c, parent)) routes.push((f) => agg.push(f));
+      const name = c.name;
+      if (this.aggregateTakes(c, parent)) routes.push((f) => this.aggregators.get(name)?.a.push(f));
     }
     this.plan.config.sink.forEach((k, i) => {
       if (k.records !== 'flows' || (k.sources.length && !k.sources.includes(parent))) return;
@@ -642,6 +667,22 @@ export class Pipeline {
       interimRoutes.length = 0;
     }
     out.setRoutes(routes, openRoutes, interimRoutes, { activeUs: active * 1e6, inactiveUs: inactive * 1e6 });
+  }
+
+  /** each stage's counts, with those of the stages of the same name a reload replaced (a removed one's stay, held 0) */
+  private aggregateStats(): AggregatorStats[] {
+    const out = [...this.aggregators.values()].map(({ a }) => {
+      const st = a.stats();
+      const r = this.retiredAggregates.get(st.name);
+      return r ? { ...st, flows: st.flows + r.flows, records: st.records + r.records, late: st.late + r.late, early: st.early + r.early } : st;
+    });
+    for (const [name, r] of this.retiredAggregates) if (!this.aggregators.has(name)) out.push({ name, ...r, held: 0 });
+    return out;
+  }
+
+  /** what makes a sink the same across a reload: its settings, and for a sink of aggregated records its stage's (an IPFIX sink's templates are the stage's keys) */
+  private sinkKey(k: SinkConfig, plan: Plan): string {
+    return JSON.stringify(k.aggregate === undefined ? k : [k, plan.config.aggregate.find((a) => a.name === k.aggregate)]);
   }
 
   /** the IPFIX encoding of an aggregation stage's records (undefined: the sink exports flows) */
@@ -866,7 +907,7 @@ export class Pipeline {
         return n === undefined ? [] : [{ source: a.name, attached: n, failing: 0 }];
       })),
       sinks: this.sinks.map((s) => s.stats()),
-      aggregates: [...this.aggregators.values()].map(({ a }) => a.stats()),
+      aggregates: this.aggregateStats(),
     };
     if (this.writer) st.store = this.writer.stats();
     if (this.writer || this.sources.some((s) => s.table) || this.retired.opened) {
@@ -918,7 +959,7 @@ export class Pipeline {
     // everything that can fail first: the old configuration runs on if it does.
     // A sink whose settings did not change stays as it is (its queue, its
     // connection); it only reopens its file, as on any SIGHUP.
-    const reuse = this.plan.config.sink.map((c, i) => ({ key: JSON.stringify(c), sink: this.sinks[i] }));
+    const reuse = this.plan.config.sink.map((c, i) => ({ key: this.sinkKey(c, this.plan), sink: this.sinks[i] }));
     this.pendingPlan = plan;
     let sinks: Sink[];
     try { sinks = this.openSinks(plan.config.sink, reuse); } finally { this.pendingPlan = undefined; }
@@ -966,6 +1007,8 @@ export class Pipeline {
     const oldSinks = this.sinks.filter((k) => !keptSinks.includes(k));
     const replacedTcp = old.filter((o) => o.src instanceof TcpstatesDaemonSource && !steps.some((x) => x.same === o));
     for (const k of keptSinks) k.reopen();
+    // the stages changed or removed: what they hold to the sinks that named them, before the switch
+    this.flushReplacedAggregators(plan.config.aggregate);
     this.plan = plan;
     this.names?.prefer(plan.sources.map((s) => s.config.netns ?? ''));
     this.sinks = sinks;

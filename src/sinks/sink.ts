@@ -18,7 +18,7 @@ export const SINK_COMMON_PROPS = {
   ulogd_device: { type: 'string', default: 'Netfilter', description: 'ulogd-json: the "dvc" value.' },
   ulogd_eventv1: { type: 'boolean', default: false, description: 'ulogd-json: Logstash event v1 fields.' },
   netns_prefix: { type: 'boolean', default: false, description: 'Begin each line of a record from another network namespace than the daemon\'s with `[NAMESPACE] ` (its `ip netns` name, or `net:[INODE]`): the line after it stays byte-identical to its format, so one file can hold the records of many namespaces. The JSON formats and the journal carry the namespace in a field anyway.' },
-  aggregate: { type: 'string', minLength: 1, description: 'The name of an `[[aggregate]]` stage: the sink takes that stage\'s aggregated records (one per interval and key) instead of the sources\' records, as JSON lines (`format = "json"`, the only format of them; the journal with an AGG_* field for each key); `sources` and `records` do not apply (the stage chooses its flows).' },
+  aggregate: { type: 'string', minLength: 1, description: 'The name of an `[[aggregate]]` stage: the sink takes that stage\'s aggregated records (one per interval and key) instead of the sources\' records, as JSON lines (`format = "json"`, the only format of them; the journal with an AGG_* field for each key); `sources`, `records`, `netns_prefix`, `output` and `labelmap` do not apply (the stage chooses its flows; its records fold every namespace it takes), nor an IPFIX sink\'s `nat_events` and timeouts.' },
   ulogd_hwhdr: { type: 'boolean', default: false, description: 'ulogd-json of packet logs: as ulogd\'s stack with HWHDR (the `mac.*` keys).' },
 } as const;
 

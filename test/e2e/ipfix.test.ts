@@ -571,4 +571,51 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
       for (const p of [daemon, capRaw, capAgg]) await t.stop(p);
     }
   });
+  it('[[aggregate]] across SIGHUP: a stage whose keys change sends what it held to the sinks that named it, the new one starts empty; counts carry on', async () => {
+    const out = join(dir, 'reload-agg.jsonl');
+    const conf = join(dir, 'reload-agg.toml');
+    const config = (keys: string, name = 'r') => `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\nenable_accounting = true\n\n[store]\ntype = "none"\n\n` +
+      `[[aggregate]]\nname = "${name}"\nkeys = ${keys}\ninterval = 3600\ndelay = 0\n\n[[sink]]\ntype = "file"\npath = "${out}"\naggregate = "${name}"\n`;
+    writeFileSync(conf, config('["dport"]'));
+    const daemon = t.spawn(t.srv, [...CONNTRAIL, 'run', '--config', conf]);
+    const o = collect(daemon);
+    const flows = (n: number, port: number) => {
+      const r = spawnSync('ip', ['netns', 'exec', t.cli, '/usr/bin/python3', '-c',
+        `import socket\nfor k in range(${n}):\n    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b"x" * 10, ("${ADDR.srv}", ${port})); s.close()`],
+      { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.status, 0, r.stderr);
+      t.exec(t.rtr, ['conntrack', '-D', '-p', 'udp', '--dport', String(port)], { allowFail: true });
+    };
+    const lines = () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>) : []);
+    const counted = (re: RegExp) => { daemon.kill('SIGUSR1'); return re.test(o.err().split('\n').filter((l) => l.includes('counters:')).at(-1) ?? ''); };
+    try {
+      assert.ok(await waitSubscribed(daemon.pid!, 20_000, t.rtr), o.err());
+      assert.ok(await waitFor(() => /started with/.test(o.err()), 20_000), o.err());
+      flows(3, 7100);
+      // folded, held (the hour is not over)
+      assert.ok(await waitFor(() => counted(/aggregate r: flows=3 records=0 late=0 early=0 held=1/), 20_000), o.err());
+      assert.deepEqual(lines(), []);
+      // the keys change: what the old stage held goes to its sink now, whole
+      writeFileSync(conf, config('["dport", "proto"]'));
+      daemon.kill('SIGHUP');
+      assert.ok(await waitFor(() => lines().length === 1, 20_000), `${o.err()}\n${JSON.stringify(lines())}`);
+      assert.deepEqual([lines()[0].dport, lines()[0].proto, lines()[0].flows], [7100, null, 3], JSON.stringify(lines()));
+      flows(2, 7101);
+      assert.ok(await waitFor(() => counted(/aggregate r: flows=5 records=1 late=0 early=0 held=1/), 20_000), o.err());
+      // renamed (the sink with it): what "r" held goes to the sink that named it, before that one closes
+      writeFileSync(conf, config('["dport", "proto"]', 'r2'));
+      daemon.kill('SIGHUP');
+      assert.ok(await waitFor(() => lines().length === 2, 20_000), `${o.err()}\n${JSON.stringify(lines())}`);
+      assert.deepEqual(lines().map((x) => [x.aggregate, x.dport, x.proto, x.flows]), [['r', 7100, null, 3], ['r', 7101, 'udp', 2]], JSON.stringify(lines()));
+      flows(1, 7102);
+      assert.ok(await waitFor(() => counted(/aggregate r2: flows=1 records=0 late=0 early=0 held=1/), 20_000), o.err());
+      assert.equal(await t.stop(daemon), 0, o.err());
+      // at the stop the last stage's record; the counts of the one renamed stay
+      assert.deepEqual(lines().map((x) => [x.aggregate, x.dport, x.proto, x.flows]), [['r', 7100, null, 3], ['r', 7101, 'udp', 2], ['r2', 7102, 'udp', 1]], JSON.stringify(lines()));
+      assert.match(o.err(), /stopped: .*aggregate r2: flows=1 records=1 late=0 early=0 held=0; aggregate r: flows=5 records=2 late=0 early=0 held=0/, o.err());
+    } finally {
+      await t.stop(daemon);
+    }
+  });
+
 });

@@ -178,3 +178,13 @@ describe('configuration: sinks of aggregated records', () => {
     assert.match(error(`${base}[[sink]]\ntype = "pcap"\npath = "${dir}/x.pcap"\naggregate = "m"\n`), /sink\[0\].*aggregate/);
   });
 });
+
+describe('configuration: IPFIX sinks to one collector', () => {
+  it('two sinks to the same collector need two observation domains (its templates and sequence numbers are per domain)', () => {
+    const base = `[[source]]\nenable_accounting = true\n[store]\ntype = "none"\n[[aggregate]]\nname = "m"\nkeys = ["src"]\n`;
+    const two = (domain: string) => `${base}[[sink]]\ntype = "ipfix"\naddress = "udp://192.0.2.1:4739"\n[[sink]]\ntype = "ipfix"\naddress = "udp://192.0.2.1:4739"\naggregate = "m"\n${domain}`;
+    assert.equal(error(two('')), ':11: sink[1].observation_domain: sink[0] exports to udp://192.0.2.1:4739 in observation domain 1 too: the collector would take the two sinks\' sequence numbers (and an aggregate\'s templates) as one exporter\'s; give this sink another observation_domain');
+    assert.equal(error(two('observation_domain = 2\n')), 'valid');
+    assert.equal(error(`${base}[[sink]]\ntype = "ipfix"\naddress = "udp://192.0.2.1:4739"\n[[sink]]\ntype = "ipfix"\naddress = "udp://192.0.2.1:4740"\n`), 'valid');
+  });
+});
