@@ -158,7 +158,7 @@ export class Pipeline {
   /** stop() has begun: nothing is attached any more */
   private closing = false;
   /** flow counters of the tables no longer in use (detached namespaces), so the totals never go down */
-  private retired: FlowTableStats = { open: 0, opened: 0, closed: 0, partial: 0, settled: 0, corrected: 0, missing: 0, quiet: 0 };
+  private retired: FlowTableStats = { open: 0, opened: 0, closed: 0, partial: 0, settled: 0, corrected: 0, missing: 0, quiet: 0, revived: 0 };
   private retiredSent = { sent: 0, unsent: 0, interim: 0 };
   /** each flow table's output: the store and the sinks that take flow records */
   private readonly fanouts = new WeakMap<FlowTable, FlowFanout>();
@@ -264,7 +264,7 @@ export class Pipeline {
   private retire(t: FlowTable | undefined): void {
     if (!t) return;
     const c = t.stats();
-    for (const k of ['opened', 'closed', 'partial', 'settled', 'corrected'] as const) this.retired[k] += c[k];
+    for (const k of ['opened', 'closed', 'partial', 'settled', 'corrected', 'revived'] as const) this.retired[k] += c[k];
     const f = this.fanouts.get(t);
     if (f) { this.retiredSent.sent += f.sent; this.retiredSent.unsent += f.unsent; this.retiredSent.interim += f.interimSent; f.setRoutes([], [], [], undefined); }
   }
@@ -336,7 +336,6 @@ export class Pipeline {
       this.aggregators.delete(name);
     }
   }
-
 
   /** Does a conntrack source keep a flow table: for the store, or for a sink that takes flow records? */
   private wantsTable(sc: ConntrackSourceConfig, parent: string, plan = this.plan): boolean {

@@ -52,6 +52,19 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
     t.down();
     rmSync(dir, { recursive: true, force: true });
   });
+  /** the router's conntrack source (kernel timestamps; accounting unless told) and a SQLite store at `db` */
+  const routerStore = (db: string, accounting = true) =>
+    `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\n${accounting ? 'enable_accounting = true\n' : ''}\n[store]\npath = "${db}"\nflush_interval_ms = 100\n\n`;
+  /** the daemon (in the server's namespace) with the configuration in `conf`, its output collected */
+  const runDaemon = (conf: string) => {
+    const daemon = t.spawn(t.srv, [...CONNTRAIL, 'run', '--config', conf]);
+    return { daemon, o: collect(daemon) };
+  };
+  /** until it listens to the router's events and has started */
+  const started = async (daemon: ReturnType<typeof t.spawn>, o: ReturnType<typeof collect>) => {
+    assert.ok(await waitSubscribed(daemon.pid!, 20_000, t.rtr), o.err());
+    assert.ok(await waitFor(() => /started with/.test(o.err()), 20_000), o.err());
+  };
 
   it('SNAT, DNAT and both, IPv4 and IPv6, TCP, UDP and ICMP: each flow once, as the store has it, with its NAT session events', async () => {
     const cap = join(dir, 'nfcapd');
@@ -76,15 +89,13 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
     assert.ok(await waitFor(() => listening(39701) && listening(39702) && /listening on lo/.test(dc.err()), 20_000), `${nc.err()} ${na.err()} ${dc.err()}`);
 
     const conf = join(dir, 'ipfix.toml');
-    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\n\n[store]\npath = "${db}"\nflush_interval_ms = 100\n\n` +
+    writeFileSync(conf, routerStore(db, false) +
       `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39701"\nobservation_domain = 42\nnat_events = true\n\n` +
       `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39702"\n\n` +
       `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39703"\nnat_events = true\nnat_event_numbers = "historic"\n`);
-    const daemon = t.spawn(t.srv, [...CONNTRAIL, 'run', '--config', conf]);
-    const o = collect(daemon);
+    const { daemon, o } = runDaemon(conf);
     try {
-      assert.ok(await waitSubscribed(daemon.pid!, 20_000, t.rtr), o.err());
-      assert.ok(await waitFor(() => /started with/.test(o.err()), 20_000), o.err());
+      await started(daemon, o);
 
       // the servers: each connection's and datagram's peer as they saw it (the ground truth of the translation)
       const srv = t.spawn(t.srv, ['/usr/bin/python3', '-c', [
@@ -216,13 +227,11 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
     const nc = collect(nfcapd);
     assert.ok(await waitFor(() => t.exec(t.srv, ['ss', '-Huln']).includes('127.0.0.1:39711'), 20_000), nc.err());
     const conf = join(dir, 'load.toml');
-    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\n\n[store]\npath = "${db}"\nflush_interval_ms = 100\n\n` +
+    writeFileSync(conf, routerStore(db, false) +
       `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39711"\nmax_message_size = 576\n`);
-    const daemon = t.spawn(t.srv, [...CONNTRAIL, 'run', '--config', conf]);
-    const o = collect(daemon);
+    const { daemon, o } = runDaemon(conf);
     try {
-      assert.ok(await waitSubscribed(daemon.pid!, 20_000, t.rtr), o.err());
-      assert.ok(await waitFor(() => /started with/.test(o.err()), 20_000), o.err());
+      await started(daemon, o);
       t.exec(t.cli, ['python3', join(process.cwd(), 'test', 'helpers', 'udpflows.py'), ADDR.srv, String(N), '3000']);
       const stored = () => {
         const r = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'flows', '--db', db, '--json', '--limit', '0', '--proto', 'udp', '--src', ADDR.cli], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
@@ -262,10 +271,9 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
     const dc = collect(dump);
     assert.ok(await waitFor(() => t.exec(t.srv, ['ss', '-Huln']).includes('127.0.0.1:39721') && /listening on lo/.test(dc.err()), 20_000), `${nc.err()} ${dc.err()}`);
     const conf = join(dir, 'long.toml');
-    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\nenable_accounting = true\n\n[store]\npath = "${db}"\nflush_interval_ms = 100\n\n` +
+    writeFileSync(conf, routerStore(db) +
       `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39721"\nactive_timeout = 2\nnat_events = true\nnat_event_numbers = "historic"\n`);
-    const daemon = t.spawn(t.srv, [...CONNTRAIL, 'run', '--config', conf]);
-    const o = collect(daemon);
+    const { daemon, o } = runDaemon(conf);
     // the server: every datagram answered, and counted with the public source it came from
     const srv = t.spawn(t.srv, ['/usr/bin/python3', '-c', [
       'import socket',
@@ -278,8 +286,7 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
     ].join('\n')]);
     const so = collect(srv);
     try {
-      assert.ok(await waitSubscribed(daemon.pid!, 20_000, t.rtr), o.err());
-      assert.ok(await waitFor(() => /started with/.test(o.err()), 20_000), o.err());
+      await started(daemon, o);
       assert.ok(await waitFor(() => so.out().includes('ready'), 10_000), so.err());
       // 7 s of one datagram each 100 ms, each answered before the next (bounded: 70, then the last)
       const r = spawnSync('ip', ['netns', 'exec', t.cli, '/usr/bin/python3', '-c',
@@ -357,13 +364,11 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
     const dc = collect(dump);
     assert.ok(await waitFor(() => t.exec(t.srv, ['ss', '-Htln']).includes('127.0.0.1:39731') && /listening on lo/.test(dc.err()), 20_000), `${nk.err()} ${dc.err()}`);
     const conf = join(dir, 'tcp.toml');
-    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\nenable_accounting = true\n\n[store]\npath = "${db}"\nflush_interval_ms = 100\n\n` +
+    writeFileSync(conf, routerStore(db) +
       `[[sink]]\ntype = "ipfix"\naddress = "tcp://127.0.0.1:39731"\nobservation_domain = 9\n`);
-    const daemon = t.spawn(t.srv, [...CONNTRAIL, 'run', '--config', conf]);
-    const o = collect(daemon);
+    const { daemon, o } = runDaemon(conf);
     try {
-      assert.ok(await waitSubscribed(daemon.pid!, 20_000, t.rtr), o.err());
-      assert.ok(await waitFor(() => /started with/.test(o.err()), 20_000), o.err());
+      await started(daemon, o);
       t.exec(t.cli, ['python3', join(process.cwd(), 'test', 'helpers', 'udpflows.py'), ADDR.srv, String(N), '1000']);
       const stored = (): Flow[] => {
         const r = spawnSync(CONNTRAIL[0], [...CONNTRAIL.slice(1), 'flows', '--db', db, '--json', '--limit', '0', '--proto', 'udp', '--src', ADDR.cli], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
@@ -419,10 +424,9 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
     const nc = collect(nfcapd);
     assert.ok(await waitFor(() => t.exec(t.srv, ['ss', '-Huln']).includes('127.0.0.1:39741'), 20_000), nc.err());
     const conf = join(dir, 'big.toml');
-    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\nenable_accounting = true\n\n[store]\npath = "${db}"\nflush_interval_ms = 100\n\n` +
+    writeFileSync(conf, routerStore(db) +
       `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39741"\n`);
-    const daemon = t.spawn(t.srv, [...CONNTRAIL, 'run', '--config', conf]);
-    const o = collect(daemon);
+    const { daemon, o } = runDaemon(conf);
     // the server: counts what it received, and says from which public port
     const srv = t.spawn(t.srv, ['/usr/bin/python3', '-c', [
       'import socket',
@@ -436,8 +440,7 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
     ].join('\n')]);
     const so = collect(srv);
     try {
-      assert.ok(await waitSubscribed(daemon.pid!, 20_000, t.rtr), o.err());
-      assert.ok(await waitFor(() => /started with/.test(o.err()), 20_000), o.err());
+      await started(daemon, o);
       assert.ok(await waitFor(() => so.out().includes('ready'), 10_000), so.err());
       const r = spawnSync('ip', ['netns', 'exec', t.cli, '/usr/bin/python3', '-c',
         `import socket\nc = socket.create_connection(("${ADDR.srv}", 8082), timeout=30)\nb = bytes(1 << 20)\nfor i in range(${SIZE / 2 ** 20}): c.sendall(b)\nc.shutdown(socket.SHUT_WR); c.recv(1); c.close()`],
@@ -484,17 +487,15 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
     const udpListening = () => t.exec(t.srv, ['ss', '-Huln']);
     assert.ok(await waitFor(() => udpListening().includes('127.0.0.1:39761') && udpListening().includes('127.0.0.1:39762'), 20_000), `${cr.err()} ${ca.err()}`);
     const conf = join(dir, 'agg.toml');
-    writeFileSync(conf, `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\nenable_accounting = true\n\n[store]\npath = "${db}"\nflush_interval_ms = 100\n\n` +
+    writeFileSync(conf, routerStore(db) +
       `[[aggregate]]\nname = "agg"\nkeys = ["src", "proto", "dport", "nat_src"]\ninterval = 10\ndelay = 2\nstore = true\n\n` +
       `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39761"\n\n` +
       `[[sink]]\ntype = "ipfix"\naddress = "udp://127.0.0.1:39762"\naggregate = "agg"\n\n` +
       // the same records as JSON lines
       `[[sink]]\ntype = "file"\npath = "${join(dir, 'agg.jsonl')}"\naggregate = "agg"\n`);
-    const daemon = t.spawn(t.srv, [...CONNTRAIL, 'run', '--config', conf]);
-    const o = collect(daemon);
+    const { daemon, o } = runDaemon(conf);
     try {
-      assert.ok(await waitSubscribed(daemon.pid!, 20_000, t.rtr), o.err());
-      assert.ok(await waitFor(() => /started with/.test(o.err()), 20_000), o.err());
+      await started(daemon, o);
       // two intervals: in each, at its start, UDP flows to three ports (several from each of a few source ports), ended at once by conntrack -D
       const bursts = [[7000, 7001, 7002], [7003, 7004, 7005]];
       for (const ports of bursts) {
@@ -577,8 +578,7 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
     const config = (keys: string, name = 'r') => `[[source]]\nnetns = "${t.rtr}"\nenable_timestamps = true\nenable_accounting = true\n\n[store]\ntype = "none"\n\n` +
       `[[aggregate]]\nname = "${name}"\nkeys = ${keys}\ninterval = 3600\ndelay = 0\n\n[[sink]]\ntype = "file"\npath = "${out}"\naggregate = "${name}"\n`;
     writeFileSync(conf, config('["dport"]'));
-    const daemon = t.spawn(t.srv, [...CONNTRAIL, 'run', '--config', conf]);
-    const o = collect(daemon);
+    const { daemon, o } = runDaemon(conf);
     const flows = (n: number, port: number) => {
       const r = spawnSync('ip', ['netns', 'exec', t.cli, '/usr/bin/python3', '-c',
         `import socket\nfor k in range(${n}):\n    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b"x" * 10, ("${ADDR.srv}", ${port})); s.close()`],
@@ -589,8 +589,7 @@ describe('the IPFIX sink, read by nfcapd/nfdump, nfacctd and tshark', { timeout:
     const lines = () => (existsSync(out) ? readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>) : []);
     const counted = (re: RegExp) => { daemon.kill('SIGUSR1'); return re.test(o.err().split('\n').filter((l) => l.includes('counters:')).at(-1) ?? ''); };
     try {
-      assert.ok(await waitSubscribed(daemon.pid!, 20_000, t.rtr), o.err());
-      assert.ok(await waitFor(() => /started with/.test(o.err()), 20_000), o.err());
+      await started(daemon, o);
       flows(3, 7100);
       // folded, held (the hour is not over)
       assert.ok(await waitFor(() => counted(/aggregate r: flows=3 records=0 late=0 early=0 held=1/), 20_000), o.err());
