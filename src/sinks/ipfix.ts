@@ -15,7 +15,9 @@
 // (pipeline/flow-fanout.ts): it sends the interim reports of open flows
 // (`report` 1 or 2) and their ends as what came after, and this sink
 // writes what it is given, but no flow record of nothing.
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createSocket, type Socket as UdpSocket, type SocketOptions } from 'node:dgram';
+import { lookup as dnsLookup } from 'node:dns';
+import { isIP } from 'node:net';
 import { FLAG_START_UNKNOWN, type EndedFlow } from '../records/flow.js';
 import type { Kind, RecordOf } from '../records/index.js';
 import { AggregateEncoding, eventTemplateSet, IpfixPacker, MAX_RECORD_LEN, MESSAGE_HEADER_LEN, SET_HEADER_LEN, templateSet, writeHeader, type NatEventNumbering } from '../formats/ipfix.js';
@@ -27,7 +29,7 @@ import { parseAddress } from './syslog.js';
 
 /** The keys of an IPFIX sink (with the common ones it takes). */
 export const IPFIX_SINK_PROPS = {
-  address: { type: 'string', description: 'ipfix: the collector, `udp://HOST:PORT` or `tcp://HOST:PORT` (HOST an IPv4 address, an IPv6 address in brackets or a host name). TCP (RFC 7011 §10.4): the templates once at the start of each connection, sequence numbers from 0 on each; a record counts as written once the collector\'s kernel acknowledged it; what a lost connection had not acknowledged is sent again on the next (counted as `resent`: the collector may have it twice), made with backoff, records waiting in the queue meanwhile.' },
+  address: { type: 'string', description: 'ipfix: the collector, `udp://HOST:PORT` or `tcp://HOST:PORT` (HOST an IPv4 address, an IPv6 address in brackets or a host name; over UDP a name is looked up at most once a minute, as an IPv4 address). TCP (RFC 7011 §10.4): the templates once at the start of each connection, sequence numbers from 0 on each; a record counts as written once the collector\'s kernel acknowledged it; what a lost connection had not acknowledged is sent again on the next (counted as `resent`: the collector may have it twice), made with backoff, records waiting in the queue meanwhile.' },
   observation_domain: { type: 'integer', minimum: 0, maximum: 4294967295, default: 1, description: 'ipfix: the Observation Domain ID of every message (collectors keep templates and sequence numbers per exporter address and domain).' },
   template_refresh: { type: 'integer', minimum: 1, maximum: 86400, default: 60, description: 'ipfix: seconds between two sendings of the templates (UDP: a collector that starts later learns them then; data it gets before is dropped by it). Not used over TCP: each connection starts with them.' },
   max_message_size: { type: 'integer', minimum: 576, maximum: 65507, default: 1400, description: 'ipfix: the largest message (one UDP datagram), in bytes: keep it under the path MTU (1400 fits an Ethernet path with tunnels; 576, the least, is the datagram every IPv4 host must take, and holds the templates and a record). Over TCP, the largest message written to the stream.' },
@@ -53,6 +55,27 @@ export interface IpfixSinkOptions {
   warn: (msg: string) => void;
   /** seconds since the epoch (tests) */
   now?: () => number;
+}
+
+/** how long the answer of a collector name's lookup is used (a datagram each does not ask again) */
+export const LOOKUP_KEEP_MS = 60_000;
+
+/** dgram's lookup: (name, family or dns.lookup's options, callback) */
+export type Lookup = (host: string, options: number | { family?: number }, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void) => void;
+
+/** A lookup that keeps each (name, family)'s answer `keepMs`; a failure is not kept. */
+export function cachedLookup(lookup: Lookup, keepMs = LOOKUP_KEEP_MS, now: () => number = Date.now): Lookup {
+  const kept = new Map<string, { address: string; family: number; until: number }>();
+  return (host, family, cb) => {
+    const k = `${typeof family === 'number' ? family : family.family ?? 0}\0${host}`;
+    const hit = kept.get(k);
+    // (answered asynchronously, as dns.lookup does)
+    if (hit && hit.until > now()) { process.nextTick(cb, null, hit.address, hit.family); return; }
+    lookup(host, family, (err, address, fam) => {
+      if (!err) kept.set(k, { address, family: fam, until: now() + keepMs });
+      cb(err, address, fam);
+    });
+  };
 }
 
 export interface IpfixSinkStats extends SinkStats {
@@ -138,7 +161,8 @@ export class IpfixSink implements Sink {
    * batch goes through a new socket.
    */
   private socket(): UdpSocket {
-    const u = createSocket(this.addr.host!.includes(':') ? 'udp6' : 'udp4');
+    // (a collector's name is looked up once a minute, not for every datagram)
+    const u = createSocket({ type: this.addr.host!.includes(':') ? 'udp6' : 'udp4', lookup: isIP(this.addr.host!) ? undefined : this.lookup as unknown as SocketOptions['lookup'] });
     u.on('error', (e) => {
       this.q.failed(`${this.o.address}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, 'records are dropped and counted');
       if (u !== this.udp) return;
@@ -150,6 +174,9 @@ export class IpfixSink implements Sink {
     });
     return u;
   }
+
+  /** the lookup of the collector's name, its answers kept LOOKUP_KEEP_MS (the sockets share it) */
+  private readonly lookup = cachedLookup(dnsLookup as unknown as Lookup);
 
   /** the socket failed: its callbacks will not come */
   private lost = false;

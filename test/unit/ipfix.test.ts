@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import {
   IE, IpfixPacker, NAT_EVENT, TEMPLATE_EVENT_V4, TEMPLATE_V4, TEMPLATE_V4_NAT, TEMPLATE_V6_NAT, endReason, eventTemplateSet, templateSet,
 } from '../../src/formats/ipfix.js';
-import { IpfixSink } from '../../src/sinks/ipfix.js';
+import { cachedLookup, IpfixSink, type Lookup } from '../../src/sinks/ipfix.js';
 import { FLAG_ACTIVE_ESTIMATED, FLAG_END_ESTIMATED, FLAG_START_UNKNOWN, type EndedFlow } from '../../src/records/flow.js';
 import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo } from 'node:net';
@@ -183,6 +183,40 @@ describe('IPFIX encoding', () => {
     assert.equal(seq, N + 2 * nat);
     assert.equal(flows.size, N);
     assert.equal(withTemplates, 2, 'the templates in the first message, and again once the refresh had passed');
+    } finally {
+      rx.close();
+    }
+  });
+  it('a collector given by name is looked up once a minute, not for each datagram; a failed lookup is asked again', async () => {
+    let asked = 0;
+    let fail = false;
+    const real: Lookup = (host, family, cb) => { asked++; if (fail) cb(Object.assign(new Error('EAI_AGAIN'), { code: 'EAI_AGAIN' }), '', 0); else cb(null, '127.0.0.1', 4); };
+    let now = 0;
+    const l = cachedLookup(real, 60_000, () => now);
+    const ask = () => new Promise<string>((r) => l('collector.example', 4, (err, a) => r(err ? err.message : a)));
+    assert.deepEqual([await ask(), await ask(), asked], ['127.0.0.1', '127.0.0.1', 1]);
+    now += 60_001;
+    fail = true;
+    assert.deepEqual([await ask(), await ask(), asked], ['EAI_AGAIN', 'EAI_AGAIN', 3]);
+    fail = false;
+    assert.deepEqual([await ask(), await ask(), asked], ['127.0.0.1', '127.0.0.1', 4]);
+    // and the sink, to "localhost": every record arrives
+    const rx = createSocket('udp4');
+    const got: Buffer[] = [];
+    rx.on('message', (b) => got.push(b));
+    await new Promise<void>((r) => rx.bind(0, '127.0.0.1', () => r()));
+    try {
+      const s = new IpfixSink({
+        name: 'ipfix0', address: `udp://localhost:${rx.address().port}`, domain: 3, templateRefreshSecs: 60, maxMessageSize: 1400,
+        natEvents: false, natEventNumbers: 'rfc8158', queueSize: 100000, whenFull: 'block', warn: (m) => assert.fail(m),
+      });
+      for (let i = 0; i < 200; i++) { s.push('', { ...base, sport: 1000 + i }, 'flow'); if (i % 20 === 19) s.flush(); }
+      await s.close();
+      assert.deepEqual([s.stats().written, s.stats().dropped], [200, 0]);
+      const tm = new Map<number, Array<[number, number]>>();
+      const records = () => got.reduce((n, b) => n + parse(b, tm).sets.filter((x) => x.id !== 2).reduce((k, x) => k + x.records.length, 0), 0);
+      for (const end = Date.now() + 5000; records() < 200 && Date.now() < end;) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(records(), 200);
     } finally {
       rx.close();
     }
