@@ -31,8 +31,7 @@ export function statsText(s: DaemonStats): string {
     ` aggregates_written=${s.store.aggregatesWritten} aggregates_expired=${s.store.aggregatesExpired}`] : [];
   const fl = s.flows ? [`flows: open=${s.flows.open} opened=${s.flows.opened} closed=${s.flows.closed} ` +
     `partial=${s.flows.partial} settled=${s.flows.settled} corrected=${s.flows.corrected} missing=${s.flows.missing} quiet=${s.flows.quiet}` +
-    (s.flows.sent || s.flows.unsent ? ` records_sent=${s.flows.sent} records_unsent=${s.flows.unsent}` : '') + (s.flows.interim ? ` interim_reports=${s.flows.interim}` : '') +
-    (s.flows.revived ? ` revived=${s.flows.revived}` : '')] : [];
+    (s.flows.sent || s.flows.unsent ? ` records_sent=${s.flows.sent} records_unsent=${s.flows.unsent}` : '') + (s.flows.interim ? ` interim_reports=${s.flows.interim}` : '')] : [];
   const fw = s.followed.map((f) => `source ${f.source}: namespaces_attached=${f.attached} namespaces_failing=${f.failing}`);
   const ag = (s.aggregates ?? []).map((a) => `aggregate ${a.name}: flows=${a.flows} records=${a.records} late=${a.late} early=${a.early} held=${a.held}`);
   return [...fw, ...src, ...ag, ...snk, ...fl, ...st].join('; ');

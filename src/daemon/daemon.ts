@@ -158,7 +158,7 @@ export class Pipeline {
   /** stop() has begun: nothing is attached any more */
   private closing = false;
   /** flow counters of the tables no longer in use (detached namespaces), so the totals never go down */
-  private retired: FlowTableStats = { open: 0, opened: 0, closed: 0, partial: 0, settled: 0, corrected: 0, missing: 0, quiet: 0, revived: 0 };
+  private retired: FlowTableStats = { open: 0, opened: 0, closed: 0, partial: 0, settled: 0, corrected: 0, missing: 0, quiet: 0 };
   private retiredSent = { sent: 0, unsent: 0, interim: 0 };
   /** each flow table's output: the store and the sinks that take flow records */
   private readonly fanouts = new WeakMap<FlowTable, FlowFanout>();
@@ -264,7 +264,7 @@ export class Pipeline {
   private retire(t: FlowTable | undefined): void {
     if (!t) return;
     const c = t.stats();
-    for (const k of ['opened', 'closed', 'partial', 'settled', 'corrected', 'revived'] as const) this.retired[k] += c[k];
+    for (const k of ['opened', 'closed', 'partial', 'settled', 'corrected'] as const) this.retired[k] += c[k];
     const f = this.fanouts.get(t);
     if (f) { this.retiredSent.sent += f.sent; this.retiredSent.unsent += f.unsent; this.retiredSent.interim += f.interimSent; f.setRoutes([], [], [], undefined); }
   }
@@ -1024,14 +1024,16 @@ export class Pipeline {
         else this.log.info(`SIGHUP: source ${o.name}: NFLOG group${c.groups.length > 1 ? 's' : ''} ${c.groups.join(', ')} no longer read`);
       }
     }
+    // the sources kept take the new routes at once, before any new one starts (an await: their
+    // records in between go where the new configuration says, a renamed stage's flows too)
     for (const st of steps) {
-      if (st.same) {
-        // (its planned settings stay: the same as configured, but for flows turned off where another source feeds the store)
-        st.same.routes = this.routesFor(st.ps, st.x.parent);
-        this.setFlowRoutes(st.same.table, st.ps, st.x.parent);
-        this.sources.push(st.same);
-        continue;
-      }
+      if (!st.same) continue;
+      // (its planned settings stay: the same as configured, but for flows turned off where another source feeds the store)
+      st.same.routes = this.routesFor(st.ps, st.x.parent);
+      this.setFlowRoutes(st.same.table, st.ps, st.x.parent);
+    }
+    for (const st of steps) {
+      if (st.same) { this.sources.push(st.same); continue; }
       // in one turn of the event loop: the old socket reads nothing more, the
       // new one has everything from its opening on (what the old one still
       // held is recovered by the resync): what the old socket still holds

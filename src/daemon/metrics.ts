@@ -73,7 +73,6 @@ export function createMetrics(stats: () => DaemonStats): Registry {
   flows('conntrail_flows_partial_total', 'flows recorded from their DESTROY alone (NEW not seen)', (f) => f.partial);
   flows('conntrail_flows_settled_total', 'flows ended by a table dump (DESTROY lost)', (f) => f.settled);
   flows('conntrail_flows_corrected_total', 'settled flows whose DESTROY came later and corrected their row', (f) => f.corrected);
-  flows('conntrail_flows_revived_total', 'settled flows a later dump or event showed alive (a dump had skipped them): their end corrects their row', (f) => f.revived);
   flows('conntrail_flow_records_sent_total', 'ended flows sent to the sinks with records = "flows" (once, whatever their number)', (f) => f.sent);
   flows('conntrail_flow_records_unsent_total', 'ended flows that could not be sent whole to the sinks with records = "flows" (settled, but opened before such a sink was configured or by an earlier run; the store has them)', (f) => f.unsent);
   flows('conntrail_flow_interim_reports_total', 'interim reports of open flows sent to the IPFIX sinks with an active or inactive timeout (flowEndReason 1 or 2)', (f) => f.interim);

@@ -55,8 +55,6 @@ export interface FlowTableStats {
   missing: number;
   /** flows first seen in a dump with no event since (checked by dumps until they end) */
   quiet: number;
-  /** settled flows seen alive again (a dump had skipped them): their end corrects their row */
-  revived: number;
 }
 
 /** What the table needs to know of its namespace. */
@@ -135,16 +133,6 @@ function finished(proto: number, state: number | undefined): boolean {
 
 interface Remembered { fpA: number; fpB: number; ref: SettledRef; until: number }
 
-/**
- * A settled flow seen again is the same flow if its kernel start is within
- * this of the one remembered (a start taken from when its NEW was read is
- * off by the read's delay). Another flow under the same id and tuple would
- * have begun after the first one ended: for them to be taken as one, the
- * first would have had to end within a second of its start, and the second
- * to begin in what was left of that second.
- */
-const REVIVE_START_US = 1_000_000;
-
 export class FlowTable {
   /** (zone, conntrack id) -> first slot of the flows sharing it */
   private readonly index = new Map<number, number>();
@@ -188,14 +176,7 @@ export class FlowTable {
   // a FIFO: the live entries are recentOrder[recentHead..] (no O(n) shift)
   private recentOrder: Array<[number, number]> = [];
   private recentHead = 0;
-  private readonly counts = { opened: 0, closed: 0, partial: 0, settled: 0, corrected: 0, revived: 0 };
-  /**
-   * Flows settled after a dump missed them and seen alive again (a dump is
-   * not atomic: an entry the kernel moves while the dump walks its hash
-   * table can be skipped), by key: the settled row their end corrects, and
-   * their last event (the table keeps no tuples; these are few).
-   */
-  private readonly revived = new Map<number, { ref: SettledRef; last: FlowEvent }>();
+  private readonly counts = { opened: 0, closed: 0, partial: 0, settled: 0, corrected: 0 };
   private readonly ns: number;
   private readonly out: FlowOutput;
   private readonly jiffy: number;
@@ -330,17 +311,8 @@ export class FlowTable {
       }
       this.gen[slot] = this.generation;
       if (this.missingUntil[slot] > 0) { this.missingUntil[slot] = 0; this.missingCount--; } // alive after all
-      const rv = this.revived.size ? this.revived.get(this.keyOf[slot]) : undefined;
-      if (rv) rv.last = ev;
       if (ev.type === 'DUMP' && ev.origPackets !== undefined) this.out.counters?.(this.keyOf[slot], ev, t);
       return;
-    }
-    // a flow settled because a dump missed it, alive after all (an UPDATE or a dump entry of
-    // the same id and tuple, begun at the same time; a NEW is a new flow): the same flow again, not a
-    // second one; its end corrects the row its settling made
-    if (ev.type !== 'NEW' && this.recent.size) {
-      const ref = this.takeRemembered(idKey, a, b, ev.start === undefined ? undefined : nsToUsFloor(ev.start));
-      if (ref) { this.revive(ev, idKey, a, b, ref, state, t, lo); return; }
     }
     // NEW, or an UPDATE / dump entry of a flow not seen before
     slot = this.alloc();
@@ -377,35 +349,6 @@ export class FlowTable {
       start, startErr, end: null, endErr: 0, activeEnd: this.activeUs[slot] > 0 ? this.activeUs[slot] : null,
     }, state ?? null, ev.status ?? 0, flags));
     if (ev.type === 'DUMP' && ev.origPackets !== undefined) this.out.counters?.(key, ev, t);
-  }
-
-  /** A settled flow seen alive again: back in the table under its key, its row corrected at its end. */
-  private revive(ev: FlowEvent, idKey: number, a: number, b: number, ref: SettledRef, state: number | undefined, t: number, lo: number): void {
-    const slot = this.alloc();
-    this.link(idKey, slot);
-    const flags = ref.flags & ~FLAG_END_ESTIMATED;
-    this.startUs[slot] = ref.start;
-    this.startErr[slot] = flags & FLAG_START_UNKNOWN ? this.startBound(ref.start) : 0;
-    this.seenUs[slot] = Math.max(lo, ref.start);
-    this.eventUs[slot] = ev.type === 'DUMP' ? ref.start : t;
-    this.eventLo[slot] = ev.type === 'DUMP' ? ref.start : lo;
-    this.activeUs[slot] = finished(ev.proto, state) ? t : 0;
-    this.keyOf[slot] = ref.key;
-    this.missingUntil[slot] = 0;
-    this.flags[slot] = flags;
-    this.state[slot] = state ?? NONE;
-    this.status[slot] = ev.status ?? 0;
-    this.proto[slot] = ev.proto;
-    // (one first seen in a dump that has not reported since may never report its end: dumps tell it)
-    this.quiet[slot] = ev.type === 'DUMP' && flags & FLAG_NO_NEW ? 1 : 0;
-    if (this.quiet[slot]) this.quietCount++;
-    this.fpA[slot] = a;
-    this.fpB[slot] = b;
-    this.gen[slot] = this.generation;
-    this.obsClass[slot] = NO_CLASS;
-    if (ev.type !== 'DUMP') this.observe(slot, ev, state);
-    this.revived.set(ref.key, { ref, last: ev });
-    this.counts.revived++;
   }
 
   /** how much earlier than `t` a flow first seen now may have begun */
@@ -466,20 +409,11 @@ export class FlowTable {
       key = this.out.newKey();
     }
     if (active.estimated) flags |= FLAG_ACTIVE_ESTIMATED;
-    const e = Math.max(end, start);
-    const rec = recordFromEvent(ev, key, this.ns, {
-      start, startErr, end: e, endErr: Math.min(endErr, e - start), activeEnd: Math.max(Math.min(active.at, e), start),
-    }, st, status, flags);
-    const rv = this.revived.size ? this.revived.get(key) : undefined;
-    if (rv) {
-      // (a revived flow: its row was made when it was settled)
-      this.revived.delete(key);
-      this.counts.corrected++;
-      this.out.corrected(rv.ref, rec);
-      return;
-    }
     this.counts.closed++;
-    this.out.closed(rec);
+    const e = Math.max(end, start);
+    this.out.closed(recordFromEvent(ev, key, this.ns, {
+      start, startErr, end: e, endErr: Math.min(endErr, e - start), activeEnd: Math.max(Math.min(active.at, e), start),
+    }, st, status, flags));
   }
 
   /**
@@ -599,21 +533,6 @@ export class FlowTable {
     const end = this.settleHi[s];
     const flags = this.flags[s] | FLAG_END_ESTIMATED;
     const activeEnd = this.activeUs[s] > 0 ? Math.min(this.activeUs[s], end) : end;
-    const rv = this.revived.size ? this.revived.get(key) : undefined;
-    if (rv) {
-      // a revived flow missing again: its row (made at its first settling) gets this later end
-      this.revived.delete(key);
-      const start = this.startUs[s];
-      const st = this.state[s] === NONE ? null : this.state[s];
-      const rec = recordFromEvent(rv.last, key, this.ns, {
-        start, startErr: this.startErr[s], end, endErr: Math.max(0, end - this.settleLo[s]), activeEnd: Math.max(activeEnd, start),
-      }, st, this.status[s], flags);
-      this.remember_(s, { key, ns: this.ns, start, flags });
-      this.unlink(this.idOf[s], s);
-      this.counts.corrected++;
-      this.out.corrected(rv.ref, rec);
-      return;
-    }
     this.remember_(s, { key, ns: this.ns, start: this.startUs[s], flags });
     this.unlink(this.idOf[s], s);
     this.counts.settled++;
@@ -648,16 +567,10 @@ export class FlowTable {
     while (this.recentHead < this.recentOrder.length && this.recentOrder[this.recentHead][1] <= now) this.forgetOldest();
   }
 
-  /**
-   * The remembered settled flow of this id and tuple, taken; with `start`
-   * (the kernel's, µs), only one that began within REVIVE_START_US of it
-   * (its start was the kernel's, or when its NEW was read): one that began
-   * later is another flow under the same id.
-   */
-  private takeRemembered(idKey: number, a: number, b: number, start?: number): SettledRef | undefined {
+  private takeRemembered(idKey: number, a: number, b: number): SettledRef | undefined {
     const l = this.recent.get(idKey);
     if (!l) return undefined;
-    const i = l.findIndex((e) => e.fpA === a && e.fpB === b && (start === undefined || Math.abs(start - e.ref.start) <= REVIVE_START_US));
+    const i = l.findIndex((e) => e.fpA === a && e.fpB === b);
     if (i < 0) return undefined;
     const [e] = l.splice(i, 1);
     if (!l.length) this.recent.delete(idKey);

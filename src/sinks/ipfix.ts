@@ -63,17 +63,43 @@ export const LOOKUP_KEEP_MS = 60_000;
 /** dgram's lookup: (name, family or dns.lookup's options, callback) */
 export type Lookup = (host: string, options: number | { family?: number }, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void) => void;
 
-/** A lookup that keeps each (name, family)'s answer `keepMs`; a failure is not kept. */
-export function cachedLookup(lookup: Lookup, keepMs = LOOKUP_KEEP_MS, now: () => number = Date.now): Lookup {
+/** how long a failed lookup is answered with its failure (or the last answer) before it is asked again */
+export const LOOKUP_FAIL_KEEP_MS = 5_000;
+
+/**
+ * A lookup that keeps each (name, family)'s answer `keepMs`: one lookup at
+ * a time per name (the datagrams meanwhile wait for it); an answer past its
+ * time still serves while the next is asked, and after a failure; a failure
+ * with no answer before is the answer for `failKeepMs`. Answers come
+ * asynchronously, as dns.lookup's do.
+ */
+export function cachedLookup(lookup: Lookup, keepMs = LOOKUP_KEEP_MS, now: () => number = Date.now, failKeepMs = LOOKUP_FAIL_KEEP_MS): Lookup {
+  type Cb = Parameters<Lookup>[2];
   const kept = new Map<string, { address: string; family: number; until: number }>();
+  const failed = new Map<string, { err: NodeJS.ErrnoException; until: number }>();
+  const waiting = new Map<string, Cb[]>();
   return (host, family, cb) => {
     const k = `${typeof family === 'number' ? family : family.family ?? 0}\0${host}`;
+    const t = now();
     const hit = kept.get(k);
-    // (answered asynchronously, as dns.lookup does)
-    if (hit && hit.until > now()) { process.nextTick(cb, null, hit.address, hit.family); return; }
+    const fail = failed.get(k);
+    const asking = waiting.get(k);
+    if (hit) {
+      process.nextTick(cb, null, hit.address, hit.family);
+      // (past its time: asked again, unless that is under way or just failed)
+      if (hit.until > t || asking || (fail && fail.until > t)) return;
+      waiting.set(k, []);
+    } else {
+      if (fail && fail.until > t) { process.nextTick(cb, fail.err, '', 0); return; }
+      if (asking) { asking.push(cb); return; }
+      waiting.set(k, [cb]);
+    }
     lookup(host, family, (err, address, fam) => {
-      if (!err) kept.set(k, { address, family: fam, until: now() + keepMs });
-      cb(err, address, fam);
+      const cbs = waiting.get(k) ?? [];
+      waiting.delete(k);
+      if (err) failed.set(k, { err, until: now() + failKeepMs });
+      else { kept.set(k, { address, family: fam, until: now() + keepMs }); failed.delete(k); }
+      for (const c of cbs) c(err, address, fam);
     });
   };
 }

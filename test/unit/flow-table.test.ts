@@ -291,67 +291,6 @@ describe('flow table', () => {
     assert.equal(out.closed_.length, 1);
   });
 
-  it('a flow a dump skipped (dumps are not atomic) and settled, seen alive again, is the same flow: no second row; its end corrects the settled one', () => {
-    const evs = decodeFixture('ipv4-masq-acct-ts');
-    const news = evs.filter((e) => e.type === 'NEW');
-    assert.ok(news.length >= 3);
-    // a dump entry carries the kernel's start (its DESTROY's), a little off the time its NEW was read
-    const kstart = (e: FlowEvent) => evs.find((d) => d.type === 'DESTROY' && d.id === e.id)!.start!;
-    const c = clock();
-    const out = collector();
-    const t = new FlowTable({ ns: 5, out, now: c.now, graceUs: 1000 });
-    for (const ev of news) t.handle(ev);
-    // a dump that had none of them: all settled after the grace
-    t.beginSync();
-    t.endSync(c.t);
-    c.t += 2000;
-    t.sweep();
-    assert.equal(out.settled_.length, news.length);
-    const [x, y, z] = news;
-    const key = (e: FlowEvent) => out.opened_.find((r) => r.ctId === e.id)!.key;
-    // the next dump has x and y after all (same id, tuple and kernel start): revived, not opened again
-    t.beginSync();
-    t.handle({ ...x, type: 'DUMP', start: kstart(x) });
-    t.handle({ ...y, type: 'DUMP' });
-    t.endSync(c.t);
-    assert.equal(out.opened_.length, news.length, 'no second row');
-    assert.deepEqual([t.stats().revived, t.stats().open], [2, 2]);
-    // x's DESTROY: a correction of the row its settling made, with the kernel's end
-    const dx = evs.find((e) => e.type === 'DESTROY' && e.id === x.id)!;
-    t.handle(dx);
-    assert.equal(out.closed_.length, 0);
-    assert.equal(out.corrected_.length, 1);
-    const ox = out.opened_.find((r) => r.ctId === x.id)!;
-    assert.deepEqual([out.corrected_[0].ref.key, out.corrected_[0].ref.start, out.corrected_[0].rec.key, out.corrected_[0].rec.start], [key(x), ox.start, key(x), us(kstart(x))]);
-    assert.equal(out.corrected_[0].rec.flags & FLAG_END_ESTIMATED, 0);
-    assert.equal(out.corrected_[0].rec.end, Number((dx.stop! + 999n) / 1000n));
-    // y missing from the dump after: its row corrected to the later end (still estimated), then its DESTROY corrects that row
-    c.t += 5_000_000;
-    t.beginSync();
-    t.endSync(c.t);
-    c.t += 2000;
-    t.sweep();
-    assert.equal(out.corrected_.length, 2);
-    const second = out.corrected_[1];
-    assert.deepEqual([second.ref.key, second.rec.key, second.rec.end, second.rec.src], [key(y), key(y), c.t - 2000, y.orig.src]);
-    assert.ok(second.rec.flags & FLAG_END_ESTIMATED);
-    const dy = evs.find((e) => e.type === 'DESTROY' && e.id === y.id)!;
-    t.handle(dy);
-    assert.equal(out.corrected_.length, 3);
-    assert.ok(out.corrected_[2].ref.flags & FLAG_END_ESTIMATED, 'the row the second settling made');
-    assert.equal(out.corrected_[2].rec.flags & FLAG_END_ESTIMATED, 0);
-    assert.equal(out.closed_.length, 0);
-    // z again, but as a NEW (a new flow under the same id and tuple), or with another kernel start: new flows
-    const oz = out.opened_.find((r) => r.ctId === z.id)!;
-    t.handle({ ...z, type: 'DUMP', start: BigInt(oz.start + 5_000_000) * 1000n });
-    assert.equal(out.opened_.length, news.length + 1);
-    t.handle(evs.find((e) => e.type === 'DESTROY' && e.id === z.id)!);
-    assert.equal(out.closed_.length, 1, 'that one closes as itself');
-    t.handle(z);
-    assert.equal(out.opened_.length, news.length + 2);
-    assert.equal(t.stats().revived, 2);
-  });
-
   it('two flows open at once under the same conntrack id are two flows (the tuple is part of identity)', () => {
     const news = decodeFixture('ipv4-masq-acct-ts').filter((e) => e.type === 'NEW' && e.proto === 6);
     const out = collector();

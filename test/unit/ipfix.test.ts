@@ -187,19 +187,39 @@ describe('IPFIX encoding', () => {
       rx.close();
     }
   });
-  it('a collector given by name is looked up once a minute, not for each datagram; a failed lookup is asked again', async () => {
+  it('a collector given by name is looked up once a minute, one lookup at a time; the last answer serves while it is asked again and after a failure', async () => {
     let asked = 0;
     let fail = false;
-    const real: Lookup = (host, family, cb) => { asked++; if (fail) cb(Object.assign(new Error('EAI_AGAIN'), { code: 'EAI_AGAIN' }), '', 0); else cb(null, '127.0.0.1', 4); };
+    let hold: Array<() => void> | undefined;
+    const real: Lookup = (host, family, cb) => {
+      asked++;
+      const answer = () => (fail ? cb(Object.assign(new Error('EAI_AGAIN'), { code: 'EAI_AGAIN' }), '', 0) : cb(null, '127.0.0.1', 4));
+      if (hold) hold.push(answer); else answer();
+    };
     let now = 0;
-    const l = cachedLookup(real, 60_000, () => now);
-    const ask = () => new Promise<string>((r) => l('collector.example', 4, (err, a) => r(err ? err.message : a)));
-    assert.deepEqual([await ask(), await ask(), asked], ['127.0.0.1', '127.0.0.1', 1]);
+    const l = cachedLookup(real, 60_000, () => now, 5_000);
+    const ask = (host = 'collector.example') => new Promise<string>((r) => l(host, 4, (err, a) => r(err ? err.message : a)));
+    // datagrams sent while the first lookup is under way wait for it: one lookup
+    hold = [];
+    const first = [ask(), ask(), ask()];
+    assert.equal(asked, 1);
+    for (const h of hold) h();
+    hold = undefined;
+    assert.deepEqual([...(await Promise.all(first)), asked], ['127.0.0.1', '127.0.0.1', '127.0.0.1', 1]);
+    assert.deepEqual([await ask(), asked], ['127.0.0.1', 1]);
+    // a minute on: the answer still serves while the next lookup fails; not asked again for 5 s
     now += 60_001;
     fail = true;
-    assert.deepEqual([await ask(), await ask(), asked], ['EAI_AGAIN', 'EAI_AGAIN', 3]);
+    assert.deepEqual([await ask(), await ask(), asked], ['127.0.0.1', '127.0.0.1', 2]);
+    now += 5_001;
     fail = false;
-    assert.deepEqual([await ask(), await ask(), asked], ['127.0.0.1', '127.0.0.1', 4]);
+    assert.deepEqual([await ask(), asked], ['127.0.0.1', 3]);
+    assert.deepEqual([await ask(), asked], ['127.0.0.1', 3]);
+    // a name never answered: the failure is the answer for 5 s, then it is asked again
+    fail = true;
+    assert.deepEqual([await ask('down.example'), await ask('down.example'), asked], ['EAI_AGAIN', 'EAI_AGAIN', 4]);
+    now += 5_001;
+    assert.deepEqual([await ask('down.example'), asked], ['EAI_AGAIN', 5]);
     // and the sink, to "localhost": every record arrives
     const rx = createSocket('udp4');
     const got: Buffer[] = [];
