@@ -7,7 +7,7 @@
 import type { AggregateRecord } from '../records/aggregate.js';
 import type { Cidr } from '../util/ip.js';
 import { Params, type Built, type Dialect } from './sql.js';
-import { addrOrNull } from './rows.js';
+import { addrOrNull, numOrNull } from './rows.js';
 
 export const AGGREGATE_COLUMNS = [
   't', 'name', 'interval_us', 'first', 'last', 'family', 'proto', 'src', 'src_prefix', 'dst', 'dst_prefix', 'sport', 'dport',
@@ -27,7 +27,7 @@ export function aggregateValues(r: AggregateRecord, addr: (a: string) => unknown
 
 /** A stored aggregated record read back: the record as the stage made it. */
 export function rowToAggregate(x: Record<string, unknown>): AggregateRecord {
-  const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const n = numOrNull;
   return {
     aggregate: String(x.name), intervalStart: Number(x.t), intervalUs: Number(x.interval_us), first: Number(x.first), last: Number(x.last),
     family: Number(x.family) as 0 | 4 | 6, proto: n(x.proto), src: addrOrNull(x.src), srcPrefix: n(x.src_prefix), dst: addrOrNull(x.dst), dstPrefix: n(x.dst_prefix),

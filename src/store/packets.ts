@@ -16,7 +16,7 @@ import type { PacketLog } from '../records/packet.js';
 import type { Cidr } from '../util/ip.js';
 import type { StoredFlow } from './store.js';
 import { Params, type Built, type Dialect } from './sql.js';
-import { addrOrNull } from './rows.js';
+import { addrOrNull, numOrNull } from './rows.js';
 
 /** A packet as the store keeps it. */
 export interface PacketRow {
@@ -71,7 +71,7 @@ export function packetValues(r: PacketRow, addr: (a: string) => unknown): unknow
 export type StoredPacket = PacketRow;
 
 export function rowToPacket(x: Record<string, unknown>): StoredPacket {
-  const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const n = numOrNull;
   return {
     t: Number(x.t), ns: Number(x.ns), group: Number(x.grp), hook: Number(x.hook), family: Number(x.family), prefix: String(x.prefix),
     indev: x.indev === null ? null : String(x.indev), outdev: x.outdev === null ? null : String(x.outdev), proto: n(x.proto),

@@ -16,10 +16,12 @@ export function addrText(v: unknown): string {
 
 /** A stored address that may be NULL, as text or null. */
 export const addrOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : addrText(v));
+/** a column's number, or null (PostgreSQL's bigint comes as text) */
+export const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 /** A row of any of the flow tables, as read back. */
 export function rowToFlow(x: Record<string, unknown>): StoredFlow {
-  const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const n = numOrNull;
   const a = (v: unknown) => (v === null || v === undefined ? null : addrText(v));
   const start = Number(x.start);
   return {

@@ -71,6 +71,15 @@ const base: EndedFlow = {
 const u = (b: Buffer | undefined) => (b!.length === 8 ? Number(b!.readBigUInt64BE(0)) : b!.length === 4 ? b!.readUInt32BE(0) : b!.length === 2 ? b!.readUInt16BE(0) : b!.readUInt8(0));
 const ip = (b: Buffer | undefined) => (b!.length === 4 ? [...b!].join('.') : b!.toString('hex'));
 
+/** a collector stand-in on the loopback: every datagram it receives */
+async function receiver() {
+  const rx = createSocket('udp4');
+  const got: Buffer[] = [];
+  rx.on('message', (b) => got.push(b));
+  await new Promise<void>((r) => rx.bind(0, '127.0.0.1', () => r()));
+  return { rx, got };
+}
+
 describe('IPFIX encoding', () => {
   it('a flow record: times to the ms (start down, end up), both directions\' 64-bit counters, ports, addresses; NAT after translation', () => {
     const p = new IpfixPacker(1400, 'rfc8158');
@@ -138,10 +147,7 @@ describe('IPFIX encoding', () => {
   });
 
   it('the sink: messages within max_message_size (576), sequence numbers counting the records before, templates first and on their timer; corrections not sent again', async () => {
-    const rx = createSocket('udp4');
-    const got: Buffer[] = [];
-    rx.on('message', (b) => got.push(b));
-    await new Promise<void>((r) => rx.bind(0, '127.0.0.1', () => r()));
+    const { rx, got } = await receiver();
     let now = 1_796_000_000;
     try {
     const s = new IpfixSink({
@@ -221,10 +227,7 @@ describe('IPFIX encoding', () => {
     now += 5_001;
     assert.deepEqual([await ask('down.example'), asked], ['EAI_AGAIN', 5]);
     // and the sink, to "localhost": every record arrives
-    const rx = createSocket('udp4');
-    const got: Buffer[] = [];
-    rx.on('message', (b) => got.push(b));
-    await new Promise<void>((r) => rx.bind(0, '127.0.0.1', () => r()));
+    const { rx, got } = await receiver();
     try {
       const s = new IpfixSink({
         name: 'ipfix0', address: `udp://localhost:${rx.address().port}`, domain: 3, templateRefreshSecs: 60, maxMessageSize: 1400,
@@ -265,10 +268,7 @@ describe('IPFIX encoding', () => {
     }
   });
   it('interim reports: one flow record each, no NAT event; an end after them with nothing since writes only its delete event', async () => {
-    const rx = createSocket('udp4');
-    const got: Buffer[] = [];
-    rx.on('message', (m) => got.push(m));
-    await new Promise<void>((r) => rx.bind(0, '127.0.0.1', () => r()));
+    const { rx, got } = await receiver();
     try {
       const s = new IpfixSink({
         name: 'ipfix0', address: `udp://127.0.0.1:${rx.address().port}`, domain: 1, templateRefreshSecs: 60, maxMessageSize: 1400,
