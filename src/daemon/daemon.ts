@@ -95,8 +95,15 @@ const TIMESTAMP_SYSCTL = 'net.netfilter.nf_conntrack_timestamp';
 const CHECK_FIRST_MS = 10_000;
 const CHECK_MAX_MS = 300_000;
 
-/** a line sink's formatter of aggregated records (the configuration checked the format writes them) */
-const aggregateFormat = (name: string | undefined) => findFormat(name ?? DEFAULT_FORMAT.aggregate!, 'aggregate')!.build({}) as (r: AggregateRecord) => string;
+/** a line sink's formatter of aggregated records, by format name, found once (the configuration checked the format writes them) */
+const aggregateFormats = new Map<string, (r: AggregateRecord) => string>();
+function aggregateFormat(name = DEFAULT_FORMAT.aggregate!): (r: AggregateRecord) => string {
+  let f = aggregateFormats.get(name);
+  if (!f) { f = findFormat(name, 'aggregate')!.build({}) as (r: AggregateRecord) => string; aggregateFormats.set(name, f); }
+  return f;
+}
+/** an aggregation stage's counts that carry on across reloads */
+const AGGREGATE_COUNTS = ['flows', 'records', 'late', 'early'] as const;
 
 /** How often a table is dumped for interim reports: every active or inactive timeout, whichever is less, and at least once a minute (ms). */
 export function interimDumpMs(t: InterimTimeouts): number {
@@ -132,7 +139,7 @@ export class Pipeline {
   /** the aggregation stages by name, and the configuration each was made from */
   private aggregators = new Map<string, { a: Aggregator; key: string }>();
   /** the counts of stages a reload replaced, by name (kept in the totals of the one that follows, or alone for one removed) */
-  private readonly retiredAggregates = new Map<string, { flows: number; records: number; late: number; early: number }>();
+  private readonly retiredAggregates = new Map<string, Record<(typeof AGGREGATE_COUNTS)[number], number>>();
   private paused = false;
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
@@ -284,8 +291,8 @@ export class Pipeline {
 
   /**
    * The aggregation stages of a configuration: one whose settings did not
-   * change stays (what it holds with it); a changed or removed one sends
-   * what it holds now, early.
+   * change stays (what it holds with it); the others start empty (a reload
+   * has had the ones it changes or removes send what they held first).
    */
   private setAggregators(list: AggregateConfig[]): void {
     const next = new Map<string, { a: Aggregator; key: string }>();
@@ -313,7 +320,7 @@ export class Pipeline {
         }),
       });
     }
-    this.flushReplacedAggregators(list);
+    // (the stages it replaces were flushed first: flushReplacedAggregators)
     this.aggregators = next;
   }
 
@@ -330,7 +337,7 @@ export class Pipeline {
       old.a.tick(nowMicros(), true);
       const st = old.a.stats();
       const r = this.retiredAggregates.get(name) ?? { flows: 0, records: 0, late: 0, early: 0 };
-      for (const k of ['flows', 'records', 'late', 'early'] as const) r[k] += st[k];
+      for (const k of AGGREGATE_COUNTS) r[k] += st[k];
       this.retiredAggregates.set(name, r);
       // (gone: the next configuration's stage of this name starts empty)
       this.aggregators.delete(name);
@@ -673,7 +680,8 @@ export class Pipeline {
     const out = [...this.aggregators.values()].map(({ a }) => {
       const st = a.stats();
       const r = this.retiredAggregates.get(st.name);
-      return r ? { ...st, flows: st.flows + r.flows, records: st.records + r.records, late: st.late + r.late, early: st.early + r.early } : st;
+      if (r) for (const k of AGGREGATE_COUNTS) st[k] += r[k];
+      return st;
     });
     for (const [name, r] of this.retiredAggregates) if (!this.aggregators.has(name)) out.push({ name, ...r, held: 0 });
     return out;
