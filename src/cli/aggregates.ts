@@ -6,11 +6,10 @@ import { UsageError } from '../util/errors.js';
 import { isoTime } from '../util/time.js';
 import { AGGREGATE_KEYS, type AggregateRecord } from '../records/aggregate.js';
 import { aggregateJson } from '../formats/aggregate.js';
-import { protoName } from '../formats/flow.js';
 import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
-import { cidrList, intOpt, portList, timeOpt } from './search-options.js';
+import { cidrList, intOpt, portList, protoList, searchWindow } from './search-options.js';
 import { MAX_HOSTS, MAX_LIMIT, MAX_PORTS } from './flows.js';
-import { collect, list, parseProto } from './options.js';
+import { collect, list } from './options.js';
 import { alignedTable, csvCell } from './flowfmt.js';
 
 interface AggregatesCliOptions extends StoreCliOptions {
@@ -39,13 +38,11 @@ the earliest start and the latest end. Columns a stage does not fold by are "-"
 
 async function searchAggregates(o: AggregatesCliOptions): Promise<void> {
   if (o.json && o.csv) throw new UsageError('--json and --csv: choose one');
-  const since = timeOpt(o.since, '--since', 0, false);
-  const until = timeOpt(o.until, '--until', (Date.now() + 86400000) * 1000, true);
-  if (since > until) throw new UsageError('--since is after --until');
+  const { since, until } = searchWindow(o);
   const hosts = cidrList(o.host, '--host');
   if (hosts.length > MAX_HOSTS) throw new UsageError(`--host: ${hosts.length} values, at most ${MAX_HOSTS} (use CIDRs)`);
   const limit = intOpt(o.limit, '--limit', MAX_LIMIT)!;
-  const protos = [...new Set(list(o.proto, '--proto').map((p) => parseProto(p, '--proto')))];
+  const protos = protoList(o.proto);
   const ports = portList(o.port, '--port', MAX_PORTS);
   const store = await openReader(o);
   await query(store, 'aggregates', async () => {
@@ -59,21 +56,12 @@ const KEY_HEAD: Record<(typeof AGGREGATE_KEYS)[number], string> = {
   src: 'SRC', dst: 'DST', sport: 'SPORT', dport: 'DPORT', proto: 'PROTO', nat_src: 'NAT_SRC', nat_sport: 'NAT_SPORT', nat_dst: 'NAT_DST', nat_dport: 'NAT_DPORT',
 };
 
-/** the columns of the keys any of the rows folds by, in the stage keys' order */
-function keyColumns(rows: AggregateRecord[]): Array<(typeof AGGREGATE_KEYS)[number]> {
-  return AGGREGATE_KEYS.filter((k) => rows.some((r) => keyValue(r, k) !== null));
-}
-
-function keyValue(r: AggregateRecord, k: (typeof AGGREGATE_KEYS)[number]): string | null {
-  const j = aggregateJson(r);
-  const v = j[k];
-  return v === null || v === undefined ? null : String(v);
-}
-
 export function aggregatesTable(rows: AggregateRecord[]): string {
-  const keys = keyColumns(rows);
+  const objs = rows.map(aggregateJson);
+  // the columns of the keys any of the rows folds by, in the stage keys' order
+  const keys = AGGREGATE_KEYS.filter((k) => objs.some((j) => j[k] !== null));
   return alignedTable(['INTERVAL', 'SECONDS', 'NAME', ...keys.map((k) => KEY_HEAD[k]), 'FLOWS', 'PKTS', 'BYTES', 'RPKTS', 'RBYTES', 'FIRST', 'LAST'],
-    rows.map((r) => [isoTime(r.intervalStart), String(r.intervalUs / 1e6), r.aggregate, ...keys.map((k) => keyValue(r, k) ?? '-'),
+    rows.map((r, i) => [isoTime(r.intervalStart), String(r.intervalUs / 1e6), r.aggregate, ...keys.map((k) => (objs[i][k] === null ? '-' : String(objs[i][k]))),
       String(r.flows), String(r.origPackets), String(r.origBytes), String(r.replyPackets), String(r.replyBytes), isoTime(r.first), isoTime(r.last)]));
 }
 
@@ -84,7 +72,7 @@ export function aggregatesCsv(rows: AggregateRecord[]): string {
   const out = [CSV_HEAD.join(',')];
   for (const r of rows) {
     const j = aggregateJson(r);
-    out.push([j.interval_start, r.intervalStart, j.interval_s, r.aggregate, j.family, r.proto === null ? null : protoName(r.proto), j.src, j.sport, j.dst, j.dport,
+    out.push([j.interval_start, r.intervalStart, j.interval_s, r.aggregate, j.family, j.proto, j.src, j.sport, j.dst, j.dport,
       j.nat_src, j.nat_sport, j.nat_dst, j.nat_dport, r.flows, r.origPackets, r.origBytes, r.replyPackets, r.replyBytes, j.first, r.first, j.last, r.last]
       .map(csvCell).join(','));
   }

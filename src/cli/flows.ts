@@ -2,9 +2,9 @@
 import { Command, Option } from 'commander';
 import { ALL_SIDES, type FlowSearch, type Side, type TopKey } from '../store/sql.js';
 import type { Cidr } from '../util/ip.js';
-import { cidrList, intOpt, portList, timeOpt } from './search-options.js';
+import { cidrList, intOpt, portList, protoList, searchWindow } from './search-options.js';
 import { UsageError } from '../util/errors.js';
-import { collect, list, parseProto } from './options.js';
+import { collect, list } from './options.js';
 import { addStoreOptions, namespaceIds, openReader, query, type StoreCliOptions } from './store-open.js';
 import { flowJson, flowsCsv, flowsTable, hostPort, topCsv, topJson, topTable } from './flowfmt.js';
 import { packetJson, packetsTable } from './packetfmt.js';
@@ -56,9 +56,7 @@ export function flowsCommand(): Command {
       if (o.json && o.csv) throw new UsageError('--json and --csv: choose one');
       if (o.packets && (o.csv || o.top)) throw new UsageError(`--packets: not with ${o.csv ? '--csv' : '--top'} (table or JSON output of flows)`);
       if (o.process && o.top) throw new UsageError('--process: not with --top (a list of flows)');
-      const since = timeOpt(o.since, '--since', 0, false);
-      const until = timeOpt(o.until, '--until', (Date.now() + 86400000) * 1000, true);
-      if (since > until) throw new UsageError(`--since is after --until`);
+      const { since, until } = searchWindow(o);
       // repeated values once each: they only make the query longer
       const nat = [...new Set(list(o.nat, '--nat').map((n) => {
         if (!['none', 'snat', 'dnat', 'both'].includes(n)) throw new UsageError(`--nat: "${n}" is not one of none, snat, dnat, both`);
@@ -80,7 +78,7 @@ export function flowsCommand(): Command {
       }
       const limit = intOpt(o.limit, '--limit', MAX_LIMIT)!;
       const base: FlowSearch = {
-        window: { since, until }, hosts: [], sides: ALL_SIDES, ports, protos: [...new Set(list(o.proto, '--proto').map((p) => parseProto(p, '--proto')))],
+        window: { since, until }, hosts: [], sides: ALL_SIDES, ports, protos: protoList(o.proto),
         nat, minBytes: intOpt(o.minBytes, '--min-bytes', MAX_BYTES), limit: limit === 0 ? undefined : limit,
       };
       const store = await openReader(o);

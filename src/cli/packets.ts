@@ -13,10 +13,10 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { pcapFileHeader, pcapRecordNflog, pcapRecordRaw, type PcapLinktype } from '../formats/packet/pcap.js';
 import { explainSocketError, UsageError } from '../util/errors.js';
 import { positiveInt, rcvbufWarning } from './events.js';
-import { checkNetns, collect, list, parseProto } from './options.js';
+import { checkNetns, collect, list } from './options.js';
 import { Option } from 'commander';
 import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
-import { cidrList, intOpt, portList, timeOpt } from './search-options.js';
+import { cidrList, intOpt, portList, protoList, searchWindow } from './search-options.js';
 import { MAX_HOSTS, MAX_LIMIT, MAX_PORTS } from './flows.js';
 import { HOOK_NAMES, NFLOG_DEFAULT_QTHRESHOLD } from '../sources/nflog/constants.js';
 import type { PacketSearch, PacketTopKey } from '../store/packets.js';
@@ -139,9 +139,7 @@ async function searchPackets(o: PacketsOptions): Promise<void> {
   // live-only options mean nothing in a search: refused rather than ignored
   for (const k of ['write', 'count', 'hwhdr', 'netns'] as const) if (o[k] !== undefined) throw new UsageError(`${flag(k)}: applies to live packets (--group without --db, --postgres or --config)`);
   if (o.json && o.csv) throw new UsageError('--json and --csv: choose one');
-  const since = timeOpt(o.since, '--since', 0, false);
-  const until = timeOpt(o.until, '--until', (Date.now() + 86400000) * 1000, true);
-  if (since > until) throw new UsageError('--since is after --until');
+  const { since, until } = searchWindow(o);
   const hooks = [...new Set(list(o.hook, '--hook').map((h) => {
     const i = HOOK_NAMES.indexOf(h.toUpperCase());
     if (i < 0) throw new UsageError(`--hook: "${h}" is not one of ${HOOK_NAMES.join(', ')}`);
@@ -160,7 +158,7 @@ async function searchPackets(o: PacketsOptions): Promise<void> {
   const limit = intOpt(o.limit, '--limit', MAX_LIMIT)!;
   const s: PacketSearch = {
     since, until, prefixes, hooks, ifaces: list(o.iface, '--iface'), hosts, srcs, dsts, ports: portList(o.port, '--port', MAX_PORTS),
-    protos: [...new Set(list(o.proto, '--proto').map((p) => parseProto(p, '--proto')))], groups: o.group ?? [], limit: limit === 0 ? undefined : limit,
+    protos: protoList(o.proto), groups: o.group ?? [], limit: limit === 0 ? undefined : limit,
   };
   let store;
   try {

@@ -1,8 +1,9 @@
-// Option values shared by the commands that search the store (flows, packets).
+// Option values shared by the commands that search the store (flows, packets, tcpstates, aggregates).
 import { parseCidr, type Cidr } from '../util/ip.js';
 import { parseTimeInterval } from '../util/time.js';
 import { UsageError } from '../util/errors.js';
 import { list } from '../util/args.js';
+import { parseProto } from '../sources/conntrack/filter.js';
 
 export const cidrList = (vals: string[] | undefined, opt: string): Cidr[] => list(vals, opt).map((v) => {
   try { return parseCidr(v); } catch (e) { throw new UsageError(`${opt}: ${(e as Error).message}`); }
@@ -28,4 +29,17 @@ export function portList(vals: string[] | undefined, opt: string, max: number): 
   }))];
   if (ports.length > max) throw new UsageError(`${opt}: ${ports.length} ports, at most ${max}`);
   return ports;
+}
+
+/** --since and --until: the time searched (default: all of it, to a day from now) */
+export function searchWindow(o: { since?: string; until?: string }): { since: number; until: number } {
+  const since = timeOpt(o.since, '--since', 0, false);
+  const until = timeOpt(o.until, '--until', (Date.now() + 86400000) * 1000, true);
+  if (since > until) throw new UsageError('--since is after --until');
+  return { since, until };
+}
+
+/** --proto: protocols by name or number, each once */
+export function protoList(vals: string[] | undefined): number[] {
+  return [...new Set(list(vals, '--proto').map((p) => parseProto(p, '--proto')))];
 }

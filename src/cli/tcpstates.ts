@@ -15,7 +15,7 @@ import { native } from '../netlink/native.js';
 import { netnsInode, TcpstatesError, TcpstatesSource, type TcpstatesStats } from '../sources/tcpstates/source.js';
 import { TCP_STATE_NAMES } from '../records/tcpstate.js';
 import { addStoreOptions, openReader, query, type StoreCliOptions } from './store-open.js';
-import { cidrList, intOpt, portList, timeOpt } from './search-options.js';
+import { cidrList, intOpt, portList, searchWindow } from './search-options.js';
 import { MAX_HOSTS, MAX_LIMIT, MAX_PORTS, noTcpStates } from './flows.js';
 import { collect, list } from './options.js';
 import { isoTime } from '../util/time.js';
@@ -97,9 +97,7 @@ const LIVE_ONLY = { timestamp: '-T', elapsed: '-t', wide: '-w', journal: '-Y', i
 async function searchTcpstates(o: TcpstatesCliOptions): Promise<void> {
   for (const [k, f] of Object.entries(LIVE_ONLY)) if (o[k as keyof typeof LIVE_ONLY] !== undefined) throw new UsageError(`${f}: applies to live changes (without --db, --postgres or --config)`);
   if (o.json && o.csv) throw new UsageError('--json and -s: choose one');
-  const since = timeOpt(o.since, '--since', 0, false);
-  const until = timeOpt(o.until, '--until', (Date.now() + 86400000) * 1000, true);
-  if (since > until) throw new UsageError('--since is after --until');
+  const { since, until } = searchWindow(o);
   const hosts = cidrList(o.host, '--host');
   if (hosts.length > MAX_HOSTS) throw new UsageError(`--host: ${hosts.length} values, at most ${MAX_HOSTS} (use CIDRs)`);
   const states = [...new Set(list(o.state, '--state').map((v) => {
