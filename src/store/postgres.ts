@@ -9,10 +9,10 @@ import {
   type AddrPort, type Buckets, type Built, type Dialect, type FlowSearch, type TopKey, type Window,
 } from './sql.js';
 import { clampToStore, packetTopRow, rowToFlow, rowToOpen, topRow } from './rows.js';
-import { AGGREGATE_COLUMN_LIST, AGGREGATE_COLUMNS, AGGREGATE_PG_TYPES, aggregateSearchQuery, aggregateValues, rowToAggregate, type AggregateSearch } from './aggregates.js';
+import { AGGREGATE_COLUMNS, AGGREGATE_PG_TYPES, aggregateSearchQuery, aggregateValues, rowToAggregate, type AggregateSearch } from './aggregates.js';
 import type { AggregateRecord } from '../records/aggregate.js';
-import { flowHolderQuery, holdersOf, rowToTcpState, TCPSTATE_COLUMN_LIST, TCPSTATE_COLUMNS, tcpStateSearchQuery, tcpStateValues, type FlowHolders, type StoredTcpState, type TcpStateSearch } from './tcpstates.js';
-import { flowPacketsQuery, PACKET_COLUMN_LIST, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
+import { flowHolderQuery, holdersOf, rowToTcpState, TCPSTATE_COLUMNS, tcpStateSearchQuery, tcpStateValues, type FlowHolders, type StoredTcpState, type TcpStateSearch } from './tcpstates.js';
+import { flowPacketsQuery, PACKET_COLUMNS, packetSearchQuery, packetTopQuery, packetValues, rowToPacket, type PacketSearch, type PacketTopKey, type PacketTopRow, type StoredPacket } from './packets.js';
 import type { FlowStore, Gap, GapKind, OpenRow, Run, StoreBatch, StoredFlow, TopRow, WriteResult } from './store.js';
 
 export const POSTGRES: Dialect = {
@@ -134,6 +134,14 @@ function columnArrays(rows: FlowRecord[]): unknown[][] {
     for (let i = 0; i < v.length; i++) a[i].push(v[i]);
   }
   return a;
+}
+/** Rows of records into `table` in one INSERT from one array per column (unnest): how many went in. */
+async function insertRows<R>(c: pg.PoolClient, table: string, columns: readonly string[], types: readonly string[], rows: R[],
+  values: (r: R, addr: (a: string) => unknown) => unknown[]): Promise<number> {
+  const cols: unknown[][] = columns.map(() => []);
+  for (const r of rows) values(r, (a) => a).forEach((v, i) => cols[i].push(v));
+  const ins = await c.query(`INSERT INTO ${table} (${columns.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`, cols);
+  return ins.rowCount ?? 0;
 }
 const UNNEST_ARGS = (offset: number) => COLUMNS.map((c, i) => `$${offset + i}::${COL_TYPES[c]}[]`).join(', ');
 
@@ -268,24 +276,9 @@ export class PostgresStore implements FlowStore {
         await c.query('INSERT INTO gaps (ns, since, until, reason, kind) SELECT * FROM unnest($1::integer[], $2::bigint[], $3::bigint[], $4::text[], $5::text[])',
           [b.gaps.map((g) => g.ns), b.gaps.map((g) => g.since), b.gaps.map((g) => g.until), b.gaps.map((g) => g.reason), b.gaps.map((g) => g.kind ?? 'events')]);
       }
-      if (b.packets.length) {
-        const cols: unknown[][] = PACKET_COLUMNS.map(() => []);
-        for (const r of b.packets) packetValues(r, (a) => a).forEach((v, i) => cols[i].push(v));
-        const ins = await c.query(`INSERT INTO packets (${PACKET_COLUMN_LIST}) SELECT * FROM unnest(${PACKET_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`, cols);
-        res.packets = ins.rowCount ?? 0;
-      }
-      if (b.tcpStates.length) {
-        const cols: unknown[][] = TCPSTATE_COLUMNS.map(() => []);
-        for (const r of b.tcpStates) tcpStateValues(r, (a) => a).forEach((v, i) => cols[i].push(v));
-        const ins = await c.query(`INSERT INTO tcp_states (${TCPSTATE_COLUMN_LIST}) SELECT * FROM unnest(${TCPSTATE_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`, cols);
-        res.tcpStates = ins.rowCount ?? 0;
-      }
-      if (b.aggregates.length) {
-        const cols: unknown[][] = AGGREGATE_COLUMNS.map(() => []);
-        for (const r of b.aggregates) aggregateValues(r, (a) => a).forEach((v, i) => cols[i].push(v));
-        const ins = await c.query(`INSERT INTO aggregates (${AGGREGATE_COLUMN_LIST}) SELECT * FROM unnest(${AGGREGATE_PG_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`, cols);
-        res.aggregates = ins.rowCount ?? 0;
-      }
+      if (b.packets.length) res.packets = await insertRows(c, 'packets', PACKET_COLUMNS, PACKET_TYPES, b.packets, packetValues);
+      if (b.tcpStates.length) res.tcpStates = await insertRows(c, 'tcp_states', TCPSTATE_COLUMNS, TCPSTATE_TYPES, b.tcpStates, tcpStateValues);
+      if (b.aggregates.length) res.aggregates = await insertRows(c, 'aggregates', AGGREGATE_COLUMNS, AGGREGATE_PG_TYPES, b.aggregates, aggregateValues);
       for (const x of b.namespaces ?? []) await c.query('INSERT INTO namespaces (id, name, inode) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING', [x.id, x.name, x.inode || null]);
       if (b.run) {
         await c.query(`INSERT INTO runs (id, started, alive, stopped, boot) VALUES ($1, $2, $3, $4, $5)
