@@ -15,8 +15,12 @@ function plainAscii(s: string): boolean {
 export function asciiJsonString(s: string, kernelBytes = false): string {
   // most are printable ASCII with nothing to escape: as they are, in quotes
   if (plainAscii(s)) return '"' + s + '"';
-  const u = kernelBytes ? Buffer.from(s, 'latin1').toString('utf8') : s;
-  return JSON.stringify(u).replace(/[\u007f-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+  return asciiJson(kernelBytes ? Buffer.from(s, 'latin1').toString('utf8') : s);
+}
+
+/** JSON in pure ASCII (non-ASCII escaped as \uXXXX, as asciiJsonString writes strings) */
+export function asciiJson(v: unknown): string {
+  return JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
 }
 
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });

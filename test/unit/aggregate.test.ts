@@ -126,7 +126,7 @@ describe('aggregated records as lines', () => {
     src: '10.0.0.0', srcPrefix: 24, dst: null, dstPrefix: null, sport: null, dport: 443, natSrc: '198.51.100.0', natSport: null, natDst: null, natDport: null,
     flows: 3, origPackets: 12, origBytes: 5_000_000_000, replyPackets: 9, replyBytes: 700, ...o,
   });
-  it('json: one shape for every stage (keys it does not fold by are null), a prefix as its network, the same as the object the slow way', () => {
+  it('json: one shape for every stage (keys it does not fold by are null), a prefix as its network; the line is that object, in ASCII', () => {
     const line = aggregateJsonLine(rec());
     assert.deepEqual(JSON.parse(line), aggregateJson(rec()));
     assert.deepEqual(JSON.parse(line), {
